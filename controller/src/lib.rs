@@ -1,0 +1,10 @@
+//! The Strowger controller: the tokio runtime around the sans-IO crates. It owns every socket
+//! (OpenFlow switch sessions, OVSDB host sessions, the REST API) and no simulation logic.
+
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod ofp_cmd;
+pub mod openflow;
+pub mod provision;
+pub mod serve;

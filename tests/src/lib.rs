@@ -1,0 +1,1 @@
+//! Test support for tests against real Open vSwitch: private sandboxes and tool wrappers.
