@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "strowger", version, about = "Network virtualization controller for Open vSwitch")]
+#[command(
+    name = "strowger",
+    version,
+    about = "Network virtualization controller for Open vSwitch"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -11,6 +15,8 @@ struct Cli {
 
 #[derive(clap::Subcommand)]
 enum Command {
+    /// Run the controller.
+    Serve(strowger::serve::ServeArgs),
     /// Decode (and re-encode) OpenFlow 1.3 messages, like `ovs-ofctl ofp-print`.
     #[command(subcommand)]
     Ofp(strowger::ofp_cmd::OfpCommand),
@@ -19,6 +25,28 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("strowger: cannot start the runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(strowger::serve::run(args)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("strowger: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Ofp(cmd) => strowger::ofp_cmd::run(cmd),
     }
 }

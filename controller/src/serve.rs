@@ -1,1 +1,82 @@
-//! (placeholder: filled by its issue)
+//! `strowger serve`: starts every subsystem on one tokio runtime under one shutdown signal.
+//! Each subsystem owns its listener (`run(listener, shutdown)`, mini-redis style) so tests can
+//! bind port 0; this module only wires them together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+/// Flags of `strowger serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Where switches connect (OpenFlow 1.3).
+    #[arg(long, default_value = "0.0.0.0:6653")]
+    pub openflow_listen: SocketAddr,
+    /// The REST API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub api_listen: SocketAddr,
+    /// Where hosts' OVSDB servers dial in (`ovs-vsctl set-manager tcp:CTRL:6640`).
+    #[arg(long, default_value = "0.0.0.0:6640")]
+    pub ovsdb_listen: SocketAddr,
+    /// The OpenFlow target written into each host's br-int (default: tcp:<openflow-listen>).
+    #[arg(long)]
+    pub openflow_advertise: Option<String>,
+    /// Directory of the embedded store.
+    #[arg(long, default_value = "/var/lib/strowger")]
+    pub data_dir: PathBuf,
+    /// Keep the topology in memory only (tests, throwaway labs).
+    #[arg(long)]
+    pub in_memory: bool,
+    /// The application answering packet-ins.
+    #[arg(long, default_value = "l2switch")]
+    pub app: String,
+}
+
+/// A shutdown signal every task watches: `true` once shutdown has begun.
+pub type Shutdown = watch::Receiver<bool>;
+
+/// Runs the controller until SIGINT/SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let api = tokio::net::TcpListener::bind(args.api_listen)
+        .await
+        .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
+    tracing::info!(addr = %args.api_listen, "REST API listening");
+    let app = crate::api::app(vec![]);
+    let mut api_stop = stop_rx.clone();
+    let api_task = tokio::spawn(async move {
+        axum::serve(api, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    api_task.await??;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
