@@ -417,17 +417,23 @@ impl Display for FlowMod {
     }
 }
 
-fn flags(f: &mut Formatter<'_>, flags: u16) -> fmt::Result {
-    for (bit, name) in [
+/// OVS names of the `OFPFF_*` bits set in `flags`.
+fn flag_names(flags: u16) -> impl Iterator<Item = &'static str> {
+    [
         (consts::OFPFF_SEND_FLOW_REM, "send_flow_rem"),
         (consts::OFPFF_CHECK_OVERLAP, "check_overlap"),
         (consts::OFPFF_RESET_COUNTS, "reset_counts"),
         (consts::OFPFF_NO_PKT_COUNTS, "no_packet_counts"),
         (consts::OFPFF_NO_BYT_COUNTS, "no_byte_counts"),
-    ] {
-        if flags & bit != 0 {
-            write!(f, " {name}")?;
-        }
+    ]
+    .into_iter()
+    .filter(move |(bit, _)| flags & bit != 0)
+    .map(|(_, name)| name)
+}
+
+fn flags(f: &mut Formatter<'_>, flags: u16) -> fmt::Result {
+    for name in flag_names(flags) {
+        write!(f, " {name}")?;
     }
     Ok(())
 }
@@ -451,6 +457,9 @@ impl Display for FlowStats {
         }
         if self.hard_timeout != 0 {
             write!(f, "hard_timeout={}, ", self.hard_timeout)?;
+        }
+        for name in flag_names(self.flags) {
+            write!(f, "{name} ")?;
         }
         priority_and_match(f, self.priority, &self.match_)?;
         f.write_char(' ')?;
