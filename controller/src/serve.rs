@@ -43,8 +43,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
-    tracing::info!(addr = %args.api_listen, "REST API listening");
-    let app = crate::api::app(vec![]);
+    let api_addr = api.local_addr().unwrap_or(args.api_listen);
+    tracing::info!(addr = %api_addr, "REST API listening");
+    let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
+    let app = crate::api::app(vec![crate::api::topology::routes(network.clone())]);
     let mut api_stop = stop_rx.clone();
     let api_task = tokio::spawn(async move {
         axum::serve(api, app)

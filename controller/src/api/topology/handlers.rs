@@ -1,0 +1,320 @@
+//! The handlers behind [`super::routes`]: generic CRUD over [`super::Crud`] resources, plus
+//! links, bindings, tunnel zone members and DHCP hosts, which live inside other records.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use topology::model::*;
+use topology::{Network, Resource};
+use uuid::Uuid;
+
+use super::extract::{etag, Body, IfMatch, P};
+use super::{write, Child, Crud, TopLevel};
+use crate::api::ApiError;
+
+type Created<T> = (StatusCode, HeaderMap, Json<T>);
+type Item<T> = (HeaderMap, Json<T>);
+
+fn check_id(path: Uuid, body: Uuid) -> Result<(), ApiError> {
+    if !body.is_nil() && body != path {
+        return Err(ApiError::invalid("id", "differs from the id in the path"));
+    }
+    Ok(())
+}
+
+pub async fn list<R: Crud>(State(net): State<Network>) -> Json<Vec<R>> {
+    let s = net.snapshot();
+    Json(s.list::<R>().map(|r| R::view(&s, r)).collect())
+}
+
+pub async fn create<R: TopLevel>(
+    State(net): State<Network>,
+    Body(v): Body<R>,
+) -> Result<Created<R>, ApiError> {
+    let (v, rev) = write(&net, move |t| R::create(t, v)).await?;
+    Ok((StatusCode::CREATED, etag(rev), Json(v)))
+}
+
+pub async fn read<R: Crud>(
+    State(net): State<Network>,
+    P(id): P<Uuid>,
+) -> Result<Item<R>, ApiError> {
+    let s = net.snapshot();
+    let r = s.find::<R>(id)?;
+    Ok((etag(s.mod_revision(id)), Json(R::view(&s, r))))
+}
+
+pub async fn update<R: Crud>(
+    State(net): State<Network>,
+    P(id): P<Uuid>,
+    IfMatch(expected): IfMatch,
+    Body(mut v): Body<R>,
+) -> Result<Item<R>, ApiError> {
+    check_id(id, v.id())?;
+    v.set_id(id);
+    let (v, rev) = write(&net, move |t| {
+        if let Some(e) = expected {
+            t.expect_revision::<R>(id, e)?;
+        }
+        R::update(t, v)
+    })
+    .await?;
+    Ok((etag(rev), Json(v)))
+}
+
+pub async fn delete<R: Crud>(
+    State(net): State<Network>,
+    P(id): P<Uuid>,
+    IfMatch(expected): IfMatch,
+) -> Result<StatusCode, ApiError> {
+    write(&net, move |t| {
+        if let Some(e) = expected {
+            t.expect_revision::<R>(id, e)?;
+        }
+        R::delete(t, id)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_children<Parent: Resource, C: Child>(
+    State(net): State<Network>,
+    P(parent): P<Uuid>,
+) -> Result<Json<Vec<C>>, ApiError> {
+    let s = net.snapshot();
+    s.find::<Parent>(parent)?;
+    Ok(Json(C::children(&s, parent)))
+}
+
+pub async fn create_child<Parent: Resource, C: Child>(
+    State(net): State<Network>,
+    P(parent): P<Uuid>,
+    Body(v): Body<C>,
+) -> Result<Created<C>, ApiError> {
+    let (v, rev) = write(&net, move |t| {
+        t.snapshot().find::<Parent>(parent)?;
+        C::create_in(t, parent, v)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, etag(rev), Json(v)))
+}
+
+// ---- DHCP subnets (nested under their bridge) ----
+
+fn dhcp_of(net: &Network, bridge: Uuid, subnet: Uuid) -> Result<(), ApiError> {
+    let s = net.snapshot();
+    s.find::<Bridge>(bridge)?;
+    match s.get::<DhcpSubnet>(subnet) {
+        Some(d) if d.bridge_id == bridge => Ok(()),
+        _ => Err(topology::Error::NotFound {
+            kind: "DHCP subnet",
+            id: subnet.to_string(),
+        }
+        .into()),
+    }
+}
+
+pub async fn read_dhcp(
+    State(net): State<Network>,
+    P((bridge, subnet)): P<(Uuid, Uuid)>,
+) -> Result<Item<DhcpSubnet>, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    read::<DhcpSubnet>(State(net), P(subnet)).await
+}
+
+pub async fn update_dhcp(
+    State(net): State<Network>,
+    P((bridge, subnet)): P<(Uuid, Uuid)>,
+    m: IfMatch,
+    body: Body<DhcpSubnet>,
+) -> Result<Item<DhcpSubnet>, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    update::<DhcpSubnet>(State(net), P(subnet), m, body).await
+}
+
+pub async fn delete_dhcp(
+    State(net): State<Network>,
+    P((bridge, subnet)): P<(Uuid, Uuid)>,
+    m: IfMatch,
+) -> Result<StatusCode, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    delete::<DhcpSubnet>(State(net), P(subnet), m).await
+}
+
+pub async fn list_dhcp_hosts(
+    State(net): State<Network>,
+    P((bridge, subnet)): P<(Uuid, Uuid)>,
+) -> Result<Json<Vec<DhcpHost>>, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    let s = net.snapshot();
+    Ok(Json(s.find::<DhcpSubnet>(subnet)?.hosts.clone()))
+}
+
+pub async fn create_dhcp_host(
+    State(net): State<Network>,
+    P((bridge, subnet)): P<(Uuid, Uuid)>,
+    Body(h): Body<DhcpHost>,
+) -> Result<Created<DhcpHost>, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    let (h, rev) = write(&net, move |t| t.put_dhcp_host(subnet, h, false)).await?;
+    Ok((StatusCode::CREATED, etag(rev), Json(h)))
+}
+
+pub async fn read_dhcp_host(
+    State(net): State<Network>,
+    P((bridge, subnet, mac)): P<(Uuid, Uuid, MacAddr)>,
+) -> Result<Item<DhcpHost>, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    let s = net.snapshot();
+    let d = s.find::<DhcpSubnet>(subnet)?;
+    let h = d
+        .hosts
+        .iter()
+        .find(|h| h.mac == mac)
+        .ok_or_else(|| ApiError::not_found(format!("DHCP host {mac} not found")))?;
+    Ok((etag(s.mod_revision(subnet)), Json(h.clone())))
+}
+
+pub async fn update_dhcp_host(
+    State(net): State<Network>,
+    P((bridge, subnet, mac)): P<(Uuid, Uuid, MacAddr)>,
+    IfMatch(expected): IfMatch,
+    Body(h): Body<DhcpHost>,
+) -> Result<Item<DhcpHost>, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    if h.mac != mac {
+        return Err(ApiError::invalid("mac", "differs from the MAC in the path"));
+    }
+    let (h, rev) = write(&net, move |t| {
+        if let Some(e) = expected {
+            t.expect_revision::<DhcpSubnet>(subnet, e)?;
+        }
+        t.put_dhcp_host(subnet, h, true)
+    })
+    .await?;
+    Ok((etag(rev), Json(h)))
+}
+
+pub async fn delete_dhcp_host(
+    State(net): State<Network>,
+    P((bridge, subnet, mac)): P<(Uuid, Uuid, MacAddr)>,
+) -> Result<StatusCode, ApiError> {
+    dhcp_of(&net, bridge, subnet)?;
+    write(&net, move |t| t.delete_dhcp_host(subnet, mac)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- links and bindings ----
+
+pub async fn link(
+    State(net): State<Network>,
+    P(id): P<Uuid>,
+    Body(l): Body<Link>,
+) -> Result<Item<Port>, ApiError> {
+    let (p, rev) = write(&net, move |t| t.link(id, l.peer_id)).await?;
+    Ok((etag(rev), Json(Port::clone(&p))))
+}
+
+pub async fn unlink(State(net): State<Network>, P(id): P<Uuid>) -> Result<StatusCode, ApiError> {
+    write(&net, move |t| t.unlink(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn read_binding(
+    State(net): State<Network>,
+    P(id): P<Uuid>,
+) -> Result<Json<Binding>, ApiError> {
+    let s = net.snapshot();
+    let p = s.find::<Port>(id)?;
+    match (p.host_id, &p.interface_name) {
+        (Some(host_id), Some(i)) => Ok(Json(Binding {
+            host_id,
+            interface_name: i.clone(),
+        })),
+        _ => Err(ApiError::not_found(format!("port {id} is not bound"))),
+    }
+}
+
+pub async fn bind(
+    State(net): State<Network>,
+    P(id): P<Uuid>,
+    Body(b): Body<Binding>,
+) -> Result<Item<Port>, ApiError> {
+    let (p, rev) = write(&net, move |t| t.bind(id, b)).await?;
+    Ok((etag(rev), Json(Port::clone(&p))))
+}
+
+pub async fn unbind(State(net): State<Network>, P(id): P<Uuid>) -> Result<StatusCode, ApiError> {
+    write(&net, move |t| t.unbind(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- tunnel zone members ----
+
+pub async fn list_members(
+    State(net): State<Network>,
+    P(zone): P<Uuid>,
+) -> Result<Json<Vec<TunnelZoneMember>>, ApiError> {
+    let s = net.snapshot();
+    Ok(Json(s.find::<TunnelZone>(zone)?.members.clone()))
+}
+
+pub async fn add_member(
+    State(net): State<Network>,
+    P(zone): P<Uuid>,
+    Body(m): Body<TunnelZoneMember>,
+) -> Result<Created<TunnelZoneMember>, ApiError> {
+    let (m, rev) = write(&net, move |t| {
+        let z = t.snapshot().find::<TunnelZone>(zone)?;
+        if z.members.iter().any(|x| x.host_id == m.host_id) {
+            return Err(topology::Error::Conflict {
+                message: format!("host {} is already a member of zone {zone}", m.host_id),
+                field: Some("host_id".into()),
+            });
+        }
+        t.set_member(zone, m)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, etag(rev), Json(m)))
+}
+
+fn member(net: &Network, zone: Uuid, host: Uuid) -> Result<TunnelZoneMember, ApiError> {
+    let s = net.snapshot();
+    s.find::<TunnelZone>(zone)?
+        .members
+        .iter()
+        .find(|m| m.host_id == host)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("host {host} is not a member of zone {zone}")))
+}
+
+pub async fn read_member(
+    State(net): State<Network>,
+    P((zone, host)): P<(Uuid, Uuid)>,
+) -> Result<Json<TunnelZoneMember>, ApiError> {
+    member(&net, zone, host).map(Json)
+}
+
+pub async fn update_member(
+    State(net): State<Network>,
+    P((zone, host)): P<(Uuid, Uuid)>,
+    Body(m): Body<TunnelZoneMember>,
+) -> Result<Json<TunnelZoneMember>, ApiError> {
+    member(&net, zone, host)?;
+    if m.host_id != host {
+        return Err(ApiError::invalid(
+            "host_id",
+            "differs from the host in the path",
+        ));
+    }
+    let (m, _) = write(&net, move |t| t.set_member(zone, m)).await?;
+    Ok(Json(m))
+}
+
+pub async fn delete_member(
+    State(net): State<Network>,
+    P((zone, host)): P<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    write(&net, move |t| t.remove_member(zone, host)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

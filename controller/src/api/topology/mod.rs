@@ -1,0 +1,270 @@
+//! The REST API of the logical model (DESIGN §3): hosts, tunnel zones, bridges, routers, ports,
+//! links, bindings, routes, chains and rules, port groups, IP address groups, DHCP. Handlers are
+//! generic over [`topology::Resource`]; each write runs on a blocking thread (the store may
+//! fsync) through [`topology::Network::write`]. Responses carry an `ETag` (the revision that
+//! last wrote the record); `PUT` and `DELETE` honour `If-Match`.
+
+pub mod extract;
+mod handlers;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use topology::model::*;
+use topology::{Network, Resource, Snapshot, Txn};
+use uuid::Uuid;
+
+use crate::api::ApiError;
+use handlers::*;
+
+/// A resource with update and delete; `view` renders it for clients.
+pub trait Crud: Resource {
+    /// Full update (`PUT`).
+    fn update(t: &mut Txn, v: Self) -> topology::Result<Self>;
+    /// Delete.
+    fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()>;
+    /// The JSON shown for a stored record (rules fill in their position).
+    fn view(_s: &Snapshot, r: &Arc<Self>) -> Self {
+        Self::clone(r)
+    }
+}
+
+/// A resource created at the top level (`POST /bridges`).
+pub trait TopLevel: Crud {
+    /// Create.
+    fn create(t: &mut Txn, v: Self) -> topology::Result<Self>;
+}
+
+/// A resource created under a parent (`POST /routers/{id}/routes`).
+pub trait Child: Crud {
+    /// Create under `parent`.
+    fn create_in(t: &mut Txn, parent: Uuid, v: Self) -> topology::Result<Self>;
+    /// The children of a parent, in order.
+    fn children(s: &Snapshot, parent: Uuid) -> Vec<Self>;
+}
+
+macro_rules! top {
+    ($t:ty, $create:ident, $update:ident, $delete:ident) => {
+        impl Crud for $t {
+            fn update(t: &mut Txn, v: Self) -> topology::Result<Self> {
+                t.$update(v).map(|a| Self::clone(&a))
+            }
+            fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
+                t.$delete(id)
+            }
+        }
+        impl TopLevel for $t {
+            fn create(t: &mut Txn, v: Self) -> topology::Result<Self> {
+                t.$create(v).map(|a| Self::clone(&a))
+            }
+        }
+    };
+}
+
+top!(Host, create_host, update_host, delete_host);
+top!(
+    TunnelZone,
+    create_tunnel_zone,
+    update_tunnel_zone,
+    delete_tunnel_zone
+);
+top!(Bridge, create_bridge, update_bridge, delete_bridge);
+top!(Router, create_router, update_router, delete_router);
+top!(Chain, create_chain, update_chain, delete_chain);
+top!(
+    PortGroup,
+    create_port_group,
+    update_port_group,
+    delete_port_group
+);
+top!(
+    IpAddrGroup,
+    create_ip_addr_group,
+    update_ip_addr_group,
+    delete_ip_addr_group
+);
+
+impl Crud for Port {
+    fn update(t: &mut Txn, v: Self) -> topology::Result<Self> {
+        t.update_port(v).map(|a| Self::clone(&a))
+    }
+    fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
+        t.delete_port(id)
+    }
+}
+impl Child for Port {
+    fn create_in(t: &mut Txn, parent: Uuid, v: Self) -> topology::Result<Self> {
+        t.create_port(parent, v).map(|a| Self::clone(&a))
+    }
+    fn children(s: &Snapshot, parent: Uuid) -> Vec<Self> {
+        s.ports_of(parent).map(|p| Self::clone(p)).collect()
+    }
+}
+
+impl Crud for Route {
+    fn update(t: &mut Txn, v: Self) -> topology::Result<Self> {
+        t.update_route(v).map(|a| Self::clone(&a))
+    }
+    fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
+        t.delete_route(id)
+    }
+}
+impl Child for Route {
+    fn create_in(t: &mut Txn, parent: Uuid, v: Self) -> topology::Result<Self> {
+        t.create_route(parent, v).map(|a| Self::clone(&a))
+    }
+    fn children(s: &Snapshot, parent: Uuid) -> Vec<Self> {
+        s.routes_of(parent).map(|r| Self::clone(r)).collect()
+    }
+}
+
+impl Crud for Rule {
+    fn update(t: &mut Txn, v: Self) -> topology::Result<Self> {
+        t.update_rule(v)
+    }
+    fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
+        t.delete_rule(id)
+    }
+    fn view(s: &Snapshot, r: &Arc<Self>) -> Self {
+        s.rule_with_position(r.id).unwrap_or_else(|| Self::clone(r))
+    }
+}
+impl Child for Rule {
+    fn create_in(t: &mut Txn, parent: Uuid, v: Self) -> topology::Result<Self> {
+        t.create_rule(parent, v)
+    }
+    fn children(s: &Snapshot, parent: Uuid) -> Vec<Self> {
+        s.rules_of(parent).map(|r| Self::view(s, r)).collect()
+    }
+}
+
+impl Crud for DhcpSubnet {
+    fn update(t: &mut Txn, v: Self) -> topology::Result<Self> {
+        t.update_dhcp_subnet(v).map(|a| Self::clone(&a))
+    }
+    fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
+        t.delete_dhcp_subnet(id)
+    }
+}
+impl Child for DhcpSubnet {
+    fn create_in(t: &mut Txn, parent: Uuid, v: Self) -> topology::Result<Self> {
+        t.create_dhcp_subnet(parent, v).map(|a| Self::clone(&a))
+    }
+    fn children(s: &Snapshot, parent: Uuid) -> Vec<Self> {
+        s.dhcp_subnets_of(parent).map(|d| Self::clone(d)).collect()
+    }
+}
+
+/// Opens the topology: the redb store in `data_dir`, or a memory store when `in_memory`.
+pub fn open_network(data_dir: &std::path::Path, in_memory: bool) -> anyhow::Result<Network> {
+    use anyhow::Context;
+    let store: Arc<dyn topology::Store> = if in_memory {
+        Arc::new(topology::MemStore::new())
+    } else {
+        Arc::new(
+            topology::RedbStore::open(data_dir)
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+        )
+    };
+    let net = Network::open(store).context("loading the topology")?;
+    tracing::info!(
+        revision = net.snapshot().revision(),
+        ports = net.snapshot().port_count(),
+        in_memory,
+        "topology loaded"
+    );
+    Ok(net)
+}
+
+/// Runs a write on a blocking thread and maps its error.
+pub(crate) async fn write<T: Send + 'static>(
+    net: &Network,
+    f: impl FnOnce(&mut Txn) -> topology::Result<T> + Send + 'static,
+) -> Result<(T, u64), ApiError> {
+    let net = net.clone();
+    tokio::task::spawn_blocking(move || net.write(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+fn crud<R: TopLevel>(r: axum::Router<Network>) -> axum::Router<Network> {
+    let coll = format!("/{}", R::PREFIX);
+    let item = format!("/{}/{{id}}", R::PREFIX);
+    r.route(&coll, get(list::<R>).post(create::<R>))
+        .route(&item, get(read::<R>).put(update::<R>).delete(delete::<R>))
+}
+
+fn item<R: Crud>(r: axum::Router<Network>) -> axum::Router<Network> {
+    let item = format!("/{}/{{id}}", R::PREFIX);
+    r.route(&item, get(read::<R>).put(update::<R>).delete(delete::<R>))
+}
+
+/// The topology routes, with the [`Network`] as their state.
+pub fn routes(net: Network) -> axum::Router {
+    let mut r = axum::Router::new();
+    r = crud::<Host>(r);
+    r = crud::<TunnelZone>(r);
+    r = crud::<Bridge>(r);
+    r = crud::<Router>(r);
+    r = crud::<Chain>(r);
+    r = crud::<PortGroup>(r);
+    r = crud::<IpAddrGroup>(r);
+    r = item::<Port>(r);
+    r = item::<Route>(r);
+    r = item::<Rule>(r);
+    r.route("/ports", get(list::<Port>))
+        .route(
+            "/bridges/{id}/ports",
+            get(list_children::<Bridge, Port>).post(create_child::<Bridge, Port>),
+        )
+        .route(
+            "/routers/{id}/ports",
+            get(list_children::<Router, Port>).post(create_child::<Router, Port>),
+        )
+        .route(
+            "/routers/{id}/routes",
+            get(list_children::<Router, Route>).post(create_child::<Router, Route>),
+        )
+        .route(
+            "/chains/{id}/rules",
+            get(list_children::<Chain, Rule>).post(create_child::<Chain, Rule>),
+        )
+        .route(
+            "/bridges/{id}/dhcp",
+            get(list_children::<Bridge, DhcpSubnet>).post(create_child::<Bridge, DhcpSubnet>),
+        )
+        .route(
+            "/bridges/{id}/dhcp/{subnet_id}",
+            get(read_dhcp).put(update_dhcp).delete(delete_dhcp),
+        )
+        .route(
+            "/bridges/{id}/dhcp/{subnet_id}/hosts",
+            get(list_dhcp_hosts).post(create_dhcp_host),
+        )
+        .route(
+            "/bridges/{id}/dhcp/{subnet_id}/hosts/{mac}",
+            get(read_dhcp_host)
+                .put(update_dhcp_host)
+                .delete(delete_dhcp_host),
+        )
+        .route("/ports/{id}/link", post(link).delete(unlink))
+        .route(
+            "/ports/{id}/binding",
+            get(read_binding).put(bind).delete(unbind),
+        )
+        .route(
+            "/tunnel_zones/{id}/members",
+            get(list_members).post(add_member),
+        )
+        .route(
+            "/tunnel_zones/{id}/members/{host_id}",
+            get(read_member).put(update_member).delete(delete_member),
+        )
+        .route("/openapi.json", get(openapi::serve))
+        .with_state(net)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! The OpenAPI 3.1 document of the topology API, served at `/api/v1/openapi.json`. Schemas come
+//! from the model types (utoipa derives); operations come from one table below, and a test
+//! checks that every operation in it is routed, so the document and the router cannot drift.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
+    Required, ResponseBuilder,
+};
+use utoipa::ToSchema;
+
+use topology::model::*;
+
+/// The error body of every 4xx/5xx (DESIGN §3).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Details of an error.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `not_found`, `invalid`, `conflict`, `bad_request`, `precondition_failed`…
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The offending field, when one is to blame.
+    pub field: Option<String>,
+}
+
+/// What an operation answers on success.
+#[derive(Clone, Copy)]
+pub enum Success {
+    /// 200 with one object.
+    One(&'static str),
+    /// 200 with an array.
+    Many(&'static str),
+    /// 201 with one object.
+    Created(&'static str),
+    /// 204, no body.
+    NoContent,
+}
+
+/// One documented operation: method, path (under /api/v1), request schema, success.
+pub type Operation = (HttpMethod, &'static str, Option<&'static str>, Success);
+
+/// Every operation of the topology API.
+pub fn operations() -> Vec<Operation> {
+    use HttpMethod::{Delete, Get, Post, Put};
+    use Success::*;
+    let mut ops: Vec<Operation> = Vec::new();
+    let top = [
+        ("/hosts", "Host"),
+        ("/tunnel_zones", "TunnelZone"),
+        ("/bridges", "Bridge"),
+        ("/routers", "Router"),
+        ("/chains", "Chain"),
+        ("/port_groups", "PortGroup"),
+        ("/ip_addr_groups", "IpAddrGroup"),
+    ];
+    for (coll, schema) in top {
+        let item: &'static str = Box::leak(format!("{coll}/{{id}}").into_boxed_str());
+        ops.push((Get, coll, None, Many(schema)));
+        ops.push((Post, coll, Some(schema), Created(schema)));
+        ops.push((Get, item, None, One(schema)));
+        ops.push((Put, item, Some(schema), One(schema)));
+        ops.push((Delete, item, None, NoContent));
+    }
+    for (item, schema) in [
+        ("/ports/{id}", "Port"),
+        ("/routes/{id}", "Route"),
+        ("/rules/{id}", "Rule"),
+        ("/bridges/{id}/dhcp/{subnet_id}", "DhcpSubnet"),
+    ] {
+        ops.push((Get, item, None, One(schema)));
+        ops.push((Put, item, Some(schema), One(schema)));
+        ops.push((Delete, item, None, NoContent));
+    }
+    for (coll, schema) in [
+        ("/bridges/{id}/ports", "Port"),
+        ("/routers/{id}/ports", "Port"),
+        ("/routers/{id}/routes", "Route"),
+        ("/chains/{id}/rules", "Rule"),
+        ("/bridges/{id}/dhcp", "DhcpSubnet"),
+        ("/bridges/{id}/dhcp/{subnet_id}/hosts", "DhcpHost"),
+        ("/tunnel_zones/{id}/members", "TunnelZoneMember"),
+    ] {
+        ops.push((Get, coll, None, Many(schema)));
+        ops.push((Post, coll, Some(schema), Created(schema)));
+    }
+    for (item, schema) in [
+        ("/bridges/{id}/dhcp/{subnet_id}/hosts/{mac}", "DhcpHost"),
+        ("/tunnel_zones/{id}/members/{host_id}", "TunnelZoneMember"),
+    ] {
+        ops.push((Get, item, None, One(schema)));
+        ops.push((Put, item, Some(schema), One(schema)));
+        ops.push((Delete, item, None, NoContent));
+    }
+    ops.extend([
+        (Get, "/ports", None, Many("Port")),
+        (Post, "/ports/{id}/link", Some("Link"), One("Port")),
+        (Delete, "/ports/{id}/link", None, NoContent),
+        (Get, "/ports/{id}/binding", None, One("Binding")),
+        (Put, "/ports/{id}/binding", Some("Binding"), One("Port")),
+        (Delete, "/ports/{id}/binding", None, NoContent),
+    ]);
+    ops
+}
+
+fn schemas() -> Vec<(String, RefOr<Schema>)> {
+    fn add<T: ToSchema>(v: &mut Vec<(String, RefOr<Schema>)>) {
+        v.push((T::name().into_owned(), T::schema()));
+        T::schemas(v);
+    }
+    let mut v = Vec::new();
+    add::<Host>(&mut v);
+    add::<TunnelZone>(&mut v);
+    add::<TunnelZoneMember>(&mut v);
+    add::<Bridge>(&mut v);
+    add::<Router>(&mut v);
+    add::<Port>(&mut v);
+    add::<Link>(&mut v);
+    add::<Binding>(&mut v);
+    add::<Route>(&mut v);
+    add::<Chain>(&mut v);
+    add::<Rule>(&mut v);
+    add::<PortGroup>(&mut v);
+    add::<IpAddrGroup>(&mut v);
+    add::<DhcpSubnet>(&mut v);
+    add::<DhcpHost>(&mut v);
+    add::<MacAddr>(&mut v);
+    add::<ErrorBody>(&mut v);
+    v
+}
+
+fn json(schema: impl Into<RefOr<Schema>>) -> utoipa::openapi::Content {
+    ContentBuilder::new().schema(Some(schema)).build()
+}
+
+fn param(name: &str) -> utoipa::openapi::path::Parameter {
+    let schema = if name == "mac" {
+        RefOr::Ref(Ref::from_schema_name("MacAddr"))
+    } else {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Uuid,
+            )))
+            .into()
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .schema(Some(schema))
+        .build()
+}
+
+fn build() -> OpenApi {
+    let mut paths = Paths::new();
+    for (method, path, body, ok) in operations() {
+        let mut op = OperationBuilder::new().operation_id(Some(format!(
+            "{}{}",
+            match method {
+                HttpMethod::Get => "get",
+                HttpMethod::Post => "post",
+                HttpMethod::Put => "put",
+                _ => "delete",
+            },
+            path.replace(['{', '}'], "").replace('/', "_")
+        )));
+        for seg in path.split('/') {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                op = op.parameter(param(name));
+            }
+        }
+        if let Some(b) = body {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content("application/json", json(Ref::from_schema_name(b)))
+                    .build(),
+            ));
+        }
+        op = match ok {
+            Success::One(s) => op.response(
+                "200",
+                ResponseBuilder::new()
+                    .description("OK")
+                    .content("application/json", json(Ref::from_schema_name(s))),
+            ),
+            Success::Many(s) => op.response(
+                "200",
+                ResponseBuilder::new().description("OK").content(
+                    "application/json",
+                    json(ArrayBuilder::new().items(Ref::from_schema_name(s))),
+                ),
+            ),
+            Success::Created(s) => op.response(
+                "201",
+                ResponseBuilder::new()
+                    .description("Created")
+                    .content("application/json", json(Ref::from_schema_name(s))),
+            ),
+            Success::NoContent => op.response("204", ResponseBuilder::new().description("Done")),
+        };
+        for (code, what) in [
+            ("400", "Malformed request (JSON syntax, path parameter)"),
+            ("404", "Unknown id"),
+            (
+                "409",
+                "Conflicts with the current state, or still referenced",
+            ),
+            ("412", "If-Match does not match the record's ETag"),
+            ("413", "Body too large"),
+            ("422", "A value is not acceptable (`field` names it)"),
+        ] {
+            op = op.response(
+                code,
+                ResponseBuilder::new()
+                    .description(what)
+                    .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
+            );
+        }
+        paths.add_path_operation(format!("/api/v1{path}"), vec![method], op.build());
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Strowger topology API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(
+            ComponentsBuilder::new()
+                .schemas_from_iter(schemas())
+                .build(),
+        ))
+        .build()
+}
+
+/// The document (built once).
+pub fn document() -> &'static OpenApi {
+    static DOC: OnceLock<OpenApi> = OnceLock::new();
+    DOC.get_or_init(build)
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve() -> Json<&'static OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,1175 @@
+//! The topology API through `Router::oneshot` (no socket): CRUD per resource, references, every
+//! error class, the OpenAPI table against the router, and random call sequences that must never
+//! break the model's invariants.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use topology::{MemStore, Network};
+
+fn app() -> axum::Router {
+    crate::api::app(vec![super::routes(
+        Network::open(Arc::new(MemStore::new())).unwrap(),
+    )])
+}
+
+struct Resp {
+    status: StatusCode,
+    etag: Option<String>,
+    body: Value,
+}
+
+async fn call_raw(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+    if_match: Option<&str>,
+) -> Resp {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("/api/v1{uri}"));
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(m) = if_match {
+        req = req.header(header::IF_MATCH, m);
+    }
+    let req = req
+        .body(Body::from(body.unwrap_or_default().to_owned()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let etag = resp
+        .headers()
+        .get(header::ETAG)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!("{uri}: non-JSON body {:?}", String::from_utf8_lossy(&bytes))
+        })
+    };
+    if !status.is_success() {
+        // Every error has the DESIGN §3 shape.
+        assert!(body["error"]["code"].is_string(), "{uri}: {body}");
+        assert!(body["error"]["message"].is_string(), "{uri}: {body}");
+    }
+    Resp { status, etag, body }
+}
+
+async fn call(app: &axum::Router, method: Method, uri: &str, body: Option<Value>) -> Resp {
+    let s = body.map(|b| b.to_string());
+    call_raw(app, method, uri, s.as_deref(), None).await
+}
+
+async fn ok(app: &axum::Router, method: Method, uri: &str, body: Option<Value>) -> Value {
+    let r = call(app, method.clone(), uri, body).await;
+    assert!(
+        r.status.is_success(),
+        "{method} {uri}: {} {}",
+        r.status,
+        r.body
+    );
+    r.body
+}
+
+fn err(r: &Resp) -> (u16, &str, Option<&str>) {
+    (
+        r.status.as_u16(),
+        r.body["error"]["code"].as_str().unwrap_or_default(),
+        r.body["error"]["field"].as_str(),
+    )
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn hosts_crud_and_error_classes() {
+    let app = app();
+    let r = call(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "h1", "tunnel_ip": "192.0.2.1", "ovsdb": "tcp:192.0.2.1:6640"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["datapath_type"], "system");
+    assert_eq!(r.body["connected"], false);
+    let h = id(&r.body);
+    let etag = r.etag.unwrap();
+    assert_eq!(
+        ok(&app, Method::GET, "/hosts", None)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let got = call(&app, Method::GET, &format!("/hosts/{h}"), None).await;
+    assert_eq!(got.body["name"], "h1");
+    assert_eq!(got.etag.as_deref(), Some(etag.as_str()));
+    // 400: malformed JSON, and a path segment that is not an id.
+    let r = call_raw(&app, Method::POST, "/hosts", Some("{\"name\": "), None).await;
+    assert_eq!(err(&r), (400, "bad_request", None));
+    let r = call_raw(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(r#"{"name": "x"} trailing"#),
+        None,
+    )
+    .await;
+    assert_eq!(err(&r).0, 400);
+    let r = call(&app, Method::GET, "/hosts/not-a-uuid", None).await;
+    assert_eq!(err(&r).0, 400);
+    // 422: wrong type, unparsable value, invalid value — each naming the field.
+    let r = call(&app, Method::POST, "/hosts", Some(json!({"name": 5}))).await;
+    assert_eq!(err(&r), (422, "invalid", Some("name")));
+    let r = call(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "x", "tunnel_ip": "300.1.1.1"})),
+    )
+    .await;
+    assert_eq!(err(&r), (422, "invalid", Some("tunnel_ip")));
+    let r = call(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "x", "ovsdb": "http://x"})),
+    )
+    .await;
+    assert_eq!(err(&r), (422, "invalid", Some("ovsdb")));
+    let r = call(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "x", "datapath_type": "dpdk"})),
+    )
+    .await;
+    assert_eq!(err(&r), (422, "invalid", Some("datapath_type")));
+    // 404.
+    let unknown = uuid::Uuid::new_v4();
+    let r = call(&app, Method::GET, &format!("/hosts/{unknown}"), None).await;
+    assert_eq!(err(&r), (404, "not_found", None));
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{unknown}"),
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(err(&r).0, 404);
+    // 409: duplicate id.
+    let r = call(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"id": h, "name": "again"})),
+    )
+    .await;
+    assert_eq!(err(&r), (409, "conflict", Some("id")));
+    // PUT with If-Match: the right ETag works, a stale one is 412, junk is 400.
+    let r = call_raw(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{h}"),
+        Some(r#"{"name": "h1b"}"#),
+        Some(&etag),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["name"], "h1b");
+    let r = call_raw(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{h}"),
+        Some(r#"{"name": "h1c"}"#),
+        Some(&etag),
+    )
+    .await;
+    assert_eq!(err(&r), (412, "precondition_failed", None));
+    let r = call_raw(
+        &app,
+        Method::DELETE,
+        &format!("/hosts/{h}"),
+        None,
+        Some("bogus"),
+    )
+    .await;
+    assert_eq!(err(&r).0, 400);
+    // An id in the body must match the path.
+    let r = call(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{h}"),
+        Some(json!({"id": unknown, "name": "x"})),
+    )
+    .await;
+    assert_eq!(err(&r), (422, "invalid", Some("id")));
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/hosts/{h}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        err(&call(&app, Method::DELETE, &format!("/hosts/{h}"), None).await).0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn bridges_routers_ports_links_bindings() {
+    let app = app();
+    let b = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "b"}))).await);
+    let r = id(&ok(
+        &app,
+        Method::POST,
+        "/routers",
+        Some(json!({"name": "r", "tenant_id": "t"})),
+    )
+    .await);
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/routers/{r}"), None).await["admin_state_up"],
+        true
+    );
+    let bp = ok(
+        &app,
+        Method::POST,
+        &format!("/bridges/{b}/ports"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(bp["device_id"], b.as_str());
+    assert!(bp["tunnel_key"].as_u64().unwrap() > 0);
+    let bp = id(&bp);
+    let rp = ok(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/ports"),
+        Some(json!({"address": "10.0.0.1/24"})),
+    )
+    .await;
+    assert!(rp["mac"].as_str().unwrap().starts_with("02:"));
+    let rp = id(&rp);
+    // Ports are listed per device and globally; a bridge id is not a router.
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/bridges/{b}/ports"), None)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        ok(&app, Method::GET, "/ports", None)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        err(&call(&app, Method::GET, &format!("/routers/{b}/ports"), None).await).0,
+        404
+    );
+    assert_eq!(
+        err(&call(
+            &app,
+            Method::POST,
+            &format!("/routers/{b}/ports"),
+            Some(json!({"address": "10.1.0.1/24"}))
+        )
+        .await)
+        .0,
+        404
+    );
+    // 422 on values, 409 on overlaps.
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/ports"),
+        Some(json!({"address": "10.0.0.9/99"})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("address")));
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/ports"),
+        Some(json!({"address": "10.0.0.9/16"})),
+    )
+    .await;
+    assert_eq!(err(&e), (409, "conflict", Some("address")));
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/ports"),
+        Some(json!({"address": "10.2.0.1/24", "mac": "zz"})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("mac")));
+    // Link, and the link shows on both ends.
+    let l = ok(
+        &app,
+        Method::POST,
+        &format!("/ports/{rp}/link"),
+        Some(json!({"peer_id": bp})),
+    )
+    .await;
+    assert_eq!(l["peer_id"], bp.as_str());
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/ports/{bp}"), None).await["peer_id"],
+        rp.as_str()
+    );
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/ports/{rp}/link"),
+        Some(json!({"peer_id": uuid::Uuid::new_v4()})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("peer_id")));
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/ports/{rp}/link"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", None));
+    // Deleting referenced things: 409 naming the referrer.
+    let e = call(&app, Method::DELETE, &format!("/ports/{bp}"), None).await;
+    assert_eq!(err(&e).0, 409);
+    assert!(e.body["error"]["message"].as_str().unwrap().contains(&rp));
+    let e = call(&app, Method::DELETE, &format!("/bridges/{b}"), None).await;
+    assert_eq!(err(&e).0, 409);
+    assert!(e.body["error"]["message"].as_str().unwrap().contains(&bp));
+    // Binding: linked ports cannot be bound.
+    let h = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "h"}))).await);
+    let e = call(
+        &app,
+        Method::PUT,
+        &format!("/ports/{bp}/binding"),
+        Some(json!({"host_id": h, "interface_name": "tap0"})),
+    )
+    .await;
+    assert_eq!(err(&e).0, 409);
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/ports/{bp}/link"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let p = ok(
+        &app,
+        Method::PUT,
+        &format!("/ports/{bp}/binding"),
+        Some(json!({"host_id": h, "interface_name": "tap0"})),
+    )
+    .await;
+    assert_eq!(p["interface_name"], "tap0");
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/ports/{bp}/binding"), None).await["host_id"],
+        h.as_str()
+    );
+    let e = call(&app, Method::DELETE, &format!("/hosts/{h}"), None).await;
+    assert_eq!(err(&e).0, 409);
+    // A PUT of the port keeps device, key and binding.
+    let before = ok(&app, Method::GET, &format!("/ports/{bp}"), None).await;
+    let after = ok(
+        &app,
+        Method::PUT,
+        &format!("/ports/{bp}"),
+        Some(json!({"admin_state_up": false})),
+    )
+    .await;
+    assert_eq!(after["tunnel_key"], before["tunnel_key"]);
+    assert_eq!(after["host_id"], before["host_id"]);
+    assert_eq!(after["admin_state_up"], false);
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/ports/{bp}/binding"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        err(&call(&app, Method::GET, &format!("/ports/{bp}/binding"), None).await).0,
+        404
+    );
+    for p in [&bp, &rp] {
+        assert_eq!(
+            call(&app, Method::DELETE, &format!("/ports/{p}"), None)
+                .await
+                .status,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/bridges/{b}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/routers/{r}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn routes_crud_and_checks() {
+    let app = app();
+    let r = id(&ok(&app, Method::POST, "/routers", Some(json!({"name": "r"}))).await);
+    let rp = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/ports"),
+        Some(json!({"address": "10.0.0.1/24"})),
+    )
+    .await);
+    let route = ok(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/routes"),
+        Some(json!({"dst": "0.0.0.0/0", "next_hop_port": rp, "next_hop_gateway": "10.0.0.254"})),
+    )
+    .await;
+    assert_eq!(route["src"], "0.0.0.0/0");
+    assert_eq!(route["type"], "normal");
+    assert_eq!(route["weight"], 100);
+    let rt = id(&route);
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/routers/{r}/routes"), None)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/routes"),
+        Some(json!({"dst": "10.9.0.0/16"})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("next_hop_port")));
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/routes"),
+        Some(json!({"dst": "10.9.0.0/16", "type": "teleport"})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("type")));
+    let up = ok(
+        &app,
+        Method::PUT,
+        &format!("/routes/{rt}"),
+        Some(json!({"dst": "10.8.0.0/16", "type": "blackhole"})),
+    )
+    .await;
+    assert_eq!(up["router_id"], r.as_str());
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/routes/{rt}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        err(&call(&app, Method::GET, &format!("/routes/{rt}"), None).await).0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn chains_rules_positions_and_references() {
+    let app = app();
+    let a = id(&ok(&app, Method::POST, "/chains", Some(json!({"name": "a"}))).await);
+    let b = id(&ok(&app, Method::POST, "/chains", Some(json!({"name": "b"}))).await);
+    let r1 = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/chains/{a}/rules"),
+        Some(json!({"action": "accept", "nw_proto": 6, "tp_dst": {"start": 22, "end": 22}})),
+    )
+    .await);
+    let r0 = ok(
+        &app,
+        Method::POST,
+        &format!("/chains/{a}/rules"),
+        Some(json!({"action": "jump", "jump_chain_id": b, "position": 1})),
+    )
+    .await;
+    assert_eq!(r0["position"], 1);
+    let rules = ok(&app, Method::GET, &format!("/chains/{a}/rules"), None).await;
+    assert_eq!(rules[1]["id"], r1.as_str());
+    assert_eq!(rules[1]["position"], 2);
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/rules/{r1}"), None).await["position"],
+        2
+    );
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/chains/{a}"), None).await["rule_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/chains/{b}/rules"),
+        Some(json!({"action": "jump", "jump_chain_id": a})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("jump_chain_id")));
+    let e = call(&app, Method::POST, &format!("/chains/{b}/rules"), Some(json!({"action": "dnat", "nat_targets": [{"address_from": "10.0.0.2", "address_to": "10.0.0.1"}]}))).await;
+    assert_eq!(err(&e), (422, "invalid", Some("nat_targets[0].address_to")));
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/chains/{b}/rules"),
+        Some(json!({"action": "drop", "tp_src": {"start": 90, "end": 80}})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("tp_src.end")));
+    // Out of range for u16: still a 422 (serde's flatten hides the path, so no field).
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/chains/{b}/rules"),
+        Some(json!({"action": "drop", "tp_src": {"start": 9, "end": 70000}})),
+    )
+    .await;
+    assert_eq!(err(&e).0, 422);
+    let e = call(&app, Method::DELETE, &format!("/chains/{b}"), None).await;
+    assert_eq!(err(&e).0, 409);
+    // Filters point at chains.
+    let br = id(&ok(
+        &app,
+        Method::POST,
+        "/bridges",
+        Some(json!({"name": "br", "inbound_filter_id": b})),
+    )
+    .await);
+    let e = call(
+        &app,
+        Method::POST,
+        "/bridges",
+        Some(json!({"name": "x", "outbound_filter_id": uuid::Uuid::new_v4()})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("outbound_filter_id")));
+    // Move r1 to the top with PUT.
+    let moved = ok(
+        &app,
+        Method::PUT,
+        &format!("/rules/{r1}"),
+        Some(json!({"action": "drop", "position": 1})),
+    )
+    .await;
+    assert_eq!(moved["position"], 1);
+    assert_eq!(moved["action"], "drop");
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/chains/{a}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        err(&call(&app, Method::GET, &format!("/rules/{r1}"), None).await).0,
+        404
+    );
+    let e = call(&app, Method::DELETE, &format!("/chains/{b}"), None).await;
+    assert!(e.body["error"]["message"].as_str().unwrap().contains(&br));
+}
+
+#[tokio::test]
+async fn groups_dhcp_and_tunnel_zones() {
+    let app = app();
+    let b = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "b"}))).await);
+    let p = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/bridges/{b}/ports"),
+        Some(json!({})),
+    )
+    .await);
+    let pg = ok(
+        &app,
+        Method::POST,
+        "/port_groups",
+        Some(json!({"name": "web", "stateful": true, "port_ids": [p]})),
+    )
+    .await;
+    let pg = id(&pg);
+    let e = call(
+        &app,
+        Method::POST,
+        "/port_groups",
+        Some(json!({"name": "x", "port_ids": [uuid::Uuid::new_v4()]})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("port_ids[0]")));
+    assert_eq!(
+        err(&call(&app, Method::DELETE, &format!("/ports/{p}"), None).await).0,
+        409
+    );
+    let ag = id(&ok(
+        &app,
+        Method::POST,
+        "/ip_addr_groups",
+        Some(json!({"name": "g", "addresses": ["10.0.0.1", "fd00::1"]})),
+    )
+    .await);
+    let e = call(
+        &app,
+        Method::PUT,
+        &format!("/ip_addr_groups/{ag}"),
+        Some(json!({"addresses": ["10.0.0.1", "10.0.0.1"]})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("addresses[1]")));
+    let c = id(&ok(&app, Method::POST, "/chains", Some(json!({"name": "c"}))).await);
+    ok(&app, Method::POST, &format!("/chains/{c}/rules"), Some(json!({"action": "accept", "port_group_id": pg, "ip_addr_group_dst": ag, "inv_ip_addr_group_dst": true}))).await;
+    assert_eq!(
+        err(&call(&app, Method::DELETE, &format!("/ip_addr_groups/{ag}"), None).await).0,
+        409
+    );
+    assert_eq!(
+        err(&call(&app, Method::DELETE, &format!("/port_groups/{pg}"), None).await).0,
+        409
+    );
+
+    // DHCP subnets and hosts.
+    let d = ok(&app, Method::POST, &format!("/bridges/{b}/dhcp"), Some(json!({"subnet": "10.0.0.0/24", "gateway": "10.0.0.1", "dns_servers": ["8.8.8.8"], "opt121_routes": [{"dest": "169.254.169.254/32", "gateway": "10.0.0.1"}]}))).await;
+    assert_eq!(d["enabled"], true);
+    let d = id(&d);
+    let base = format!("/bridges/{b}/dhcp/{d}");
+    assert_eq!(
+        ok(&app, Method::GET, &base, None).await["subnet"],
+        "10.0.0.0/24"
+    );
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/bridges/{b}/dhcp"),
+        Some(json!({"subnet": "10.0.0.0/25"})),
+    )
+    .await;
+    assert_eq!(err(&e), (409, "conflict", Some("subnet")));
+    let e = call(
+        &app,
+        Method::PUT,
+        &base,
+        Some(json!({"subnet": "10.0.0.0/24", "gateway": "10.1.0.1"})),
+    )
+    .await;
+    assert_eq!(err(&e), (422, "invalid", Some("gateway")));
+    let h = ok(
+        &app,
+        Method::POST,
+        &format!("{base}/hosts"),
+        Some(json!({"mac": "02:00:00:00:00:0A", "ip": "10.0.0.10", "name": "vm1"})),
+    )
+    .await;
+    assert_eq!(h["mac"], "02:00:00:00:00:0a");
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("{base}/hosts"),
+        Some(json!({"mac": "02:00:00:00:00:0a", "ip": "10.0.0.11"})),
+    )
+    .await;
+    assert_eq!(err(&e), (409, "conflict", Some("mac")));
+    let hp = format!("{base}/hosts/02:00:00:00:00:0a");
+    assert_eq!(
+        ok(
+            &app,
+            Method::PUT,
+            &hp,
+            Some(json!({"mac": "02:00:00:00:00:0a", "ip": "10.0.0.12"}))
+        )
+        .await["ip"],
+        "10.0.0.12"
+    );
+    assert_eq!(ok(&app, Method::GET, &hp, None).await["ip"], "10.0.0.12");
+    assert_eq!(
+        err(&call(&app, Method::GET, &format!("{base}/hosts/zz"), None).await).0,
+        400
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &hp, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(err(&call(&app, Method::GET, &hp, None).await).0, 404);
+    // The subnet is only reachable under its own bridge.
+    let other = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "o"}))).await);
+    assert_eq!(
+        err(&call(
+            &app,
+            Method::GET,
+            &format!("/bridges/{other}/dhcp/{d}"),
+            None
+        )
+        .await)
+        .0,
+        404
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &base, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+
+    // Tunnel zones and members.
+    let host = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "h"}))).await);
+    let z = ok(
+        &app,
+        Method::POST,
+        "/tunnel_zones",
+        Some(json!({"name": "z", "type": "gre"})),
+    )
+    .await;
+    assert_eq!(z["type"], "gre");
+    let z = id(&z);
+    let m = call(
+        &app,
+        Method::POST,
+        &format!("/tunnel_zones/{z}/members"),
+        Some(json!({"host_id": host, "ip": "192.0.2.1"})),
+    )
+    .await;
+    assert_eq!(m.status, StatusCode::CREATED);
+    let e = call(
+        &app,
+        Method::POST,
+        &format!("/tunnel_zones/{z}/members"),
+        Some(json!({"host_id": host, "ip": "192.0.2.2"})),
+    )
+    .await;
+    assert_eq!(err(&e), (409, "conflict", Some("host_id")));
+    let mp = format!("/tunnel_zones/{z}/members/{host}");
+    assert_eq!(
+        ok(
+            &app,
+            Method::PUT,
+            &mp,
+            Some(json!({"host_id": host, "ip": "192.0.2.3"}))
+        )
+        .await["ip"],
+        "192.0.2.3"
+    );
+    assert_eq!(
+        ok(&app, Method::GET, &format!("/tunnel_zones/{z}"), None).await["members"][0]["ip"],
+        "192.0.2.3"
+    );
+    // PUT on the zone keeps members.
+    ok(
+        &app,
+        Method::PUT,
+        &format!("/tunnel_zones/{z}"),
+        Some(json!({"name": "z2", "type": "vxlan"})),
+    )
+    .await;
+    assert_eq!(
+        ok(
+            &app,
+            Method::GET,
+            &format!("/tunnel_zones/{z}/members"),
+            None
+        )
+        .await
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+    assert_eq!(
+        err(&call(&app, Method::DELETE, &format!("/hosts/{host}"), None).await).0,
+        409
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &mp, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &format!("/hosts/{host}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn openapi_lists_every_routed_operation() {
+    let app = app();
+    let doc = ok(&app, Method::GET, "/openapi.json", None).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for name in [
+        "Host",
+        "Port",
+        "Rule",
+        "Condition",
+        "NatTarget",
+        "DhcpSubnet",
+        "ErrorBody",
+        "MacAddr",
+    ] {
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "schema {name} missing"
+        );
+    }
+    let zero = uuid::Uuid::nil().to_string();
+    for (method, path, _, _) in super::openapi::operations() {
+        let uri = path
+            .replace("{mac}", "02:00:00:00:00:01")
+            .replace("{id}", &zero)
+            .replace("{subnet_id}", &zero)
+            .replace("{host_id}", &zero);
+        let m = match method {
+            utoipa::openapi::HttpMethod::Get => Method::GET,
+            utoipa::openapi::HttpMethod::Post => Method::POST,
+            utoipa::openapi::HttpMethod::Put => Method::PUT,
+            _ => Method::DELETE,
+        };
+        let body = (m == Method::POST || m == Method::PUT).then(|| json!({}));
+        // call() asserts every error has our JSON body, which axum's fallback 404/405 lacks.
+        let r = call(&app, m.clone(), &uri, body).await;
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {uri}");
+        assert!(!r.status.is_server_error(), "{m} {uri}");
+        let documented = doc["paths"][format!("/api/v1{path}")][m.as_str().to_lowercase()]
+            ["responses"][r.status.as_str()]
+        .is_object();
+        assert!(documented, "{m} {uri} answered undocumented {}", r.status);
+    }
+}
+
+// ---- random call sequences never break the invariants ----
+
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Call {
+    Bridge,
+    Router,
+    BridgePort(usize),
+    RouterPort(usize, u8, u8),
+    Link(usize, usize),
+    Unlink(usize),
+    Host,
+    Bind(usize, usize, u8),
+    Unbind(usize),
+    Route(usize, usize, u8),
+    Chain,
+    Rule(usize, Option<usize>, usize, u8),
+    PortGroup(Vec<usize>),
+    Filter(usize, usize),
+    Delete(u8, usize),
+}
+
+fn calls() -> impl Strategy<Value = Call> {
+    let i = || 0usize..6;
+    prop_oneof![
+        Just(Call::Bridge),
+        Just(Call::Router),
+        i().prop_map(Call::BridgePort),
+        (i(), 0u8..4, prop_oneof![Just(24u8), Just(16u8), Just(8u8)])
+            .prop_map(|(r, n, l)| Call::RouterPort(r, n, l)),
+        (i(), i()).prop_map(|(a, b)| Call::Link(a, b)),
+        i().prop_map(Call::Unlink),
+        Just(Call::Host),
+        (i(), i(), 0u8..3).prop_map(|(p, h, n)| Call::Bind(p, h, n)),
+        i().prop_map(Call::Unbind),
+        (i(), i(), 0u8..3).prop_map(|(r, p, t)| Call::Route(r, p, t)),
+        Just(Call::Chain),
+        (i(), proptest::option::of(i()), i(), 0u8..4)
+            .prop_map(|(c, j, p, pos)| Call::Rule(c, j, p, pos)),
+        proptest::collection::vec(i(), 0..3).prop_map(Call::PortGroup),
+        (i(), i()).prop_map(|(d, c)| Call::Filter(d, c)),
+        (0u8..9, i()).prop_map(|(k, n)| Call::Delete(k, n)),
+    ]
+}
+
+const ROUTE_TYPES: [&str; 3] = ["normal", "blackhole", "reject"];
+
+fn pick(v: &[String], i: usize) -> String {
+    if v.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        v[i % v.len()].clone()
+    }
+}
+
+async fn list(app: &axum::Router, path: &str) -> Vec<Value> {
+    ok(app, Method::GET, path, None)
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn ids(app: &axum::Router, path: &str) -> Vec<String> {
+    list(app, path).await.iter().map(id).collect()
+}
+
+async fn run(app: &axum::Router, c: Call) {
+    let bridges = ids(app, "/bridges").await;
+    let routers = ids(app, "/routers").await;
+    let ports = ids(app, "/ports").await;
+    let hosts = ids(app, "/hosts").await;
+    let chains = ids(app, "/chains").await;
+    let (m, uri, body) = match c {
+        Call::Bridge => (
+            Method::POST,
+            "/bridges".to_owned(),
+            Some(json!({"name": "b"})),
+        ),
+        Call::Router => (
+            Method::POST,
+            "/routers".to_owned(),
+            Some(json!({"name": "r"})),
+        ),
+        Call::BridgePort(b) => (
+            Method::POST,
+            format!("/bridges/{}/ports", pick(&bridges, b)),
+            Some(json!({})),
+        ),
+        Call::RouterPort(r, n, l) => (
+            Method::POST,
+            format!("/routers/{}/ports", pick(&routers, r)),
+            Some(json!({"address": format!("10.{n}.0.1/{l}")})),
+        ),
+        Call::Link(a, b) => (
+            Method::POST,
+            format!("/ports/{}/link", pick(&ports, a)),
+            Some(json!({"peer_id": pick(&ports, b)})),
+        ),
+        Call::Unlink(a) => (
+            Method::DELETE,
+            format!("/ports/{}/link", pick(&ports, a)),
+            None,
+        ),
+        Call::Host => (
+            Method::POST,
+            "/hosts".to_owned(),
+            Some(json!({"name": "h"})),
+        ),
+        Call::Bind(p, h, n) => (
+            Method::PUT,
+            format!("/ports/{}/binding", pick(&ports, p)),
+            Some(json!({"host_id": pick(&hosts, h), "interface_name": format!("tap{n}")})),
+        ),
+        Call::Unbind(p) => (
+            Method::DELETE,
+            format!("/ports/{}/binding", pick(&ports, p)),
+            None,
+        ),
+        Call::Route(r, p, t) => (
+            Method::POST,
+            format!("/routers/{}/routes", pick(&routers, r)),
+            Some(
+                json!({"dst": "192.168.0.0/16", "next_hop_port": pick(&ports, p), "type": ROUTE_TYPES[t as usize]}),
+            ),
+        ),
+        Call::Chain => (
+            Method::POST,
+            "/chains".to_owned(),
+            Some(json!({"name": "c"})),
+        ),
+        Call::Rule(c, j, p, pos) => {
+            let mut body =
+                json!({"action": "accept", "position": pos, "in_ports": [pick(&ports, p)]});
+            if let Some(j) = j {
+                body =
+                    json!({"action": "jump", "jump_chain_id": pick(&chains, j), "position": pos});
+            }
+            (
+                Method::POST,
+                format!("/chains/{}/rules", pick(&chains, c)),
+                Some(body),
+            )
+        }
+        Call::PortGroup(ps) => (
+            Method::POST,
+            "/port_groups".to_owned(),
+            Some(
+                json!({"name": "g", "port_ids": ps.iter().map(|i| pick(&ports, *i)).collect::<Vec<_>>()}),
+            ),
+        ),
+        Call::Filter(d, c) => (
+            Method::PUT,
+            format!("/bridges/{}", pick(&bridges, d)),
+            Some(json!({"name": "b", "inbound_filter_id": pick(&chains, c)})),
+        ),
+        Call::Delete(k, n) => {
+            let (coll, v) = match k {
+                0 => ("bridges", bridges),
+                1 => ("routers", routers),
+                2 | 3 => ("ports", ports),
+                4 => ("hosts", hosts),
+                5 => ("chains", chains),
+                6 => ("port_groups", ids(app, "/port_groups").await),
+                _ => {
+                    let mut rules = Vec::new();
+                    for c in &chains {
+                        rules.extend(ids(app, &format!("/chains/{c}/rules")).await);
+                    }
+                    ("rules", rules)
+                }
+            };
+            (Method::DELETE, format!("/{coll}/{}", pick(&v, n)), None)
+        }
+    };
+    let r = call(app, m.clone(), &uri, body).await;
+    assert!(!r.status.is_server_error(), "{m} {uri}: {}", r.body);
+}
+
+async fn check_invariants(app: &axum::Router) {
+    let ports: BTreeMap<String, Value> = list(app, "/ports")
+        .await
+        .into_iter()
+        .map(|p| (id(&p), p))
+        .collect();
+    let bridges: BTreeSet<String> = ids(app, "/bridges").await.into_iter().collect();
+    let routers: BTreeSet<String> = ids(app, "/routers").await.into_iter().collect();
+    let hosts: BTreeSet<String> = ids(app, "/hosts").await.into_iter().collect();
+    let chains = list(app, "/chains").await;
+    let chain_ids: BTreeSet<String> = chains.iter().map(id).collect();
+    let mut keys = HashSet::new();
+    for (pid, p) in &ports {
+        let dev = p["device_id"].as_str().unwrap();
+        assert!(
+            bridges.contains(dev) || routers.contains(dev),
+            "port {pid} on missing device"
+        );
+        let k = p["tunnel_key"].as_u64().unwrap();
+        assert!((1..1 << 24).contains(&k));
+        assert!(keys.insert(k), "tunnel key {k} reused");
+        if let Some(peer) = p["peer_id"].as_str() {
+            assert_eq!(
+                ports[peer]["peer_id"].as_str(),
+                Some(pid.as_str()),
+                "asymmetric link"
+            );
+            assert!(p["host_id"].is_null(), "port {pid} linked and bound");
+            let pdev = ports[peer]["device_id"].as_str().unwrap();
+            assert!(
+                routers.contains(dev) || routers.contains(pdev),
+                "bridge-bridge link"
+            );
+        }
+        if let Some(h) = p["host_id"].as_str() {
+            assert!(hosts.contains(h));
+        }
+        for f in ["inbound_filter_id", "outbound_filter_id"] {
+            if let Some(c) = p[f].as_str() {
+                assert!(chain_ids.contains(c));
+            }
+        }
+    }
+    for r in &routers {
+        let rps: Vec<ipnet::IpNet> = list(app, &format!("/routers/{r}/ports"))
+            .await
+            .iter()
+            .map(|p| {
+                p["address"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<ipnet::IpNet>()
+                    .unwrap()
+                    .trunc()
+            })
+            .collect();
+        for (i, a) in rps.iter().enumerate() {
+            for b in &rps[i + 1..] {
+                assert!(
+                    !a.contains(&b.network()) && !b.contains(&a.network()),
+                    "{a} overlaps {b}"
+                );
+            }
+        }
+        for route in list(app, &format!("/routers/{r}/routes")).await {
+            if let Some(p) = route["next_hop_port"].as_str() {
+                assert_eq!(ports[p]["device_id"].as_str(), Some(r.as_str()));
+            }
+        }
+    }
+    for b in &bridges {
+        if let Some(c) =
+            ok(app, Method::GET, &format!("/bridges/{b}"), None).await["inbound_filter_id"].as_str()
+        {
+            assert!(chain_ids.contains(c));
+        }
+    }
+    // Jumps exist and form no cycle; rule ports exist.
+    let mut edges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in &chain_ids {
+        for rule in list(app, &format!("/chains/{c}/rules")).await {
+            if let Some(t) = rule["jump_chain_id"].as_str() {
+                assert!(chain_ids.contains(t));
+                edges.entry(c.clone()).or_default().push(t.to_owned());
+            }
+            for p in rule["in_ports"].as_array().unwrap() {
+                assert!(ports.contains_key(p.as_str().unwrap()));
+            }
+        }
+    }
+    fn cyclic(n: &str, edges: &BTreeMap<String, Vec<String>>, path: &mut Vec<String>) -> bool {
+        if path.iter().any(|p| p == n) {
+            return true;
+        }
+        path.push(n.to_owned());
+        let c = edges
+            .get(n)
+            .into_iter()
+            .flatten()
+            .any(|m| cyclic(m, edges, path));
+        path.pop();
+        c
+    }
+    for c in &chain_ids {
+        assert!(
+            !cyclic(c, &edges, &mut Vec::new()),
+            "jump cycle through {c}"
+        );
+    }
+    for g in list(app, "/port_groups").await {
+        for p in g["port_ids"].as_array().unwrap() {
+            assert!(ports.contains_key(p.as_str().unwrap()));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn random_api_calls_keep_invariants(seq in proptest::collection::vec(calls(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let app = app();
+            for c in seq {
+                run(&app, c).await;
+                check_invariants(&app).await;
+            }
+        });
+    }
+}
