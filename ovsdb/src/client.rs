@@ -428,6 +428,9 @@ impl Monitored {
             Some(r) if *r.schema() == schema => r,
             _ => Replica::new(schema),
         };
+        for (t, (cols, _)) in &requests.tables {
+            replica.set_monitored_columns(t, cols);
+        }
         let monitor_id = json!(db);
         let since = conn
             .call(Request::monitor_cond_since(

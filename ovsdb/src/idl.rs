@@ -45,6 +45,9 @@ pub struct Replica {
     schema: Arc<DatabaseSchema>,
     tables: BTreeMap<String, BTreeMap<Uuid, Row>>,
     last_txn_id: Option<String>,
+    /// Monitored columns per table (all when absent): `update2` leaves out columns that hold
+    /// their default value, so inserted rows are completed with defaults for these.
+    columns: BTreeMap<String, Vec<String>>,
 }
 
 impl Replica {
@@ -54,6 +57,29 @@ impl Replica {
             schema,
             tables: BTreeMap::new(),
             last_txn_id: None,
+            columns: BTreeMap::new(),
+        }
+    }
+
+    /// Declares which columns of `table` are monitored (empty: all), so that rows missing
+    /// some of them (default values) are completed.
+    pub fn set_monitored_columns(&mut self, table: &str, columns: &[String]) {
+        self.columns.insert(table.to_string(), columns.to_vec());
+    }
+
+    fn complete(&self, table: &str, row: &mut Row) {
+        let Ok(t) = self.schema.table(table) else {
+            return;
+        };
+        let cols: Vec<&String> = match self.columns.get(table) {
+            Some(c) if !c.is_empty() => c.iter().collect(),
+            _ => t.columns.keys().collect(),
+        };
+        for c in cols {
+            if let Some(cs) = t.columns.get(c) {
+                row.entry(c.clone())
+                    .or_insert_with(|| cs.ty.default_value());
+            }
         }
     }
 
@@ -118,7 +144,9 @@ impl Replica {
     }
 
     fn decode_row(&self, table: &str, v: &Json) -> Result<Row> {
-        self.schema.normalize_row(table, row_from_json(v)?)
+        let mut row = self.schema.normalize_row(table, row_from_json(v)?)?;
+        self.complete(table, &mut row);
+        Ok(row)
     }
 
     /// Applies `update` (`monitor`) contents: per row `old`/`new`.
