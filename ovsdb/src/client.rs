@@ -372,9 +372,15 @@ pub async fn listen(
                     tokio::time::sleep(d).await;
                 }
             },
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = stopped(&mut shutdown) => return,
         }
     }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone). Unlike `wait_for`, its output
+/// holds no borrow of the channel, so `select!` arms using it keep the future `Send`.
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// How updates arrive for a monitor.
@@ -443,6 +449,7 @@ impl Monitored {
         let method = match since {
             Ok(r) => {
                 let found = r.get(0).and_then(Json::as_bool).unwrap_or(false);
+                tracing::debug!(found, last = ?r.get(1), "monitor_cond_since");
                 if !found {
                     replica.clear();
                 }
@@ -566,6 +573,7 @@ impl Monitored {
             }
             match self.conn.transact(&self.db, &ops).await {
                 Err(Error::Stale) => {
+                    tracing::debug!(?ops, "stale");
                     // The update that invalidated our read is on its way (or here already).
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.changes()).await;
                 }

@@ -277,6 +277,9 @@ fn apply_diff(ty: &ColumnType, cur: Value, diff: Value) -> Value {
 #[derive(Debug)]
 pub struct Txn<'r> {
     replica: &'r Replica,
+    /// The `wait`s go first, so they see the database as it was read, not as the
+    /// transaction's own earlier operations left it.
+    waits: Vec<Operation>,
     ops: Vec<Operation>,
 }
 
@@ -285,6 +288,7 @@ impl<'r> Txn<'r> {
     pub fn new(replica: &'r Replica) -> Self {
         Txn {
             replica,
+            waits: vec![],
             ops: vec![],
         }
     }
@@ -299,7 +303,7 @@ impl<'r> Txn<'r> {
                 .collect()],
             None => vec![],
         };
-        self.ops.push(Operation::Wait {
+        self.waits.push(Operation::Wait {
             table: table.to_string(),
             conditions: vec![Condition::uuid(uuid)],
             columns: columns.iter().map(|c| c.to_string()).collect(),
@@ -318,12 +322,25 @@ impl<'r> Txn<'r> {
             .rows(table)
             .map(|(u, _)| [("_uuid".to_string(), Value::uuid(*u))].into())
             .collect();
-        self.ops.push(Operation::Wait {
+        self.waits.push(Operation::Wait {
             table: table.to_string(),
             conditions: vec![],
             columns: vec!["_uuid".into()],
             until: WaitUntil::Eq,
             rows,
+            timeout_ms: Some(0),
+        });
+        self
+    }
+
+    /// Proves that no row of `table` matches `conditions` (e.g. no bridge of that name yet).
+    pub fn verify_absent(&mut self, table: &str, conditions: Vec<Condition>) -> &mut Self {
+        self.waits.push(Operation::Wait {
+            table: table.to_string(),
+            conditions,
+            columns: vec!["_uuid".into()],
+            until: WaitUntil::Eq,
+            rows: vec![],
             timeout_ms: Some(0),
         });
         self
@@ -335,14 +352,16 @@ impl<'r> Txn<'r> {
         self
     }
 
-    /// The operations other than the `wait`s.
+    /// Nothing but verifications: nothing to send.
     pub fn is_noop(&self) -> bool {
-        self.ops.iter().all(|o| matches!(o, Operation::Wait { .. }))
+        self.ops.is_empty()
     }
 
-    /// The operations to send.
+    /// The operations to send: the verifications first, then the changes.
     pub fn into_ops(self) -> Vec<Operation> {
-        self.ops
+        let mut all = self.waits;
+        all.extend(self.ops);
+        all
     }
 }
 

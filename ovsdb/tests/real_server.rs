@@ -488,3 +488,72 @@ async fn frozen_server_times_out_and_nothing_is_half_applied() {
     let (c, _n) = connect(&sb).await;
     c.transact(DB, &bridge_ops("after")).await.unwrap();
 }
+
+#[tokio::test]
+async fn verify_after_resync_holds() {
+    let sb = sandbox("verify");
+    sb.vsctl(&[
+        "--no-wait",
+        "add-br",
+        "b1",
+        "--",
+        "add-port",
+        "b1",
+        "p1",
+        "--",
+        "set-controller",
+        "b1",
+        "tcp:1.2.3.4:6653",
+    ])
+    .unwrap();
+    let (c, n) = connect(&sb).await;
+    let reqs = MonitorRequests::default()
+        .table("Open_vSwitch", &["bridges"])
+        .table(
+            "Bridge",
+            &["name", "ports", "controller", "external_ids", "fail_mode"],
+        )
+        .table("Port", &["name"]);
+    let m = Monitored::start(c, n, DB, &reqs, None).await.unwrap();
+    let previous = m.into_replica();
+    sb.kill_db().unwrap();
+    sb.restart_db().unwrap();
+    let (c, n) = connect(&sb).await;
+    let mut m = Monitored::start(c, n, DB, &reqs, Some(previous))
+        .await
+        .unwrap();
+    sb.vsctl(&["--no-wait", "add-port", "b1", "p2"]).unwrap();
+    sb.vsctl(&["--no-wait", "del-port", "p1"]).unwrap();
+    while m.replica().find("Port", "name", "p1").is_some()
+        || m.replica()
+            .rows("Bridge")
+            .any(|(_, r)| r["ports"].atoms().len() != 2)
+    {
+        tokio::time::timeout(Duration::from_secs(5), m.changes())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let (u, _) = m.replica().find("Bridge", "name", "b1").unwrap();
+    // The waits see the rows as read even though the transaction changes them after.
+    let r = m
+        .transact(|replica| {
+            let mut txn = Txn::new(replica);
+            txn.push(Operation::update(
+                "Bridge",
+                vec![Condition::uuid(u)],
+                row([("fail_mode", Value::set(["secure"]))]),
+            ));
+            txn.verify(
+                "Bridge",
+                u,
+                &["ports", "controller", "external_ids", "fail_mode", "name"],
+            )
+            .verify_rows("Bridge")
+            .verify_absent("Bridge", vec![Condition::eq("name", "b2")]);
+            Ok(Some(txn.into_ops()))
+        })
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(m.replica().get("Bridge", &u).unwrap()["fail_mode"] == Value::set(["secure"]));
+}
