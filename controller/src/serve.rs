@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// Keep the topology in memory only (tests, throwaway labs).
     #[arg(long)]
     pub in_memory: bool,
+    /// Leave `options:local_ip` off tunnel ports (dummy-datapath sandboxes need this).
+    #[arg(long)]
+    pub no_tunnel_local_ip: bool,
     /// The application answering packet-ins.
     #[arg(long, default_value = "l2switch")]
     pub app: String,
@@ -55,10 +58,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             })
             .await
     });
+    // Host provisioning over OVSDB; the desired hosts and zones come from the topology
+    // through `Provisioner::set_desired`.
+    let ovsdb_listener = tokio::net::TcpListener::bind(args.ovsdb_listen)
+        .await
+        .with_context(|| format!("binding the OVSDB listener on {}", args.ovsdb_listen))?;
+    tracing::info!(addr = %args.ovsdb_listen, "OVSDB listening for hosts");
+    let mut prov_cfg =
+        crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
+            args.openflow_listen,
+            args.openflow_advertise.as_deref(),
+        ));
+    prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
+    let provisioner = crate::provision::Provisioner::new(prov_cfg);
+    let prov_task = {
+        let (p, stop) = (provisioner.clone(), stop_rx.clone());
+        tokio::spawn(async move { p.run(Some(ovsdb_listener), stop).await })
+    };
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     api_task.await??;
+    prov_task.await?;
     Ok(())
 }
 

@@ -1,0 +1,311 @@
+//! Host provisioning over OVSDB: each host's `br-int` (datapath type, `fail_mode=secure`,
+//! OpenFlow 1.3, our controller out-of-band, a datapath id derived from the host id) and one
+//! tunnel port per peer host per tunnel zone, kept in step with a desired state.
+//!
+//! The provisioner consumes a plain [`DesiredState`] (hosts and tunnel zones) through
+//! [`Provisioner::set_desired`]; it knows nothing of the REST API or the store. It publishes
+//! what the OpenFlow side needs, per host, as a [`HostView`] map on a `watch` channel
+//! ([`Provisioner::views`]): the datapath id, tunnel ofports per peer, and VM interfaces
+//! (`external_ids:iface-id`) with their ofports.
+//!
+//! Reconcile guarantees: all of a host's changes go in one transaction, guarded by `wait`s on
+//! what the plan read (a stale replica is retried, never applied); planning twice changes
+//! nothing; only rows we created (marked `external_ids:strowger-owner`) are changed or removed,
+//! besides `br-int`'s own settings. Hosts are reached actively (`ovsdb` target set) or dial in
+//! (`ovs-vsctl set-manager tcp:CTRL:PORT`) and are matched by `Open_vSwitch.external_ids:
+//! system-id` (the host's id or name).
+
+mod host;
+pub mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ovsdb::client::Target;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// The tunnel type of a zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TunnelKind {
+    /// `type=vxlan`
+    Vxlan,
+    /// `type=gre`
+    Gre,
+}
+
+impl TunnelKind {
+    /// The OVS interface type.
+    pub fn ovs_type(self) -> &'static str {
+        match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Gre => "gre",
+        }
+    }
+}
+
+/// A host as the provisioner needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredHost {
+    /// The host id; also what its `system-id` may be when it dials in.
+    pub id: Uuid,
+    /// The host name (also accepted as `system-id`).
+    pub name: String,
+    /// How to reach its OVSDB; `None` when it dials in.
+    pub ovsdb: Option<Target>,
+    /// `br-int`'s `datapath_type` (`system` or `netdev`).
+    pub datapath_type: String,
+}
+
+/// A tunnel zone: its members, each with the underlay address used to reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredZone {
+    /// Zone id.
+    pub id: Uuid,
+    /// Zone name.
+    pub name: String,
+    /// Tunnel type.
+    pub kind: TunnelKind,
+    /// `(host id, underlay ip)`
+    pub members: Vec<(Uuid, IpAddr)>,
+}
+
+/// Everything the provisioner should make true.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DesiredState {
+    /// Hosts.
+    pub hosts: Vec<DesiredHost>,
+    /// Tunnel zones.
+    pub zones: Vec<DesiredZone>,
+}
+
+impl DesiredState {
+    /// A host by id.
+    pub fn host(&self, id: Uuid) -> Option<&DesiredHost> {
+        self.hosts.iter().find(|h| h.id == id)
+    }
+}
+
+/// Settings common to every host.
+#[derive(Debug, Clone)]
+pub struct ProvisionConfig {
+    /// The OpenFlow target written into each `br-int` (`tcp:IP:PORT`).
+    pub openflow_target: String,
+    /// The integration bridge's name.
+    pub bridge: String,
+    /// Whether tunnel ports get `options:local_ip` (this host's address in the zone). Off for
+    /// dummy-datapath sandboxes, where it breaks native tunnel routing.
+    pub set_local_ip: bool,
+    /// OVSDB session settings.
+    pub ovsdb: ovsdb::rpc::Config,
+}
+
+impl ProvisionConfig {
+    /// Defaults around an OpenFlow target.
+    pub fn new(openflow_target: &str) -> Self {
+        ProvisionConfig {
+            openflow_target: openflow_target.to_string(),
+            bridge: "br-int".into(),
+            set_local_ip: true,
+            ovsdb: ovsdb::rpc::Config::default(),
+        }
+    }
+}
+
+/// A tunnel port as seen on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelPort {
+    /// Port name.
+    pub name: String,
+    /// Its OpenFlow port number, once OVS assigned one.
+    pub ofport: Option<u32>,
+}
+
+/// A VM interface on `br-int`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VifPort {
+    /// Interface name.
+    pub name: String,
+    /// Its OpenFlow port number, once assigned.
+    pub ofport: Option<u32>,
+}
+
+/// What the OpenFlow side needs to know about one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostView {
+    /// An OVSDB session is up.
+    pub connected: bool,
+    /// The datapath id `br-int` reports (the one we set, once vswitchd applied it).
+    pub datapath_id: Option<u64>,
+    /// Tunnel ports by (peer host, tunnel type).
+    pub tunnels: BTreeMap<(Uuid, TunnelKind), TunnelPort>,
+    /// VM interfaces by `external_ids:iface-id`.
+    pub vifs: BTreeMap<String, VifPort>,
+}
+
+impl HostView {
+    /// The ofport of the tunnel to `peer` (VXLAN preferred when both exist).
+    pub fn tunnel_ofport(&self, peer: Uuid) -> Option<u32> {
+        self.tunnels
+            .range((peer, TunnelKind::Vxlan)..=(peer, TunnelKind::Gre))
+            .find_map(|(_, t)| t.ofport)
+    }
+}
+
+/// The datapath id we give a host's `br-int`: the low 64 bits of its id, so an OpenFlow
+/// session maps back to its host without a lookup table surviving restarts.
+pub fn datapath_id(host: Uuid) -> u64 {
+    let b = host.as_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&b[8..]);
+    u64::from_be_bytes(low)
+}
+
+/// The OpenFlow target written into hosts' `br-int`: `--openflow-advertise` if given, else
+/// `tcp:` and the OpenFlow listen address (loopback when it listens on every address).
+pub fn advertised_target(listen: std::net::SocketAddr, advertise: Option<&str>) -> String {
+    if let Some(a) = advertise {
+        return a.to_string();
+    }
+    let ip = if listen.ip().is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
+    format!("tcp:{}", std::net::SocketAddr::new(ip, listen.port()))
+}
+
+/// The host-view map published to the OpenFlow side.
+pub type HostViews = BTreeMap<Uuid, HostView>;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ProvisionConfig,
+    pub(crate) desired: watch::Sender<Arc<DesiredState>>,
+    pub(crate) views: watch::Sender<HostViews>,
+}
+
+/// Keeps every host's OVS in step with the desired state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Provisioner {
+    shared: Arc<Shared>,
+}
+
+impl Provisioner {
+    /// A provisioner with an empty desired state.
+    pub fn new(config: ProvisionConfig) -> Self {
+        let (desired, _) = watch::channel(Arc::new(DesiredState::default()));
+        let (views, _) = watch::channel(HostViews::new());
+        Provisioner {
+            shared: Arc::new(Shared {
+                config,
+                desired,
+                views,
+            }),
+        }
+    }
+
+    /// Replaces the desired state; running sessions reconcile towards it.
+    pub fn set_desired(&self, state: DesiredState) {
+        self.shared.desired.send_replace(Arc::new(state));
+    }
+
+    /// Per-host views for the OpenFlow side; changes whenever a host's ports do.
+    pub fn views(&self) -> watch::Receiver<HostViews> {
+        self.shared.views.subscribe()
+    }
+
+    /// Runs until `shutdown` turns true: dials hosts with an `ovsdb` target (redialing with
+    /// backoff), and accepts hosts that dial in on `listener` if given.
+    pub async fn run(
+        &self,
+        listener: Option<tokio::net::TcpListener>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let (acc_tx, mut acc_rx) = mpsc::channel(16);
+        let listen_task = listener.map(|l| {
+            tokio::spawn(ovsdb::client::listen(
+                l,
+                self.shared.config.ovsdb.clone(),
+                acc_tx,
+                shutdown.clone(),
+            ))
+        });
+        let mut desired = self.shared.desired.subscribe();
+        let mut active: HashMap<Uuid, (Target, JoinHandle<()>)> = HashMap::new();
+        let mut passive: Vec<JoinHandle<()>> = vec![];
+        loop {
+            let state = desired.borrow_and_update().clone();
+            self.sync_active(&state, &mut active, &shutdown);
+            passive.retain(|t| !t.is_finished());
+            tokio::select! {
+                r = desired.changed() => if r.is_err() { break },
+                Some((conn, notifications, peer)) = acc_rx.recv() => {
+                    tracing::info!(%peer, "host dialed in");
+                    passive.push(tokio::spawn(host::run_passive(
+                        self.shared.clone(), conn, notifications, shutdown.clone(),
+                    )));
+                }
+                _ = ovsdb::client::stopped(&mut shutdown) => break,
+            }
+        }
+        for (_, (_, t)) in active {
+            t.abort();
+        }
+        for t in passive {
+            t.abort();
+        }
+        if let Some(t) = listen_task {
+            t.abort();
+        }
+    }
+
+    fn sync_active(
+        &self,
+        state: &DesiredState,
+        active: &mut HashMap<Uuid, (Target, JoinHandle<()>)>,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        active.retain(|id, (target, task)| {
+            let keep = state.host(*id).and_then(|h| h.ovsdb.as_ref()) == Some(target)
+                && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for h in &state.hosts {
+            let Some(target) = &h.ovsdb else { continue };
+            if active.contains_key(&h.id) {
+                continue;
+            }
+            let span = tracing::info_span!("ovsdb-host", host = %h.id, %target);
+            let task = tokio::spawn(
+                host::run_active(self.shared.clone(), h.id, target.clone(), shutdown.clone())
+                    .instrument(span),
+            );
+            active.insert(h.id, (target.clone(), task));
+        }
+        // Views of hosts no longer desired go away.
+        self.shared.views.send_if_modified(|v| {
+            let before = v.len();
+            v.retain(|id, _| state.host(*id).is_some());
+            v.len() != before
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datapath_id_is_stable_and_distinct() {
+        let a: Uuid = "6f1c2a3e-0000-4000-8000-00000000000a".parse().unwrap();
+        assert_eq!(datapath_id(a), 0x8000_0000_0000_000a);
+        assert_ne!(datapath_id(a), datapath_id(Uuid::new_v4()));
+    }
+}

@@ -1,0 +1,631 @@
+//! The tokio driver: a [`Connection`] task moves bytes between a socket and an
+//! [`rpc::Session`](crate::rpc::Session) and fires its timers; [`Monitored`] keeps a
+//! [`Replica`] over a connection and transacts against it with optimistic concurrency;
+//! [`connect_with_backoff`] and [`listen`] give the active (`tcp:`/`unix:` target) and passive
+//! (hosts dial in) directions.
+//!
+//! A connection never reconnects by itself: whoever owns it decides (active targets redial
+//! with [`Backoff`] and resync with [`Monitored::start`], passive hosts dial in again).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{Error, Result};
+use crate::idl::{Replica, RowChange};
+use crate::ops::{parse_transact_result, Operation, OperationResult};
+use crate::rpc::{Config, Event, MonitorRequests, Request, Session};
+use crate::schema::DatabaseSchema;
+
+/// Where an OVSDB server is: `tcp:HOST:PORT` or `unix:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// `tcp:HOST:PORT`
+    Tcp(String),
+    /// `unix:PATH`
+    Unix(PathBuf),
+}
+
+impl FromStr for Target {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(addr) = s.strip_prefix("tcp:") {
+            // IPv6 as tcp:[::1]:6640; a bare host defaults to 6640 as in ovs-vsctl.
+            let has_port = addr.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty() && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']'))
+            });
+            if addr.is_empty() {
+                return Err(Error::BadTarget(s.to_string()));
+            }
+            return Ok(Target::Tcp(if has_port {
+                addr.to_string()
+            } else {
+                format!("{addr}:6640")
+            }));
+        }
+        if let Some(path) = s.strip_prefix("unix:") {
+            if !path.is_empty() {
+                return Ok(Target::Unix(path.into()));
+            }
+        }
+        Err(Error::BadTarget(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(a) => write!(f, "tcp:{a}"),
+            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A notification from the server (`update`, `update2`, `update3`, `locked`, `stolen`).
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// The method.
+    pub method: String,
+    /// Its params.
+    pub params: Json,
+}
+
+/// The receiving end of a connection's notifications; closed when the connection ends.
+pub type Notifications = mpsc::UnboundedReceiver<Notification>;
+
+struct Call {
+    req: Request,
+    reply: oneshot::Sender<Result<Json>>,
+}
+
+/// A handle on a running connection (cheap to clone). Dropping every handle closes it.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    calls: mpsc::UnboundedSender<Call>,
+    closed: watch::Receiver<Option<Arc<str>>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").field("req", &self.req).finish()
+    }
+}
+
+impl Connection {
+    /// Dials `target`.
+    pub async fn connect(target: &Target, config: Config) -> Result<(Connection, Notifications)> {
+        match target {
+            Target::Tcp(addr) => {
+                let s = tokio::net::TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                Ok(Self::spawn(s, config))
+            }
+            Target::Unix(path) => {
+                let s = tokio::net::UnixStream::connect(path).await?;
+                Ok(Self::spawn(s, config))
+            }
+        }
+    }
+
+    /// Runs a session over an established stream on a new task.
+    pub fn spawn<S>(stream: S, config: Config) -> (Connection, Notifications)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (calls_tx, calls_rx) = mpsc::unbounded_channel();
+        let (notif_tx, notif_rx) = mpsc::unbounded_channel();
+        let (closed_tx, closed_rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let why = drive(stream, config, calls_rx, notif_tx).await;
+            tracing::debug!(error = %why, "ovsdb connection ended");
+            let _ = closed_tx.send(Some(why.to_string().into()));
+        });
+        (
+            Connection {
+                calls: calls_tx,
+                closed: closed_rx,
+            },
+            notif_rx,
+        )
+    }
+
+    /// Sends a request and waits for its result.
+    pub async fn call(&self, req: Request) -> Result<Json> {
+        let (tx, rx) = oneshot::channel();
+        self.calls
+            .send(Call { req, reply: tx })
+            .map_err(|_| Error::Disconnected)?;
+        rx.await.map_err(|_| Error::Disconnected)?
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    /// Waits until the connection ends; returns why.
+    pub async fn closed(&self) -> Arc<str> {
+        let mut rx = self.closed.clone();
+        let why = match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.clone(),
+            Err(_) => None,
+        };
+        why.unwrap_or_else(|| "closed".into())
+    }
+
+    /// `list_dbs`
+    pub async fn list_dbs(&self) -> Result<Vec<String>> {
+        let r = self.call(Request::list_dbs()).await?;
+        serde_json::from_value(r.clone())
+            .map_err(|_| Error::InvalidMessage(format!("list_dbs {r}")))
+    }
+
+    /// `get_schema`, parsed.
+    pub async fn get_schema(&self, db: &str) -> Result<DatabaseSchema> {
+        DatabaseSchema::from_json(&self.call(Request::get_schema(db)).await?)
+    }
+
+    /// `transact`: the results, or the first failed operation as a typed error.
+    pub async fn transact(&self, db: &str, ops: &[Operation]) -> Result<Vec<OperationResult>> {
+        let r = self.call(Request::transact(db, ops)).await?;
+        parse_transact_result(ops, &r)
+    }
+
+    /// `echo`: returns what the server echoed.
+    pub async fn echo(&self, params: Json) -> Result<Json> {
+        self.call(Request::echo(params)).await
+    }
+
+    /// `lock`: whether the lock was granted at once (else a `locked` notification follows).
+    pub async fn lock(&self, lock: &str) -> Result<bool> {
+        locked(self.call(Request::lock(lock)).await?)
+    }
+
+    /// `steal`: always granted.
+    pub async fn steal(&self, lock: &str) -> Result<bool> {
+        locked(self.call(Request::steal(lock)).await?)
+    }
+
+    /// `unlock`
+    pub async fn unlock(&self, lock: &str) -> Result<()> {
+        self.call(Request::unlock(lock)).await.map(|_| ())
+    }
+}
+
+fn locked(r: Json) -> Result<bool> {
+    r.get("locked")
+        .and_then(Json::as_bool)
+        .ok_or_else(|| Error::InvalidMessage(format!("lock reply {r}")))
+}
+
+/// The connection task: the only place that touches the socket.
+async fn drive<S>(
+    stream: S,
+    config: Config,
+    mut calls: mpsc::UnboundedReceiver<Call>,
+    notifications: mpsc::UnboundedSender<Notification>,
+) -> Error
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut session = Session::new(config, Instant::now());
+    let mut waiters: HashMap<u64, oneshot::Sender<Result<Json>>> = HashMap::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = 'run: loop {
+        while let Some(bytes) = session.poll_transmit() {
+            if let Err(e) = wr.write_all(&bytes).await {
+                break 'run Error::Io(e);
+            }
+        }
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                Event::Reply { id, result } => {
+                    if let Some(w) = waiters.remove(&id) {
+                        let _ = w.send(result);
+                    }
+                }
+                Event::Notification { method, params } => {
+                    let _ = notifications.send(Notification { method, params });
+                }
+            }
+        }
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            n = rd.read(&mut buf) => match n {
+                Ok(0) => break Error::Disconnected,
+                Ok(n) => {
+                    if let Err(e) = session.handle_input(&buf[..n], Instant::now()) {
+                        break e;
+                    }
+                }
+                Err(e) => break Error::Io(e),
+            },
+            call = calls.recv() => match call {
+                // Every handle dropped: nobody can use this connection any more.
+                None => break Error::Disconnected,
+                Some(Call { req, reply }) => {
+                    let id = session.send_request(req, Instant::now());
+                    waiters.insert(id, reply);
+                }
+            },
+            _ = sleep_until(deadline) => {
+                if let Err(e) = session.handle_timeout(Instant::now()) {
+                    break e;
+                }
+            }
+        }
+    };
+    // Replies already parsed still reach their callers.
+    while let Some(ev) = session.poll_event() {
+        if let Event::Reply { id, result } = ev {
+            if let Some(w) = waiters.remove(&id) {
+                let _ = w.send(result);
+            }
+        }
+    }
+    for (_, w) in waiters.drain() {
+        let _ = w.send(Err(match &end {
+            Error::PeerDead => Error::PeerDead,
+            _ => Error::Disconnected,
+        }));
+    }
+    let _ = wr.shutdown().await;
+    end
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Exponential backoff between reconnect attempts.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Starts at `min`, doubles up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    /// Back to the minimum (after a connection succeeded).
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(8))
+    }
+}
+
+/// Dials `target` until it answers, sleeping per `backoff` between attempts.
+pub async fn connect_with_backoff(
+    target: &Target,
+    config: &Config,
+    backoff: &mut Backoff,
+) -> (Connection, Notifications) {
+    loop {
+        match Connection::connect(target, config.clone()).await {
+            Ok(c) => {
+                backoff.reset();
+                return c;
+            }
+            Err(e) => {
+                let d = backoff.next_delay();
+                tracing::debug!(%target, error = %e, delay = ?d, "ovsdb connect failed");
+                tokio::time::sleep(d).await;
+            }
+        }
+    }
+}
+
+/// Accepts hosts that dial in (`ovs-vsctl set-manager tcp:CTRL:PORT`) until `shutdown` turns
+/// true; each becomes a [`Connection`] sent on `accepted`. Accept errors back off.
+pub async fn listen(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    accepted: mpsc::Sender<(Connection, Notifications, SocketAddr)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, peer)) => {
+                    backoff.reset();
+                    let _ = s.set_nodelay(true);
+                    let (c, n) = Connection::spawn(s, config.clone());
+                    if accepted.send((c, n, peer)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let d = backoff.next_delay();
+                    tracing::warn!(error = %e, "ovsdb accept failed");
+                    tokio::time::sleep(d).await;
+                }
+            },
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone). Unlike `wait_for`, its output
+/// holds no borrow of the channel, so `select!` arms using it keep the future `Send`.
+pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// How updates arrive for a monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorMethod {
+    /// `monitor` / `update`
+    Monitor,
+    /// `monitor_cond` / `update2`
+    MonitorCond,
+    /// `monitor_cond_since` / `update3`
+    MonitorCondSince,
+}
+
+/// A replica of monitored tables over one connection.
+#[derive(Debug)]
+pub struct Monitored {
+    conn: Connection,
+    notifications: Notifications,
+    replica: Replica,
+    db: String,
+    monitor_id: Json,
+    method: MonitorMethod,
+    /// Non-update notifications seen while waiting for updates (`locked`, `stolen`).
+    others: Vec<Notification>,
+}
+
+/// How many times [`Monitored::transact`] rebuilds a transaction refused as stale.
+pub const MAX_STALE_RETRIES: usize = 8;
+
+impl Monitored {
+    /// Fetches the schema, checks `requests` against it, and starts the most capable monitor
+    /// the server has (`monitor_cond_since`, else `monitor_cond`, else `monitor`). With a
+    /// `previous` replica of the same database (after a reconnect), `monitor_cond_since` asks
+    /// only for what changed since its last transaction; otherwise the replica is loaded in
+    /// full.
+    pub async fn start(
+        conn: Connection,
+        notifications: Notifications,
+        db: &str,
+        requests: &MonitorRequests,
+        previous: Option<Replica>,
+    ) -> Result<Monitored> {
+        let schema = Arc::new(conn.get_schema(db).await?);
+        for (t, (cols, _)) in &requests.tables {
+            for c in cols {
+                schema.column(t, c)?;
+            }
+            schema.table(t)?;
+        }
+        let mut replica = match previous {
+            Some(r) if *r.schema() == schema => r,
+            _ => Replica::new(schema),
+        };
+        for (t, (cols, _)) in &requests.tables {
+            replica.set_monitored_columns(t, cols);
+        }
+        let monitor_id = json!(db);
+        let since = conn
+            .call(Request::monitor_cond_since(
+                db,
+                &monitor_id,
+                requests,
+                replica.last_txn_id(),
+            ))
+            .await;
+        let method = match since {
+            Ok(r) => {
+                let found = r.get(0).and_then(Json::as_bool).unwrap_or(false);
+                tracing::debug!(found, last = ?r.get(1), "monitor_cond_since");
+                if !found {
+                    replica.clear();
+                }
+                replica.apply_update2(r.get(2).unwrap_or(&json!({})))?;
+                replica.set_last_txn_id(r.get(1).and_then(Json::as_str).map(str::to_string));
+                MonitorMethod::MonitorCondSince
+            }
+            Err(Error::Rpc { .. }) => {
+                replica.clear();
+                match conn
+                    .call(Request::monitor_cond(db, &monitor_id, requests))
+                    .await
+                {
+                    Ok(r) => {
+                        replica.apply_update2(&r)?;
+                        MonitorMethod::MonitorCond
+                    }
+                    Err(Error::Rpc { .. }) => {
+                        let r = conn
+                            .call(Request::monitor(db, &monitor_id, requests))
+                            .await?;
+                        replica.apply_update(&r)?;
+                        MonitorMethod::Monitor
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Monitored {
+            conn,
+            notifications,
+            replica,
+            db: db.to_string(),
+            monitor_id,
+            method,
+            others: vec![],
+        })
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// Gives the replica back (to resume from after a reconnect).
+    pub fn into_replica(self) -> Replica {
+        self.replica
+    }
+
+    /// The connection.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Which monitor method is in use.
+    pub fn method(&self) -> MonitorMethod {
+        self.method
+    }
+
+    /// Notifications other than updates received so far (`locked`, `stolen`).
+    pub fn take_other_notifications(&mut self) -> Vec<Notification> {
+        std::mem::take(&mut self.others)
+    }
+
+    fn apply(&mut self, n: Notification) -> Result<Vec<RowChange>> {
+        let ours = n.params.get(0) == Some(&self.monitor_id);
+        match (n.method.as_str(), ours) {
+            ("update", true) => self
+                .replica
+                .apply_update(n.params.get(1).unwrap_or(&Json::Null)),
+            ("update2", true) => self
+                .replica
+                .apply_update2(n.params.get(1).unwrap_or(&Json::Null)),
+            ("update3", true) => self.replica.apply_update3(&n.params),
+            _ => {
+                self.others.push(n);
+                Ok(vec![])
+            }
+        }
+    }
+
+    /// Waits for the next update and applies it. [`Error::Disconnected`] once the connection
+    /// is gone.
+    pub async fn changes(&mut self) -> Result<Vec<RowChange>> {
+        loop {
+            let n = self.notifications.recv().await.ok_or(Error::Disconnected)?;
+            let c = self.apply(n)?;
+            if !c.is_empty() {
+                return Ok(c);
+            }
+        }
+    }
+
+    /// Applies every update already received, without waiting.
+    pub fn poll_changes(&mut self) -> Result<Vec<RowChange>> {
+        let mut all = vec![];
+        while let Ok(n) = self.notifications.try_recv() {
+            all.extend(self.apply(n)?);
+        }
+        Ok(all)
+    }
+
+    /// Builds a transaction from the replica with `build` (return `None` when there is
+    /// nothing to do), checks it against the schema, and sends it. When the server refuses it
+    /// as [`Error::Stale`] (a `wait` built by [`crate::Txn::verify`] failed), waits for the
+    /// update that made the replica stale and rebuilds, up to [`MAX_STALE_RETRIES`] times.
+    /// Updates the transaction caused are applied before returning (ovsdb-server sends them
+    /// before the reply).
+    pub async fn transact<F>(&mut self, mut build: F) -> Result<Option<Vec<OperationResult>>>
+    where
+        F: FnMut(&Replica) -> Result<Option<Vec<Operation>>>,
+    {
+        for _ in 0..MAX_STALE_RETRIES {
+            self.poll_changes()?;
+            let Some(ops) = build(&self.replica)? else {
+                return Ok(None);
+            };
+            for op in &ops {
+                self.replica.schema().check_operation(op)?;
+            }
+            match self.conn.transact(&self.db, &ops).await {
+                Err(Error::Stale) => {
+                    tracing::debug!(?ops, "stale");
+                    // The update that invalidated our read is on its way (or here already).
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.changes()).await;
+                }
+                r => {
+                    self.poll_changes()?;
+                    return r.map(Some);
+                }
+            }
+        }
+        Err(Error::Stale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_targets() {
+        assert_eq!(
+            "tcp:1.2.3.4:6640".parse::<Target>().unwrap(),
+            Target::Tcp("1.2.3.4:6640".into())
+        );
+        assert_eq!(
+            "tcp:1.2.3.4".parse::<Target>().unwrap(),
+            Target::Tcp("1.2.3.4:6640".into())
+        );
+        assert_eq!(
+            "tcp:[::1]:6641".parse::<Target>().unwrap(),
+            Target::Tcp("[::1]:6641".into())
+        );
+        assert_eq!(
+            "unix:/a/b".parse::<Target>().unwrap(),
+            Target::Unix("/a/b".into())
+        );
+        for bad in ["", "tcp:", "unix:", "ssl:1.2.3.4:6640", "1.2.3.4"] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_from_the_server_is_a_typed_error() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let (conn, _n) = Connection::spawn(a, Config::default());
+        let call = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.list_dbs().await }
+        });
+        let mut buf = [0u8; 256];
+        let _ = b.read(&mut buf).await.unwrap();
+        b.write_all(b"{\"id\": 1, \"result\": [}").await.unwrap();
+        assert!(matches!(call.await.unwrap(), Err(Error::Disconnected)));
+        assert!(conn.closed().await.contains("malformed JSON"));
+    }
+}
