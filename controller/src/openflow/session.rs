@@ -121,6 +121,9 @@ pub enum RequestError {
     /// The session ended before the answer came.
     #[error("session closed: {0}")]
     Closed(CloseReason),
+    /// The switch's connection was already gone when the request was made.
+    #[error("switch disconnected")]
+    Gone,
 }
 
 /// What the rest of the controller must learn from the session.
