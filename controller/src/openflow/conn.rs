@@ -148,7 +148,12 @@ impl Driver {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    let raw = &rbuf[..rbuf.len().min(64)];
+                    // A fatal error left the bad header in `rbuf`; otherwise the decoder
+                    // consumed the message and kept its bytes.
+                    let raw = match self.decoder.rejected() {
+                        Some(bytes) => &bytes[..],
+                        None => &rbuf[..],
+                    };
                     self.session.handle_malformed(&e, raw);
                     return;
                 }
@@ -192,13 +197,8 @@ impl Driver {
                     let dpid = features.datapath_id;
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
                     let Some(tx) = cmd_tx.take() else { continue };
-                    let handle = SwitchHandle::new(
-                        self.conn,
-                        self.peer,
-                        features.clone(),
-                        tx,
-                        self.kill.clone(),
-                    );
+                    let handle =
+                        SwitchHandle::new(self.conn, self.peer, features, tx, self.kill.clone());
                     if let Some(old) = self.ctx.switches.register(handle) {
                         tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
                     }

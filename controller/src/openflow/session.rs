@@ -407,10 +407,10 @@ impl Session {
             let xid = raw
                 .get(4..8)
                 .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            let data = bytes::Bytes::copy_from_slice(&raw[..raw.len().min(64)]);
-            self.core
-                .transmit
-                .push_back(OfMessage::new(xid, Message::Error(ErrorMsg { kind, data })));
+            self.core.transmit.push_back(OfMessage::new(
+                xid,
+                Message::Error(ErrorMsg::for_request(kind, raw)),
+            ));
         }
         self.close(CloseReason::Malformed(error.to_string()));
     }
@@ -640,7 +640,7 @@ fn error_text(e: &ErrorMsg) -> String {
 }
 
 fn hello_failed() -> ErrorType {
-    ErrorType::HelloFailed(ofproto::HelloFailedCode::Incompatible)
+    ErrorType::HelloFailed(ofproto::error::HelloFailedCode::Incompatible)
 }
 
 impl ExpectHello {
@@ -667,7 +667,7 @@ impl ExpectHello {
             Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
             other => Err(CloseReason::Protocol(format!(
                 "expected HELLO, got {}",
-                message_name(&other)
+                other.name()
             ))),
         }
     }
@@ -697,7 +697,7 @@ impl ExpectFeaturesReply {
             }
             Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
             other => {
-                tracing::debug!(msg = message_name(&other), "ignored before FEATURES_REPLY");
+                tracing::debug!(msg = other.name(), "ignored before FEATURES_REPLY");
                 Ok(State::ExpectFeaturesReply(self))
             }
         }
@@ -724,7 +724,7 @@ impl ExpectPortDesc {
                     return Ok(State::ExpectPortDesc(self));
                 }
                 core.events.push_back(SessionEvent::Ready {
-                    features: self.features.clone(),
+                    features: self.features,
                     ports: self.ports.clone(),
                 });
                 Ok(State::Ready(ReadyState {
@@ -737,7 +737,7 @@ impl ExpectPortDesc {
             }
             // Async messages may race the reply; nothing can act on them before `Ready`.
             other => {
-                tracing::debug!(msg = message_name(&other), "ignored before PORT_DESC reply");
+                tracing::debug!(msg = other.name(), "ignored before PORT_DESC reply");
                 Ok(State::ExpectPortDesc(self))
             }
         }
@@ -774,40 +774,13 @@ impl ReadyState {
                 Some(other) => {
                     tracing::debug!(
                         xid = msg.xid,
-                        msg = message_name(&other),
+                        msg = other.name(),
                         "message for no pending request ignored"
                     )
                 }
             },
         }
         Ok(State::Ready(self))
-    }
-}
-
-/// The OpenFlow name of a message, for logs.
-pub fn message_name(m: &Message) -> &'static str {
-    match m {
-        Message::Hello(_) => "HELLO",
-        Message::Error(_) => "ERROR",
-        Message::EchoRequest(_) => "ECHO_REQUEST",
-        Message::EchoReply(_) => "ECHO_REPLY",
-        Message::Experimenter(_) => "EXPERIMENTER",
-        Message::FeaturesRequest => "FEATURES_REQUEST",
-        Message::FeaturesReply(_) => "FEATURES_REPLY",
-        Message::GetConfigRequest => "GET_CONFIG_REQUEST",
-        Message::GetConfigReply(_) => "GET_CONFIG_REPLY",
-        Message::SetConfig(_) => "SET_CONFIG",
-        Message::PacketIn(_) => "PACKET_IN",
-        Message::FlowRemoved(_) => "FLOW_REMOVED",
-        Message::PortStatus(_) => "PORT_STATUS",
-        Message::PacketOut(_) => "PACKET_OUT",
-        Message::FlowMod(_) => "FLOW_MOD",
-        Message::MultipartRequest(_) => "MULTIPART_REQUEST",
-        Message::MultipartReply(_) => "MULTIPART_REPLY",
-        Message::BarrierRequest => "BARRIER_REQUEST",
-        Message::BarrierReply => "BARRIER_REPLY",
-        #[allow(unreachable_patterns)]
-        _ => "OTHER",
     }
 }
 

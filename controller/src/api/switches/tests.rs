@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ofproto::{
-    ErrorMsg, ErrorType, FeaturesReply, FlowModFailedCode, MultipartReply, MultipartReplyBody,
-};
+use ofproto::error::FlowModFailedCode;
+use ofproto::{ErrorMsg, ErrorType, FeaturesReply, MultipartReply, MultipartReplyBody};
 use tokio::sync::{mpsc, Mutex, Notify};
 use tower::ServiceExt;
 

@@ -371,7 +371,7 @@ fn multipart_reply_too_large_fails_the_request() {
 
 fn switch_error(data: &'static [u8]) -> Message {
     Message::Error(ErrorMsg {
-        kind: ErrorType::FlowModFailed(ofproto::FlowModFailedCode::BadTableId),
+        kind: ErrorType::FlowModFailed(ofproto::error::FlowModFailedCode::BadTableId),
         data: Bytes::from_static(data),
     })
 }
@@ -388,7 +388,7 @@ fn errors_go_to_the_request_that_caused_them() {
     }));
     let good = ready.request(Message::FlowMod(FlowMod::default()));
     let out = drain(&mut s);
-    let kinds: Vec<_> = out.iter().map(|m| message_name(&m.body)).collect();
+    let kinds: Vec<_> = out.iter().map(|m| m.body.name()).collect();
     assert_eq!(
         kinds,
         ["FLOW_MOD", "BARRIER_REQUEST", "FLOW_MOD", "BARRIER_REQUEST"]
@@ -405,7 +405,7 @@ fn errors_go_to_the_request_that_caused_them() {
             SessionEvent::Response {
                 xid: bad,
                 result: Err(RequestError::Switch(ErrorMsg {
-                    kind: ErrorType::FlowModFailed(ofproto::FlowModFailedCode::BadTableId),
+                    kind: ErrorType::FlowModFailed(ofproto::error::FlowModFailedCode::BadTableId),
                     data: Bytes::from_static(b"first"),
                 }))
             },
@@ -433,7 +433,7 @@ fn errors_for_fire_and_forget_messages_are_reported_unsolicited() {
         vec![SessionEvent::UnsolicitedError {
             xid,
             error: ErrorMsg {
-                kind: ErrorType::FlowModFailed(ofproto::FlowModFailedCode::BadTableId),
+                kind: ErrorType::FlowModFailed(ofproto::error::FlowModFailedCode::BadTableId),
                 data: Bytes::from_static(b"x"),
             }
         }]
@@ -457,7 +457,7 @@ fn explicit_barrier_and_single_replies_are_correlated() {
         miss_send_len: OFPCML_NO_BUFFER,
     };
     // Answered out of order: correlation is by xid, not position.
-    s.handle_message(t, of(g, Message::GetConfigReply(cfg.clone())));
+    s.handle_message(t, of(g, Message::GetConfigReply(cfg)));
     s.handle_message(t, of(b, Message::BarrierReply));
     assert_eq!(
         events(&mut s),
@@ -551,7 +551,7 @@ fn garbage_gets_the_codec_error_and_closes() {
     let t = t0();
     let mut s = handshake(t, Config::default());
     drain(&mut s);
-    let raw = [0x01u8, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x2a];
+    let raw = [0x01u8, 0x02, 0x00, 0x08, 0x00, 0x00, 0x00, 0x2a];
     let err = ofproto::OfMessage::parse(&raw).expect_err("an OpenFlow 1.0 message is refused");
     s.handle_malformed(&err, &raw);
     assert!(matches!(s.close_reason(), Some(CloseReason::Malformed(_))));
