@@ -139,6 +139,19 @@ impl Driver {
     fn decode(&mut self, rbuf: &mut BytesMut) {
         let now = Instant::now();
         loop {
+            // A first byte that is no OpenFlow version means the peer is not speaking OpenFlow
+            // (an HTTP probe, random bytes): its "length" is noise, so refuse it now instead of
+            // waiting for the bytes it seems to announce.
+            if let Some(&version) = rbuf.first() {
+                if !(0x01..=0x06).contains(&version) {
+                    let xid = rbuf
+                        .get(4..8)
+                        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    let err = ofproto::Error::BadVersion { version, xid };
+                    self.session.handle_malformed(&err, rbuf);
+                    return;
+                }
+            }
             match self.decoder.decode(rbuf) {
                 Ok(Some(msg)) => {
                     self.session.handle_message(now, msg);
