@@ -13,7 +13,7 @@ use apps::Event;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{wait_for, Controller};
-use strowger::openflow::Config;
+use strowger::openflow::{Config, Reply};
 use testbed::Sandbox;
 use tower::ServiceExt;
 
@@ -283,6 +283,125 @@ async fn ovs_handshake_rest_flows_and_learning() {
         ctl.events()
             .iter()
             .any(|e| matches!(e, Event::SwitchDown { dpid: DPID }))
+            .then_some(())
+    })
+    .await;
+    ctl.stop().await;
+}
+
+/// A bridge `br0` on `sb` with datapath id `dpid`, no ports, pointed at `ctl`.
+fn bridge(sb: &Sandbox, ctl: &Controller, dpid: u64) {
+    sb.vsctl(&[
+        "add-br",
+        "br0",
+        "--",
+        "set",
+        "bridge",
+        "br0",
+        "fail-mode=secure",
+        "protocols=OpenFlow13",
+        &format!("other-config:datapath-id={dpid:016x}"),
+        "other-config:disable-in-band=true",
+    ])
+    .expect("bridge");
+    sb.vsctl(&["set-controller", "br0", &format!("tcp:{}", ctl.addr)])
+        .expect("set-controller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovs_multipart_port_status_and_flow_removed() {
+    const DP: u64 = 0xb2;
+    let ctl = Controller::start(Config::default()).await;
+    let sb = Sandbox::start("ctl2").expect("an OVS sandbox (install openvswitch-switch)");
+    bridge(&sb, &ctl, DP);
+    ctl.wait_switch(DP).await;
+    wait_flow(&sb, &["priority=0", "actions=CONTROLLER:65535"]).await;
+
+    // 3000 flows: OVS splits the FLOW_STATS reply into several parts (64 KiB each at most).
+    let n = 3000;
+    let lines: String = (0..n)
+        .map(|i| {
+            format!(
+                "priority=10,dl_src=02:00:00:00:{:02x}:{:02x},actions=drop\n",
+                i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    let file = sb.dir().join("flows.txt");
+    std::fs::write(&file, lines).expect("flows file");
+    sb.ofctl(&["add-flows", "br0", &file.to_string_lossy()])
+        .expect("add-flows");
+    let (status, body) = api(&ctl, "GET", "/api/v1/switches/0xb2/flows", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let count = flows.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count,
+        n + 1,
+        "every flow of every multipart part (plus table-miss)"
+    );
+    // And it really was several parts, reassembled by the session.
+    let request = ofproto::Message::MultipartRequest(ofproto::MultipartRequest {
+        flags: 0,
+        body: ofproto::MultipartRequestBody::Flow(ofproto::FlowStatsRequest {
+            table_id: ofproto::consts::OFPTT_ALL,
+            out_port: ofproto::port_no::ANY,
+            out_group: ofproto::consts::OFPG_ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            match_: ofproto::Match::new(),
+        }),
+    });
+    let sw = ctl.switches.get(DP).expect("still connected");
+    let Ok(Reply::Multipart(parts)) = sw.request(request).await else {
+        panic!("flow stats failed")
+    };
+    assert!(parts.len() > 1, "one part only");
+    assert!(parts[..parts.len() - 1].iter().all(|p| p.flags & 1 == 1));
+    assert_eq!(parts[parts.len() - 1].flags & 1, 0);
+
+    // PORT_STATUS: a port added after the handshake reaches the app and the port table.
+    sb.vsctl(&[
+        "add-port",
+        "br0",
+        "late",
+        "--",
+        "set",
+        "interface",
+        "late",
+        "ofport_request=9",
+    ])
+    .expect("add-port");
+    wait_for(|| {
+        ctl.events()
+            .iter()
+            .any(|e| matches!(e, Event::PortStatus { dpid: DP, status } if status.desc.name == "late"))
+            .then_some(())
+    })
+    .await;
+    assert!(sw
+        .ports()
+        .await
+        .expect("ports")
+        .iter()
+        .any(|p| p.port_no == 9));
+
+    // FLOW_REMOVED: a flow with send_flow_rem and a 1 s hard timeout expires.
+    let (status, body) = api(
+        &ctl,
+        "POST",
+        "/api/v1/switches/0xb2/flows",
+        r#"{"priority": 50, "cookie": 4242, "hard_timeout": 1, "flags": 1, "match": {"in_port": 9}, "actions": []}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_for(|| {
+        ctl.events()
+            .iter()
+            .any(
+                |e| matches!(e, Event::FlowRemoved { dpid: DP, removed } if removed.cookie == 4242),
+            )
             .then_some(())
     })
     .await;
