@@ -347,6 +347,7 @@ def main():
     ap.add_argument('--api', help='the controller REST API base URL, e.g. http://127.0.0.1:8080')
     ap.add_argument('--timeout', type=int, default=120,
                     help='seconds the checks may take before the lab gives up (not with --cli)')
+    ap.add_argument('--summary-file', help='write the summary line and failures there too')
     ap.add_argument('--clean', action='store_true', help='remove leftovers and exit')
     ap.add_argument('--cli', action='store_true', help='open the Mininet CLI after the checks')
     ap.add_argument('--quiet', action='store_true', help='less Mininet chatter')
@@ -381,11 +382,14 @@ def main():
     def switch(name, **kw):
         return OVSSwitch(name, datapath='user', protocols='OpenFlow13', failMode='secure', **kw)
 
-    net = Mininet(topo=topo, switch=switch, controller=None, autoSetMacs=True,
-                  waitConnected=False)
-    net.addController(RemoteController('c0', ip='127.0.0.1', port=a.port))
+    net = None
     try:
         signal.alarm(a.timeout)
+        # Mininet() already creates the hosts and links: inside the try, so that an interrupt
+        # there still gets cleaned up.
+        net = Mininet(topo=topo, switch=switch, controller=None, autoSetMacs=True,
+                      waitConnected=False)
+        net.addController(RemoteController('c0', ip='127.0.0.1', port=a.port))
         net.start()
         # The userspace datapath never completes TX checksum offload on veths: without this
         # ICMP works and TCP stalls.
@@ -399,11 +403,30 @@ def main():
             from mininet.cli import CLI
             CLI(net)
     finally:
+        # Cleanup must finish even on a second Ctrl-C, or with stdout gone (a pipe whose reader
+        # died): net.stop() prints, and an exception there must not skip clean().
         signal.alarm(0)
-        net.stop()
-    print('\nsummary: topo=%s switches=%d hosts=%d pingall_loss=%s iperf3=%s wall=%.1fs '
-          'failures=%d' % (a.topo, len(topo.switches()), len(topo.hosts()), results['loss'],
-                           results['iperf3'], time.time() - t0, len(failures)))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_error = None
+        try:
+            if net is not None:
+                net.stop()
+        except Exception as e:  # pylint: disable=broad-except
+            stop_error = e
+        removed = clean(a.prefix)
+        if stop_error:
+            print('net.stop() failed (%r); removed by name instead: %s'
+                  % (stop_error, ' '.join(removed) or 'nothing left'))
+        elif removed:
+            print('removed what net.stop() left: %s' % ' '.join(removed))
+    summary = ('topo=%s switches=%d hosts=%d pingall_loss=%s iperf3=%s wall=%.1fs failures=%d'
+               % (a.topo, len(topo.switches()), len(topo.hosts()), results['loss'],
+                  results['iperf3'], time.time() - t0, len(failures)))
+    print('\nsummary: ' + summary)
+    if a.summary_file:
+        with open(a.summary_file, 'w') as f:
+            f.write(summary + ''.join('\nFAIL: ' + x for x in failures) + '\n')
     for f in failures:
         print('FAIL: ' + f)
     print('RESULT: %s' % ('FAIL' if failures else 'PASS'))

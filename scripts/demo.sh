@@ -74,12 +74,13 @@ act_l2switch_labs() {
   say "Mininet labs through the learning switch: linear, then tree"
   local topo out
   for topo in linear tree; do
-    out=$DEMO_DIR/lab-$topo.out
+    out=$DEMO_DIR/lab-$topo.summary
     echo "+ /usr/bin/python3 mininet/lab.py --topo $topo --port $LAB_OF_PORT${LAB_API_URL:+ --api $LAB_API_URL} ${lab_args[*]:-}"
-    if lab_run "$topo" ${lab_args[@]+"${lab_args[@]}"} 2>&1 | tee "$out"; then
-      recap+=("$(grep '^summary:' "$out" | sed 's/^summary: //')")
+    rm -f "$out"
+    if lab_run "$topo" --summary-file "$out" ${lab_args[@]+"${lab_args[@]}"}; then
+      recap+=("$(head -1 "$out")")
     else
-      recap+=("FAILED $topo lab: $(grep '^FAIL:' "$out" | head -3 | tr '\n' ' ')")
+      recap+=("FAILED $topo lab: $(tr '\n' ' ' <"$out" 2>/dev/null)")
       demo_failed=1
     fi
     lab_controller_alive || { recap+=("FAILED: the controller died (log: $DEMO_DIR/controller.log)"); demo_failed=1; return; }
