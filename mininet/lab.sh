@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for the Mininet labs, sourced by scripts/demo.sh and scripts/checks/mininet_*.sh:
 # start a controller on free loopback ports with its log outside /tmp/*.log (`mn -c` deletes
 # those), wait until it listens, stop it by PID. Nothing here kills by name.
