@@ -31,6 +31,7 @@ of the system OVS and `rm -f /tmp/*.log`.
 """
 import argparse
 import json
+import os
 import re
 import signal
 import socket
@@ -119,6 +120,22 @@ def clean(prefix):
         if m and run(['ip', 'link', 'del', m.group(1)]).returncode == 0:
             removed.append(m.group(1))
     return removed
+
+
+def live_lab_pids(prefix):
+    """PIDs of Mininet node shells (`bash ... mininet:NAME`) carrying this lab's names: a lab
+    with the same names is running, and its bridges are not leftovers."""
+    name = re.compile(r'^mininet:%s[sh]\d+$' % re.escape(prefix))
+    pids = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                args = f.read().decode(errors='replace').split('\0')
+        except OSError:
+            continue  # gone meanwhile
+        if any(name.match(arg) for arg in args):
+            pids.append(int(pid))
+    return pids
 
 
 def flows_of(switch):
@@ -405,6 +422,13 @@ def main():
     ap.add_argument('--quiet', action='store_true', help='less Mininet chatter')
     a = ap.parse_args()
 
+    # Leftovers are removed by name, so a running lab with the same names must be left alone.
+    live = live_lab_pids(a.prefix)
+    if live:
+        print('FAIL: a Mininet lab with the same names (%ss1, %sh1, ...) is running (pids %s): '
+              'stop it or pick another --prefix' % (a.prefix, a.prefix, ' '.join(map(str, live))))
+        print('RESULT: FAIL')
+        return 1
     if a.clean:
         removed = clean(a.prefix)
         print('removed: %s' % (' '.join(removed) or 'nothing'))
