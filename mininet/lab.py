@@ -297,9 +297,10 @@ def same_dpid(shown, want):
     return want in values
 
 
-def show_rest(api, dump_switch, failures):
-    """Prints what the controller's REST API says; a route the controller does not serve yet
-    (404) is reported, anything else unexpected is a failure."""
+def show_rest(api, net, dump_switch, failures):
+    """Prints what the controller's REST API says and checks it against the network: every
+    switch listed, the dumped switch's flows the same as `ovs-ofctl` shows. A route the
+    controller does not serve (404) is reported, anything else unexpected is a failure."""
     url = '%s/api/v1/switches' % api.rstrip('/')
     print('$ curl -s %s' % url)
     status, switches = http_get(url)
@@ -309,21 +310,32 @@ def show_rest(api, dump_switch, failures):
     if status != 200 or not isinstance(switches, list):
         failures.append('GET /api/v1/switches: HTTP %d %r' % (status, switches))
         return
-    show_json(switches)
-    want = int(dump_switch.dpid, 16)
-    match = [dpid_of(s) for s in switches if same_dpid(dpid_of(s), want)]
-    if not match:
-        failures.append('GET /api/v1/switches does not list %s (dpid %d)' % (dump_switch, want))
+    show_json(switches, max_lines=12)
+    listed = [dpid_of(s) for s in switches]
+    missing = [sw.name for sw in net.switches
+               if not any(same_dpid(d, int(sw.dpid, 16)) for d in listed)]
+    if missing:
+        failures.append('GET /api/v1/switches does not list %s' % ' '.join(missing))
         return
-    url = '%s/api/v1/switches/%s/flows' % (api.rstrip('/'), match[0])
+    print('ok all %d switches listed (%d in all)' % (len(net.switches), len(switches)))
+    dpid = next(d for d in listed if same_dpid(d, int(dump_switch.dpid, 16)))
+    url = '%s/api/v1/switches/%s/flows' % (api.rstrip('/'), dpid)
     print('$ curl -s %s' % url)
     status, flows = http_get(url)
     if status == 404 and not isinstance(flows, dict):
         print('(not served by this controller: 404)')
-    elif status != 200:
+        return
+    if status != 200 or not isinstance(flows, list):
         failures.append('GET %s: HTTP %d %r' % (url, status, flows))
+        return
+    show_json(flows[:2])
+    # The network is quiet and idle timeouts are far: both views must agree.
+    ofctl = len(flows_of(dump_switch.name))
+    if len(flows) != ofctl:
+        failures.append('GET %s lists %d flows, ovs-ofctl dump-flows %s shows %d'
+                        % (url, len(flows), dump_switch, ofctl))
     else:
-        show_json(flows)
+        print('ok %d flows in all, as ovs-ofctl dump-flows %s shows' % (len(flows), dump_switch))
 
 
 def exercise(net, a, failures, results):
@@ -391,7 +403,7 @@ def exercise(net, a, failures, results):
     show_flows(dump_switch.name, a.max_flows)
     if a.api:
         step('6. the controller\'s REST API')
-        show_rest(a.api, dump_switch, failures)
+        show_rest(a.api, net, dump_switch, failures)
     if a.mac_move:
         move_mac(net, failures)
 
