@@ -107,6 +107,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ));
     prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
     let provisioner = crate::provision::Provisioner::new(prov_cfg);
+    let follow_task = tokio::spawn(crate::provision::from_topology::follow(
+        network.subscribe(),
+        provisioner.clone(),
+        stop_rx.clone(),
+    ));
     let prov_task = {
         let (p, stop) = (provisioner.clone(), stop_rx.clone());
         tokio::spawn(async move { p.run(Some(ovsdb_listener), stop).await })
@@ -116,6 +121,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     api_task.await??;
     prov_task.await?;
+    follow_task.await?;
     of_task.await?;
     app_task.await?;
     Ok(())

@@ -15,6 +15,7 @@
 //! (`ovs-vsctl set-manager tcp:CTRL:PORT`) and are matched by `Open_vSwitch.external_ids:
 //! system-id` (the host's id or name).
 
+pub mod from_topology;
 mod host;
 pub mod plan;
 
