@@ -83,18 +83,28 @@ pub type Notifications = mpsc::UnboundedReceiver<Notification>;
 struct Call {
     req: Request,
     reply: oneshot::Sender<Result<Json>>,
+    /// Told the request id, for callers that may cancel it.
+    id: Option<oneshot::Sender<u64>>,
+}
+
+enum Msg {
+    Call(Call),
+    Cancel(u64),
 }
 
 /// A handle on a running connection (cheap to clone). Dropping every handle closes it.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    calls: mpsc::UnboundedSender<Call>,
+    calls: mpsc::UnboundedSender<Msg>,
     closed: watch::Receiver<Option<Arc<str>>>,
 }
 
-impl std::fmt::Debug for Call {
+impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call").field("req", &self.req).finish()
+        match self {
+            Msg::Call(c) => f.debug_struct("Call").field("req", &c.req).finish(),
+            Msg::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+        }
     }
 }
 
@@ -140,8 +150,39 @@ impl Connection {
     pub async fn call(&self, req: Request) -> Result<Json> {
         let (tx, rx) = oneshot::channel();
         self.calls
-            .send(Call { req, reply: tx })
+            .send(Msg::Call(Call {
+                req,
+                reply: tx,
+                id: None,
+            }))
             .map_err(|_| Error::Disconnected)?;
+        rx.await.map_err(|_| Error::Disconnected)?
+    }
+
+    /// Sends a request; if `cancel` completes first, sends `cancel` for it (RFC 7047 §4.1.4)
+    /// and returns [`Error::Cancelled`].
+    pub async fn call_cancellable(
+        &self,
+        req: Request,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Json> {
+        let (tx, mut rx) = oneshot::channel();
+        let (id_tx, id_rx) = oneshot::channel();
+        self.calls
+            .send(Msg::Call(Call {
+                req,
+                reply: tx,
+                id: Some(id_tx),
+            }))
+            .map_err(|_| Error::Disconnected)?;
+        let id = id_rx.await.map_err(|_| Error::Disconnected)?;
+        tokio::pin!(cancel);
+        tokio::select! {
+            r = &mut rx => return r.map_err(|_| Error::Disconnected)?,
+            _ = &mut cancel => {
+                self.calls.send(Msg::Cancel(id)).map_err(|_| Error::Disconnected)?;
+            }
+        }
         rx.await.map_err(|_| Error::Disconnected)?
     }
 
@@ -209,7 +250,7 @@ fn locked(r: Json) -> Result<bool> {
 async fn drive<S>(
     stream: S,
     config: Config,
-    mut calls: mpsc::UnboundedReceiver<Call>,
+    mut calls: mpsc::UnboundedReceiver<Msg>,
     notifications: mpsc::UnboundedSender<Notification>,
 ) -> Error
 where
@@ -251,10 +292,14 @@ where
             call = calls.recv() => match call {
                 // Every handle dropped: nobody can use this connection any more.
                 None => break Error::Disconnected,
-                Some(Call { req, reply }) => {
+                Some(Msg::Call(Call { req, reply, id: id_tx })) => {
                     let id = session.send_request(req, Instant::now());
                     waiters.insert(id, reply);
+                    if let Some(t) = id_tx {
+                        let _ = t.send(id);
+                    }
                 }
+                Some(Msg::Cancel(id)) => session.cancel(id),
             },
             _ = sleep_until(deadline) => {
                 if let Err(e) = session.handle_timeout(Instant::now()) {
