@@ -201,6 +201,15 @@ impl Connection {
         why.unwrap_or_else(|| "closed".into())
     }
 
+    /// Waits until the connection ends without keeping it open: the returned future holds
+    /// only the close signal, not a handle that would keep the connection task alive.
+    fn closed_weak(self) -> impl std::future::Future<Output = ()> {
+        let mut rx = self.closed;
+        async move {
+            let _ = rx.wait_for(Option::is_some).await;
+        }
+    }
+
     /// `list_dbs`
     pub async fn list_dbs(&self) -> Result<Vec<String>> {
         let r = self.call(Request::list_dbs()).await?;
@@ -392,21 +401,37 @@ pub async fn connect_with_backoff(
 }
 
 /// Accepts hosts that dial in (`ovs-vsctl set-manager tcp:CTRL:PORT`) until `shutdown` turns
-/// true; each becomes a [`Connection`] sent on `accepted`. Accept errors back off.
+/// true; each becomes a [`Connection`] sent on `accepted`. At most `max_connections` are open
+/// at once (accepting pauses meanwhile, mini-redis style); accept errors back off.
 pub async fn listen(
     listener: tokio::net::TcpListener,
     config: Config,
+    max_connections: usize,
     accepted: mpsc::Sender<(Connection, Notifications, SocketAddr)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
     loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, peer)) => {
                     backoff.reset();
                     let _ = s.set_nodelay(true);
                     let (c, n) = Connection::spawn(s, config.clone());
+                    // The permit goes back when the connection ends.
+                    let watch = c.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        watch.closed_weak().await;
+                    });
                     if accepted.send((c, n, peer)).await.is_err() {
                         return;
                     }

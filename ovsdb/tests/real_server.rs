@@ -654,3 +654,57 @@ async fn monitor_and_monitor_cond_notifications() {
     c.call(Request::monitor_cancel(&json!("m1"))).await.unwrap();
     assert!(c.call(Request::monitor_cancel(&json!("m1"))).await.is_err());
 }
+
+/// A host dialing in (`set-manager`) probes us with `echo` when idle; we answer, so it keeps
+/// the connection although our own keepalive is off.
+#[tokio::test]
+async fn passive_connection_answers_server_echo() {
+    let sb = sandbox("echo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let cfg = Config {
+        echo_interval: None,
+        ..Config::default()
+    };
+    tokio::spawn(ovsdb::client::listen(listener, cfg, 4, tx, stop_rx));
+    let target = format!("tcp:127.0.0.1:{port}");
+    sb.vsctl(&[
+        "--no-wait",
+        "--",
+        "--id=@m",
+        "create",
+        "Manager",
+        &format!("target=\"{target}\""),
+        "inactivity_probe=1000",
+        "--",
+        "add",
+        "Open_vSwitch",
+        ".",
+        "manager_options",
+        "@m",
+    ])
+    .unwrap();
+    let (c, _n, _peer) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.list_dbs().await.unwrap().contains(&DB.to_string()));
+    // Idle for three probe intervals: an unanswered probe would have dropped us after two.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(
+        !c.is_closed(),
+        "the server dropped us: {}",
+        c.closed().await
+    );
+    c.echo(json!([1])).await.unwrap();
+    let status = sb.vsctl(&[
+        "--no-wait",
+        "get",
+        "Manager",
+        &target,
+        "status:sec_since_connect",
+    ]);
+    assert!(status.is_ok(), "{status:?}");
+}

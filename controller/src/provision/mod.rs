@@ -188,6 +188,9 @@ pub(crate) struct Shared {
     pub(crate) views: watch::Sender<HostViews>,
 }
 
+/// How many hosts may be connected in passive mode at once.
+pub const MAX_PASSIVE_HOSTS: usize = 4096;
+
 /// Keeps every host's OVS in step with the desired state. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Provisioner {
@@ -230,6 +233,7 @@ impl Provisioner {
             tokio::spawn(ovsdb::client::listen(
                 l,
                 self.shared.config.ovsdb.clone(),
+                MAX_PASSIVE_HOSTS,
                 acc_tx,
                 shutdown.clone(),
             ))
