@@ -410,3 +410,54 @@ async fn passive_host_dials_in() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// A host whose database stops answering mid-reconcile (SIGSTOP): the session times out and
+/// redials; once the database answers again the host converges, with no duplicate ports
+/// whether or not the interrupted transaction was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_host_database_recovers_without_duplicates() {
+    let Lab { _net, hvs, hosts } = lab(2);
+    let mut c = cfg();
+    c.ovsdb.echo_interval = Some(Duration::from_millis(300));
+    c.ovsdb.request_timeout = Duration::from_millis(500);
+    let p = Provisioner::new(c);
+    let mut views = p.views();
+    p.set_desired(DesiredState {
+        hosts: hosts.clone(),
+        zones: vec![],
+    });
+    let (stop, task) = start(&p);
+    converged(&mut views, &hosts, 0).await;
+
+    hvs[0].freeze_db().unwrap();
+    let all: Vec<&DesiredHost> = hosts.iter().collect();
+    p.set_desired(DesiredState {
+        hosts: hosts.clone(),
+        zones: vec![zone(TunnelKind::Vxlan, &all, &hosts)],
+    });
+    // hv1's session notices and says so.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while views
+        .borrow()
+        .get(&hosts[0].id)
+        .is_some_and(|v| v.connected)
+    {
+        tokio::time::timeout_at(deadline, views.changed())
+            .await
+            .expect("frozen host seen as disconnected")
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    hvs[0].thaw_db().unwrap();
+    converged(&mut views, &hosts, 1).await;
+    for hv in &hvs {
+        assert_eq!(
+            tunnel_ports(hv).len(),
+            1,
+            "{}",
+            hv.vsctl(&["show"]).unwrap()
+        );
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
