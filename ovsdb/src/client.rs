@@ -684,6 +684,74 @@ mod tests {
         }
     }
 
+    /// A scripted server: answers each request by method from `answers` (result or error).
+    async fn fake_server(
+        stream: tokio::io::DuplexStream,
+        answers: Vec<(&'static str, Json, Json)>,
+    ) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut dec = crate::framing::Decoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(n) = rd.read(&mut buf).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            dec.feed(&buf[..n]);
+            while let Ok(Some(msg)) = dec.decode() {
+                let method = msg["method"].as_str().unwrap_or_default();
+                let Some((_, result, error)) = answers.iter().find(|(m, _, _)| *m == method) else {
+                    continue;
+                };
+                let reply = json!({"id": msg["id"], "result": result, "error": error});
+                let _ = wr.write_all(reply.to_string().as_bytes()).await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn monitor_falls_back_to_what_the_server_has() {
+        let schema = json!({"name": "D", "version": "1", "tables": {"T": {"columns": {"c": {"type": "string"}}}}});
+        let row = json!({"T": {"00000000-0000-0000-0000-000000000001": {"initial": {"c": "x"}}}});
+        let old_row = json!({"T": {"00000000-0000-0000-0000-000000000001": {"new": {"c": "y"}}}});
+        let reqs = MonitorRequests::default().table("T", &["c"]);
+        let unknown = json!({"error": "unknown method"});
+        let cases = [
+            (
+                vec![
+                    ("get_schema", schema.clone(), Json::Null),
+                    ("monitor_cond_since", Json::Null, unknown.clone()),
+                    ("monitor_cond", row.clone(), Json::Null),
+                ],
+                MonitorMethod::MonitorCond,
+                "x",
+            ),
+            (
+                vec![
+                    ("get_schema", schema.clone(), Json::Null),
+                    ("monitor_cond_since", Json::Null, unknown.clone()),
+                    ("monitor_cond", Json::Null, unknown.clone()),
+                    ("monitor", old_row.clone(), Json::Null),
+                ],
+                MonitorMethod::Monitor,
+                "y",
+            ),
+        ];
+        for (answers, method, value) in cases {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            tokio::spawn(fake_server(b, answers));
+            let (c, n) = Connection::spawn(a, Config::default());
+            let m = Monitored::start(c, n, "D", &reqs, None).await.unwrap();
+            assert_eq!(m.method(), method);
+            assert_eq!(
+                m.replica().rows("T").next().unwrap().1["c"],
+                crate::Value::from(value)
+            );
+        }
+    }
+
     #[tokio::test]
     async fn garbage_from_the_server_is_a_typed_error() {
         let (a, mut b) = tokio::io::duplex(1024);
