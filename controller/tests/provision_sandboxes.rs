@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use strowger::provision::{
-    datapath_id, DesiredHost, DesiredState, DesiredZone, HostViews, ProvisionConfig, Provisioner,
-    TunnelKind,
+    datapath_id, host_by_datapath, DesiredHost, DesiredState, DesiredZone, HostViews,
+    ProvisionConfig, Provisioner, TunnelKind,
 };
 use testbed::{Sandbox, Underlay};
 use tokio::sync::watch;
@@ -165,6 +165,9 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     let t0 = Instant::now();
     let v = converged(&mut views, &hosts, 4).await;
     eprintln!("3 hosts × 4 tunnels converged in {:?}", t0.elapsed());
+    for h in &hosts {
+        assert_eq!(host_by_datapath(&v, datapath_id(h.id)), Some(h.id));
+    }
 
     for (i, hv) in hvs.iter().enumerate() {
         let show = hv.vsctl(&["show"]).unwrap();

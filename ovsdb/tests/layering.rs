@@ -9,7 +9,11 @@ fn sources() -> Vec<(String, String)> {
     for entry in std::fs::read_dir(&dir).expect("src dir") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "rs") {
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             out.push((name, std::fs::read_to_string(&path).expect("source")));
         }
     }
@@ -22,8 +26,18 @@ fn core_is_sans_io() {
         if name == "client.rs" || name == "lib.rs" {
             continue;
         }
-        for banned in ["tokio", "std::net", "std::os::unix", "TcpStream", "UnixStream", "std::thread"] {
-            assert!(!text.contains(banned), "{name} uses {banned}: only client.rs may do I/O");
+        for banned in [
+            "tokio",
+            "std::net",
+            "std::os::unix",
+            "TcpStream",
+            "UnixStream",
+            "std::thread",
+        ] {
+            assert!(
+                !text.contains(banned),
+                "{name} uses {banned}: only client.rs may do I/O"
+            );
         }
     }
 }

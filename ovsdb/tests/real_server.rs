@@ -449,8 +449,8 @@ async fn frozen_server_times_out_and_nothing_is_half_applied() {
     let sb = sandbox("frozen");
     let target: Target = sb.db_target().parse().unwrap();
     let cfg = Config {
-        echo_interval: Some(Duration::from_millis(500)),
-        request_timeout: Duration::from_millis(700),
+        echo_interval: Some(Duration::from_millis(1000)),
+        request_timeout: Duration::from_millis(1500),
         ..Config::default()
     };
     let (c, _n) = Connection::connect(&target, cfg).await.unwrap();

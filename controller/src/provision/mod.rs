@@ -181,6 +181,14 @@ pub fn advertised_target(listen: std::net::SocketAddr, advertise: Option<&str>) 
 /// The host-view map published to the OpenFlow side.
 pub type HostViews = BTreeMap<Uuid, HostView>;
 
+/// The host whose `br-int` reports datapath id `dpid` (an OpenFlow session's features reply).
+pub fn host_by_datapath(views: &HostViews, dpid: u64) -> Option<Uuid> {
+    views
+        .iter()
+        .find(|(_, v)| v.datapath_id == Some(dpid))
+        .map(|(id, _)| *id)
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ProvisionConfig,
