@@ -288,6 +288,53 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     let after: Vec<String> = hvs.iter().map(port_uuids).collect();
     assert_eq!(before, after, "a second provisioning changed rows");
 
+    // Drift while no controller is connected: one of our tunnels deleted, one changed, a stale
+    // one of ours added. The next session mends exactly that.
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let ports = tunnel_ports(&hvs[2]);
+    hvs[2].vsctl(&["del-port", &ports[0]]).unwrap();
+    hvs[2]
+        .vsctl(&[
+            "set",
+            "Interface",
+            &ports[1],
+            "options:remote_ip=192.168.0.77",
+        ])
+        .unwrap();
+    hvs[2]
+        .vsctl(&[
+            "add-port",
+            "br-int",
+            "gr-stale",
+            "--",
+            "set",
+            "Interface",
+            "gr-stale",
+            "type=gre",
+            "options:remote_ip=192.168.0.97",
+            "options:key=flow",
+            "--",
+            "set",
+            "Port",
+            "gr-stale",
+            "external_ids:strowger-owner=strowger",
+            &format!("external_ids:strowger-peer={}", Uuid::new_v4()),
+        ])
+        .unwrap();
+    let p = Provisioner::new(cfg());
+    let mut views = p.views();
+    p.set_desired(state.clone());
+    let (stop, task) = start(&p);
+    converged(&mut views, &hosts, 4).await;
+    poll("drift mended", || {
+        (tunnel_ports(&hvs[2]) == ports).then_some(())
+    });
+    let remote = hvs[2]
+        .vsctl(&["get", "Interface", &ports[1], "options:remote_ip"])
+        .unwrap();
+    assert_ne!(remote.trim(), "\"192.168.0.77\"");
+
     // Reconnect after the host's database restarts; drift made meanwhile is repaired.
     hvs[1].kill_db().unwrap();
     hvs[1].restart_db().unwrap();
