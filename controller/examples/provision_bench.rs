@@ -3,7 +3,12 @@
 //! `set_desired` until every host's replica shows its N-1 tunnel ports, and the rate of
 //! OVSDB transactions; then a membership change (one host leaves) and its reconcile time.
 //!
-//! `cargo run --release -p strowger --example provision_bench -- [HOSTS]` (default 50).
+//! With `--vswitchd`, each host is a full sandbox (ovsdb-server + `ovs-vswitchd
+//! --enable-dummy=system`) and the mesh counts as done only once vswitchd has given every
+//! tunnel port an ofport.
+//!
+//! `cargo run --release -p strowger --example provision_bench -- [HOSTS] [--vswitchd]`
+//! (default 50 hosts, databases only).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -33,20 +38,31 @@ async fn wait_for(
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(50);
+    let vswitchd = args.iter().any(|a| a == "--vswitchd");
     let t = Instant::now();
     let sbs: Vec<Sandbox> = (0..n)
         .map(|i| {
-            let sb = Sandbox::start_db_only(&format!("b{i}"))
-                .expect("ovsdb-server (install openvswitch-switch)");
-            sb.vsctl(&["--no-wait", "init"]).expect("init");
+            let name = format!("b{i}");
+            let sb = if vswitchd {
+                Sandbox::start(&name)
+            } else {
+                Sandbox::start_db_only(&name)
+            }
+            .expect("sandbox (install openvswitch-switch)");
+            if !vswitchd {
+                sb.vsctl(&["--no-wait", "init"]).expect("init");
+            }
             sb
         })
         .collect();
-    println!("{n} ovsdb-servers started in {:?}", t.elapsed());
+    let what = if vswitchd {
+        "sandboxes (with vswitchd)"
+    } else {
+        "ovsdb-servers"
+    };
+    println!("{n} {what} started in {:?}", t.elapsed());
     let hosts: Vec<DesiredHost> = sbs
         .iter()
         .enumerate()
@@ -84,9 +100,12 @@ async fn main() {
         zones: vec![zone(&hosts)],
     });
     wait_for(&mut views, "full mesh", |v| {
-        hosts
-            .iter()
-            .all(|h| v.get(&h.id).is_some_and(|v| v.tunnels.len() == n - 1))
+        hosts.iter().all(|h| {
+            v.get(&h.id).is_some_and(|v| {
+                v.tunnels.len() == n - 1
+                    && (!vswitchd || v.tunnels.values().all(|t| t.ofport.is_some()))
+            })
+        })
     })
     .await;
     let mesh = t.elapsed();
