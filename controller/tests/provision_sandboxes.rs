@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use strowger::provision::{
-    datapath_id, DesiredHost, DesiredState, DesiredZone, HostViews, ProvisionConfig, Provisioner,
-    TunnelKind,
+    datapath_id, host_by_datapath, DesiredHost, DesiredState, DesiredZone, HostViews,
+    ProvisionConfig, Provisioner, TunnelKind,
 };
 use testbed::{Sandbox, Underlay};
 use tokio::sync::watch;
@@ -165,6 +165,9 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     let t0 = Instant::now();
     let v = converged(&mut views, &hosts, 4).await;
     eprintln!("3 hosts × 4 tunnels converged in {:?}", t0.elapsed());
+    for h in &hosts {
+        assert_eq!(host_by_datapath(&v, datapath_id(h.id)), Some(h.id));
+    }
 
     for (i, hv) in hvs.iter().enumerate() {
         let show = hv.vsctl(&["show"]).unwrap();
@@ -284,6 +287,53 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     converged(&mut views, &hosts, 4).await;
     let after: Vec<String> = hvs.iter().map(port_uuids).collect();
     assert_eq!(before, after, "a second provisioning changed rows");
+
+    // Drift while no controller is connected: one of our tunnels deleted, one changed, a stale
+    // one of ours added. The next session mends exactly that.
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let ports = tunnel_ports(&hvs[2]);
+    hvs[2].vsctl(&["del-port", &ports[0]]).unwrap();
+    hvs[2]
+        .vsctl(&[
+            "set",
+            "Interface",
+            &ports[1],
+            "options:remote_ip=192.168.0.77",
+        ])
+        .unwrap();
+    hvs[2]
+        .vsctl(&[
+            "add-port",
+            "br-int",
+            "gr-stale",
+            "--",
+            "set",
+            "Interface",
+            "gr-stale",
+            "type=gre",
+            "options:remote_ip=192.168.0.97",
+            "options:key=flow",
+            "--",
+            "set",
+            "Port",
+            "gr-stale",
+            "external_ids:strowger-owner=strowger",
+            &format!("external_ids:strowger-peer={}", Uuid::new_v4()),
+        ])
+        .unwrap();
+    let p = Provisioner::new(cfg());
+    let mut views = p.views();
+    p.set_desired(state.clone());
+    let (stop, task) = start(&p);
+    converged(&mut views, &hosts, 4).await;
+    poll("drift mended", || {
+        (tunnel_ports(&hvs[2]) == ports).then_some(())
+    });
+    let remote = hvs[2]
+        .vsctl(&["get", "Interface", &ports[1], "options:remote_ip"])
+        .unwrap();
+    assert_ne!(remote.trim(), "\"192.168.0.77\"");
 
     // Reconnect after the host's database restarts; drift made meanwhile is repaired.
     hvs[1].kill_db().unwrap();
@@ -407,6 +457,57 @@ async fn passive_host_dials_in() {
         show.contains("Bridge br-int") && show.contains(CTL),
         "{show}"
     );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// A host whose database stops answering mid-reconcile (SIGSTOP): the session times out and
+/// redials; once the database answers again the host converges, with no duplicate ports
+/// whether or not the interrupted transaction was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_host_database_recovers_without_duplicates() {
+    let Lab { _net, hvs, hosts } = lab(2);
+    let mut c = cfg();
+    c.ovsdb.echo_interval = Some(Duration::from_millis(300));
+    c.ovsdb.request_timeout = Duration::from_millis(500);
+    let p = Provisioner::new(c);
+    let mut views = p.views();
+    p.set_desired(DesiredState {
+        hosts: hosts.clone(),
+        zones: vec![],
+    });
+    let (stop, task) = start(&p);
+    converged(&mut views, &hosts, 0).await;
+
+    hvs[0].freeze_db().unwrap();
+    let all: Vec<&DesiredHost> = hosts.iter().collect();
+    p.set_desired(DesiredState {
+        hosts: hosts.clone(),
+        zones: vec![zone(TunnelKind::Vxlan, &all, &hosts)],
+    });
+    // hv1's session notices and says so.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while views
+        .borrow()
+        .get(&hosts[0].id)
+        .is_some_and(|v| v.connected)
+    {
+        tokio::time::timeout_at(deadline, views.changed())
+            .await
+            .expect("frozen host seen as disconnected")
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    hvs[0].thaw_db().unwrap();
+    converged(&mut views, &hosts, 1).await;
+    for hv in &hvs {
+        assert_eq!(
+            tunnel_ports(hv).len(),
+            1,
+            "{}",
+            hv.vsctl(&["show"]).unwrap()
+        );
+    }
     stop.send(true).unwrap();
     task.await.unwrap();
 }

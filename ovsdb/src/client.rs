@@ -83,18 +83,28 @@ pub type Notifications = mpsc::UnboundedReceiver<Notification>;
 struct Call {
     req: Request,
     reply: oneshot::Sender<Result<Json>>,
+    /// Told the request id, for callers that may cancel it.
+    id: Option<oneshot::Sender<u64>>,
+}
+
+enum Msg {
+    Call(Call),
+    Cancel(u64),
 }
 
 /// A handle on a running connection (cheap to clone). Dropping every handle closes it.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    calls: mpsc::UnboundedSender<Call>,
+    calls: mpsc::UnboundedSender<Msg>,
     closed: watch::Receiver<Option<Arc<str>>>,
 }
 
-impl std::fmt::Debug for Call {
+impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call").field("req", &self.req).finish()
+        match self {
+            Msg::Call(c) => f.debug_struct("Call").field("req", &c.req).finish(),
+            Msg::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+        }
     }
 }
 
@@ -140,8 +150,39 @@ impl Connection {
     pub async fn call(&self, req: Request) -> Result<Json> {
         let (tx, rx) = oneshot::channel();
         self.calls
-            .send(Call { req, reply: tx })
+            .send(Msg::Call(Call {
+                req,
+                reply: tx,
+                id: None,
+            }))
             .map_err(|_| Error::Disconnected)?;
+        rx.await.map_err(|_| Error::Disconnected)?
+    }
+
+    /// Sends a request; if `cancel` completes first, sends `cancel` for it (RFC 7047 §4.1.4)
+    /// and returns [`Error::Cancelled`].
+    pub async fn call_cancellable(
+        &self,
+        req: Request,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Json> {
+        let (tx, mut rx) = oneshot::channel();
+        let (id_tx, id_rx) = oneshot::channel();
+        self.calls
+            .send(Msg::Call(Call {
+                req,
+                reply: tx,
+                id: Some(id_tx),
+            }))
+            .map_err(|_| Error::Disconnected)?;
+        let id = id_rx.await.map_err(|_| Error::Disconnected)?;
+        tokio::pin!(cancel);
+        tokio::select! {
+            r = &mut rx => return r.map_err(|_| Error::Disconnected)?,
+            _ = &mut cancel => {
+                self.calls.send(Msg::Cancel(id)).map_err(|_| Error::Disconnected)?;
+            }
+        }
         rx.await.map_err(|_| Error::Disconnected)?
     }
 
@@ -158,6 +199,15 @@ impl Connection {
             Err(_) => None,
         };
         why.unwrap_or_else(|| "closed".into())
+    }
+
+    /// Waits until the connection ends without keeping it open: the returned future holds
+    /// only the close signal, not a handle that would keep the connection task alive.
+    fn closed_weak(self) -> impl std::future::Future<Output = ()> {
+        let mut rx = self.closed;
+        async move {
+            let _ = rx.wait_for(Option::is_some).await;
+        }
     }
 
     /// `list_dbs`
@@ -209,7 +259,7 @@ fn locked(r: Json) -> Result<bool> {
 async fn drive<S>(
     stream: S,
     config: Config,
-    mut calls: mpsc::UnboundedReceiver<Call>,
+    mut calls: mpsc::UnboundedReceiver<Msg>,
     notifications: mpsc::UnboundedSender<Notification>,
 ) -> Error
 where
@@ -251,10 +301,14 @@ where
             call = calls.recv() => match call {
                 // Every handle dropped: nobody can use this connection any more.
                 None => break Error::Disconnected,
-                Some(Call { req, reply }) => {
+                Some(Msg::Call(Call { req, reply, id: id_tx })) => {
                     let id = session.send_request(req, Instant::now());
                     waiters.insert(id, reply);
+                    if let Some(t) = id_tx {
+                        let _ = t.send(id);
+                    }
                 }
+                Some(Msg::Cancel(id)) => session.cancel(id),
             },
             _ = sleep_until(deadline) => {
                 if let Err(e) = session.handle_timeout(Instant::now()) {
@@ -347,21 +401,37 @@ pub async fn connect_with_backoff(
 }
 
 /// Accepts hosts that dial in (`ovs-vsctl set-manager tcp:CTRL:PORT`) until `shutdown` turns
-/// true; each becomes a [`Connection`] sent on `accepted`. Accept errors back off.
+/// true; each becomes a [`Connection`] sent on `accepted`. At most `max_connections` are open
+/// at once (accepting pauses meanwhile, mini-redis style); accept errors back off.
 pub async fn listen(
     listener: tokio::net::TcpListener,
     config: Config,
+    max_connections: usize,
     accepted: mpsc::Sender<(Connection, Notifications, SocketAddr)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
     loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stopped(&mut shutdown) => return,
+        };
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, peer)) => {
                     backoff.reset();
                     let _ = s.set_nodelay(true);
                     let (c, n) = Connection::spawn(s, config.clone());
+                    // The permit goes back when the connection ends.
+                    let watch = c.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        watch.closed_weak().await;
+                    });
                     if accepted.send((c, n, peer)).await.is_err() {
                         return;
                     }
@@ -611,6 +681,74 @@ mod tests {
         );
         for bad in ["", "tcp:", "unix:", "ssl:1.2.3.4:6640", "1.2.3.4"] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+    }
+
+    /// A scripted server: answers each request by method from `answers` (result or error).
+    async fn fake_server(
+        stream: tokio::io::DuplexStream,
+        answers: Vec<(&'static str, Json, Json)>,
+    ) {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let mut dec = crate::framing::Decoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(n) = rd.read(&mut buf).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            dec.feed(&buf[..n]);
+            while let Ok(Some(msg)) = dec.decode() {
+                let method = msg["method"].as_str().unwrap_or_default();
+                let Some((_, result, error)) = answers.iter().find(|(m, _, _)| *m == method) else {
+                    continue;
+                };
+                let reply = json!({"id": msg["id"], "result": result, "error": error});
+                let _ = wr.write_all(reply.to_string().as_bytes()).await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn monitor_falls_back_to_what_the_server_has() {
+        let schema = json!({"name": "D", "version": "1", "tables": {"T": {"columns": {"c": {"type": "string"}}}}});
+        let row = json!({"T": {"00000000-0000-0000-0000-000000000001": {"initial": {"c": "x"}}}});
+        let old_row = json!({"T": {"00000000-0000-0000-0000-000000000001": {"new": {"c": "y"}}}});
+        let reqs = MonitorRequests::default().table("T", &["c"]);
+        let unknown = json!({"error": "unknown method"});
+        let cases = [
+            (
+                vec![
+                    ("get_schema", schema.clone(), Json::Null),
+                    ("monitor_cond_since", Json::Null, unknown.clone()),
+                    ("monitor_cond", row.clone(), Json::Null),
+                ],
+                MonitorMethod::MonitorCond,
+                "x",
+            ),
+            (
+                vec![
+                    ("get_schema", schema.clone(), Json::Null),
+                    ("monitor_cond_since", Json::Null, unknown.clone()),
+                    ("monitor_cond", Json::Null, unknown.clone()),
+                    ("monitor", old_row.clone(), Json::Null),
+                ],
+                MonitorMethod::Monitor,
+                "y",
+            ),
+        ];
+        for (answers, method, value) in cases {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            tokio::spawn(fake_server(b, answers));
+            let (c, n) = Connection::spawn(a, Config::default());
+            let m = Monitored::start(c, n, "D", &reqs, None).await.unwrap();
+            assert_eq!(m.method(), method);
+            assert_eq!(
+                m.replica().rows("T").next().unwrap().1["c"],
+                crate::Value::from(value)
+            );
         }
     }
 

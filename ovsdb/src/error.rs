@@ -67,6 +67,9 @@ pub enum Error {
     /// No reply within the request timeout.
     #[error("{0} timed out")]
     Timeout(String),
+    /// We cancelled the request (`cancel`); any later reply is ignored.
+    #[error("request cancelled")]
+    Cancelled,
     /// The peer stopped answering our echo keepalives.
     #[error("peer stopped answering echo requests")]
     PeerDead,

@@ -414,6 +414,27 @@ mod tests {
         assert!(r.is_empty());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_updates_never_panic(
+            kind in proptest::sample::select(vec!["initial", "insert", "modify", "delete", "old", "new"]),
+            col in proptest::sample::select(vec!["name", "tags", "ids", "nope"]),
+            val in proptest::sample::select(vec![
+                json!(1), json!("s"), json!(["set", ["a", 1]]), json!(["map", [["k", "v"]]]),
+                json!(["map", [["k"]]]), json!(["uuid", "x"]), json!(null), json!({"a": 1}),
+            ]),
+            twice in proptest::bool::ANY,
+        ) {
+            let mut r = Replica::new(schema());
+            let u = Uuid::nil().to_string();
+            let upd = json!({"A": {u: {kind: {col: val}}}});
+            for _ in 0..(1 + twice as usize) {
+                let _ = r.apply_update2(&upd);
+                let _ = r.apply_update(&upd);
+            }
+        }
+    }
+
     #[test]
     fn bad_updates_are_errors() {
         let mut r = Replica::new(schema());

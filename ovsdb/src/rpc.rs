@@ -116,9 +116,16 @@ impl Session {
     }
 
     /// `cancel`: asks the server to abandon an outstanding request (a blocked `wait`). The
-    /// request's reply, an error, still arrives.
+    /// request completes at once with [`Error::Cancelled`]: ovsdb-server 3.1 sends no reply
+    /// to a cancelled request, and a late one is ignored.
     pub fn cancel(&mut self, id: RequestId) {
         self.send(&json!({"method": "cancel", "params": [id], "id": null}));
+        if self.pending.remove(&id).is_some() {
+            self.events.push_back(Event::Reply {
+                id,
+                result: Err(Error::Cancelled),
+            });
+        }
     }
 
     fn echo(&mut self, params: Json, now: Instant) -> RequestId {

@@ -449,8 +449,8 @@ async fn frozen_server_times_out_and_nothing_is_half_applied() {
     let sb = sandbox("frozen");
     let target: Target = sb.db_target().parse().unwrap();
     let cfg = Config {
-        echo_interval: Some(Duration::from_millis(500)),
-        request_timeout: Duration::from_millis(700),
+        echo_interval: Some(Duration::from_millis(1000)),
+        request_timeout: Duration::from_millis(1500),
         ..Config::default()
     };
     let (c, _n) = Connection::connect(&target, cfg).await.unwrap();
@@ -556,4 +556,155 @@ async fn verify_after_resync_holds() {
         .await;
     assert!(r.is_ok(), "{r:?}");
     assert!(m.replica().get("Bridge", &u).unwrap()["fail_mode"] == Value::set(["secure"]));
+}
+
+#[tokio::test]
+async fn blocking_wait_completes_or_is_cancelled() {
+    let sb = sandbox("wait");
+    let (c, _n) = connect(&sb).await;
+    let until_exists = |name: &str| Operation::Wait {
+        table: "Bridge".into(),
+        conditions: vec![Condition::eq("name", name)],
+        columns: vec!["name".into()],
+        until: WaitUntil::Eq,
+        rows: vec![row([("name", name.into())])],
+        timeout_ms: None,
+    };
+    // Blocks until another client creates the row.
+    let waiting = tokio::spawn({
+        let c = c.clone();
+        let op = until_exists("later");
+        async move { c.transact(DB, &[op]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    sb.vsctl(&["--no-wait", "add-br", "later"]).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Never satisfied: cancelled.
+    let req = ovsdb::rpc::Request::transact(DB, &[until_exists("never")]);
+    let r = c
+        .call_cancellable(req, tokio::time::sleep(Duration::from_millis(100)))
+        .await;
+    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    // The session goes on; the server dropped the wait (creating the row now answers nothing).
+    sb.vsctl(&["--no-wait", "add-br", "never"]).unwrap();
+    assert_eq!(c.echo(json!(["after"])).await.unwrap(), json!(["after"]));
+}
+
+#[tokio::test]
+async fn monitor_and_monitor_cond_notifications() {
+    use ovsdb::rpc::Request;
+    let sb = sandbox("rawmon");
+    let (c, mut n) = connect(&sb).await;
+    let schema = std::sync::Arc::new(c.get_schema(DB).await.unwrap());
+    let reqs = MonitorRequests::default().table("Bridge", &["name", "external_ids"]);
+    let mut plain = ovsdb::Replica::new(schema.clone());
+    let mut cond = ovsdb::Replica::new(schema);
+    plain
+        .apply_update(
+            &c.call(Request::monitor(DB, &json!("m1"), &reqs))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+    cond.apply_update2(
+        &c.call(Request::monitor_cond(DB, &json!("m2"), &reqs))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    sb.vsctl(&[
+        "--no-wait",
+        "add-br",
+        "b1",
+        "--",
+        "set",
+        "Bridge",
+        "b1",
+        "external_ids:a=1",
+    ])
+    .unwrap();
+    sb.vsctl(&["--no-wait", "set", "Bridge", "b1", "external_ids:a=2"])
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let done = |r: &ovsdb::Replica| {
+        r.find("Bridge", "name", "b1")
+            .is_some_and(|(_, row)| row["external_ids"] == Value::map([("a", "2")]))
+    };
+    while !(done(&plain) && done(&cond)) {
+        let note = tokio::time::timeout_at(deadline, n.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match (note.method.as_str(), note.params[0].as_str()) {
+            ("update", Some("m1")) => {
+                plain.apply_update(&note.params[1]).unwrap();
+            }
+            ("update2", Some("m2")) => {
+                cond.apply_update2(&note.params[1]).unwrap();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    c.call(Request::monitor_cancel(&json!("m1"))).await.unwrap();
+    assert!(c.call(Request::monitor_cancel(&json!("m1"))).await.is_err());
+}
+
+/// A host dialing in (`set-manager`) probes us with `echo` when idle; we answer, so it keeps
+/// the connection although our own keepalive is off.
+#[tokio::test]
+async fn passive_connection_answers_server_echo() {
+    let sb = sandbox("echo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let cfg = Config {
+        echo_interval: None,
+        ..Config::default()
+    };
+    tokio::spawn(ovsdb::client::listen(listener, cfg, 4, tx, stop_rx));
+    let target = format!("tcp:127.0.0.1:{port}");
+    sb.vsctl(&[
+        "--no-wait",
+        "--",
+        "--id=@m",
+        "create",
+        "Manager",
+        &format!("target=\"{target}\""),
+        "inactivity_probe=1000",
+        "--",
+        "add",
+        "Open_vSwitch",
+        ".",
+        "manager_options",
+        "@m",
+    ])
+    .unwrap();
+    let (c, _n, _peer) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.list_dbs().await.unwrap().contains(&DB.to_string()));
+    // Idle for three probe intervals: an unanswered probe would have dropped us after two.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(
+        !c.is_closed(),
+        "the server dropped us: {}",
+        c.closed().await
+    );
+    c.echo(json!([1])).await.unwrap();
+    let status = sb.vsctl(&[
+        "--no-wait",
+        "get",
+        "Manager",
+        &target,
+        "status:sec_since_connect",
+    ]);
+    assert!(status.is_ok(), "{status:?}");
 }

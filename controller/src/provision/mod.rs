@@ -182,12 +182,23 @@ pub fn advertised_target(listen: std::net::SocketAddr, advertise: Option<&str>) 
 /// The host-view map published to the OpenFlow side.
 pub type HostViews = BTreeMap<Uuid, HostView>;
 
+/// The host whose `br-int` reports datapath id `dpid` (an OpenFlow session's features reply).
+pub fn host_by_datapath(views: &HostViews, dpid: u64) -> Option<Uuid> {
+    views
+        .iter()
+        .find(|(_, v)| v.datapath_id == Some(dpid))
+        .map(|(id, _)| *id)
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ProvisionConfig,
     pub(crate) desired: watch::Sender<Arc<DesiredState>>,
     pub(crate) views: watch::Sender<HostViews>,
 }
+
+/// How many hosts may be connected in passive mode at once.
+pub const MAX_PASSIVE_HOSTS: usize = 4096;
 
 /// Keeps every host's OVS in step with the desired state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -231,6 +242,7 @@ impl Provisioner {
             tokio::spawn(ovsdb::client::listen(
                 l,
                 self.shared.config.ovsdb.clone(),
+                MAX_PASSIVE_HOSTS,
                 acc_tx,
                 shutdown.clone(),
             ))

@@ -80,14 +80,17 @@ impl TunnelSpec {
     }
 }
 
-/// The tunnel port name for a peer: `vx-`/`gr-` and the first 8 hex digits of its id, short
-/// enough for a Linux interface name (15 bytes).
+/// The tunnel port name for a peer: `vx-`/`gr-` and 12 hex digits folded from all 128 bits of
+/// its id (so ids differing only at the end, as sequential ones do, still differ), which keeps
+/// it within a Linux interface name (15 bytes). The full id is in `external_ids:strowger-peer`.
 pub fn tunnel_name(kind: TunnelKind, peer: Uuid) -> String {
     let prefix = match kind {
         TunnelKind::Vxlan => "vx",
         TunnelKind::Gre => "gr",
     };
-    format!("{prefix}-{}", &peer.simple().to_string()[..8])
+    let x = peer.as_u128();
+    let folded = (x ^ (x >> 48) ^ (x >> 96)) & 0xffff_ffff_ffff;
+    format!("{prefix}-{folded:012x}")
 }
 
 /// The tunnels `host` should have: one per peer per tunnel type, over every zone both are in
@@ -111,7 +114,17 @@ pub fn desired_tunnels(state: &DesiredState, host: Uuid, set_local_ip: bool) -> 
             });
         }
     }
-    out.into_values().collect()
+    // Two peers folding to one name (odds 2^-48) would fight over one port: keep the first.
+    let mut names = BTreeSet::new();
+    out.into_values()
+        .filter(|t| {
+            let fresh = names.insert(t.name.clone());
+            if !fresh {
+                tracing::warn!(name = %t.name, peer = %t.peer, "tunnel name collision; skipped");
+            }
+            fresh
+        })
+        .collect()
 }
 
 /// A port on the bridge: its uuid, row, and first interface.
