@@ -207,7 +207,7 @@ fn ovs_flow_mod_tcp_resubmit() {
     fm.match_.validate_prerequisites().unwrap();
     assert_eq!(
         fm.to_string(),
-        "ADD table:0 priority=100,tcp,in_port=1,nw_dst=10.0.0.0/24,tp_dst=80 actions=output:2,resubmit(,3)"
+        "ADD priority=100,tcp,in_port=1,nw_dst=10.0.0.0/24,tp_dst=80 actions=output:2,resubmit(,3)"
     );
 }
 
@@ -329,7 +329,7 @@ fn ovs_flow_mods_field_coverage() {
     );
     assert_eq!(
         fm.to_string(),
-        "ADD table:0 priority=5,arp,arp_op=1,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/24,\
+        "ADD priority=5,arp,arp_spa=10.0.0.1,arp_tpa=10.0.0.0/24,arp_op=1,\
          arp_sha=00:00:00:00:00:01 actions=meter:2,clear_actions,write_actions(output:3,pop_vlan)"
     );
     fm.match_.validate_prerequisites().unwrap();
@@ -377,7 +377,7 @@ fn ovs_flow_mods_field_coverage() {
     assert!(fm.instructions.is_empty());
     assert_eq!(
         fm.to_string(),
-        "ADD table:0 priority=5,mpls,mpls_tc=3,mpls_bos=1,mpls_label=100 actions=drop"
+        "ADD priority=5,mpls,mpls_label=100,mpls_tc=3,mpls_bos=1 actions=drop"
     );
     // ip,ip_dscp=10,nw_ecn=1,in_port=3
     let dscp = roundtrip_hex(
