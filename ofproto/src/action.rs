@@ -120,7 +120,6 @@ impl Action {
     /// Appends the action.
     pub fn emit(&self, out: &mut BytesMut) {
         use action_type as t;
-        let len = self.encoded_len() as u16;
         let small = |out: &mut BytesMut, typ: u16| {
             out.put_u16(typ);
             out.put_u16(8);
@@ -188,7 +187,7 @@ impl Action {
             }
             Action::SetField(f) => {
                 out.put_u16(t::SET_FIELD);
-                out.put_u16(len);
+                out.put_u16(self.encoded_len() as u16);
                 f.emit(out);
                 put_zeros(out, pad8(4 + f.encoded_len()));
             }
@@ -212,7 +211,7 @@ impl Action {
             }
             Action::Experimenter { experimenter, data } => {
                 out.put_u16(t::EXPERIMENTER);
-                out.put_u16(len);
+                out.put_u16(self.encoded_len() as u16);
                 out.put_u32(*experimenter);
                 out.put_slice(data);
                 put_zeros(out, pad8(8 + data.len()));
@@ -323,7 +322,8 @@ impl Action {
 
     /// Parses an action list that fills `buf` exactly.
     pub fn parse_list(buf: &[u8]) -> Result<Vec<Action>, Error> {
-        read_list(&mut Reader::new(Bytes::copy_from_slice(buf), Ctx::Action))
+        let buf = Bytes::copy_from_slice(buf);
+        read_list(&mut Reader::new(&buf, Ctx::Action))
     }
 
     /// Appends a list of actions.

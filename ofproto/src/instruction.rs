@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::action::{self, Action};
-use crate::codec::{pad8, put_zeros, ser, Reader};
+use crate::codec::{pad8, patch_len, put_len_placeholder, put_zeros, ser, Reader};
 use crate::error::{Ctx, Error};
 
 /// `OFPIT_*` instruction type numbers.
@@ -67,7 +67,6 @@ impl Instruction {
     /// Appends the instruction.
     pub fn emit(&self, out: &mut BytesMut) {
         use instruction_type as t;
-        let len = self.encoded_len() as u16;
         match self {
             Instruction::GotoTable(table) => {
                 out.put_u16(t::GOTO_TABLE);
@@ -83,14 +82,16 @@ impl Instruction {
                 out.put_u64(*mask);
             }
             Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
+                let start = out.len();
                 out.put_u16(if matches!(self, Instruction::WriteActions(_)) {
                     t::WRITE_ACTIONS
                 } else {
                     t::APPLY_ACTIONS
                 });
-                out.put_u16(len);
+                let at = put_len_placeholder(out);
                 put_zeros(out, 4);
                 Action::emit_list(a, out);
+                patch_len(out, at, start);
             }
             Instruction::ClearActions => {
                 out.put_u16(t::CLEAR_ACTIONS);
@@ -104,7 +105,7 @@ impl Instruction {
             }
             Instruction::Experimenter { experimenter, data } => {
                 out.put_u16(t::EXPERIMENTER);
-                out.put_u16(len);
+                out.put_u16(self.encoded_len() as u16);
                 out.put_u32(*experimenter);
                 out.put_slice(data);
                 put_zeros(out, pad8(8 + data.len()));
@@ -150,7 +151,7 @@ impl Instruction {
             }
             t::WRITE_ACTIONS | t::APPLY_ACTIONS => {
                 b.pad(4)?;
-                let mut actions = Reader::new(b.rest(), Ctx::Action);
+                let mut actions = b.rest_reader(Ctx::Action);
                 let list = action::read_list(&mut actions)?;
                 if typ == t::WRITE_ACTIONS {
                     Instruction::WriteActions(list)
@@ -179,10 +180,8 @@ impl Instruction {
 
     /// Parses an instruction list that fills `buf` exactly.
     pub fn parse_list(buf: &[u8]) -> Result<Vec<Instruction>, Error> {
-        read_list(&mut Reader::new(
-            Bytes::copy_from_slice(buf),
-            Ctx::Instruction,
-        ))
+        let buf = Bytes::copy_from_slice(buf);
+        read_list(&mut Reader::new(&buf, Ctx::Instruction))
     }
 
     /// Appends a list of instructions.

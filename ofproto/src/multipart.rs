@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::codec::{pad8, put_fixed_str, put_zeros, ser, Reader};
+use crate::codec::{pad8, patch_len, put_fixed_str, put_len_placeholder, put_zeros, ser, Reader};
 use crate::consts::{OFPMPF_REPLY_MORE, OFPMPF_REQ_MORE};
 use crate::error::{Ctx, Error};
 use crate::instruction::{self, Instruction};
@@ -216,7 +216,7 @@ impl MultipartRequest {
         let typ = r.u16()?;
         let flags = r.u16()?;
         r.pad(4)?;
-        let mut b = Reader::new(r.rest(), Ctx::Multipart);
+        let mut b = r.rest_reader(Ctx::Multipart);
         let id_pad = |b: &mut Reader| -> Result<u32, Error> {
             let id = b.u32()?;
             b.pad(4)?;
@@ -338,7 +338,7 @@ impl MultipartReply {
         let typ = r.u16()?;
         let flags = r.u16()?;
         r.pad(4)?;
-        let mut b = Reader::new(r.rest(), Ctx::Multipart);
+        let mut b = r.rest_reader(Ctx::Multipart);
         let body = match typ {
             mpt::DESC => B::Desc(Desc::read(&mut b)?),
             mpt::FLOW => B::Flow(b.list(FlowStats::read)?),
@@ -524,7 +524,8 @@ impl FlowStats {
         48 + self.match_.encoded_len() + Instruction::list_len(&self.instructions)
     }
     fn emit(&self, out: &mut BytesMut) {
-        out.put_u16(self.encoded_len() as u16);
+        let start = out.len();
+        let at = put_len_placeholder(out);
         out.put_u8(self.table_id);
         put_zeros(out, 1);
         out.put_u32(self.duration_sec);
@@ -539,6 +540,7 @@ impl FlowStats {
         out.put_u64(self.byte_count);
         self.match_.emit(out);
         Instruction::emit_list(&self.instructions, out);
+        patch_len(out, at, start);
     }
     fn read(r: &mut Reader) -> Result<Self, Error> {
         let len = usize::from(r.u16()?);

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::codec::{pad8, put_zeros, ser, Reader};
+use crate::codec::{pad8, patch_len, put_len_placeholder, put_zeros, ser, Reader};
 use crate::error::{Ctx, Error};
 
 /// `OFPXMC_OPENFLOW_BASIC`.
@@ -458,7 +458,8 @@ impl OxmField {
 
     /// Parses exactly one OXM TLV from `buf` (set-field payloads, fuzzing).
     pub fn parse(buf: &[u8]) -> Result<OxmField, Error> {
-        let mut r = Reader::new(Bytes::copy_from_slice(buf), Ctx::Match);
+        let buf = Bytes::copy_from_slice(buf);
+        let mut r = Reader::new(&buf, Ctx::Match);
         let f = OxmField::read(&mut r)?;
         r.finish()?;
         Ok(f)
@@ -620,13 +621,14 @@ impl Match {
 
     /// Appends the `ofp_match`, padded to a multiple of 8.
     pub fn emit(&self, out: &mut BytesMut) {
-        let l = self.unpadded_len();
+        let start = out.len();
         out.put_u16(OFPMT_OXM);
-        out.put_u16(l as u16);
+        let at = put_len_placeholder(out);
         for f in &self.fields {
             f.emit(out);
         }
-        put_zeros(out, pad8(l));
+        patch_len(out, at, start);
+        put_zeros(out, pad8(out.len() - start));
     }
 
     /// Reads an `ofp_match` and its padding.
@@ -650,7 +652,8 @@ impl Match {
 
     /// Parses exactly one padded `ofp_match` from `buf`.
     pub fn parse(buf: &[u8]) -> Result<Match, Error> {
-        let mut r = Reader::new(Bytes::copy_from_slice(buf), Ctx::Match);
+        let buf = Bytes::copy_from_slice(buf);
+        let mut r = Reader::new(&buf, Ctx::Match);
         let m = Match::read(&mut r)?;
         r.finish()?;
         Ok(m)
