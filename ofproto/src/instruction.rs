@@ -201,3 +201,78 @@ impl Instruction {
 pub(crate) fn read_list(r: &mut Reader) -> Result<Vec<Instruction>, Error> {
     r.list(Instruction::read)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::arb;
+    use crate::error::{BadInstructionCode, ErrorType};
+
+    #[test]
+    fn instructions_as_ovs_encodes_them() {
+        // meter:2,clear_actions,write_actions(output:3,pop_vlan),write_metadata:0x10/0xff,goto_table:5
+        let hex = "000600080000000200050008000000000003002000000000000000100000000300000000000000000012000800000000\
+                   0002001800000000000000000000001000000000000000ff0001000805000000";
+        let b = hex::decode(hex).unwrap();
+        let list = Instruction::parse_list(&b).unwrap();
+        assert_eq!(
+            list,
+            vec![
+                Instruction::Meter(2),
+                Instruction::ClearActions,
+                Instruction::WriteActions(vec![
+                    Action::Output {
+                        port: 3,
+                        max_len: 0
+                    },
+                    Action::PopVlan
+                ]),
+                Instruction::WriteMetadata {
+                    metadata: 0x10,
+                    mask: 0xff
+                },
+                Instruction::GotoTable(5),
+            ]
+        );
+        let mut out = BytesMut::new();
+        Instruction::emit_list(&list, &mut out);
+        assert_eq!(&out[..], &b[..]);
+        assert_eq!(Instruction::list_len(&list), b.len());
+    }
+
+    #[test]
+    fn malformed_instructions() {
+        let bad = |hex: &str| Instruction::parse_list(&hex::decode(hex).unwrap()).unwrap_err();
+        assert_eq!(
+            bad("0063000800000000").ofp_error(),
+            Some(ErrorType::BadInstruction(BadInstructionCode::UnknownInst))
+        );
+        assert_eq!(
+            bad("0001000400000000").ofp_error(),
+            Some(ErrorType::BadInstruction(BadInstructionCode::BadLen))
+        );
+        assert_eq!(
+            bad("000100100500000000000000").ofp_error(),
+            Some(ErrorType::BadInstruction(BadInstructionCode::BadLen))
+        );
+        // An apply-actions whose action is broken reports the action's code.
+        assert_eq!(
+            bad("0004001000000000 0063000800000000"
+                .replace(' ', "")
+                .as_str()),
+            Error::BadActionType { typ: 0x63 }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn instruction_list_roundtrip(list in arb::instructions()) {
+            let mut out = BytesMut::new();
+            Instruction::emit_list(&list, &mut out);
+            prop_assert_eq!(out.len(), Instruction::list_len(&list));
+            prop_assert_eq!(Instruction::parse_list(&out), Ok(list));
+        }
+    }
+}
