@@ -212,11 +212,18 @@ mod layering_tests {
             }
         }
         let mut files = Vec::new();
-        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         assert!(files.len() > 10, "found only {files:?}");
         for f in files {
             let text = std::fs::read_to_string(&f).expect("readable source");
-            assert!(text.starts_with("//!"), "{} does not start with a //! line", f.display());
+            assert!(
+                text.starts_with("//!"),
+                "{} does not start with a //! line",
+                f.display()
+            );
         }
     }
 }

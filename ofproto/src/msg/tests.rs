@@ -30,7 +30,7 @@ fn roundtrip_hex(hex: &str) -> OfMessage {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn parse_emit_roundtrip(m in arb::of_message()) {
