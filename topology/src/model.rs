@@ -195,7 +195,24 @@ macro_rules! device {
             #[serde(default)]
             pub outbound_filter_id: Option<Uuid>,
         }
+
+        impl Device for $name {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn filters(&self) -> (Option<Uuid>, Option<Uuid>) {
+                (self.inbound_filter_id, self.outbound_filter_id)
+            }
+        }
     };
+}
+
+/// What bridges and routers have in common, for code that treats both alike.
+pub trait Device {
+    /// Its name.
+    fn name(&self) -> &str;
+    /// Its inbound and outbound filter chains.
+    fn filters(&self) -> (Option<Uuid>, Option<Uuid>);
 }
 
 device!(
