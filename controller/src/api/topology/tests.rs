@@ -899,24 +899,26 @@ enum Call {
 
 fn calls() -> impl Strategy<Value = Call> {
     let i = || 0usize..6;
+    // Weighted so that sequences build devices and ports early and then link, bind and route
+    // them often enough to reach the interesting conflicts.
     prop_oneof![
-        Just(Call::Bridge),
-        Just(Call::Router),
-        i().prop_map(Call::BridgePort),
-        (i(), 0u8..4, prop_oneof![Just(24u8), Just(16u8), Just(8u8)])
+        2 => Just(Call::Bridge),
+        2 => Just(Call::Router),
+        4 => i().prop_map(Call::BridgePort),
+        4 => (i(), 0u8..4, prop_oneof![Just(24u8), Just(16u8), Just(8u8)])
             .prop_map(|(r, n, l)| Call::RouterPort(r, n, l)),
-        (i(), i()).prop_map(|(a, b)| Call::Link(a, b)),
-        i().prop_map(Call::Unlink),
-        Just(Call::Host),
-        (i(), i(), 0u8..3).prop_map(|(p, h, n)| Call::Bind(p, h, n)),
-        i().prop_map(Call::Unbind),
-        (i(), i(), 0u8..3).prop_map(|(r, p, t)| Call::Route(r, p, t)),
-        Just(Call::Chain),
-        (i(), proptest::option::of(i()), i(), 0u8..4)
+        5 => (i(), i()).prop_map(|(a, b)| Call::Link(a, b)),
+        1 => i().prop_map(Call::Unlink),
+        1 => Just(Call::Host),
+        3 => (i(), i(), 0u8..3).prop_map(|(p, h, n)| Call::Bind(p, h, n)),
+        1 => i().prop_map(Call::Unbind),
+        2 => (i(), i(), 0u8..3).prop_map(|(r, p, t)| Call::Route(r, p, t)),
+        1 => Just(Call::Chain),
+        3 => (i(), proptest::option::of(i()), i(), 0u8..4)
             .prop_map(|(c, j, p, pos)| Call::Rule(c, j, p, pos)),
-        proptest::collection::vec(i(), 0..3).prop_map(Call::PortGroup),
-        (i(), i()).prop_map(|(d, c)| Call::Filter(d, c)),
-        (0u8..9, i()).prop_map(|(k, n)| Call::Delete(k, n)),
+        1 => proptest::collection::vec(i(), 0..3).prop_map(Call::PortGroup),
+        1 => (i(), i()).prop_map(|(d, c)| Call::Filter(d, c)),
+        2 => (0u8..9, i()).prop_map(|(k, n)| Call::Delete(k, n)),
     ]
 }
 
@@ -1171,9 +1173,9 @@ async fn check_invariants(app: &axum::Router) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn random_api_calls_keep_invariants(seq in proptest::collection::vec(calls(), 1..40)) {
+    fn random_api_calls_keep_invariants(seq in proptest::collection::vec(calls(), 1..60)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let app = app();
