@@ -1186,3 +1186,115 @@ proptest! {
         });
     }
 }
+
+/// The same life cycle for every top-level collection: create, read, list, update, delete,
+/// then 404; a duplicate id is 409, broken JSON 400, a bad value 422 naming its field.
+#[tokio::test]
+async fn every_top_level_resource_has_the_full_life_cycle() {
+    let app = app();
+    let cases = [
+        (
+            "hosts",
+            json!({"name": "h"}),
+            json!({"name": "h2", "datapath_type": "netdev"}),
+            json!({"name": "h", "tunnel_ip": "x"}),
+            "tunnel_ip",
+        ),
+        (
+            "tunnel_zones",
+            json!({"name": "z"}),
+            json!({"name": "z2", "type": "gre"}),
+            json!({"name": "z", "type": "ipip"}),
+            "type",
+        ),
+        (
+            "bridges",
+            json!({"name": "b"}),
+            json!({"name": "b2", "admin_state_up": false}),
+            json!({"name": "b", "admin_state_up": "yes"}),
+            "admin_state_up",
+        ),
+        (
+            "routers",
+            json!({"name": "r"}),
+            json!({"name": "r2", "tenant_id": "t"}),
+            json!({"name": "r", "inbound_filter_id": "nope"}),
+            "inbound_filter_id",
+        ),
+        (
+            "chains",
+            json!({"name": "c"}),
+            json!({"name": "c2"}),
+            json!({"name": "bad\u{7}name"}),
+            "name",
+        ),
+        (
+            "port_groups",
+            json!({"name": "g"}),
+            json!({"name": "g2", "stateful": true}),
+            json!({"name": "g", "port_ids": ["x"]}),
+            "port_ids[0]",
+        ),
+        (
+            "ip_addr_groups",
+            json!({"name": "a"}),
+            json!({"name": "a2", "addresses": ["fd00::1"]}),
+            json!({"name": "a", "addresses": ["10.0.0.256"]}),
+            "addresses[0]",
+        ),
+    ];
+    for (coll, create, update, bad, field) in cases {
+        let base = format!("/{coll}");
+        let r = call(&app, Method::POST, &base, Some(create.clone())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{coll}: {}", r.body);
+        let id = id(&r.body);
+        let item = format!("{base}/{id}");
+        assert_eq!(
+            ok(&app, Method::GET, &item, None).await["id"],
+            id.as_str(),
+            "{coll}"
+        );
+        assert!(
+            list(&app, &base)
+                .await
+                .iter()
+                .any(|v| v["id"] == id.as_str()),
+            "{coll}: not listed"
+        );
+        let put = ok(&app, Method::PUT, &item, Some(update.clone())).await;
+        for (k, v) in update.as_object().unwrap() {
+            assert_eq!(&put[k], v, "{coll}.{k} after PUT");
+            assert_eq!(
+                &ok(&app, Method::GET, &item, None).await[k],
+                v,
+                "{coll}.{k} read back"
+            );
+        }
+        let mut dup = create.clone();
+        dup["id"] = json!(id);
+        expect(
+            &app,
+            Method::POST,
+            &base,
+            Some(dup),
+            (409, "conflict", Some("id")),
+        )
+        .await;
+        let r = call_raw(&app, Method::POST, &base, Some("[1,"), None).await;
+        assert_eq!(err(&r), (400, "bad_request", None), "{coll}");
+        expect(
+            &app,
+            Method::POST,
+            &base,
+            Some(bad),
+            (422, "invalid", Some(field)),
+        )
+        .await;
+        assert_eq!(
+            call(&app, Method::DELETE, &item, None).await.status,
+            StatusCode::NO_CONTENT
+        );
+        expect(&app, Method::GET, &item, None, (404, "not_found", None)).await;
+        expect(&app, Method::DELETE, &item, None, (404, "not_found", None)).await;
+    }
+}
