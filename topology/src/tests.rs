@@ -247,6 +247,13 @@ fn routes_need_their_routers_port() {
     })
     .unwrap();
     assert_eq!(n.snapshot().routes_of(r).next().unwrap().id, ok.id);
+    // Renumbering the port would strand the gateway.
+    let e = w(&n, |t| {
+        let mut p = Port::clone(t.snapshot().get::<Port>(rp).unwrap());
+        p.address = Some("10.7.0.1/24".parse().unwrap());
+        t.update_port(p)
+    });
+    assert_eq!(field(e.unwrap_err()), "address");
     let bh = w(&n, |t| {
         t.create_route(
             r,

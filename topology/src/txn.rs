@@ -495,6 +495,24 @@ impl Txn {
             p.mac = old.mac;
         }
         self.check_port(kind, &p)?;
+        if let Some(addr) = p.address {
+            // Routes through this port must keep their gateway on its (possibly new) subnet.
+            let stranded = self.snap.routes_of(p.device_id).find(|r| {
+                r.next_hop_port == Some(p.id)
+                    && r.next_hop_gateway
+                        .is_some_and(|gw| !addr.trunc().contains(&gw))
+            });
+            if let Some(r) = stranded {
+                return Err(Error::conflict(
+                    Some("address"),
+                    format!(
+                        "route {} has a gateway outside {}; change or delete it first",
+                        r.id,
+                        addr.trunc()
+                    ),
+                ));
+            }
+        }
         Ok(self.put_port(&old, p))
     }
 
