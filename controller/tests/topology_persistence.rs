@@ -174,7 +174,7 @@ fn topology_survives_kill_9() {
                 "addresses=10.0.0.5,10.0.0.6",
             ],
         );
-        json(
+        let subnet = id(json(
             &s,
             &[
                 "dhcp",
@@ -183,7 +183,27 @@ fn topology_survives_kill_9() {
                 "subnet=10.0.0.0/24",
                 "gateway=10.0.0.1",
             ],
+        ));
+        // A unique id prefix is as good as the id.
+        json(
+            &s,
+            &[
+                "dhcp-host",
+                "add",
+                "net1",
+                &subnet[..8],
+                "02:00:00:00:00:10",
+                "10.0.0.10",
+                "vm1",
+            ],
         );
+        let leases = cli(&s, &["dhcp-host", "list", "net1", &subnet]).unwrap();
+        assert!(
+            leases.contains("02:00:00:00:00:10  10.0.0.10  vm1"),
+            "{leases}"
+        );
+        let rules = cli(&s, &["rule", "list", "fw"]).unwrap();
+        assert!(rules.contains("nw_proto=6 tp_dst=22-22"), "{rules}");
         // Table output and errors as the API gave them.
         let table = cli(&s, &["port", "list", "net1"]).unwrap();
         assert!(table.starts_with("ID"), "{table}");

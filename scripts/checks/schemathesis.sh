@@ -34,7 +34,9 @@ trap cleanup EXIT
 
 URL="http://127.0.0.1:$PORT/api/v1/openapi.json"
 for _ in $(seq 1 100); do
-  if curl -sf -o /dev/null "$URL"; then break; fi
+  if "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$URL" 2>/dev/null; then
+    break
+  fi
   if ! kill -0 "$PID" 2>/dev/null; then echo "strowger serve died:"; cat "$LOG"; exit 1; fi
   sleep 0.1
 done

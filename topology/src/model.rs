@@ -86,6 +86,67 @@ impl utoipa::PartialSchema for MacAddr {
 }
 impl ToSchema for MacAddr {}
 
+/// JSON schemas of address fields: formats and patterns that let OpenAPI clients (and
+/// schemathesis) generate valid values, while accepting everything the API returns.
+mod schema {
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType,
+        Type,
+    };
+    use utoipa::openapi::RefOr;
+
+    const CIDR: &str =
+        r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*/[0-9]{1,3})$";
+
+    fn string(format: KnownFormat) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    }
+
+    /// An IPv4 or IPv6 address.
+    pub fn ip() -> Schema {
+        AnyOfBuilder::new()
+            .item(string(KnownFormat::Ipv4))
+            .item(string(KnownFormat::Ipv6))
+            .build()
+            .into()
+    }
+
+    /// An address or null.
+    pub fn ip_opt() -> Schema {
+        AnyOfBuilder::new()
+            .item(string(KnownFormat::Ipv4))
+            .item(string(KnownFormat::Ipv6))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build()
+            .into()
+    }
+
+    /// A list of addresses.
+    pub fn ips() -> Schema {
+        ArrayBuilder::new().items(RefOr::T(ip())).build().into()
+    }
+
+    /// A prefix, `10.0.0.0/24` or `fd00::/64` (or an address with its prefix length).
+    pub fn cidr() -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(CIDR))
+            .build()
+            .into()
+    }
+
+    /// A prefix or null.
+    pub fn cidr_opt() -> Schema {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+            .pattern(Some(CIDR))
+            .build()
+            .into()
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -114,7 +175,7 @@ pub struct Host {
     /// A name for people (and the CLI).
     pub name: String,
     /// The underlay address tunnels to this host end at.
-    #[schema(value_type = Option<String>, example = "192.0.2.10")]
+    #[schema(schema_with = schema::ip_opt)]
     #[serde(default)]
     pub tunnel_ip: Option<IpAddr>,
     /// How to reach its OVSDB server (`tcp:IP:PORT` / `unix:PATH`), or null when it dials in.
@@ -150,7 +211,7 @@ pub struct TunnelZoneMember {
     /// The member host.
     pub host_id: Uuid,
     /// Its address in this zone.
-    #[schema(value_type = String, example = "192.0.2.10")]
+    #[schema(schema_with = schema::ip)]
     pub ip: IpAddr,
 }
 
@@ -195,7 +256,24 @@ macro_rules! device {
             #[serde(default)]
             pub outbound_filter_id: Option<Uuid>,
         }
+
+        impl Device for $name {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn filters(&self) -> (Option<Uuid>, Option<Uuid>) {
+                (self.inbound_filter_id, self.outbound_filter_id)
+            }
+        }
     };
+}
+
+/// What bridges and routers have in common, for code that treats both alike.
+pub trait Device {
+    /// Its name.
+    fn name(&self) -> &str;
+    /// Its inbound and outbound filter chains.
+    fn filters(&self) -> (Option<Uuid>, Option<Uuid>);
 }
 
 device!(
@@ -246,7 +324,7 @@ pub struct Port {
     #[serde(default)]
     pub mac: Option<MacAddr>,
     /// Router ports: the port's address and subnet (`10.0.0.1/24`). Must be null on bridge ports.
-    #[schema(value_type = Option<String>, example = "10.0.0.1/24")]
+    #[schema(schema_with = schema::cidr_opt)]
     #[serde(default)]
     pub address: Option<IpNet>,
 }
@@ -291,17 +369,17 @@ pub struct Route {
     #[schema(read_only)]
     pub router_id: Uuid,
     /// Destination prefix.
-    #[schema(value_type = String, example = "10.1.0.0/16")]
+    #[schema(schema_with = schema::cidr)]
     pub dst: IpNet,
     /// Source prefix (policy routing); default 0.0.0.0/0.
-    #[schema(value_type = String, example = "0.0.0.0/0")]
+    #[schema(schema_with = schema::cidr)]
     #[serde(default = "any_v4")]
     pub src: IpNet,
     /// The router port to send through (required for `normal`).
     #[serde(default)]
     pub next_hop_port: Option<Uuid>,
     /// The gateway's address, null when the destination is on-link.
-    #[schema(value_type = Option<String>, example = "10.0.0.254")]
+    #[schema(schema_with = schema::ip_opt)]
     #[serde(default)]
     pub next_hop_gateway: Option<IpAddr>,
     /// normal, blackhole or reject.
@@ -386,10 +464,10 @@ pub struct PortRange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NatTarget {
     /// First address.
-    #[schema(value_type = String, example = "203.0.113.10")]
+    #[schema(schema_with = schema::ip)]
     pub address_from: IpAddr,
     /// Last address (inclusive, same family, ≥ address_from).
-    #[schema(value_type = String, example = "203.0.113.10")]
+    #[schema(schema_with = schema::ip)]
     pub address_to: IpAddr,
     /// First port (0 with port_to 0: keep the port).
     #[serde(default)]
@@ -429,12 +507,12 @@ pub struct Condition {
     /// Negates `dl_dst`.
     pub inv_dl_dst: bool,
     /// Source prefix.
-    #[schema(value_type = Option<String>, example = "10.0.0.0/8")]
+    #[schema(schema_with = schema::cidr_opt)]
     pub nw_src: Option<IpNet>,
     /// Negates `nw_src`.
     pub inv_nw_src: bool,
     /// Destination prefix.
-    #[schema(value_type = Option<String>, example = "10.0.0.0/8")]
+    #[schema(schema_with = schema::cidr_opt)]
     pub nw_dst: Option<IpNet>,
     /// Negates `nw_dst`.
     pub inv_nw_dst: bool,
@@ -521,7 +599,7 @@ pub struct IpAddrGroup {
     #[serde(default)]
     pub name: String,
     /// The member addresses.
-    #[schema(value_type = Vec<String>)]
+    #[schema(schema_with = schema::ips)]
     #[serde(default)]
     pub addresses: Vec<IpAddr>,
 }
@@ -530,10 +608,10 @@ pub struct IpAddrGroup {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Opt121Route {
     /// Destination prefix.
-    #[schema(value_type = String, example = "169.254.169.254/32")]
+    #[schema(schema_with = schema::cidr)]
     pub dest: IpNet,
     /// Gateway.
-    #[schema(value_type = String, example = "10.0.0.1")]
+    #[schema(schema_with = schema::ip)]
     pub gateway: IpAddr,
 }
 
@@ -543,7 +621,7 @@ pub struct DhcpHost {
     /// The client's MAC (its key in the subnet).
     pub mac: MacAddr,
     /// The address it gets (inside the subnet).
-    #[schema(value_type = String, example = "10.0.0.10")]
+    #[schema(schema_with = schema::ip)]
     pub ip: IpAddr,
     /// Host name handed out, if any.
     #[serde(default)]
@@ -561,18 +639,18 @@ pub struct DhcpSubnet {
     #[schema(read_only)]
     pub bridge_id: Uuid,
     /// The subnet (IPv4).
-    #[schema(value_type = String, example = "10.0.0.0/24")]
+    #[schema(schema_with = schema::cidr)]
     pub subnet: IpNet,
     /// Default gateway handed out.
-    #[schema(value_type = Option<String>, example = "10.0.0.1")]
+    #[schema(schema_with = schema::ip_opt)]
     #[serde(default)]
     pub gateway: Option<IpAddr>,
     /// The DHCP server's own address.
-    #[schema(value_type = Option<String>, example = "10.0.0.2")]
+    #[schema(schema_with = schema::ip_opt)]
     #[serde(default)]
     pub server_addr: Option<IpAddr>,
     /// DNS servers handed out.
-    #[schema(value_type = Vec<String>)]
+    #[schema(schema_with = schema::ips)]
     #[serde(default)]
     pub dns_servers: Vec<IpAddr>,
     /// Interface MTU handed out (68..=65535).

@@ -38,6 +38,14 @@ fn field(e: Error) -> String {
     }
 }
 
+/// The kind of resource a refused delete names.
+fn referrer<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
+    match r {
+        Err(Error::Referenced { referrer_kind, .. }) => referrer_kind,
+        other => panic!("not refused as referenced: {other:?}"),
+    }
+}
+
 /// A router with one port (10.0.0.1/24) and a bridge with one port.
 fn fixture(n: &Network) -> (Uuid, Uuid, Uuid, Uuid) {
     w(n, |t| {
@@ -194,20 +202,8 @@ fn links_are_symmetric_one_peer_and_exclusive_with_bindings() {
     );
     assert_eq!(n.snapshot().port_by_binding(h, "veth0").unwrap().id, bp2);
     // Deleting a linked port or a host with bindings is refused, naming the referrer.
-    assert!(matches!(
-        w(&n, |t| t.delete_port(rp)),
-        Err(Error::Referenced {
-            referrer_kind: "port",
-            ..
-        })
-    ));
-    assert!(matches!(
-        w(&n, |t| t.delete_host(h)),
-        Err(Error::Referenced {
-            referrer_kind: "port",
-            ..
-        })
-    ));
+    assert_eq!(referrer(w(&n, |t| t.delete_port(rp))), "port");
+    assert_eq!(referrer(w(&n, |t| t.delete_host(h))), "port");
     w(&n, |t| t.unlink(bp)).unwrap();
     assert_eq!(n.snapshot().get::<Port>(rp).unwrap().peer_id, None);
     w(&n, |t| t.delete_port(rp)).unwrap();
@@ -251,6 +247,13 @@ fn routes_need_their_routers_port() {
     })
     .unwrap();
     assert_eq!(n.snapshot().routes_of(r).next().unwrap().id, ok.id);
+    // Renumbering the port would strand the gateway.
+    let e = w(&n, |t| {
+        let mut p = Port::clone(t.snapshot().get::<Port>(rp).unwrap());
+        p.address = Some("10.7.0.1/24".parse().unwrap());
+        t.update_port(p)
+    });
+    assert_eq!(field(e.unwrap_err()), "address");
     let bh = w(&n, |t| {
         t.create_route(
             r,
@@ -258,13 +261,7 @@ fn routes_need_their_routers_port() {
         )
     });
     assert!(bh.is_ok());
-    assert!(matches!(
-        w(&n, |t| t.delete_port(rp)),
-        Err(Error::Referenced {
-            referrer_kind: "route",
-            ..
-        })
-    ));
+    assert_eq!(referrer(w(&n, |t| t.delete_port(rp))), "route");
     // Deleting the router cascades its routes, once its ports are gone.
     w(&n, |t| t.delete_route(ok.id)).unwrap();
     w(&n, |t| t.delete_port(rp)).unwrap();
@@ -343,13 +340,7 @@ fn rules_positions_jumps_and_cycles() {
         )
     });
     assert_eq!(field(e.unwrap_err()), "jump_chain_id");
-    assert!(matches!(
-        w(&n, |t| t.delete_chain(b)),
-        Err(Error::Referenced {
-            referrer_kind: "rule",
-            ..
-        })
-    ));
+    assert_eq!(referrer(w(&n, |t| t.delete_chain(b))), "rule");
     // Moving a rule.
     let moved = w(&n, |t| {
         let mut r = Rule::clone(t.snapshot().get::<Rule>(r1.id).unwrap());
@@ -447,13 +438,7 @@ fn groups_and_their_references() {
         field(w(&n, |t| t.create_port_group(dup)).unwrap_err()),
         "port_ids[1]"
     );
-    assert!(matches!(
-        w(&n, |t| t.delete_port(bp)),
-        Err(Error::Referenced {
-            referrer_kind: "port group",
-            ..
-        })
-    ));
+    assert_eq!(referrer(w(&n, |t| t.delete_port(bp))), "port group");
     let ag: IpAddrGroup =
         serde_json::from_value(serde_json::json!({"name": "a", "addresses": ["10.0.0.1"]}))
             .unwrap();
@@ -507,20 +492,8 @@ fn filters_reference_chains() {
     .id;
     rr.inbound_filter_id = Some(c);
     w(&n, |t| t.update_router(rr)).unwrap();
-    assert!(matches!(
-        w(&n, |t| t.delete_chain(c)),
-        Err(Error::Referenced {
-            referrer_kind: "router",
-            ..
-        })
-    ));
-    assert!(matches!(
-        w(&n, |t| t.delete_router(r)),
-        Err(Error::Referenced {
-            referrer_kind: "port",
-            ..
-        })
-    ));
+    assert_eq!(referrer(w(&n, |t| t.delete_chain(c))), "router");
+    assert_eq!(referrer(w(&n, |t| t.delete_router(r))), "port");
 }
 
 #[test]
@@ -643,13 +616,7 @@ fn tunnel_zone_members() {
         field(w(&n, |t| t.set_member(z, m(Uuid::new_v4(), "192.0.2.3"))).unwrap_err()),
         "host_id"
     );
-    assert!(matches!(
-        w(&n, |t| t.delete_host(h1)),
-        Err(Error::Referenced {
-            referrer_kind: "tunnel zone",
-            ..
-        })
-    ));
+    assert_eq!(referrer(w(&n, |t| t.delete_host(h1))), "tunnel zone");
     let s = n.snapshot();
     let zone = s.tunnel_zones().next().unwrap();
     assert_eq!(zone.members.len(), 1);

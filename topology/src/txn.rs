@@ -285,22 +285,35 @@ impl Txn {
         self.refers::<Chain>("outbound_filter_id", outbound)
     }
 
+    fn create_device<D: Resource + Device, Other: Resource>(&mut self, mut d: D) -> Result<Arc<D>> {
+        d.set_id(new_id(d.id()));
+        // Bridges and routers share the port namespace (`device_id`), so ids are unique across both.
+        self.ensure_new::<D>(d.id())?;
+        self.ensure_new::<Other>(d.id())?;
+        self.check_device(&d)?;
+        Ok(self.save(d))
+    }
+
+    fn update_device<D: Resource + Device>(&mut self, d: D) -> Result<Arc<D>> {
+        self.snap.find::<D>(d.id())?;
+        self.check_device(&d)?;
+        Ok(self.save(d))
+    }
+
+    fn check_device<D: Device>(&self, d: &D) -> Result<()> {
+        check_name("name", d.name())?;
+        let (inbound, outbound) = d.filters();
+        self.check_filters(inbound, outbound)
+    }
+
     /// Creates a bridge.
-    pub fn create_bridge(&mut self, mut b: Bridge) -> Result<Arc<Bridge>> {
-        b.id = new_id(b.id);
-        self.ensure_new::<Bridge>(b.id)?;
-        self.ensure_new::<Router>(b.id)?;
-        check_name("name", &b.name)?;
-        self.check_filters(b.inbound_filter_id, b.outbound_filter_id)?;
-        Ok(self.save(b))
+    pub fn create_bridge(&mut self, b: Bridge) -> Result<Arc<Bridge>> {
+        self.create_device::<Bridge, Router>(b)
     }
 
     /// Replaces a bridge.
     pub fn update_bridge(&mut self, b: Bridge) -> Result<Arc<Bridge>> {
-        self.snap.find::<Bridge>(b.id)?;
-        check_name("name", &b.name)?;
-        self.check_filters(b.inbound_filter_id, b.outbound_filter_id)?;
-        Ok(self.save(b))
+        self.update_device(b)
     }
 
     /// Deletes a bridge without ports, and its DHCP subnets.
@@ -318,21 +331,13 @@ impl Txn {
     }
 
     /// Creates a router.
-    pub fn create_router(&mut self, mut r: Router) -> Result<Arc<Router>> {
-        r.id = new_id(r.id);
-        self.ensure_new::<Router>(r.id)?;
-        self.ensure_new::<Bridge>(r.id)?;
-        check_name("name", &r.name)?;
-        self.check_filters(r.inbound_filter_id, r.outbound_filter_id)?;
-        Ok(self.save(r))
+    pub fn create_router(&mut self, r: Router) -> Result<Arc<Router>> {
+        self.create_device::<Router, Bridge>(r)
     }
 
     /// Replaces a router.
     pub fn update_router(&mut self, r: Router) -> Result<Arc<Router>> {
-        self.snap.find::<Router>(r.id)?;
-        check_name("name", &r.name)?;
-        self.check_filters(r.inbound_filter_id, r.outbound_filter_id)?;
-        Ok(self.save(r))
+        self.update_device(r)
     }
 
     /// Deletes a router without ports, and its routes.
@@ -490,6 +495,24 @@ impl Txn {
             p.mac = old.mac;
         }
         self.check_port(kind, &p)?;
+        if let Some(addr) = p.address {
+            // Routes through this port must keep their gateway on its (possibly new) subnet.
+            let stranded = self.snap.routes_of(p.device_id).find(|r| {
+                r.next_hop_port == Some(p.id)
+                    && r.next_hop_gateway
+                        .is_some_and(|gw| !addr.trunc().contains(&gw))
+            });
+            if let Some(r) = stranded {
+                return Err(Error::conflict(
+                    Some("address"),
+                    format!(
+                        "route {} has a gateway outside {}; change or delete it first",
+                        r.id,
+                        addr.trunc()
+                    ),
+                ));
+            }
+        }
         Ok(self.put_port(&old, p))
     }
 

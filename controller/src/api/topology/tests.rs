@@ -90,6 +90,18 @@ fn err(r: &Resp) -> (u16, &str, Option<&str>) {
     )
 }
 
+/// Asserts that a call fails with (status, code, field).
+async fn expect(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    want: (u16, &str, Option<&str>),
+) {
+    let r = call(app, method.clone(), uri, body).await;
+    assert_eq!(err(&r), want, "{method} {uri}: {}", r.body);
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
 }
@@ -299,30 +311,30 @@ async fn bridges_routers_ports_links_bindings() {
         404
     );
     // 422 on values, 409 on overlaps.
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/routers/{r}/ports"),
         Some(json!({"address": "10.0.0.9/99"})),
+        (422, "invalid", Some("address")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("address")));
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/routers/{r}/ports"),
         Some(json!({"address": "10.0.0.9/16"})),
+        (409, "conflict", Some("address")),
     )
     .await;
-    assert_eq!(err(&e), (409, "conflict", Some("address")));
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/routers/{r}/ports"),
         Some(json!({"address": "10.2.0.1/24", "mac": "zz"})),
+        (422, "invalid", Some("mac")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("mac")));
     // Link, and the link shows on both ends.
     let l = ok(
         &app,
@@ -336,22 +348,22 @@ async fn bridges_routers_ports_links_bindings() {
         ok(&app, Method::GET, &format!("/ports/{bp}"), None).await["peer_id"],
         rp.as_str()
     );
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/ports/{rp}/link"),
         Some(json!({"peer_id": uuid::Uuid::new_v4()})),
+        (422, "invalid", Some("peer_id")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("peer_id")));
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/ports/{rp}/link"),
         Some(json!({})),
+        (422, "invalid", None),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", None));
     // Deleting referenced things: 409 naming the referrer.
     let e = call(&app, Method::DELETE, &format!("/ports/{bp}"), None).await;
     assert_eq!(err(&e).0, 409);
@@ -463,22 +475,22 @@ async fn routes_crud_and_checks() {
             .len(),
         1
     );
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/routers/{r}/routes"),
         Some(json!({"dst": "10.9.0.0/16"})),
+        (422, "invalid", Some("next_hop_port")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("next_hop_port")));
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/routers/{r}/routes"),
         Some(json!({"dst": "10.9.0.0/16", "type": "teleport"})),
+        (422, "invalid", Some("type")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("type")));
     let up = ok(
         &app,
         Method::PUT,
@@ -533,24 +545,23 @@ async fn chains_rules_positions_and_references() {
             .len(),
         2
     );
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/chains/{b}/rules"),
         Some(json!({"action": "jump", "jump_chain_id": a})),
+        (422, "invalid", Some("jump_chain_id")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("jump_chain_id")));
-    let e = call(&app, Method::POST, &format!("/chains/{b}/rules"), Some(json!({"action": "dnat", "nat_targets": [{"address_from": "10.0.0.2", "address_to": "10.0.0.1"}]}))).await;
-    assert_eq!(err(&e), (422, "invalid", Some("nat_targets[0].address_to")));
-    let e = call(
+    expect(&app, Method::POST, &format!("/chains/{b}/rules"), Some(json!({"action": "dnat", "nat_targets": [{"address_from": "10.0.0.2", "address_to": "10.0.0.1"}]})), (422, "invalid", Some("nat_targets[0].address_to"))).await;
+    expect(
         &app,
         Method::POST,
         &format!("/chains/{b}/rules"),
         Some(json!({"action": "drop", "tp_src": {"start": 90, "end": 80}})),
+        (422, "invalid", Some("tp_src.end")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("tp_src.end")));
     // Out of range for u16: still a 422 (serde's flatten hides the path, so no field).
     let e = call(
         &app,
@@ -570,14 +581,14 @@ async fn chains_rules_positions_and_references() {
         Some(json!({"name": "br", "inbound_filter_id": b})),
     )
     .await);
-    let e = call(
+    expect(
         &app,
         Method::POST,
         "/bridges",
         Some(json!({"name": "x", "outbound_filter_id": uuid::Uuid::new_v4()})),
+        (422, "invalid", Some("outbound_filter_id")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("outbound_filter_id")));
     // Move r1 to the top with PUT.
     let moved = ok(
         &app,
@@ -621,14 +632,14 @@ async fn groups_dhcp_and_tunnel_zones() {
     )
     .await;
     let pg = id(&pg);
-    let e = call(
+    expect(
         &app,
         Method::POST,
         "/port_groups",
         Some(json!({"name": "x", "port_ids": [uuid::Uuid::new_v4()]})),
+        (422, "invalid", Some("port_ids[0]")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("port_ids[0]")));
     assert_eq!(
         err(&call(&app, Method::DELETE, &format!("/ports/{p}"), None).await).0,
         409
@@ -640,14 +651,14 @@ async fn groups_dhcp_and_tunnel_zones() {
         Some(json!({"name": "g", "addresses": ["10.0.0.1", "fd00::1"]})),
     )
     .await);
-    let e = call(
+    expect(
         &app,
         Method::PUT,
         &format!("/ip_addr_groups/{ag}"),
         Some(json!({"addresses": ["10.0.0.1", "10.0.0.1"]})),
+        (422, "invalid", Some("addresses[1]")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("addresses[1]")));
     let c = id(&ok(&app, Method::POST, "/chains", Some(json!({"name": "c"}))).await);
     ok(&app, Method::POST, &format!("/chains/{c}/rules"), Some(json!({"action": "accept", "port_group_id": pg, "ip_addr_group_dst": ag, "inv_ip_addr_group_dst": true}))).await;
     assert_eq!(
@@ -668,22 +679,22 @@ async fn groups_dhcp_and_tunnel_zones() {
         ok(&app, Method::GET, &base, None).await["subnet"],
         "10.0.0.0/24"
     );
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/bridges/{b}/dhcp"),
         Some(json!({"subnet": "10.0.0.0/25"})),
+        (409, "conflict", Some("subnet")),
     )
     .await;
-    assert_eq!(err(&e), (409, "conflict", Some("subnet")));
-    let e = call(
+    expect(
         &app,
         Method::PUT,
         &base,
         Some(json!({"subnet": "10.0.0.0/24", "gateway": "10.1.0.1"})),
+        (422, "invalid", Some("gateway")),
     )
     .await;
-    assert_eq!(err(&e), (422, "invalid", Some("gateway")));
     let h = ok(
         &app,
         Method::POST,
@@ -692,14 +703,14 @@ async fn groups_dhcp_and_tunnel_zones() {
     )
     .await;
     assert_eq!(h["mac"], "02:00:00:00:00:0a");
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("{base}/hosts"),
         Some(json!({"mac": "02:00:00:00:00:0a", "ip": "10.0.0.11"})),
+        (409, "conflict", Some("mac")),
     )
     .await;
-    assert_eq!(err(&e), (409, "conflict", Some("mac")));
     let hp = format!("{base}/hosts/02:00:00:00:00:0a");
     assert_eq!(
         ok(
@@ -758,14 +769,14 @@ async fn groups_dhcp_and_tunnel_zones() {
     )
     .await;
     assert_eq!(m.status, StatusCode::CREATED);
-    let e = call(
+    expect(
         &app,
         Method::POST,
         &format!("/tunnel_zones/{z}/members"),
         Some(json!({"host_id": host, "ip": "192.0.2.2"})),
+        (409, "conflict", Some("host_id")),
     )
     .await;
-    assert_eq!(err(&e), (409, "conflict", Some("host_id")));
     let mp = format!("/tunnel_zones/{z}/members/{host}");
     assert_eq!(
         ok(
@@ -888,24 +899,26 @@ enum Call {
 
 fn calls() -> impl Strategy<Value = Call> {
     let i = || 0usize..6;
+    // Weighted so that sequences build devices and ports early and then link, bind and route
+    // them often enough to reach the interesting conflicts.
     prop_oneof![
-        Just(Call::Bridge),
-        Just(Call::Router),
-        i().prop_map(Call::BridgePort),
-        (i(), 0u8..4, prop_oneof![Just(24u8), Just(16u8), Just(8u8)])
+        2 => Just(Call::Bridge),
+        2 => Just(Call::Router),
+        4 => i().prop_map(Call::BridgePort),
+        4 => (i(), 0u8..4, prop_oneof![Just(24u8), Just(16u8), Just(8u8)])
             .prop_map(|(r, n, l)| Call::RouterPort(r, n, l)),
-        (i(), i()).prop_map(|(a, b)| Call::Link(a, b)),
-        i().prop_map(Call::Unlink),
-        Just(Call::Host),
-        (i(), i(), 0u8..3).prop_map(|(p, h, n)| Call::Bind(p, h, n)),
-        i().prop_map(Call::Unbind),
-        (i(), i(), 0u8..3).prop_map(|(r, p, t)| Call::Route(r, p, t)),
-        Just(Call::Chain),
-        (i(), proptest::option::of(i()), i(), 0u8..4)
+        5 => (i(), i()).prop_map(|(a, b)| Call::Link(a, b)),
+        1 => i().prop_map(Call::Unlink),
+        1 => Just(Call::Host),
+        3 => (i(), i(), 0u8..3).prop_map(|(p, h, n)| Call::Bind(p, h, n)),
+        1 => i().prop_map(Call::Unbind),
+        2 => (i(), i(), 0u8..3).prop_map(|(r, p, t)| Call::Route(r, p, t)),
+        1 => Just(Call::Chain),
+        3 => (i(), proptest::option::of(i()), i(), 0u8..4)
             .prop_map(|(c, j, p, pos)| Call::Rule(c, j, p, pos)),
-        proptest::collection::vec(i(), 0..3).prop_map(Call::PortGroup),
-        (i(), i()).prop_map(|(d, c)| Call::Filter(d, c)),
-        (0u8..9, i()).prop_map(|(k, n)| Call::Delete(k, n)),
+        1 => proptest::collection::vec(i(), 0..3).prop_map(Call::PortGroup),
+        1 => (i(), i()).prop_map(|(d, c)| Call::Filter(d, c)),
+        2 => (0u8..9, i()).prop_map(|(k, n)| Call::Delete(k, n)),
     ]
 }
 
@@ -1160,9 +1173,9 @@ async fn check_invariants(app: &axum::Router) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn random_api_calls_keep_invariants(seq in proptest::collection::vec(calls(), 1..40)) {
+    fn random_api_calls_keep_invariants(seq in proptest::collection::vec(calls(), 1..60)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let app = app();
@@ -1171,5 +1184,117 @@ proptest! {
                 check_invariants(&app).await;
             }
         });
+    }
+}
+
+/// The same life cycle for every top-level collection: create, read, list, update, delete,
+/// then 404; a duplicate id is 409, broken JSON 400, a bad value 422 naming its field.
+#[tokio::test]
+async fn every_top_level_resource_has_the_full_life_cycle() {
+    let app = app();
+    let cases = [
+        (
+            "hosts",
+            json!({"name": "h"}),
+            json!({"name": "h2", "datapath_type": "netdev"}),
+            json!({"name": "h", "tunnel_ip": "x"}),
+            "tunnel_ip",
+        ),
+        (
+            "tunnel_zones",
+            json!({"name": "z"}),
+            json!({"name": "z2", "type": "gre"}),
+            json!({"name": "z", "type": "ipip"}),
+            "type",
+        ),
+        (
+            "bridges",
+            json!({"name": "b"}),
+            json!({"name": "b2", "admin_state_up": false}),
+            json!({"name": "b", "admin_state_up": "yes"}),
+            "admin_state_up",
+        ),
+        (
+            "routers",
+            json!({"name": "r"}),
+            json!({"name": "r2", "tenant_id": "t"}),
+            json!({"name": "r", "inbound_filter_id": "nope"}),
+            "inbound_filter_id",
+        ),
+        (
+            "chains",
+            json!({"name": "c"}),
+            json!({"name": "c2"}),
+            json!({"name": "bad\u{7}name"}),
+            "name",
+        ),
+        (
+            "port_groups",
+            json!({"name": "g"}),
+            json!({"name": "g2", "stateful": true}),
+            json!({"name": "g", "port_ids": ["x"]}),
+            "port_ids[0]",
+        ),
+        (
+            "ip_addr_groups",
+            json!({"name": "a"}),
+            json!({"name": "a2", "addresses": ["fd00::1"]}),
+            json!({"name": "a", "addresses": ["10.0.0.256"]}),
+            "addresses[0]",
+        ),
+    ];
+    for (coll, create, update, bad, field) in cases {
+        let base = format!("/{coll}");
+        let r = call(&app, Method::POST, &base, Some(create.clone())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{coll}: {}", r.body);
+        let id = id(&r.body);
+        let item = format!("{base}/{id}");
+        assert_eq!(
+            ok(&app, Method::GET, &item, None).await["id"],
+            id.as_str(),
+            "{coll}"
+        );
+        assert!(
+            list(&app, &base)
+                .await
+                .iter()
+                .any(|v| v["id"] == id.as_str()),
+            "{coll}: not listed"
+        );
+        let put = ok(&app, Method::PUT, &item, Some(update.clone())).await;
+        for (k, v) in update.as_object().unwrap() {
+            assert_eq!(&put[k], v, "{coll}.{k} after PUT");
+            assert_eq!(
+                &ok(&app, Method::GET, &item, None).await[k],
+                v,
+                "{coll}.{k} read back"
+            );
+        }
+        let mut dup = create.clone();
+        dup["id"] = json!(id);
+        expect(
+            &app,
+            Method::POST,
+            &base,
+            Some(dup),
+            (409, "conflict", Some("id")),
+        )
+        .await;
+        let r = call_raw(&app, Method::POST, &base, Some("[1,"), None).await;
+        assert_eq!(err(&r), (400, "bad_request", None), "{coll}");
+        expect(
+            &app,
+            Method::POST,
+            &base,
+            Some(bad),
+            (422, "invalid", Some(field)),
+        )
+        .await;
+        assert_eq!(
+            call(&app, Method::DELETE, &item, None).await.status,
+            StatusCode::NO_CONTENT
+        );
+        expect(&app, Method::GET, &item, None, (404, "not_found", None)).await;
+        expect(&app, Method::DELETE, &item, None, (404, "not_found", None)).await;
     }
 }
