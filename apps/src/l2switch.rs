@@ -46,6 +46,10 @@ pub struct Config {
     pub idle_timeout: u16,
     /// Priority of learnt flows (the table-miss flow has priority 0).
     pub priority: u16,
+    /// MACs remembered per switch. A full table is forgotten at once and relearnt from the next
+    /// packets: memory stays bounded whatever sources a host forges, and installed flows keep
+    /// forwarding meanwhile.
+    pub max_macs_per_switch: usize,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
         Self {
             idle_timeout: 60,
             priority: 1,
+            max_macs_per_switch: 65536,
         }
     }
 }
@@ -137,6 +142,10 @@ impl L2Switch {
             return;
         }
         let table = self.tables.entry(dpid).or_default();
+        if table.len() >= self.config.max_macs_per_switch && !table.contains_key(&src) {
+            tracing::warn!(dpid, macs = table.len(), "MAC table full: forgetting it");
+            table.clear();
+        }
         if !is_multicast(&src) {
             if let Some(old) = table.insert(src, in_port) {
                 if old != in_port {
@@ -538,6 +547,25 @@ mod tests {
         run(&mut app, pin(1, BCAST, H1));
         run(&mut app, up());
         assert_eq!(app.lookup(DPID, H1), None);
+    }
+
+    #[test]
+    fn a_full_table_is_forgotten_not_grown() {
+        let mut app = L2Switch::new(Config {
+            max_macs_per_switch: 2,
+            ..Config::default()
+        });
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        run(&mut app, pin(2, BCAST, H2));
+        // A known MAC does not count as new.
+        run(&mut app, pin(1, BCAST, H1));
+        assert_eq!(app.lookup(DPID, H2), Some(2));
+        let h3 = [0, 0, 0, 0, 0, 3];
+        run(&mut app, pin(3, BCAST, h3));
+        assert_eq!(app.lookup(DPID, h3), Some(3));
+        assert_eq!(app.lookup(DPID, H1), None);
+        assert_eq!(app.tables[&DPID].len(), 1);
     }
 
     #[test]
