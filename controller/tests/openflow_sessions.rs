@@ -328,3 +328,52 @@ async fn rest_lists_the_connected_switch() {
     assert_eq!(v.as_array().map(Vec::len), Some(2));
     ctl.stop().await;
 }
+
+#[tokio::test]
+async fn a_switch_that_stops_reading_gets_backpressure_then_dead_peer() {
+    let config = Config {
+        echo_interval: std::time::Duration::from_millis(300),
+        dead_after: std::time::Duration::from_secs(1),
+        ..Config::default()
+    };
+    let ctl = Controller::start(config).await;
+    // Handshake, then never read again (and never speak).
+    let _stuck = FakeSwitch::handshake(ctl.addr, 0x77).await;
+    let handle = ctl.wait_switch(0x77).await;
+    let big = Message::PacketOut(ofproto::PacketOut {
+        buffer_id: OFP_NO_BUFFER,
+        in_port: port_no::CONTROLLER,
+        actions: vec![Action::Output {
+            port: 1,
+            max_len: 0,
+        }],
+        data: Bytes::from(vec![0u8; 32 * 1024]),
+    });
+    // The socket buffers, the write buffer (HIGH_WATER) and the command queue fill up, then
+    // senders are refused: memory stays bounded.
+    let mut sent = 0usize;
+    let full = loop {
+        match handle.try_send(big.clone()) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        if sent.is_multiple_of(64) {
+            tokio::task::yield_now().await;
+        }
+        assert!(sent < 100_000, "the queue never filled");
+    };
+    assert_eq!(full, strowger::openflow::SendError::Full);
+    // Bounded: the queue plus what the kernel and the write buffer hold (a few MiB).
+    let bound = strowger::openflow::conn::COMMAND_QUEUE + 16 * 1024 * 1024 / (32 * 1024);
+    assert!(sent <= bound, "{sent} messages accepted, more than {bound}");
+    // The silent switch is declared dead; a sender blocked on the full queue is released.
+    let _ = tokio::time::timeout(common::WAIT, handle.send(big.clone()))
+        .await
+        .expect("a blocked sender is released when the session ends");
+    wait_for(|| ctl.switches.get(0x77).is_none().then_some(())).await;
+    assert_eq!(
+        handle.try_send(big),
+        Err(strowger::openflow::SendError::Gone)
+    );
+    ctl.stop().await;
+}

@@ -31,7 +31,7 @@ pub const HIGH_WATER: usize = 256 * 1024;
 /// Commands taken per wake-up before writing: batches app output into few syscalls.
 const COMMAND_BATCH: usize = 256;
 /// Queue depth between handles and the connection task.
-pub const COMMAND_QUEUE: usize = 4096;
+pub const COMMAND_QUEUE: usize = 1024;
 /// How long a closing connection may take to write its last messages (a refusal, an ERROR).
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
 
