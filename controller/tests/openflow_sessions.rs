@@ -7,8 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use apps::Event;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use common::{frame, wait_for, Controller, FakeSwitch};
 use ofproto::error::{ErrorType, FlowModFailedCode, HelloFailedCode};
@@ -17,7 +16,6 @@ use ofproto::{
     PacketInReason, OFP_NO_BUFFER,
 };
 use strowger::openflow::Config;
-use tower::ServiceExt;
 
 const H1: [u8; 6] = [0, 0, 0, 0, 0, 1];
 const H2: [u8; 6] = [0, 0, 0, 0, 0, 2];
@@ -32,21 +30,6 @@ fn packet_in(in_port: u32, data: Bytes) -> Message {
         match_: Match::new().with(OxmField::InPort(in_port)),
         data,
     })
-}
-
-async fn rest(ctl: &Controller, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let resp = ctl.api().oneshot(req).await.expect("router");
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test]
@@ -133,12 +116,9 @@ async fn rest_flow_mod_gets_the_switch_answer() {
     let post = |body: &'static str| {
         let api = api.clone();
         async move {
-            let req = Request::builder()
-                .method("POST")
-                .uri("/api/v1/switches/0x22/flows")
-                .body(Body::from(body))
-                .expect("request");
-            api.oneshot(req).await.expect("router").status()
+            common::call(api, "POST", "/api/v1/switches/0x22/flows", body)
+                .await
+                .0
         }
     };
 
@@ -318,11 +298,11 @@ async fn rest_lists_the_connected_switch() {
     let ctl = Controller::start(Config::default()).await;
     let _sw = FakeSwitch::handshake(ctl.addr, 0x66).await;
     ctl.wait_switch(0x66).await;
-    let (status, body) = rest(&ctl, "GET", "/api/v1/switches", "").await;
+    let (status, body) = ctl.call("GET", "/api/v1/switches", "").await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v[0]["dpid"], serde_json::json!(0x66));
-    let (status, body) = rest(&ctl, "GET", "/api/v1/switches/0x66/ports", "").await;
+    let (status, body) = ctl.call("GET", "/api/v1/switches/0x66/ports", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(2));

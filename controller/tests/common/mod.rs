@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apps::{App, Event, Output};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use bytes::{Bytes, BytesMut};
 use ofproto::{
     Decoder, FeaturesReply, Hello, Message, MultipartReply, MultipartReplyBody, OfMessage, Port,
@@ -15,6 +17,7 @@ use strowger::openflow::{self, Config, Context, Switches};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 /// How long any single wait in these tests may take before it is a failure.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -82,7 +85,12 @@ impl Controller {
         strowger::api::app(vec![strowger::api::switches::routes(self.switches.clone())])
     }
 
-    /// Polls until `dpid` is registered (by connection `conn` if given).
+    /// One REST call through the router (no socket): status and body text.
+    pub async fn call(&self, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+        call(self.api(), method, uri, body).await
+    }
+
+    /// Polls until `dpid` is registered.
     pub async fn wait_switch(&self, dpid: u64) -> openflow::SwitchHandle {
         wait_for(|| self.switches.get(dpid)).await
     }
@@ -101,6 +109,22 @@ impl Controller {
                 .expect("controller task panicked");
         }
     }
+}
+
+/// One REST call through `api` (no socket): status and body text.
+pub async fn call(api: axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = api.oneshot(req).await.expect("router");
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Polls `f` every 10 ms until it returns `Some`, failing the test after [`WAIT`].

@@ -5,30 +5,15 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ofproto::error::FlowModFailedCode;
-use ofproto::{ErrorMsg, ErrorType, FeaturesReply, MultipartReply, MultipartReplyBody};
+use ofproto::{ErrorMsg, ErrorType, MultipartReply, MultipartReplyBody};
 use tokio::sync::{mpsc, Mutex, Notify};
 use tower::ServiceExt;
 
 use super::*;
 use crate::openflow::registry::Command;
+use crate::openflow::test_util::{features, port};
 
 const DPID: u64 = 0x0000_0000_0000_0abc;
-
-fn port(no: u32) -> Port {
-    Port {
-        port_no: no,
-        hw_addr: [2, 0, 0, 0, 0, no as u8],
-        name: format!("p{no}"),
-        config: 0,
-        state: 4,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 10_000_000,
-        max_speed: 0,
-    }
-}
 
 fn stats(priority: u16) -> FlowStats {
     FlowStats {
@@ -60,13 +45,7 @@ fn stats(priority: u16) -> FlowStats {
 fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
     let switches = Switches::new();
     let (tx, mut rx) = mpsc::channel(16);
-    let features = FeaturesReply {
-        datapath_id: DPID,
-        n_buffers: 0,
-        n_tables: 254,
-        auxiliary_id: 0,
-        capabilities: 0x4f,
-    };
+    let features = features(DPID);
     let handle = SwitchHandle::new(
         1,
         "127.0.0.1:40000".parse().expect("literal address"),
@@ -377,13 +356,7 @@ async fn a_disconnected_switch_is_unavailable() {
     let switches = Switches::new();
     let (tx, rx) = mpsc::channel(1);
     drop(rx);
-    let features = FeaturesReply {
-        datapath_id: 9,
-        n_buffers: 0,
-        n_tables: 1,
-        auxiliary_id: 0,
-        capabilities: 0,
-    };
+    let features = features(9);
     let peer = "127.0.0.1:1".parse().expect("literal address");
     switches.register(SwitchHandle::new(
         1,
