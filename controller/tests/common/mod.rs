@@ -10,9 +10,7 @@ use apps::{App, Event, Output};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bytes::{Bytes, BytesMut};
-use ofproto::{
-    Decoder, FeaturesReply, Hello, Message, MultipartReply, MultipartReplyBody, OfMessage, Port,
-};
+use ofproto::{Decoder, Hello, Message, MultipartReply, MultipartReplyBody, OfMessage};
 use strowger::openflow::{self, Config, Context, Switches};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -142,21 +140,10 @@ pub async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-pub fn port(no: u32) -> Port {
-    Port {
-        port_no: no,
-        hw_addr: [2, 0, 0, 0, 0, no as u8],
-        name: format!("p{no}"),
-        config: 0,
-        state: 0,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 0,
-        max_speed: 0,
-    }
-}
+// The same builders as the crate's own unit tests.
+#[path = "../../src/openflow/test_util.rs"]
+mod test_util;
+pub use test_util::{features, port};
 
 /// A scripted OpenFlow 1.3 switch on a real TCP connection.
 pub struct FakeSwitch {
@@ -186,13 +173,7 @@ impl FakeSwitch {
         assert_eq!(req.body, Message::FeaturesRequest);
         sw.send(OfMessage::new(
             req.xid,
-            Message::FeaturesReply(FeaturesReply {
-                datapath_id: dpid,
-                n_buffers: 0,
-                n_tables: 254,
-                auxiliary_id: 0,
-                capabilities: 0x4f,
-            }),
+            Message::FeaturesReply(features(dpid)),
         ))
         .await;
         let set_config = sw.recv().await.expect("SET_CONFIG");
