@@ -595,3 +595,48 @@ fn close_keeps_first_reason_and_fails_pending() {
         .iter()
         .all(|m| !matches!(m.body, Message::EchoReply(_))));
 }
+
+#[test]
+fn wrong_way_messages_never_complete_requests() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    let xid = s
+        .ready(t)
+        .expect("ready")
+        .request(Message::GetConfigRequest);
+    events(&mut s);
+    // A FLOW_MOD from the switch carrying the pending xid: ignored, the request still waits.
+    s.handle_message(t, of(xid, Message::FlowMod(FlowMod::default())));
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.pending_requests(), 1);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn hello_after_the_handshake_closes() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    s.handle_message(t, of(5, Message::Hello(Hello::of13())));
+    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+}
+
+#[test]
+fn auxiliary_connections_and_refused_handshakes_close() {
+    let t = t0();
+    let mut s = Session::new(t, Config::default());
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    let mut aux = features(DPID);
+    aux.auxiliary_id = 1;
+    s.handle_message(t, of(req.xid, Message::FeaturesReply(aux)));
+    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+
+    let mut s = Session::new(t, Config::default());
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    s.handle_message(t, of(req.xid, switch_error(b"no")));
+    assert!(matches!(
+        s.close_reason(),
+        Some(CloseReason::HandshakeRefused(_))
+    ));
+}
