@@ -79,7 +79,7 @@ impl Default for Config {
             dead_after: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
-            max_msgs_per_sec: 200_000,
+            max_msgs_per_sec: 500_000,
             max_multipart_parts: 4096,
         }
     }
