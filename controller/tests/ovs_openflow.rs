@@ -158,6 +158,17 @@ async fn ovs_handshake_rest_flows_and_learning() {
         .unwrap_or_else(|| panic!("flow missing from {body}"));
     assert_eq!(ours["match"]["eth_dst"], "00:00:00:00:00:99");
     assert_eq!(ours["actions"], serde_json::json!(["OUTPUT:2"]));
+    // Filtered by cookie: only that flow (the table-miss flow has l2switch's cookie).
+    let (status, body) = ctl
+        .call(
+            "GET",
+            "/api/v1/switches/0xa1/flows?cookie=7&cookie_mask=0xffffffffffffffff",
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{body}");
 
     // The switch's own ERROR reaches the REST caller: OVS refuses an action to a missing group.
     let (status, body) = ctl

@@ -62,7 +62,16 @@ fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
                 Command::Ports(tx) => {
                     let _ = tx.send(vec![port(1), port(2), port(port_no::LOCAL)]);
                 }
-                Command::Request(Message::MultipartRequest(_), tx) => {
+                Command::Request(Message::MultipartRequest(req), tx) => {
+                    if let MultipartRequestBody::Flow(filter) = &req.body {
+                        log.lock().await.push(FlowMod {
+                            cookie: filter.cookie,
+                            cookie_mask: filter.cookie_mask,
+                            table_id: filter.table_id,
+                            out_port: filter.out_port,
+                            ..FlowMod::default()
+                        });
+                    }
                     let part = |p, more| MultipartReply {
                         flags: more,
                         body: MultipartReplyBody::Flow(vec![stats(p)]),
@@ -175,6 +184,43 @@ async fn flows_come_from_every_multipart_part() {
              "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"]}
         ])
     );
+}
+
+#[tokio::test]
+async fn flow_filters_reach_the_request() {
+    let (switches, seen) = fake_switch();
+    let uri = "/api/v1/switches/0xabc/flows?table_id=3&cookie=0x6c32&cookie_mask=0xffff&out_port=CONTROLLER";
+    let (s, _) = call(&switches, "GET", uri, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&switches, "GET", "/api/v1/switches/0xabc/flows", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let seen = seen.lock().await;
+    let f = &seen[0];
+    assert_eq!(
+        (f.table_id, f.cookie, f.cookie_mask, f.out_port),
+        (3, 0x6c32, 0xffff, port_no::CONTROLLER)
+    );
+    let f = &seen[1];
+    assert_eq!(
+        (f.table_id, f.cookie, f.cookie_mask, f.out_port),
+        (OFPTT_ALL, 0, 0, port_no::ANY)
+    );
+    drop(seen);
+    for (q, field) in [
+        ("table_id=300", "table_id"),
+        ("colour=red", "colour"),
+        ("out_port=x", "out_port"),
+    ] {
+        let (s, v) = call(
+            &switches,
+            "GET",
+            &format!("/api/v1/switches/0xabc/flows?{q}"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert_eq!(v["error"]["field"], json!(field));
+    }
 }
 
 #[tokio::test]
