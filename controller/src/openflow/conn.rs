@@ -115,25 +115,27 @@ impl Driver {
                 _ = sleep_until(timer) => self.session.handle_timeout(Instant::now()),
             }
         }
+        // Refuse new commands and release queued ones (their requesters see `Gone`) and leave
+        // the registry, all before the flush, which may wait on a peer that does not read.
+        cmd_rx.close();
+        while cmd_rx.try_recv().is_ok() {}
+        self.log_close();
+        if let Some(dpid) = self.registered {
+            if self.ctx.switches.unregister(dpid, self.conn) {
+                let down = Envelope {
+                    conn: self.conn,
+                    event: apps::Event::SwitchDown { dpid },
+                };
+                // An error means no app is listening any more (shutdown): nothing to tell.
+                let _ = self.ctx.events.send(down).await;
+            }
+        }
         // Write what the session queued last (a HELLO_FAILED, an ERROR for garbage), briefly.
         let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
             let _ = writer.write_all(&self.out).await;
             let _ = writer.shutdown().await;
         })
         .await;
-        self.log_close();
-        if let Some(dpid) = self.registered {
-            if self.ctx.switches.unregister(dpid, self.conn) {
-                let _ = self
-                    .ctx
-                    .events
-                    .send(Envelope {
-                        conn: self.conn,
-                        event: apps::Event::SwitchDown { dpid },
-                    })
-                    .await;
-            }
-        }
     }
 
     fn decode(&mut self, rbuf: &mut BytesMut) {
