@@ -246,6 +246,33 @@ async fn ovs_handshake_rest_flows_and_learning() {
     })
     .await;
 
+    // A learnt flow (H1, now on p3, to H2 on p2), then the switch moves to a fresh controller:
+    // the new l2switch removes the flows of the old one (its cookie tag) and keeps others'.
+    sb.appctl(&["netdev-dummy/receive", "p3", &udp_flow(3, H1, H2)])
+        .expect("inject");
+    wait_flow(
+        &sb,
+        &[
+            &format!("in_port=3,dl_src={H1},dl_dst={H2}"),
+            "actions=output:2",
+        ],
+    )
+    .await;
+    let ctl2 = Controller::start(Config::default()).await;
+    sb.vsctl(&["set-controller", "br0", &format!("tcp:{}", ctl2.addr)])
+        .expect("set-controller");
+    ctl2.wait_switch(DPID).await;
+    wait_for(|| {
+        let flows = sb.ofctl(&["dump-flows", "br0"]).ok()?;
+        (!flows.contains("dl_src=")).then_some(())
+    })
+    .await;
+    wait_flow(&sb, &["cookie=0x7", "priority=100"]).await;
+    wait_flow(&sb, &["priority=0", "actions=CONTROLLER:65535"]).await;
+    wait_for(|| ctl.switches.get(DPID).is_none().then_some(())).await;
+    ctl.stop().await;
+    let ctl = ctl2;
+
     // DELETE /flows empties the table.
     let (status, body) = ctl.call("DELETE", "/api/v1/switches/0xa1/flows", "").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
