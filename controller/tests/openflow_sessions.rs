@@ -90,6 +90,10 @@ async fn handshake_event_stream_and_learning() {
 
     let events = ctl.events();
     assert!(matches!(events[0], Event::SwitchUp { dpid: 0x11, .. }));
+    // HELLO, FEATURES_REPLY, PORT_DESC, 2 PACKET_INs in; at least as many out.
+    let counters = ctl.switches.get(0x11).expect("connected").counters();
+    assert_eq!((counters.msgs_in, counters.packet_ins), (5, 2));
+    assert!(counters.msgs_out >= 5, "{counters:?}");
     assert_eq!(
         events
             .iter()
@@ -141,6 +145,8 @@ async fn rest_flow_mod_gets_the_switch_answer() {
     sw.send(OfMessage::new(barrier.xid, Message::BarrierReply))
         .await;
     assert_eq!(call.await.expect("join"), StatusCode::UNPROCESSABLE_ENTITY);
+    let counters = ctl.switches.get(0x22).expect("connected").counters();
+    assert_eq!(counters.switch_errors, 1);
 
     // Accepted: the barrier reply confirms it.
     let call = tokio::spawn(post(r#"{"priority": 6, "actions": []}"#));

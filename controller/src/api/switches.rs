@@ -34,6 +34,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::api::ApiError;
+use crate::openflow::registry::CountersSnapshot;
 use crate::openflow::{Reply, RequestError, SwitchHandle, Switches};
 
 /// The routes of this module, to be nested under `/api/v1`.
@@ -71,6 +72,8 @@ pub struct SwitchView {
     pub capabilities: u32,
     /// Seconds since the Unix epoch when its handshake finished.
     pub connected_since: u64,
+    /// Traffic on its connection so far.
+    pub counters: CountersSnapshot,
 }
 
 impl From<&SwitchHandle> for SwitchView {
@@ -86,6 +89,7 @@ impl From<&SwitchHandle> for SwitchView {
                 .connected_at()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            counters: h.counters(),
         }
     }
 }

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ofproto::error::FlowModFailedCode;
 use ofproto::{ErrorMsg, ErrorType, MultipartReply, MultipartReplyBody};
-use tokio::sync::{mpsc, Mutex, Notify};
+use tokio::sync::{mpsc, Mutex};
 use tower::ServiceExt;
 
 use super::*;
@@ -51,7 +51,7 @@ fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
         "127.0.0.1:40000".parse().expect("literal address"),
         features,
         tx,
-        Arc::new(Notify::new()),
+        Arc::default(),
     );
     assert!(switches.register(handle).is_none());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -133,6 +133,10 @@ async fn health_and_switch_list() {
     assert_eq!(v[0]["dpid_hex"], json!("0000000000000abc"));
     assert_eq!(v[0]["address"], json!("127.0.0.1:40000"));
     assert_eq!(v[0]["n_tables"], json!(254));
+    assert_eq!(
+        v[0]["counters"],
+        json!({"msgs_in": 0, "msgs_out": 0, "packet_ins": 0, "switch_errors": 0})
+    );
 }
 
 #[tokio::test]
@@ -404,13 +408,7 @@ async fn a_disconnected_switch_is_unavailable() {
     drop(rx);
     let features = features(9);
     let peer = "127.0.0.1:1".parse().expect("literal address");
-    switches.register(SwitchHandle::new(
-        1,
-        peer,
-        features,
-        tx,
-        Arc::new(Notify::new()),
-    ));
+    switches.register(SwitchHandle::new(1, peer, features, tx, Arc::default()));
     let (s, v) = call(&switches, "GET", "/api/v1/switches/9/flows", "").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(v["error"]["code"], json!("unavailable"));
