@@ -342,6 +342,14 @@ mod tests {
         out.into_iter().map(|o| o.message).collect()
     }
 
+    /// A switch that is up and has learnt H1 on port 1 (from a broadcast).
+    fn h1_learnt_on_port_1() -> L2Switch {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        app
+    }
+
     fn packet_out(in_port: u32, port: u32, data: Bytes) -> Message {
         Message::PacketOut(PacketOut {
             buffer_id: OFP_NO_BUFFER,
@@ -391,9 +399,7 @@ mod tests {
 
     #[test]
     fn known_destination_installs_flow_then_forwards() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         let msgs = run(&mut app, pin(2, H1, H2));
         assert_eq!(msgs.len(), 2);
         let Message::FlowMod(fm) = &msgs[0] else {
@@ -427,9 +433,7 @@ mod tests {
 
     #[test]
     fn moved_mac_invalidates_flows_towards_it() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         run(&mut app, pin(2, H1, H2));
         // H1 now shows up on port 3.
         let msgs = run(&mut app, pin(3, BCAST, H1));
@@ -447,9 +451,7 @@ mod tests {
 
     #[test]
     fn same_port_destination_is_dropped_not_hairpinned() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         assert_eq!(run(&mut app, pin(1, H1, H2)), vec![]);
     }
 
@@ -510,9 +512,7 @@ mod tests {
 
     #[test]
     fn port_down_forgets_macs_and_deletes_flows_out_of_it() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         let status = PortStatus {
             reason: PortReason::Modify,
             desc: Port {
@@ -539,9 +539,7 @@ mod tests {
 
     #[test]
     fn switch_down_forgets_the_table_and_up_starts_fresh() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         run(&mut app, Event::SwitchDown { dpid: DPID });
         assert_eq!(app.lookup(DPID, H1), None);
         run(&mut app, pin(1, BCAST, H1));
@@ -570,9 +568,7 @@ mod tests {
 
     #[test]
     fn tables_are_per_switch() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let app = h1_learnt_on_port_1();
         assert_eq!(app.lookup(2, H1), None);
     }
 }
