@@ -363,3 +363,75 @@ async fn a_switch_that_stops_reading_gets_backpressure_then_dead_peer() {
     );
     ctl.stop().await;
 }
+
+/// A small deterministic PRNG (xorshift64*), so a failure replays exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_input_on_many_connections_never_disturbs_a_healthy_switch() {
+    let config = Config {
+        handshake_timeout: std::time::Duration::from_secs(1),
+        ..Config::default()
+    };
+    // Any panic in this process (a connection task included) fails the test.
+    static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
+    let ctl = Controller::start(config).await;
+    let mut good = FakeSwitch::handshake(ctl.addr, 0x88).await;
+    ctl.wait_switch(0x88).await;
+    let mut rng = Rng(0x5eed_0f0f);
+    let mut tasks = Vec::new();
+    for i in 0..120u32 {
+        // Thirds: pure noise; an OpenFlow 1.3 header of random type and length with a random
+        // body; a valid HELLO followed by such a message.
+        let mut input = Vec::new();
+        if i % 3 == 2 {
+            input.extend_from_slice(&OfMessage::new(1, Message::Hello(Hello::of13())).to_bytes());
+        }
+        if i % 3 == 0 {
+            let n = 1 + (rng.next() % 300) as usize;
+            input.extend(rng.bytes(n));
+        } else {
+            let typ = (rng.next() % 40) as u8;
+            let len = 8 + (rng.next() % 200) as u16;
+            input.extend_from_slice(&[0x04, typ]);
+            input.extend_from_slice(&len.to_be_bytes());
+            input.extend_from_slice(&i.to_be_bytes());
+            input.extend(rng.bytes(usize::from(len) - 8));
+        }
+        let addr = ctl.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut sw = FakeSwitch::connect(addr).await;
+            sw.send_raw(&input).await;
+            // Whatever the bytes meant, the controller ends the connection: at once for
+            // malformed input, at the handshake deadline for input that merely stalls.
+            sw.until_closed_lenient().await;
+        }));
+    }
+    for t in tasks {
+        t.await.expect("garbage connection task");
+    }
+    still_healthy(&ctl, &mut good, 0x88).await;
+    assert_eq!(ctl.switches.len(), 1);
+    ctl.stop().await;
+    assert!(
+        !PANICKED.load(std::sync::atomic::Ordering::SeqCst),
+        "something panicked on random input"
+    );
+}

@@ -249,6 +249,25 @@ impl FakeSwitch {
     }
 }
 
+impl FakeSwitch {
+    /// Reads until the controller closes the connection, ignoring what it sends (which, for
+    /// random input, need not decode: the controller answers a HELLO first).
+    pub async fn until_closed_lenient(&mut self) {
+        let mut buf = [0u8; 4096];
+        let read_all = async {
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read_all)
+            .await
+            .expect("the controller closed the connection in time");
+    }
+}
+
 /// An Ethernet frame `dst ← src` carrying an IPv4/UDP payload.
 pub fn frame(dst: [u8; 6], src: [u8; 6]) -> Bytes {
     let mut f = Vec::new();
