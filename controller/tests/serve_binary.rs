@@ -30,6 +30,16 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     Some(out)
 }
 
+/// A child process killed (and reaped) when the test ends, whatever happened.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
@@ -48,7 +58,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 async fn serve_runs_switches_and_rest_then_stops_on_sigterm() {
     let (of, api) = (free_port(), free_port());
     let data = std::env::temp_dir().join(format!("strowger-serve-test-{}", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strowger"))
+    let child = Command::new(env!("CARGO_BIN_EXE_strowger"))
         .args(["serve", "--in-memory", "--openflow-listen", &of.to_string()])
         .args([
             "--api-listen",
@@ -62,6 +72,7 @@ async fn serve_runs_switches_and_rest_then_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn strowger");
+    let mut child = Running(child);
     let health = common::wait_for(|| http_get(api, "/api/v1/health")).await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 
@@ -73,18 +84,18 @@ async fn serve_runs_switches_and_rest_then_stops_on_sigterm() {
     assert!(listed.contains("0000000000000099"), "{listed}");
 
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .expect("kill");
     assert!(kill.success());
-    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "exit status {status}");
     let _ = std::fs::remove_dir_all(&data);
 }
 
 #[test]
 fn unknown_app_is_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_strowger"))
+    let child = Command::new(env!("CARGO_BIN_EXE_strowger"))
         .args(["serve", "--in-memory", "--app", "nope"])
         .args(["--openflow-listen", &free_port().to_string()])
         .args([
@@ -93,10 +104,17 @@ fn unknown_app_is_refused() {
             "--ovsdb-listen",
             "127.0.0.1:0",
         ])
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run strowger");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut child = Running(child);
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
+    assert!(!status.success());
+    let mut err = String::new();
+    if let Some(mut stderr) = child.0.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
     assert!(
         err.contains("unknown app \"nope\" (known: l2switch)"),
         "{err}"
