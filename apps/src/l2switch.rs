@@ -101,16 +101,7 @@ impl L2Switch {
     fn switch_up(&mut self, dpid: u64, out: &mut Vec<Output>) {
         self.tables.insert(dpid, HashMap::new());
         // Flows of an earlier session may point at ports where hosts no longer are.
-        out.push(Output {
-            dpid,
-            message: Message::FlowMod(FlowMod {
-                command: FlowModCommand::Delete,
-                table_id: OFPTT_ALL,
-                cookie: COOKIE_TAG,
-                cookie_mask: COOKIE_TAG_MASK,
-                ..FlowMod::default()
-            }),
-        });
+        out.push(delete_own_flows(dpid, port_no::ANY));
         out.push(Output {
             dpid,
             message: Message::FlowMod(FlowMod {
@@ -224,17 +215,7 @@ impl L2Switch {
         if let Some(table) = self.tables.get_mut(&dpid) {
             table.retain(|_, p| *p != port);
         }
-        out.push(Output {
-            dpid,
-            message: Message::FlowMod(FlowMod {
-                command: FlowModCommand::Delete,
-                table_id: OFPTT_ALL,
-                cookie: COOKIE_TAG,
-                cookie_mask: COOKIE_TAG_MASK,
-                out_port: port,
-                ..FlowMod::default()
-            }),
-        });
+        out.push(delete_own_flows(dpid, port));
     }
 }
 
@@ -259,6 +240,22 @@ impl App for L2Switch {
             }
             Event::FlowRemoved { .. } => {}
         }
+    }
+}
+
+/// Deletes, in every table, the flows this app installed (its cookie tag) that output to
+/// `out_port` (`OFPP_ANY`: all of them). Flows of other apps or of the REST API stay.
+fn delete_own_flows(dpid: u64, out_port: u32) -> Output {
+    Output {
+        dpid,
+        message: Message::FlowMod(FlowMod {
+            command: FlowModCommand::Delete,
+            table_id: OFPTT_ALL,
+            cookie: COOKIE_TAG,
+            cookie_mask: COOKIE_TAG_MASK,
+            out_port,
+            ..FlowMod::default()
+        }),
     }
 }
 
