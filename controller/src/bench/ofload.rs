@@ -1,0 +1,479 @@
+//! `strowger bench ofload`: the tokio driver around [`EmulatedSwitch`]. One task per emulated
+//! switch owns its socket and its state machine; a coordinator waits until every switch has
+//! finished its handshake, then starts them all on one schedule (warm-up, then measurement) and
+//! merges their counts and latency histograms into a [`Report`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::BytesMut;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::report::{LatencySummary, Params, Report};
+use super::switch::{split_message, Counts, EmulatedSwitch, Schedule, SwitchConfig};
+
+/// How the generator loads the controller.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Keep `--in-flight` packet-ins outstanding per switch (cbench's default mode).
+    Throughput,
+    /// One packet-in outstanding per switch (cbench `-l`): each waits for the previous answer.
+    Latency,
+}
+
+/// Flags of `strowger bench ofload`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OfloadArgs {
+    /// The controller to load (host:port).
+    #[arg(long, default_value = "127.0.0.1:6653", conflicts_with = "in_process")]
+    pub controller: SocketAddr,
+    /// Load an in-process trivial responder instead of a controller: measures the generator's
+    /// own ceiling.
+    #[arg(long)]
+    pub in_process: bool,
+    /// Emulated switches (one TCP connection each).
+    #[arg(long, short = 's', default_value_t = 16)]
+    pub switches: u32,
+    /// Distinct source MACs (hosts) per switch.
+    #[arg(long, short = 'M', default_value_t = 1000)]
+    pub macs: u32,
+    /// Ports per switch; hosts are spread over them.
+    #[arg(long, default_value_t = 4)]
+    pub ports: u32,
+    /// Packet-ins in flight per switch in throughput mode.
+    #[arg(long, short = 'k', default_value_t = 64)]
+    pub in_flight: u32,
+    /// throughput or latency.
+    #[arg(long, value_enum, default_value = "throughput")]
+    pub mode: Mode,
+    /// Total packet-ins per second across all switches (open loop, paced); unset = as fast as
+    /// the window allows. Use about half the peak to read latency percentiles.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring (MAC learning, caches, JITs).
+    #[arg(long, short = 'w', default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Stop after this many packet-ins per switch and their answers, instead of after the
+    /// duration.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// A packet-in unanswered after this many milliseconds is counted lost.
+    #[arg(long, default_value_t = 1000)]
+    pub loss_timeout_ms: u64,
+    /// Seconds allowed for every switch to connect and finish its handshake.
+    #[arg(long, default_value_t = 15.0)]
+    pub handshake_timeout: f64,
+    /// First datapath id; switch i gets dpid + i.
+    #[arg(long, default_value_t = 1)]
+    pub first_dpid: u64,
+    /// Tokio worker threads (default: one per CPU the process may use).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the report as JSON on stdout (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// No per-second progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl OfloadArgs {
+    /// The arguments of a small run against `controller`, for tests and examples.
+    pub fn for_test(controller: SocketAddr, switches: u32, count: u64) -> Self {
+        Self {
+            controller,
+            in_process: false,
+            switches,
+            macs: 100,
+            ports: 4,
+            in_flight: 16,
+            mode: Mode::Throughput,
+            rate: None,
+            duration: 30.0,
+            warmup: 0.0,
+            count: Some(count),
+            loss_timeout_ms: 5000,
+            handshake_timeout: 10.0,
+            first_dpid: 1,
+            threads: None,
+            json: false,
+            quiet: true,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.switches == 0 || self.switches > 65_535 {
+            bail!("--switches must be in 1..=65535");
+        }
+        if self.macs < 2 || self.macs > 1 << 24 {
+            bail!("--macs must be in 2..=16777216");
+        }
+        if self.ports < 2 {
+            bail!("--ports must be at least 2 (a host never talks to its own port)");
+        }
+        if self.in_flight == 0 || self.in_flight > 65_536 {
+            bail!("--in-flight must be in 1..=65536");
+        }
+        if !(self.duration > 0.0 && self.warmup >= 0.0 && self.handshake_timeout > 0.0) {
+            bail!("--duration and --handshake-timeout must be positive, --warmup non-negative");
+        }
+        if let Some(r) = self.rate {
+            if !(r > 0.0 && r.is_finite()) {
+                bail!("--rate must be a positive number");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Live counters the progress reporter samples; switch tasks add to them once per batch.
+#[derive(Default)]
+struct Live {
+    answered: AtomicU64,
+    flow_mods: AtomicU64,
+}
+
+/// What a switch task hands back.
+struct Outcome {
+    totals: Counts,
+    window: Counts,
+    outstanding: u32,
+    latency: Histogram<u64>,
+}
+
+/// Runs the generator and returns its report. Progress lines go to stderr unless `quiet`.
+pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
+    args.validate()?;
+    let in_flight = match args.mode {
+        Mode::Throughput => args.in_flight,
+        Mode::Latency => 1,
+    };
+    let mut responder_stop = None;
+    let controller = if args.in_process {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        responder_stop = Some(tx);
+        tokio::spawn(super::responder::run(listener, false, async move {
+            let _ = rx.await;
+        }));
+        addr
+    } else {
+        args.controller
+    };
+
+    let live = Arc::new(Live::default());
+    let (ready_tx, mut ready_rx) = mpsc::channel::<u32>(args.switches as usize);
+    let (schedule_tx, schedule_rx) = watch::channel::<Option<Schedule>>(None);
+    let per_switch_rate = args.rate.map(|r| r / f64::from(args.switches));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.switches {
+        let cfg = SwitchConfig {
+            index: i,
+            dpid: args.first_dpid + u64::from(i),
+            ports: args.ports,
+            macs: args.macs,
+            in_flight,
+            loss_timeout: Duration::from_millis(args.loss_timeout_ms),
+            limit: args.count,
+        };
+        let live = live.clone();
+        let ready = ready_tx.clone();
+        let schedule = schedule_rx.clone();
+        tasks.spawn(async move {
+            drive_switch(controller, cfg, ready, schedule, live)
+                .await
+                .with_context(|| format!("emulated switch {} (dpid {})", i, i + 1))
+        });
+    }
+    drop(ready_tx);
+
+    // Every switch must be through its handshake before the clock starts, or the first
+    // seconds would measure connection set-up.
+    let deadline = Instant::now() + Duration::from_secs_f64(args.handshake_timeout);
+    let mut ready = 0;
+    while ready < args.switches {
+        tokio::select! {
+            r = ready_rx.recv() => match r {
+                Some(_) => ready += 1,
+                None => break,
+            },
+            Some(res) = tasks.join_next() => {
+                // A task ending before the start is always a failure.
+                res??;
+                bail!("an emulated switch ended before the run started");
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                bail!("only {ready} of {} switches finished the handshake with {controller} within {} s", args.switches, args.handshake_timeout);
+            }
+        }
+    }
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let stop_at = measure_from + Duration::from_secs_f64(args.duration);
+    let schedule = Schedule {
+        measure_from,
+        stop_at,
+        rate: per_switch_rate,
+    };
+    let _ = schedule_tx.send(Some(schedule));
+    if !args.quiet {
+        eprintln!(
+            "ofload: {} switches connected to {controller}; warm-up {} s, measuring {} s",
+            args.switches, args.warmup, args.duration
+        );
+    }
+
+    let progress = tokio::spawn(progress(
+        live.clone(),
+        start,
+        measure_from,
+        stop_at,
+        args.quiet,
+    ));
+    let mut totals = Counts::default();
+    let mut window = Counts::default();
+    let mut outstanding = 0u64;
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut per_switch = Vec::with_capacity(args.switches as usize);
+    while let Some(res) = tasks.join_next().await {
+        let o = res??;
+        totals.add(&o.totals);
+        window.add(&o.window);
+        outstanding += u64::from(o.outstanding);
+        latency.add(&o.latency)?;
+        per_switch.push(o.window.answered);
+    }
+    let finished = Instant::now();
+    progress.abort();
+    let per_second = progress.await.unwrap_or_default();
+    if let Some(tx) = responder_stop {
+        let _ = tx.send(());
+    }
+    // In count mode the run ends when the last answer arrives, usually before `stop_at`.
+    let window_secs = finished
+        .min(stop_at)
+        .saturating_duration_since(measure_from)
+        .as_secs_f64();
+    per_switch.sort_unstable();
+    Ok(Report::new(
+        Params {
+            controller: if args.in_process {
+                "in-process responder".to_string()
+            } else {
+                controller.to_string()
+            },
+            mode: args.mode,
+            switches: args.switches,
+            macs: args.macs,
+            ports: args.ports,
+            in_flight,
+            rate: args.rate,
+            warmup_secs: args.warmup,
+            duration_secs: args.duration,
+            count: args.count,
+        },
+        window_secs,
+        totals,
+        window,
+        outstanding,
+        per_switch,
+        per_second,
+        LatencySummary::from_histogram(&latency),
+    ))
+}
+
+/// Prints a line per second and returns answered packet-ins per whole measured second.
+async fn progress(
+    live: Arc<Live>,
+    start: Instant,
+    measure_from: Instant,
+    stop_at: Instant,
+    quiet: bool,
+) -> Vec<u64> {
+    let mut series = Vec::new();
+    let mut tick = tokio::time::interval_at(
+        (start + Duration::from_secs(1)).into(),
+        Duration::from_secs(1),
+    );
+    let mut last = (0, 0);
+    let mut last_at = start;
+    loop {
+        let now = tick.tick().await.into_std();
+        let cur = (
+            live.answered.load(Ordering::Relaxed),
+            live.flow_mods.load(Ordering::Relaxed),
+        );
+        let secs = now
+            .saturating_duration_since(last_at)
+            .as_secs_f64()
+            .max(1e-9);
+        let answered = cur.0 - last.0;
+        if !quiet {
+            eprintln!(
+                "ofload: {:>6.1} s  {:>10.0} responses/s  {:>10.0} flow_mods/s{}",
+                now.saturating_duration_since(start).as_secs_f64(),
+                answered as f64 / secs,
+                (cur.1 - last.1) as f64 / secs,
+                if now <= measure_from {
+                    "  (warm-up)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if last_at >= measure_from && now <= stop_at {
+            series.push(answered);
+        }
+        last = cur;
+        last_at = now;
+        if now >= stop_at {
+            return series;
+        }
+    }
+}
+
+async fn drive_switch(
+    controller: SocketAddr,
+    cfg: SwitchConfig,
+    ready_tx: mpsc::Sender<u32>,
+    mut schedule_rx: watch::Receiver<Option<Schedule>>,
+    live: Arc<Live>,
+) -> anyhow::Result<Outcome> {
+    let index = cfg.index;
+    let mut stream = TcpStream::connect(controller)
+        .await
+        .with_context(|| format!("connecting to {controller}"))?;
+    stream.set_nodelay(true)?;
+    let mut sw = EmulatedSwitch::new(cfg);
+    let mut rbuf = BytesMut::with_capacity(256 * 1024);
+    let mut out = BytesMut::with_capacity(256 * 1024);
+    sw.start(&mut out);
+    let mut announced = false;
+    let mut schedule: Option<Schedule> = None;
+    // In paced runs the tick releases packet-ins between answers (1 ms is tokio's timer
+    // resolution); otherwise it only drives the loss timeout and the end of the run.
+    let mut tick: Option<tokio::time::Interval> = None;
+    let mut last_expire = Instant::now();
+    let mut reported = (0u64, 0u64);
+    loop {
+        if !out.is_empty() {
+            // Everything produced since the last write goes out in one syscall.
+            stream.write_all(&out).await?;
+            out.clear();
+        }
+        if let Some(s) = schedule {
+            if sw.done() || Instant::now() >= s.stop_at {
+                break;
+            }
+        }
+        tokio::select! {
+            n = stream.read_buf(&mut rbuf) => {
+                if n? == 0 {
+                    bail!("the controller closed the connection");
+                }
+                let now = Instant::now();
+                while let Some(msg) = split_message(&mut rbuf)? {
+                    sw.handle(&msg, now, &mut out)?;
+                }
+                if !announced && sw.is_ready() {
+                    announced = true;
+                    // The coordinator may have given up already; the run then fails there.
+                    let _ = ready_tx.send(index).await;
+                }
+            }
+            changed = schedule_rx.changed(), if schedule.is_none() => {
+                if changed.is_err() {
+                    bail!("the run was abandoned before it started");
+                }
+                if let Some(s) = *schedule_rx.borrow_and_update() {
+                    schedule = Some(s);
+                    sw.begin(s, Instant::now());
+                    let period = if s.rate.is_some() { 1 } else { 50 };
+                    let mut t = tokio::time::interval(Duration::from_millis(period));
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    tick = Some(t);
+                }
+            }
+            Some(_) = next_tick(&mut tick) => {}
+        }
+        let now = Instant::now();
+        if schedule.is_some() {
+            if now.saturating_duration_since(last_expire) >= Duration::from_millis(50) {
+                sw.expire(now);
+                last_expire = now;
+            }
+            sw.fill(now, &mut out);
+        }
+        let t = sw.totals();
+        if (t.answered, t.flow_mods) != reported {
+            live.answered
+                .fetch_add(t.answered - reported.0, Ordering::Relaxed);
+            live.flow_mods
+                .fetch_add(t.flow_mods - reported.1, Ordering::Relaxed);
+            reported = (t.answered, t.flow_mods);
+        }
+    }
+    Ok(Outcome {
+        totals: sw.totals(),
+        window: sw.window(),
+        outstanding: sw.outstanding(),
+        latency: sw.latency().clone(),
+    })
+}
+
+/// Waits for the next tick of `tick`, or forever when there is none yet.
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) -> Option<()> {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+            Some(())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bench_ofload_against_in_process_responder_counts_add_up() {
+        let args = OfloadArgs {
+            in_process: true,
+            ..OfloadArgs::for_test("127.0.0.1:9".parse().unwrap(), 4, 1000)
+        };
+        let report = run(&args).await.expect("the run completes");
+        let t = report.totals;
+        assert_eq!(t.packet_ins, 4000);
+        assert_eq!(t.answered, 4000);
+        assert_eq!(t.flow_mods, 4000);
+        assert_eq!(t.packet_outs, 4000);
+        assert_eq!((t.lost, t.unmatched, t.errors), (0, 0, 0));
+        assert_eq!(report.in_flight_at_end, 0);
+        assert_eq!(report.latency.samples, 4000);
+        assert_eq!(report.per_switch_min_max, (1000, 1000));
+        assert!(report.responses_per_sec > 0.0);
+    }
+
+    #[tokio::test]
+    async fn bench_ofload_reports_a_controller_that_is_not_there() {
+        // Bind then drop: a port nobody listens on.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = run(&OfloadArgs::for_test(addr, 2, 10)).await.unwrap_err();
+        assert!(format!("{err:#}").contains("connecting to"), "{err:#}");
+    }
+}
