@@ -73,6 +73,10 @@ pub struct OfloadArgs {
     /// Seconds allowed for every switch to connect and finish its handshake.
     #[arg(long, default_value_t = 15.0)]
     pub handshake_timeout: f64,
+    /// Seconds allowed for the learning round (one answered packet-in per MAC and switch)
+    /// that precedes the warm-up.
+    #[arg(long, default_value_t = 120.0)]
+    pub learn_timeout: f64,
     /// First datapath id; switch i gets dpid + i.
     #[arg(long, default_value_t = 1)]
     pub first_dpid: u64,
@@ -104,6 +108,7 @@ impl OfloadArgs {
             count: Some(count),
             loss_timeout_ms: 5000,
             handshake_timeout: 10.0,
+            learn_timeout: 10.0,
             first_dpid: 1,
             threads: None,
             json: false,
@@ -124,8 +129,12 @@ impl OfloadArgs {
         if self.in_flight == 0 || self.in_flight > 65_536 {
             bail!("--in-flight must be in 1..=65536");
         }
-        if !(self.duration > 0.0 && self.warmup >= 0.0 && self.handshake_timeout > 0.0) {
-            bail!("--duration and --handshake-timeout must be positive, --warmup non-negative");
+        if !(self.duration > 0.0
+            && self.warmup >= 0.0
+            && self.handshake_timeout > 0.0
+            && self.learn_timeout > 0.0)
+        {
+            bail!("--duration and the timeouts must be positive, --warmup non-negative");
         }
         if let Some(r) = self.rate {
             if !(r > 0.0 && r.is_finite()) {
@@ -200,23 +209,41 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
 
     // Every switch must be through its handshake before the clock starts, or the first
     // seconds would measure connection set-up.
-    let deadline = Instant::now() + Duration::from_secs_f64(args.handshake_timeout);
-    let mut ready = 0;
-    while ready < args.switches {
-        tokio::select! {
-            r = ready_rx.recv() => match r {
-                Some(_) => ready += 1,
-                None => break,
-            },
-            Some(res) = tasks.join_next() => {
-                // A task ending before the start is always a failure.
-                res??;
-                bail!("an emulated switch ended before the run started");
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                bail!("only {ready} of {} switches finished the handshake with {controller} within {} s", args.switches, args.handshake_timeout);
-            }
+    let handshake = Duration::from_secs_f64(args.handshake_timeout);
+    wait_all(
+        &mut ready_rx,
+        &mut tasks,
+        args.switches,
+        handshake,
+        "finish the handshake",
+    )
+    .await?;
+    // Then one round of every host as a source (unpaced, unmeasured): from there on every
+    // destination is known, so a learning switch answers each packet-in with a FLOW_MOD and a
+    // PACKET_OUT, whatever the controller's speed. A fixed warm-up alone would leave a slow
+    // controller still flooding when the measurement starts.
+    if args.count.is_none() {
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let _ = schedule_tx.send(Some(Schedule {
+            measure_from: far,
+            stop_at: far,
+            rate: None,
+        }));
+        if !args.quiet {
+            eprintln!(
+                "ofload: {} switches connected to {controller}; learning {} MACs per switch",
+                args.switches, args.macs
+            );
         }
+        let learn = Duration::from_secs_f64(args.learn_timeout);
+        wait_all(
+            &mut ready_rx,
+            &mut tasks,
+            args.switches,
+            learn,
+            "get answers to every MAC",
+        )
+        .await?;
     }
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
@@ -229,8 +256,8 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
     let _ = schedule_tx.send(Some(schedule));
     if !args.quiet {
         eprintln!(
-            "ofload: {} switches connected to {controller}; warm-up {} s, measuring {} s",
-            args.switches, args.warmup, args.duration
+            "ofload: warm-up {} s, measuring {} s",
+            args.warmup, args.duration
         );
     }
 
@@ -293,6 +320,41 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
     ))
 }
 
+/// Waits until `n` switches have reported the next milestone on `rx`, failing when one of them
+/// ends (only an error can end a switch before the run) or after `timeout`.
+async fn wait_all(
+    rx: &mut mpsc::Receiver<u32>,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<Outcome>>,
+    n: u32,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut done = 0;
+    while done < n {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some(_) => done += 1,
+                None => {
+                    // Every switch ended: the first error says why.
+                    while let Some(res) = tasks.join_next().await {
+                        res??;
+                    }
+                    bail!("every emulated switch ended before the run started");
+                }
+            },
+            Some(res) = tasks.join_next() => {
+                res??;
+                bail!("an emulated switch ended before the run started");
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                bail!("only {done} of {n} switches did {what} within {} s", timeout.as_secs_f64());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Prints a line per second and returns answered packet-ins per whole measured second.
 async fn progress(
     live: Arc<Live>,
@@ -351,6 +413,7 @@ async fn drive_switch(
     live: Arc<Live>,
 ) -> anyhow::Result<Outcome> {
     let index = cfg.index;
+    let cfg_macs = cfg.macs;
     let mut stream = TcpStream::connect(controller)
         .await
         .with_context(|| format!("connecting to {controller}"))?;
@@ -359,8 +422,12 @@ async fn drive_switch(
     let mut rbuf = BytesMut::with_capacity(256 * 1024);
     let mut out = BytesMut::with_capacity(256 * 1024);
     sw.start(&mut out);
+    // Milestones reported to the coordinator: handshake done, then every MAC answered once.
     let mut announced = false;
+    let mut learned = false;
+    let macs = u64::from(cfg_macs);
     let mut schedule: Option<Schedule> = None;
+    let mut listening = true;
     // In paced runs the tick releases packet-ins between answers (1 ms is tokio's timer
     // resolution); otherwise it only drives the loss timeout and the end of the run.
     let mut tick: Option<tokio::time::Interval> = None;
@@ -386,15 +453,25 @@ async fn drive_switch(
                 while let Some(msg) = split_message(&mut rbuf)? {
                     sw.handle(&msg, now, &mut out)?;
                 }
+                // The coordinator may have given up already; the run then fails there.
                 if !announced && sw.is_ready() {
                     announced = true;
-                    // The coordinator may have given up already; the run then fails there.
+                    let _ = ready_tx.send(index).await;
+                }
+                if announced && !learned && sw.totals().answered >= macs {
+                    learned = true;
                     let _ = ready_tx.send(index).await;
                 }
             }
-            changed = schedule_rx.changed(), if schedule.is_none() => {
+            // The learning round's schedule is replaced by the measured run's.
+            changed = schedule_rx.changed(), if listening => {
                 if changed.is_err() {
-                    bail!("the run was abandoned before it started");
+                    // The coordinator is gone: it failed, and reports why.
+                    listening = false;
+                    if schedule.is_none() {
+                        bail!("the run was abandoned before it started");
+                    }
+                    continue;
                 }
                 if let Some(s) = *schedule_rx.borrow_and_update() {
                     schedule = Some(s);
@@ -466,14 +543,52 @@ mod tests {
         assert!(report.responses_per_sec > 0.0);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bench_ofload_timed_run_learns_then_measures_and_accounts_for_every_packet_in() {
+        let args = OfloadArgs {
+            in_process: true,
+            count: None,
+            duration: 0.3,
+            warmup: 0.1,
+            ..OfloadArgs::for_test("127.0.0.1:9".parse().unwrap(), 3, 0)
+        };
+        let r = run(&args).await.expect("the run completes");
+        let t = r.totals;
+        // The learning round alone answers one packet-in per MAC and switch.
+        assert!(t.answered >= 3 * 100, "{t:?}");
+        assert_eq!(t.packet_ins, t.answered + r.in_flight_at_end + t.lost);
+        assert_eq!((t.lost, t.unmatched, t.errors), (0, 0, 0));
+        assert!(r.window.answered > 0 && r.window.answered < t.answered);
+        assert!(
+            r.window_secs > 0.25 && r.window_secs < 0.35,
+            "{}",
+            r.window_secs
+        );
+        assert!(r.latency.samples > 0);
+    }
+
     #[tokio::test]
-    async fn bench_ofload_reports_a_controller_that_is_not_there() {
-        // Bind then drop: a port nobody listens on.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let err = run(&OfloadArgs::for_test(addr, 2, 10)).await.unwrap_err();
-        assert!(format!("{err:#}").contains("connecting to"), "{err:#}");
+    async fn bench_ofload_reports_a_controller_that_hangs_up() {
+        // A "controller" that accepts and closes at once. (A port bound and released would not
+        // do: a test running alongside may be given it.)
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                drop(s);
+            }
+        });
+        let err = format!(
+            "{:#}",
+            run(&OfloadArgs::for_test(addr, 2, 10)).await.unwrap_err()
+        );
+        // Depending on timing the HELLO's write or the next read notices first.
+        assert!(err.starts_with("emulated switch"), "{err}");
+        assert!(
+            ["closed the connection", "reset", "Broken pipe"]
+                .iter()
+                .any(|m| err.contains(m)),
+            "{err}"
+        );
     }
 }
