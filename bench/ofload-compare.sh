@@ -6,14 +6,20 @@
 #   os-ken           bench/osken_simple_switch_13.py under os-ken 3.1.1's osken-manager
 #   ovs-testcontroller  OVS's C learning switch (`-O OpenFlow13`)
 # For each: peak throughput (K packet-ins in flight per switch), then latency percentiles paced
-# at half that peak, then latency mode (one packet-in in flight per switch, cbench -l).
+# at half that peak (smooth pacing, then 1 ms bursts), then latency mode (one packet-in in
+# flight per switch, cbench -l).
 #
 # The controller runs pinned on CPU $CTL_CPU and the generator on CPU $GEN_CPU (one core each),
 # so every controller gets exactly one core whatever its threading; on a 2-core machine that is
-# all there is. Results (JSON per run, logs, table.md) go to $OUT.
+# all there is. Both run under SCHED_FIFO priority $RT_PRIO (RT_PRIO=0 turns that off; needs
+# root): on a machine shared with builds, time-slicing against a compiler otherwise puts
+# milliseconds into every tail percentile, for every controller alike. Results (JSON per run,
+# logs, table.md) go to $OUT.
 #
 # Usage: bash bench/ofload-compare.sh        (env: SWITCHES MACS IN_FLIGHT DURATION WARMUP
-#                                             CTL_CPU GEN_CPU VENV OUT CONTROLLERS)
+#                                             CTL_CPU GEN_CPU RT_PRIO VENV OUT CONTROLLERS
+#                                             STROWGER_BIN)
+# STROWGER_BIN skips the build and uses that binary (release build of this tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +30,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CTL_CPU=${CTL_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
+RT_PRIO=${RT_PRIO:-50}
 VENV=${VENV:-/tmp/strowger-bench-venv}
 CONTROLLERS=${CONTROLLERS:-"responder strowger os-ken ovs-testcontroller"}
 OUT=${OUT:-$(mktemp -d /tmp/ofload-compare.XXXXXX)}
@@ -33,9 +40,13 @@ mkdir -p "$OUT"
 say() { printf '== %s\n' "$*" >&2; }
 
 # --- prerequisites ------------------------------------------------------------------------
-say "building strowger (release)"
-cargo build --release --locked -p strowger >&2
-BIN=$CARGO_TARGET_DIR/release/strowger
+if [ -n "${STROWGER_BIN:-}" ]; then
+  BIN=$STROWGER_BIN
+else
+  say "building strowger (release)"
+  cargo build --release --locked -p strowger >&2
+  BIN=$CARGO_TARGET_DIR/release/strowger
+fi
 case " $CONTROLLERS " in *" os-ken "*)
   if [ ! -x "$VENV/bin/osken-manager" ]; then
     say "installing os-ken 3.1.1 into $VENV"
@@ -50,6 +61,19 @@ esac
 for tool in taskset ss python3; do
   command -v $tool >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
+if [ "$RT_PRIO" != 0 ] && ! chrt -f "$RT_PRIO" true 2>/dev/null; then
+  echo "chrt -f $RT_PRIO failed (not root?): rerun with RT_PRIO=0" >&2; exit 1
+fi
+
+# Prefixes that pin a command to one CPU, under SCHED_FIFO unless RT_PRIO=0. chrt and taskset
+# exec what they run, so a background job's $! is the controller itself.
+if [ "$RT_PRIO" != 0 ]; then
+  PIN_CTL=(chrt -f "$RT_PRIO" taskset -c "$CTL_CPU")
+  PIN_GEN=(chrt -f "$RT_PRIO" taskset -c "$GEN_CPU")
+else
+  PIN_CTL=(taskset -c "$CTL_CPU")
+  PIN_GEN=(taskset -c "$GEN_CPU")
+fi
 
 # --- process handling -----------------------------------------------------------------------
 CTL_PID=
@@ -79,27 +103,28 @@ wait_listening() {
 }
 
 start_controller() {
-  local name=$1 port=$2
+  local name=$1 port=$2 cmd
   case $name in
     responder)
-      taskset -c "$CTL_CPU" "$BIN" bench responder --listen "127.0.0.1:$port" ;;
+      cmd=("$BIN" bench responder --listen "127.0.0.1:$port") ;;
     strowger)
-      RUST_LOG=warn taskset -c "$CTL_CPU" "$BIN" serve --app l2switch --in-memory \
-        --openflow-listen "127.0.0.1:$port" --api-listen "127.0.0.1:$(free_port)" \
-        --ovsdb-listen "127.0.0.1:$(free_port)" ;;
+      cmd=(env RUST_LOG=warn "$BIN" serve --app l2switch --in-memory
+        --openflow-listen "127.0.0.1:$port" --api-listen "127.0.0.1:$(free_port)"
+        --ovsdb-listen "127.0.0.1:$(free_port)") ;;
     os-ken)
-      taskset -c "$CTL_CPU" "$VENV/bin/osken-manager" --ofp-tcp-listen-port "$port" \
-        --ofp-listen-host 127.0.0.1 bench/osken_simple_switch_13.py ;;
+      cmd=("$VENV/bin/osken-manager" --ofp-tcp-listen-port "$port"
+        --ofp-listen-host 127.0.0.1 bench/osken_simple_switch_13.py) ;;
     ovs-testcontroller)
-      taskset -c "$CTL_CPU" ovs-testcontroller -O OpenFlow13 "ptcp:$port:127.0.0.1" ;;
+      cmd=(ovs-testcontroller -O OpenFlow13 "ptcp:$port:127.0.0.1") ;;
     *) echo "unknown controller $name" >&2; return 1 ;;
-  esac >"$OUT/$name.log" 2>&1 &
+  esac
+  "${PIN_CTL[@]}" "${cmd[@]}" >"$OUT/$name.log" 2>&1 &
   CTL_PID=$!
   wait_listening "$port"
 }
 
 ofload() {
-  taskset -c "$GEN_CPU" "$BIN" bench ofload --threads 1 --json --quiet \
+  "${PIN_GEN[@]}" "$BIN" bench ofload --threads 1 --json --quiet \
     --switches "$SWITCHES" --macs "$MACS" --warmup "$WARMUP" --duration "$DURATION" "$@"
 }
 
@@ -115,7 +140,7 @@ json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[s
   echo "strowger: $(git rev-parse --short HEAD)"
   [ -x "$VENV/bin/python" ] && echo "os-ken: $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("os-ken"))' 2>/dev/null || echo '?') on $("$VENV/bin/python" --version 2>&1)"
   echo "ovs-testcontroller: $(ovs-testcontroller --version 2>/dev/null | head -1 || echo absent)"
-  echo "parameters: switches=$SWITCHES macs=$MACS in_flight=$IN_FLIGHT warmup=${WARMUP}s duration=${DURATION}s; controller on CPU $CTL_CPU, generator on CPU $GEN_CPU"
+  echo "parameters: switches=$SWITCHES macs=$MACS in_flight=$IN_FLIGHT warmup=${WARMUP}s duration=${DURATION}s; controller on CPU $CTL_CPU, generator on CPU $GEN_CPU, SCHED_FIFO priority $RT_PRIO (0 = off)"
 } | tee "$OUT/machine.txt" >&2
 
 # --- the runs -----------------------------------------------------------------------------
@@ -128,7 +153,8 @@ for name in $CONTROLLERS; do
   peak=$(json_field "$OUT/$name-throughput.json" responses_per_sec)
   half=$(python3 -c "print(max(1.0, $peak / 2))")
   say "$name: peak $peak responses/s; pacing at $half"
-  ofload --controller "$addr" --in-flight "$IN_FLIGHT" --rate "$half" >"$OUT/$name-halfrate.json"
+  ofload --controller "$addr" --in-flight "$IN_FLIGHT" --rate "$half" --pacing smooth >"$OUT/$name-halfrate.json"
+  ofload --controller "$addr" --in-flight "$IN_FLIGHT" --rate "$half" --pacing tick >"$OUT/$name-halfrate-tick.json"
   ofload --controller "$addr" --mode latency >"$OUT/$name-latency.json"
   stop_controller
 done
@@ -143,15 +169,18 @@ def load(n, kind):
 base = None
 if "os-ken" in names:
     base = load("os-ken", "throughput")["responses_per_sec"]
-print("| controller | responses/s (peak) | flow_mods/s | vs os-ken | p50 / p99 / p99.9 µs at ½ peak (achieved/s) | latency mode (1 in flight/switch): responses/s, p50 / p99 µs | lost |")
-print("|---|---:|---:|---:|---|---|---:|")
+print("| controller | responses/s (peak) | vs os-ken | ½ peak, smooth: achieved/s, p50 / p99 / p99.9 µs | ½ peak, 1 ms bursts: achieved/s, p50 / p99 / p99.9 µs | latency mode (1 in flight/switch): responses/s, p50 / p99 µs | flow_mods/s at peak | lost |")
+print("|---|---:|---:|---|---|---|---:|---:|")
+def lat(r):
+    l = r["latency"]
+    return f"{r['responses_per_sec']:,.0f}, {l['p50_us']:.0f} / {l['p99_us']:.0f} / {l['p999_us']:.0f}"
 for n in names:
-    t, h, l = load(n, "throughput"), load(n, "halfrate"), load(n, "latency")
+    t, h, b, l = (load(n, k) for k in ("throughput", "halfrate", "halfrate-tick", "latency"))
     ratio = f"{t['responses_per_sec'] / base:.1f}×" if base else "–"
-    hl, ll = h["latency"], l["latency"]
-    lost = t["totals"]["lost"] + h["totals"]["lost"] + l["totals"]["lost"]
-    print(f"| {n} | {t['responses_per_sec']:,.0f} | {t['flow_mods_per_sec']:,.0f} | {ratio} "
-          f"| {hl['p50_us']:.0f} / {hl['p99_us']:.0f} / {hl['p999_us']:.0f} ({h['responses_per_sec']:,.0f}) "
-          f"| {l['responses_per_sec']:,.0f}, {ll['p50_us']:.0f} / {ll['p99_us']:.0f} | {lost} |")
+    ll = l["latency"]
+    lost = sum(r["totals"]["lost"] for r in (t, h, b, l))
+    print(f"| {n} | {t['responses_per_sec']:,.0f} | {ratio} | {lat(h)} | {lat(b)} "
+          f"| {l['responses_per_sec']:,.0f}, {ll['p50_us']:.0f} / {ll['p99_us']:.0f} "
+          f"| {t['flow_mods_per_sec']:,.0f} | {lost} |")
 EOF
 say "results in $OUT"

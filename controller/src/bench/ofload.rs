@@ -28,6 +28,18 @@ pub enum Mode {
     Latency,
 }
 
+/// How a paced run (`--rate`) spreads its packet-ins.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    /// Send whenever credit allows: on the 1 ms clock and after every read. Arrivals are
+    /// spread out like real traffic, and both ends pay about one syscall per message.
+    Smooth,
+    /// Send only on the 1 ms clock (tokio's timer resolution): each switch's quota goes out in
+    /// one write. Cheaper for both ends; latencies include the wait behind the same burst.
+    Tick,
+}
+
 /// Flags of `strowger bench ofload`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct OfloadArgs {
@@ -57,6 +69,9 @@ pub struct OfloadArgs {
     /// the window allows. Use about half the peak to read latency percentiles.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// How a paced run spreads its packet-ins over time.
+    #[arg(long, value_enum, default_value = "smooth")]
+    pub pacing: Pacing,
     /// Measured seconds (after the warm-up).
     #[arg(long, short = 'd', default_value_t = 10.0)]
     pub duration: f64,
@@ -103,6 +118,7 @@ impl OfloadArgs {
             in_flight: 16,
             mode: Mode::Throughput,
             rate: None,
+            pacing: Pacing::Smooth,
             duration: 30.0,
             warmup: 0.0,
             count: Some(count),
@@ -186,6 +202,7 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
     let (schedule_tx, schedule_rx) = watch::channel::<Option<Schedule>>(None);
     let per_switch_rate = args.rate.map(|r| r / f64::from(args.switches));
     let mut tasks = tokio::task::JoinSet::new();
+    let pacing = args.pacing;
     for i in 0..args.switches {
         let cfg = SwitchConfig {
             index: i,
@@ -200,7 +217,7 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         let ready = ready_tx.clone();
         let schedule = schedule_rx.clone();
         tasks.spawn(async move {
-            drive_switch(controller, cfg, ready, schedule, live)
+            drive_switch(controller, cfg, pacing, ready, schedule, live)
                 .await
                 .with_context(|| format!("emulated switch {} (dpid {})", i, i + 1))
         });
@@ -306,6 +323,7 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
             ports: args.ports,
             in_flight,
             rate: args.rate,
+            pacing: args.rate.map(|_| args.pacing),
             warmup_secs: args.warmup,
             duration_secs: args.duration,
             count: args.count,
@@ -408,6 +426,7 @@ async fn progress(
 async fn drive_switch(
     controller: SocketAddr,
     cfg: SwitchConfig,
+    pacing: Pacing,
     ready_tx: mpsc::Sender<u32>,
     mut schedule_rx: watch::Receiver<Option<Schedule>>,
     live: Arc<Live>,
@@ -444,6 +463,7 @@ async fn drive_switch(
                 break;
             }
         }
+        let mut ticked = false;
         tokio::select! {
             n = stream.read_buf(&mut rbuf) => {
                 if n? == 0 {
@@ -476,21 +496,27 @@ async fn drive_switch(
                 if let Some(s) = *schedule_rx.borrow_and_update() {
                     schedule = Some(s);
                     sw.begin(s, Instant::now());
+                    ticked = true;
                     let period = if s.rate.is_some() { 1 } else { 50 };
                     let mut t = tokio::time::interval(Duration::from_millis(period));
                     t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     tick = Some(t);
                 }
             }
-            Some(_) = next_tick(&mut tick) => {}
+            Some(_) = next_tick(&mut tick) => ticked = true,
         }
         let now = Instant::now();
-        if schedule.is_some() {
+        if let Some(s) = schedule {
             if now.saturating_duration_since(last_expire) >= Duration::from_millis(50) {
                 sw.expire(now);
                 last_expire = now;
             }
-            sw.fill(now, &mut out);
+            // A closed loop refills the window as answers arrive; so does a smooth paced run,
+            // as far as its credit allows. A `tick` paced run sends only on its clock, each
+            // switch's 1 ms quota in one write: both ends then batch, at the price of bursts.
+            if s.rate.is_none() || ticked || pacing == Pacing::Smooth {
+                sw.fill(now, &mut out);
+            }
         }
         let t = sw.totals();
         if (t.answered, t.flow_mods) != reported {

@@ -4,7 +4,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::ofload::Mode;
+use super::ofload::{Mode, Pacing};
 use super::switch::Counts;
 
 /// The parameters a run used, repeated in its report so a JSON file stands on its own.
@@ -24,6 +24,8 @@ pub struct Params {
     pub in_flight: u32,
     /// Target packet-ins/s over all switches, when paced.
     pub rate: Option<f64>,
+    /// How a paced run spread its packet-ins.
+    pub pacing: Option<Pacing>,
     /// Warm-up seconds.
     pub warmup_secs: f64,
     /// Measured seconds requested.
@@ -192,7 +194,10 @@ impl Report {
             k = p.in_flight,
             rate = p
                 .rate
-                .map(|r| format!(", paced at {r:.0} packet-ins/s"))
+                .map(|r| format!(
+                    ", paced ({:?}) at {r:.0} packet-ins/s",
+                    p.pacing.unwrap_or(Pacing::Smooth)
+                ))
                 .unwrap_or_default(),
         );
         out += &format!(
