@@ -557,16 +557,27 @@ mod tests {
             ..OfloadArgs::for_test("127.0.0.1:9".parse().unwrap(), 4, 1000)
         };
         let report = run(&args).await.expect("the run completes");
-        let t = report.totals;
-        assert_eq!(t.packet_ins, 4000);
-        assert_eq!(t.answered, 4000);
-        assert_eq!(t.flow_mods, 4000);
-        assert_eq!(t.packet_outs, 4000);
-        assert_eq!((t.lost, t.unmatched, t.errors), (0, 0, 0));
+        assert_eq!(report.totals, Counts::all_answered(4000));
         assert_eq!(report.in_flight_at_end, 0);
         assert_eq!(report.latency.samples, 4000);
         assert_eq!(report.per_switch_min_max, (1000, 1000));
         assert!(report.responses_per_sec > 0.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bench_ofload_paced_runs_hold_the_rate_in_both_pacings() {
+        for pacing in [Pacing::Smooth, Pacing::Tick] {
+            let args = OfloadArgs {
+                in_process: true,
+                rate: Some(30_000.0),
+                pacing,
+                ..OfloadArgs::for_test("127.0.0.1:9".parse().unwrap(), 2, 300)
+            };
+            let r = run(&args).await.expect("the run completes");
+            assert_eq!(r.totals, Counts::all_answered(600), "{pacing:?}");
+            // 600 packet-ins at 30 000/s take 20 ms; pacing can only make a run slower.
+            assert!(r.window_secs >= 0.015, "{pacing:?}: {} s", r.window_secs);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,6 +75,19 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The counts of `n` packet-ins each answered by one FLOW_MOD and one PACKET_OUT, with
+    /// nothing lost, unmatched or refused: what a run against the responder must show.
+    #[cfg(test)]
+    pub(crate) fn all_answered(n: u64) -> Counts {
+        Counts {
+            packet_ins: n,
+            answered: n,
+            flow_mods: n,
+            packet_outs: n,
+            ..Counts::default()
+        }
+    }
+
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Counts) {
         self.packet_ins += other.packet_ins;
@@ -584,11 +597,7 @@ mod tests {
             }
         }
         let t = sw.totals();
-        assert_eq!(t.packet_ins, 3000);
-        assert_eq!(t.answered, 3000);
-        assert_eq!(t.flow_mods, 3000);
-        assert_eq!(t.packet_outs, 3000);
-        assert_eq!((t.unmatched, t.lost, t.errors), (0, 0, 0));
+        assert_eq!(t, Counts::all_answered(3000));
         assert_eq!(resp.answered, 3000);
         assert_eq!(sw.window(), t, "everything happened inside the window");
         assert_eq!(sw.latency().len(), 3000);
