@@ -527,12 +527,26 @@ async fn drive_switch(
             reported = (t.answered, t.flow_mods);
         }
     }
-    Ok(Outcome {
+    let outcome = Outcome {
         totals: sw.totals(),
         window: sw.window(),
         outstanding: sw.outstanding(),
         latency: sw.latency().clone(),
+    };
+    // Close like a switch going away: FIN, then read (and ignore) the answers still coming until
+    // the controller closes too. Dropping a socket with unread bytes would send an RST, which
+    // controllers log as an error per connection.
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        stream.shutdown().await?;
+        loop {
+            rbuf.clear();
+            if stream.read_buf(&mut rbuf).await? == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
     })
+    .await;
+    Ok(outcome)
 }
 
 /// Waits for the next tick of `tick`, or forever when there is none yet.
