@@ -102,6 +102,17 @@ wait_listening() {
   done
 }
 
+# Polls until no connection to PORT is left from the previous run (20 s deadline):
+# ovs-testcontroller serves at most 16 switches and refuses the 17th, so a run must not overlap
+# the previous run's closing connections.
+wait_idle() {
+  local port=$1 deadline=$((SECONDS + 20))
+  while [ -n "$(ss -Htn state established state close-wait "( sport = :$port )")" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "connections to $port still open after 20 s" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
 start_controller() {
   local name=$1 port=$2 cmd
   case $name in
@@ -124,6 +135,7 @@ start_controller() {
 }
 
 ofload() {
+  wait_idle "${port:?}"
   "${PIN_GEN[@]}" "$BIN" bench ofload --threads 1 --json --quiet \
     --switches "$SWITCHES" --macs "$MACS" --warmup "$WARMUP" --duration "$DURATION" "$@"
 }
