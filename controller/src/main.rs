@@ -20,6 +20,9 @@ enum Command {
     /// Decode (and re-encode) OpenFlow 1.3 messages, like `ovs-ofctl ofp-print`.
     #[command(subcommand)]
     Ofp(strowger::ofp_cmd::OfpCommand),
+    /// Benchmarks: the OpenFlow load generator and its calibration responder.
+    #[command(subcommand)]
+    Bench(strowger::bench::BenchCommand),
     /// The topology CLI: `strowger <resource> <verb> …` over the REST API.
     #[command(flatten)]
     Topology(strowger::cli::Command),
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         Command::Ofp(cmd) => strowger::ofp_cmd::run(cmd),
+        Command::Bench(cmd) => strowger::bench::run(cmd),
         Command::Topology(cmd) => strowger::cli::run(cmd),
     }
 }
