@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// The application answering packet-ins.
     #[arg(long, default_value = "l2switch")]
     pub app: String,
+    /// Messages per second one switch may send before its session is closed as a flood
+    /// (0: no limit).
+    #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
+    pub openflow_max_msgs_per_sec: u32,
 }
 
 /// A shutdown signal every task watches: `true` once shutdown has begun.
@@ -40,11 +44,40 @@ pub type Shutdown = watch::Receiver<bool>;
 /// Runs the controller until SIGINT/SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let app = apps::by_name(&args.app).with_context(|| {
+        format!(
+            "unknown app {:?} (known: {})",
+            args.app,
+            apps::APP_NAMES.join(", ")
+        )
+    })?;
+    let of_listener = tokio::net::TcpListener::bind(args.openflow_listen)
+        .await
+        .with_context(|| format!("binding OpenFlow on {}", args.openflow_listen))?;
+    tracing::info!(addr = %args.openflow_listen, app = app.name(), "OpenFlow listening");
+    let switches = crate::openflow::Switches::new();
+    let (events_tx, events_rx) = crate::openflow::event_channel();
+    let of_config = crate::openflow::Config {
+        max_msgs_per_sec: args.openflow_max_msgs_per_sec,
+        ..Default::default()
+    };
+    let of_ctx = crate::openflow::Context::new(switches.clone(), events_tx, of_config);
+    let of_task = tokio::spawn(crate::openflow::listener::run(
+        of_listener,
+        of_ctx,
+        stop_rx.clone(),
+    ));
+    let app_task = tokio::spawn(crate::openflow::app::run(
+        app,
+        events_rx,
+        switches.clone(),
+        stop_rx.clone(),
+    ));
     let api = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
     tracing::info!(addr = %args.api_listen, "REST API listening");
-    let app = crate::api::app(vec![]);
+    let app = crate::api::app(vec![crate::api::switches::routes(switches)]);
     let mut api_stop = stop_rx.clone();
     let api_task = tokio::spawn(async move {
         axum::serve(api, app)
@@ -57,6 +90,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     api_task.await??;
+    of_task.await?;
+    app_task.await?;
     Ok(())
 }
 

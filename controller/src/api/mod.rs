@@ -2,6 +2,7 @@
 //! with its own state; `app` merges them, so subsystems plug in without sharing one state type.
 
 pub mod error;
+pub mod switches;
 
 pub use error::ApiError;
 

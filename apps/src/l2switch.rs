@@ -1,0 +1,550 @@
+//! `l2switch`: an L2 learning switch per datapath, os-ken's `simple_switch_13` done properly.
+//!
+//! What it does, per switch:
+//! - on connect: deletes the flows it left behind in an earlier session (by cookie tag) and
+//!   installs the table-miss flow `priority=0 → CONTROLLER` without buffering (the session already
+//!   set `miss_send_len` to `OFPCML_NO_BUFFER`, so packet-ins carry whole frames);
+//! - on a packet-in: learns `eth_src → in_port`; for a known unicast destination installs
+//!   `in_port, eth_src, eth_dst → output` with an idle timeout and sends the frame out that port;
+//!   otherwise floods it (`OFPP_FLOOD`, which excludes the ingress port);
+//! - when a MAC moves to another port, deletes every flow that delivers *to* that MAC: each such
+//!   flow carries the MAC in its cookie, so one `DELETE` by cookie removes exactly them;
+//! - when a port goes away or down, forgets the MACs learnt on it and deletes the flows that
+//!   output to it.
+//!
+//! Why no storms on loop-free topologies (Mininet linear and tree): a frame is only ever flooded
+//! by the switch it reaches, never sent back out its ingress port, and a destination that was
+//! learnt on the ingress port is dropped instead of hairpinned. Sources that are multicast
+//! addresses (invalid on the wire) are never learnt, so a bogus frame cannot poison the table.
+
+use std::collections::HashMap;
+
+use ofproto::consts::{OFPCML_NO_BUFFER, OFPTT_ALL};
+use ofproto::{
+    port_no, Action, FlowMod, FlowModCommand, Instruction, Match, Message, OxmField, PacketIn,
+    PacketOut, PortReason, OFP_NO_BUFFER,
+};
+
+use crate::{App, Event, Output};
+
+/// The name on the command line.
+pub const NAME: &str = "l2switch";
+
+/// The top 16 bits of every cookie this app sets ("l2"); the low 48 bits hold the destination MAC.
+pub const COOKIE_TAG: u64 = 0x6c32 << 48;
+const COOKIE_TAG_MASK: u64 = 0xffff << 48;
+
+/// `OFPPS_LINK_DOWN`: the port state bit for "no physical link".
+const OFPPS_LINK_DOWN: u32 = 1;
+/// `OFPPC_PORT_DOWN`: the port config bit for "administratively down".
+const OFPPC_PORT_DOWN: u32 = 1;
+
+/// Tunables of the learning switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Idle timeout of learnt flows, seconds: a host that falls silent stops occupying the table.
+    pub idle_timeout: u16,
+    /// Priority of learnt flows (the table-miss flow has priority 0).
+    pub priority: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            idle_timeout: 60,
+            priority: 1,
+        }
+    }
+}
+
+/// The learning switch: one MAC table per datapath.
+#[derive(Debug, Default)]
+pub struct L2Switch {
+    config: Config,
+    /// dpid → (MAC → port). A `HashMap` per switch: lookups on every packet-in, no ordering needed.
+    tables: HashMap<u64, HashMap<[u8; 6], u32>>,
+}
+
+/// The cookie of the flows that deliver to `mac`.
+pub fn mac_cookie(mac: [u8; 6]) -> u64 {
+    let mut v = [0u8; 8];
+    v[2..].copy_from_slice(&mac);
+    COOKIE_TAG | u64::from_be_bytes(v)
+}
+
+fn is_multicast(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 == 1
+}
+
+/// `ETH_P_LLDP`: link discovery frames are for a topology app, never forwarded by a switch.
+const ETHERTYPE_LLDP: u16 = 0x88cc;
+
+impl L2Switch {
+    /// A learning switch with the given tunables.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            tables: HashMap::new(),
+        }
+    }
+
+    /// The port `mac` was learnt on at `dpid`, if any.
+    pub fn lookup(&self, dpid: u64, mac: [u8; 6]) -> Option<u32> {
+        self.tables.get(&dpid)?.get(&mac).copied()
+    }
+
+    fn switch_up(&mut self, dpid: u64, out: &mut Vec<Output>) {
+        self.tables.insert(dpid, HashMap::new());
+        // Flows of an earlier session may point at ports where hosts no longer are.
+        out.push(Output {
+            dpid,
+            message: Message::FlowMod(FlowMod {
+                command: FlowModCommand::Delete,
+                table_id: OFPTT_ALL,
+                cookie: COOKIE_TAG,
+                cookie_mask: COOKIE_TAG_MASK,
+                ..FlowMod::default()
+            }),
+        });
+        out.push(Output {
+            dpid,
+            message: Message::FlowMod(FlowMod {
+                priority: 0,
+                cookie: COOKIE_TAG,
+                instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                    port: port_no::CONTROLLER,
+                    max_len: OFPCML_NO_BUFFER,
+                }])],
+                ..FlowMod::default()
+            }),
+        });
+    }
+
+    fn packet_in(&mut self, dpid: u64, pin: &PacketIn, out: &mut Vec<Output>) {
+        let Some(in_port) = pin.match_.in_port() else {
+            tracing::debug!(dpid, "packet-in without in_port ignored");
+            return;
+        };
+        let Some((dst, src, ethertype)) = ethernet(&pin.data) else {
+            tracing::debug!(
+                dpid,
+                len = pin.data.len(),
+                "packet-in too short for Ethernet"
+            );
+            return;
+        };
+        if ethertype == ETHERTYPE_LLDP {
+            return;
+        }
+        let table = self.tables.entry(dpid).or_default();
+        if !is_multicast(&src) {
+            if let Some(old) = table.insert(src, in_port) {
+                if old != in_port {
+                    tracing::debug!(dpid, mac = %Mac(src), old, new = in_port, "MAC moved");
+                    out.push(Output {
+                        dpid,
+                        message: Message::FlowMod(FlowMod {
+                            command: FlowModCommand::Delete,
+                            table_id: OFPTT_ALL,
+                            cookie: mac_cookie(src),
+                            cookie_mask: u64::MAX,
+                            ..FlowMod::default()
+                        }),
+                    });
+                }
+            }
+        }
+        let known = if is_multicast(&dst) {
+            None
+        } else {
+            table.get(&dst).copied()
+        };
+        let out_port = match known {
+            // Learnt on the ingress port: the frame already reached its segment; hairpinning it
+            // back would duplicate it.
+            Some(p) if p == in_port => return,
+            Some(p) => {
+                out.push(Output {
+                    dpid,
+                    message: Message::FlowMod(FlowMod {
+                        cookie: mac_cookie(dst),
+                        idle_timeout: self.config.idle_timeout,
+                        priority: self.config.priority,
+                        match_: Match::new()
+                            .with(OxmField::InPort(in_port))
+                            .with(OxmField::EthSrc {
+                                value: src,
+                                mask: None,
+                            })
+                            .with(OxmField::EthDst {
+                                value: dst,
+                                mask: None,
+                            }),
+                        instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+                            port: p,
+                            max_len: 0,
+                        }])],
+                        ..FlowMod::default()
+                    }),
+                });
+                p
+            }
+            None => port_no::FLOOD,
+        };
+        // A buffered packet is released by id; an unbuffered one is sent back whole.
+        let data = if pin.buffer_id == OFP_NO_BUFFER {
+            pin.data.clone()
+        } else {
+            bytes::Bytes::new()
+        };
+        out.push(Output {
+            dpid,
+            message: Message::PacketOut(PacketOut {
+                buffer_id: pin.buffer_id,
+                in_port,
+                actions: vec![Action::Output {
+                    port: out_port,
+                    max_len: 0,
+                }],
+                data,
+            }),
+        });
+    }
+
+    fn port_gone(&mut self, dpid: u64, port: u32, out: &mut Vec<Output>) {
+        if let Some(table) = self.tables.get_mut(&dpid) {
+            table.retain(|_, p| *p != port);
+        }
+        out.push(Output {
+            dpid,
+            message: Message::FlowMod(FlowMod {
+                command: FlowModCommand::Delete,
+                table_id: OFPTT_ALL,
+                cookie: COOKIE_TAG,
+                cookie_mask: COOKIE_TAG_MASK,
+                out_port: port,
+                ..FlowMod::default()
+            }),
+        });
+    }
+}
+
+impl App for L2Switch {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
+        match event {
+            Event::SwitchUp { dpid, .. } => self.switch_up(*dpid, out),
+            Event::SwitchDown { dpid } => {
+                self.tables.remove(dpid);
+            }
+            Event::PacketIn { dpid, packet_in } => self.packet_in(*dpid, packet_in, out),
+            Event::PortStatus { dpid, status } => {
+                let desc = &status.desc;
+                let down = desc.state & OFPPS_LINK_DOWN != 0 || desc.config & OFPPC_PORT_DOWN != 0;
+                if status.reason == PortReason::Delete || down {
+                    self.port_gone(*dpid, desc.port_no, out);
+                }
+            }
+            Event::FlowRemoved { .. } => {}
+        }
+    }
+}
+
+/// (destination, source, ethertype) of an Ethernet frame, or `None` when it is shorter than a
+/// header. The ethertype is the outer one (a VLAN tag shows as 0x8100), which is all LLDP
+/// filtering needs.
+fn ethernet(frame: &[u8]) -> Option<([u8; 6], [u8; 6], u16)> {
+    let dst: [u8; 6] = frame.get(0..6)?.try_into().ok()?;
+    let src: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
+    let ty = frame.get(12..14)?;
+    Some((dst, src, u16::from_be_bytes([ty[0], ty[1]])))
+}
+
+/// Prints a MAC the usual way in logs.
+struct Mac([u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use ofproto::{FeaturesReply, PacketInReason, Port, PortStatus};
+
+    const DPID: u64 = 0x1;
+    const H1: [u8; 6] = [0, 0, 0, 0, 0, 1];
+    const H2: [u8; 6] = [0, 0, 0, 0, 0, 2];
+    const BCAST: [u8; 6] = [0xff; 6];
+
+    fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16) -> Bytes {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(&[0u8; 46]);
+        Bytes::from(f)
+    }
+
+    fn pin(in_port: u32, dst: [u8; 6], src: [u8; 6]) -> Event {
+        Event::PacketIn {
+            dpid: DPID,
+            packet_in: PacketIn {
+                buffer_id: OFP_NO_BUFFER,
+                total_len: 60,
+                reason: PacketInReason::NoMatch,
+                table_id: 0,
+                cookie: COOKIE_TAG,
+                match_: Match::new().with(OxmField::InPort(in_port)),
+                data: frame(dst, src, 0x0800),
+            },
+        }
+    }
+
+    fn up() -> Event {
+        Event::SwitchUp {
+            dpid: DPID,
+            features: FeaturesReply {
+                datapath_id: DPID,
+                n_buffers: 0,
+                n_tables: 254,
+                auxiliary_id: 0,
+                capabilities: 0,
+            },
+            ports: vec![],
+        }
+    }
+
+    fn run(app: &mut L2Switch, ev: Event) -> Vec<Message> {
+        let mut out = Vec::new();
+        app.handle(&ev, &mut out);
+        assert!(out.iter().all(|o| o.dpid == ev.dpid()));
+        out.into_iter().map(|o| o.message).collect()
+    }
+
+    fn packet_out(in_port: u32, port: u32, data: Bytes) -> Message {
+        Message::PacketOut(PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port,
+            actions: vec![Action::Output { port, max_len: 0 }],
+            data,
+        })
+    }
+
+    #[test]
+    fn switch_up_clears_own_flows_and_installs_table_miss() {
+        let mut app = L2Switch::default();
+        let msgs = run(&mut app, up());
+        assert_eq!(msgs.len(), 2);
+        let Message::FlowMod(del) = &msgs[0] else {
+            panic!("expected a flow-mod, got {:?}", msgs[0])
+        };
+        assert_eq!(del.command, FlowModCommand::Delete);
+        assert_eq!((del.cookie, del.cookie_mask), (COOKIE_TAG, COOKIE_TAG_MASK));
+        assert_eq!(del.table_id, OFPTT_ALL);
+        let Message::FlowMod(miss) = &msgs[1] else {
+            panic!("expected a flow-mod, got {:?}", msgs[1])
+        };
+        assert_eq!(miss.command, FlowModCommand::Add);
+        assert_eq!(miss.priority, 0);
+        assert!(miss.match_.fields.is_empty());
+        assert_eq!(
+            miss.instructions,
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: port_no::CONTROLLER,
+                max_len: OFPCML_NO_BUFFER
+            }])]
+        );
+    }
+
+    #[test]
+    fn unknown_destination_floods_and_learns_source() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        let msgs = run(&mut app, pin(1, BCAST, H1));
+        assert_eq!(
+            msgs,
+            vec![packet_out(1, port_no::FLOOD, frame(BCAST, H1, 0x0800))]
+        );
+        assert_eq!(app.lookup(DPID, H1), Some(1));
+    }
+
+    #[test]
+    fn known_destination_installs_flow_then_forwards() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        let msgs = run(&mut app, pin(2, H1, H2));
+        assert_eq!(msgs.len(), 2);
+        let Message::FlowMod(fm) = &msgs[0] else {
+            panic!("expected a flow-mod, got {:?}", msgs[0])
+        };
+        assert_eq!(fm.command, FlowModCommand::Add);
+        assert_eq!(fm.cookie, mac_cookie(H1));
+        assert_eq!(fm.idle_timeout, Config::default().idle_timeout);
+        assert_eq!(
+            fm.match_,
+            Match::new()
+                .with(OxmField::InPort(2))
+                .with(OxmField::EthSrc {
+                    value: H2,
+                    mask: None
+                })
+                .with(OxmField::EthDst {
+                    value: H1,
+                    mask: None
+                })
+        );
+        assert_eq!(
+            fm.instructions,
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: 1,
+                max_len: 0
+            }])]
+        );
+        assert_eq!(msgs[1], packet_out(2, 1, frame(H1, H2, 0x0800)));
+    }
+
+    #[test]
+    fn moved_mac_invalidates_flows_towards_it() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        run(&mut app, pin(2, H1, H2));
+        // H1 now shows up on port 3.
+        let msgs = run(&mut app, pin(3, BCAST, H1));
+        assert_eq!(msgs.len(), 2);
+        let Message::FlowMod(del) = &msgs[0] else {
+            panic!("expected a flow-mod, got {:?}", msgs[0])
+        };
+        assert_eq!(del.command, FlowModCommand::Delete);
+        assert_eq!((del.cookie, del.cookie_mask), (mac_cookie(H1), u64::MAX));
+        assert_eq!(app.lookup(DPID, H1), Some(3));
+        // Traffic to H1 now goes to port 3.
+        let msgs = run(&mut app, pin(2, H1, H2));
+        assert_eq!(msgs[1], packet_out(2, 3, frame(H1, H2, 0x0800)));
+    }
+
+    #[test]
+    fn same_port_destination_is_dropped_not_hairpinned() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        assert_eq!(run(&mut app, pin(1, H1, H2)), vec![]);
+    }
+
+    #[test]
+    fn multicast_source_is_not_learnt_and_lldp_ignored() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, H2, [0x01, 0, 0x5e, 0, 0, 1]));
+        assert_eq!(app.lookup(DPID, [0x01, 0, 0x5e, 0, 0, 1]), None);
+        let lldp = Event::PacketIn {
+            dpid: DPID,
+            packet_in: PacketIn {
+                buffer_id: OFP_NO_BUFFER,
+                total_len: 60,
+                reason: PacketInReason::NoMatch,
+                table_id: 0,
+                cookie: 0,
+                match_: Match::new().with(OxmField::InPort(1)),
+                data: frame([0x01, 0x80, 0xc2, 0, 0, 0x0e], H1, ETHERTYPE_LLDP),
+            },
+        };
+        assert_eq!(run(&mut app, lldp), vec![]);
+        assert_eq!(app.lookup(DPID, H1), None);
+    }
+
+    #[test]
+    fn short_or_portless_packet_in_is_ignored() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        let short = Event::PacketIn {
+            dpid: DPID,
+            packet_in: PacketIn {
+                buffer_id: OFP_NO_BUFFER,
+                total_len: 3,
+                reason: PacketInReason::NoMatch,
+                table_id: 0,
+                cookie: 0,
+                match_: Match::new().with(OxmField::InPort(1)),
+                data: Bytes::from_static(&[1, 2, 3]),
+            },
+        };
+        assert_eq!(run(&mut app, short), vec![]);
+        let Event::PacketIn { mut packet_in, .. } = pin(1, BCAST, H1) else {
+            unreachable!("pin builds a packet-in")
+        };
+        packet_in.match_ = Match::new();
+        assert_eq!(
+            run(
+                &mut app,
+                Event::PacketIn {
+                    dpid: DPID,
+                    packet_in
+                }
+            ),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn port_down_forgets_macs_and_deletes_flows_out_of_it() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        let status = PortStatus {
+            reason: PortReason::Modify,
+            desc: Port {
+                port_no: 1,
+                hw_addr: [0; 6],
+                name: "p1".into(),
+                config: 0,
+                state: OFPPS_LINK_DOWN,
+                curr: 0,
+                advertised: 0,
+                supported: 0,
+                peer: 0,
+                curr_speed: 0,
+                max_speed: 0,
+            },
+        };
+        let msgs = run(&mut app, Event::PortStatus { dpid: DPID, status });
+        assert_eq!(app.lookup(DPID, H1), None);
+        let [Message::FlowMod(del)] = msgs.as_slice() else {
+            panic!("expected one flow-mod, got {msgs:?}")
+        };
+        assert_eq!((del.command, del.out_port), (FlowModCommand::Delete, 1));
+    }
+
+    #[test]
+    fn switch_down_forgets_the_table_and_up_starts_fresh() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        run(&mut app, Event::SwitchDown { dpid: DPID });
+        assert_eq!(app.lookup(DPID, H1), None);
+        run(&mut app, pin(1, BCAST, H1));
+        run(&mut app, up());
+        assert_eq!(app.lookup(DPID, H1), None);
+    }
+
+    #[test]
+    fn tables_are_per_switch() {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        assert_eq!(app.lookup(2, H1), None);
+    }
+}

@@ -1,0 +1,856 @@
+//! `/switches` and `/health`: the connected OpenFlow switches, their ports and flows, in the
+//! conventions of os-ken's `ofctl_rest` (match fields and actions as JSON, flow stats through
+//! multipart), over the session layer's [`Switches`] registry.
+//!
+//! - `GET /switches`, `GET /switches/{dpid}`: identity and features;
+//! - `GET /switches/{dpid}/ports`: PORT_DESC, kept current by PORT_STATUS;
+//! - `GET /switches/{dpid}/flows`: a FLOW_STATS multipart request, reassembled;
+//! - `POST /switches/{dpid}/flows`: one FLOW_MOD (`add`, `modify`, `modify_strict`, `delete`,
+//!   `delete_strict`), answered once a barrier behind it is (200), or with the switch's ERROR (422);
+//! - `DELETE /switches/{dpid}/flows`: deletes every flow of every table (204);
+//! - `GET /health`.
+//!
+//! `{dpid}` is decimal (`1`), `0x`-prefixed hex, or the 16 hex digits OVS prints.
+//! Match keys are OXM names (`in_port`, `eth_dst`, `ipv4_src`, …); the OpenFlow 1.0 names
+//! `ofctl_rest` also accepts (`dl_dst`, `nw_src`, `tp_dst`, …) are aliases.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use ofproto::consts::{OFPG_ANY, OFPTT_ALL};
+use ofproto::{
+    port_no, Action, FlowMod, FlowModCommand, FlowStats, Instruction, Match, Message,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, OxmField, Port,
+};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::api::ApiError;
+use crate::openflow::{Reply, RequestError, SwitchHandle, Switches};
+
+/// The routes of this module, to be nested under `/api/v1`.
+pub fn routes(switches: Switches) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/switches", get(list))
+        .route("/switches/{dpid}", get(show))
+        .route("/switches/{dpid}/ports", get(ports))
+        .route(
+            "/switches/{dpid}/flows",
+            get(flows).post(modify_flows).delete(clear_flows),
+        )
+        .with_state(switches)
+}
+
+async fn health(State(switches): State<Switches>) -> Json<Value> {
+    Json(json!({"status": "ok", "switches": switches.len()}))
+}
+
+/// A connected switch as `/switches` shows it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SwitchView {
+    /// Datapath id as a number (ofctl_rest style).
+    pub dpid: u64,
+    /// Datapath id as OVS prints it.
+    pub dpid_hex: String,
+    /// The switch's TCP peer address.
+    pub address: String,
+    /// From FEATURES_REPLY.
+    pub n_tables: u8,
+    /// From FEATURES_REPLY.
+    pub n_buffers: u32,
+    /// From FEATURES_REPLY.
+    pub capabilities: u32,
+    /// Seconds since the Unix epoch when its handshake finished.
+    pub connected_since: u64,
+}
+
+impl From<&SwitchHandle> for SwitchView {
+    fn from(h: &SwitchHandle) -> Self {
+        Self {
+            dpid: h.dpid(),
+            dpid_hex: format!("{:016x}", h.dpid()),
+            address: h.peer().to_string(),
+            n_tables: h.features().n_tables,
+            n_buffers: h.features().n_buffers,
+            capabilities: h.features().capabilities,
+            connected_since: h
+                .connected_at()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+async fn list(State(switches): State<Switches>) -> Json<Vec<SwitchView>> {
+    Json(switches.list().iter().map(SwitchView::from).collect())
+}
+
+async fn show(
+    State(switches): State<Switches>,
+    Path(dpid): Path<String>,
+) -> Result<Json<SwitchView>, ApiError> {
+    Ok(Json(SwitchView::from(&switch(&switches, &dpid)?)))
+}
+
+/// A port as `/switches/{dpid}/ports` shows it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PortView {
+    /// Port number; reserved ports by name (`LOCAL`).
+    pub port_no: Value,
+    /// Interface name.
+    pub name: String,
+    /// MAC address.
+    pub hw_addr: String,
+    /// OFPPC_* bits.
+    pub config: u32,
+    /// OFPPS_* bits.
+    pub state: u32,
+    /// OFPPF_* bits.
+    pub curr: u32,
+    /// OFPPF_* bits.
+    pub advertised: u32,
+    /// OFPPF_* bits.
+    pub supported: u32,
+    /// OFPPF_* bits.
+    pub peer: u32,
+    /// kbit/s.
+    pub curr_speed: u32,
+    /// kbit/s.
+    pub max_speed: u32,
+}
+
+impl From<&Port> for PortView {
+    fn from(p: &Port) -> Self {
+        Self {
+            port_no: port_value(p.port_no),
+            name: p.name.clone(),
+            hw_addr: mac_str(&p.hw_addr),
+            config: p.config,
+            state: p.state,
+            curr: p.curr,
+            advertised: p.advertised,
+            supported: p.supported,
+            peer: p.peer,
+            curr_speed: p.curr_speed,
+            max_speed: p.max_speed,
+        }
+    }
+}
+
+async fn ports(
+    State(switches): State<Switches>,
+    Path(dpid): Path<String>,
+) -> Result<Json<Vec<PortView>>, ApiError> {
+    let sw = switch(&switches, &dpid)?;
+    let ports = sw.ports().await.map_err(request_error)?;
+    Ok(Json(ports.iter().map(PortView::from).collect()))
+}
+
+/// A flow as `/switches/{dpid}/flows` shows it (ofctl_rest's flow stats).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FlowView {
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// Table.
+    pub table_id: u8,
+    /// Age, seconds part.
+    pub duration_sec: u32,
+    /// Age, nanoseconds part.
+    pub duration_nsec: u32,
+    /// Idle timeout, seconds.
+    pub idle_timeout: u16,
+    /// Hard timeout, seconds.
+    pub hard_timeout: u16,
+    /// OFPFF_* bits.
+    pub flags: u16,
+    /// Packets matched.
+    pub packet_count: u64,
+    /// Bytes matched.
+    pub byte_count: u64,
+    /// Match fields by OXM name.
+    #[serde(rename = "match")]
+    pub match_: Map<String, Value>,
+    /// Instructions and actions, ofctl_rest strings (`OUTPUT:2`, `GOTO_TABLE:1`, …).
+    pub actions: Vec<Value>,
+}
+
+impl From<&FlowStats> for FlowView {
+    fn from(f: &FlowStats) -> Self {
+        Self {
+            priority: f.priority,
+            cookie: f.cookie,
+            table_id: f.table_id,
+            duration_sec: f.duration_sec,
+            duration_nsec: f.duration_nsec,
+            idle_timeout: f.idle_timeout,
+            hard_timeout: f.hard_timeout,
+            flags: f.flags,
+            packet_count: f.packet_count,
+            byte_count: f.byte_count,
+            match_: match_to_json(&f.match_),
+            actions: instructions_to_json(&f.instructions),
+        }
+    }
+}
+
+async fn flows(
+    State(switches): State<Switches>,
+    Path(dpid): Path<String>,
+) -> Result<Json<Vec<FlowView>>, ApiError> {
+    let sw = switch(&switches, &dpid)?;
+    let request = Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::Flow(ofproto::FlowStatsRequest {
+            table_id: OFPTT_ALL,
+            out_port: port_no::ANY,
+            out_group: OFPG_ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            match_: Match::new(),
+        }),
+    });
+    let Reply::Multipart(parts) = sw.request(request).await.map_err(request_error)? else {
+        return Err(ApiError::internal(
+            "flow stats answered with a single message",
+        ));
+    };
+    let mut out = Vec::new();
+    for part in &parts {
+        if let MultipartReplyBody::Flow(stats) = &part.body {
+            out.extend(stats.iter().map(FlowView::from));
+        }
+    }
+    Ok(Json(out))
+}
+
+async fn modify_flows(
+    State(switches): State<Switches>,
+    Path(dpid): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let sw = switch(&switches, &dpid)?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
+    let flow_mod = flow_mod_from_json(&value)?;
+    sw.request(Message::FlowMod(flow_mod))
+        .await
+        .map_err(request_error)?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+async fn clear_flows(
+    State(switches): State<Switches>,
+    Path(dpid): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let sw = switch(&switches, &dpid)?;
+    let delete = FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: OFPTT_ALL,
+        ..FlowMod::default()
+    };
+    sw.request(Message::FlowMod(delete))
+        .await
+        .map_err(request_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parses `{dpid}`: decimal, `0x…` hex, or exactly 16 hex digits (OVS's own notation).
+pub fn parse_dpid(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    if s.len() == 16 {
+        return u64::from_str_radix(s, 16).ok();
+    }
+    s.parse().ok()
+}
+
+fn switch(switches: &Switches, dpid: &str) -> Result<SwitchHandle, ApiError> {
+    let id = parse_dpid(dpid).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{dpid:?} is not a datapath id (decimal, 0x-hex, or 16 hex digits)"
+        ))
+        .with_field("dpid")
+    })?;
+    switches.get(id).ok_or_else(|| {
+        ApiError::not_found(format!("no switch with datapath id {id:016x} is connected"))
+    })
+}
+
+fn request_error(e: RequestError) -> ApiError {
+    match e {
+        RequestError::Switch(err) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "switch_error",
+            format!("the switch refused the request: {}", err.kind),
+        ),
+        RequestError::Timeout => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the switch did not answer in time",
+        ),
+        RequestError::TooLarge => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "too_large",
+            "the switch's reply has too many parts",
+        ),
+        RequestError::Closed(reason) => {
+            ApiError::unavailable(format!("the switch disconnected: {reason}"))
+        }
+        RequestError::Gone => ApiError::unavailable("the switch disconnected"),
+    }
+}
+
+// ---- JSON → FLOW_MOD ----
+
+const FLOW_MOD_KEYS: &[&str] = &[
+    "command",
+    "table_id",
+    "priority",
+    "cookie",
+    "cookie_mask",
+    "idle_timeout",
+    "hard_timeout",
+    "flags",
+    "out_port",
+    "out_group",
+    "buffer_id",
+    "match",
+    "actions",
+];
+
+/// Builds a FLOW_MOD from ofctl_rest-style JSON. Every rejection names the offending field.
+pub fn flow_mod_from_json(v: &Value) -> Result<FlowMod, ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !FLOW_MOD_KEYS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(k.clone(), format!("unknown field {k:?}")));
+    }
+    let command = match obj.get("command") {
+        None => FlowModCommand::Add,
+        Some(c) => match c.as_str() {
+            Some("add") => FlowModCommand::Add,
+            Some("modify") => FlowModCommand::Modify,
+            Some("modify_strict") => FlowModCommand::ModifyStrict,
+            Some("delete") => FlowModCommand::Delete,
+            Some("delete_strict") => FlowModCommand::DeleteStrict,
+            _ => {
+                return Err(ApiError::invalid(
+                    "command",
+                    "command must be add, modify, modify_strict, delete or delete_strict",
+                ))
+            }
+        },
+    };
+    let deleting = matches!(
+        command,
+        FlowModCommand::Delete | FlowModCommand::DeleteStrict
+    );
+    let defaults = FlowMod::default();
+    let mut fm = FlowMod {
+        command,
+        table_id: opt_uint(obj, "table_id", u8::MAX.into())?
+            .map_or(if deleting { OFPTT_ALL } else { 0 }, |t| t as u8),
+        priority: opt_uint(obj, "priority", u16::MAX.into())?
+            .map_or(defaults.priority, |p| p as u16),
+        cookie: opt_uint(obj, "cookie", u64::MAX)?.unwrap_or(0),
+        cookie_mask: opt_uint(obj, "cookie_mask", u64::MAX)?.unwrap_or(0),
+        idle_timeout: opt_uint(obj, "idle_timeout", u16::MAX.into())?.unwrap_or(0) as u16,
+        hard_timeout: opt_uint(obj, "hard_timeout", u16::MAX.into())?.unwrap_or(0) as u16,
+        flags: opt_uint(obj, "flags", u16::MAX.into())?.unwrap_or(0) as u16,
+        buffer_id: opt_uint(obj, "buffer_id", u32::MAX.into())?
+            .map_or(defaults.buffer_id, |b| b as u32),
+        out_port: match obj.get("out_port") {
+            None => port_no::ANY,
+            Some(p) => {
+                port_from_json(p).ok_or_else(|| ApiError::invalid("out_port", "not a port"))?
+            }
+        },
+        out_group: opt_uint(obj, "out_group", u32::MAX.into())?.map_or(OFPG_ANY, |g| g as u32),
+        ..defaults
+    };
+    if fm.table_id == OFPTT_ALL && !deleting {
+        return Err(ApiError::invalid(
+            "table_id",
+            "table 255 (all) is only for deletes",
+        ));
+    }
+    if let Some(m) = obj.get("match") {
+        let m = m
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("match", "match must be an object"))?;
+        fm.match_ = match_from_json(m)?;
+    }
+    if let Some(a) = obj.get("actions") {
+        let a = a
+            .as_array()
+            .ok_or_else(|| ApiError::invalid("actions", "actions must be an array"))?;
+        fm.instructions = instructions_from_json(a)?;
+    }
+    Ok(fm)
+}
+
+fn opt_uint(obj: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>, ApiError> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(v) => uint(v, max).map(Some).ok_or_else(|| {
+            ApiError::invalid(key, format!("{key} must be an integer from 0 to {max}"))
+        }),
+    }
+}
+
+/// A JSON number or a decimal/`0x` string, at most `max`.
+fn uint(v: &Value, max: u64) -> Option<u64> {
+    let n = match v {
+        Value::Number(n) => n.as_u64()?,
+        Value::String(s) => match s.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+            None => s.parse().ok()?,
+        },
+        _ => return None,
+    };
+    (n <= max).then_some(n)
+}
+
+const RESERVED_PORTS: &[(&str, u32)] = &[
+    ("IN_PORT", port_no::IN_PORT),
+    ("TABLE", port_no::TABLE),
+    ("NORMAL", port_no::NORMAL),
+    ("FLOOD", port_no::FLOOD),
+    ("ALL", port_no::ALL),
+    ("CONTROLLER", port_no::CONTROLLER),
+    ("LOCAL", port_no::LOCAL),
+    ("ANY", port_no::ANY),
+];
+
+fn port_from_json(v: &Value) -> Option<u32> {
+    if let Some(name) = v.as_str() {
+        if let Some((_, n)) = RESERVED_PORTS
+            .iter()
+            .find(|(r, _)| r.eq_ignore_ascii_case(name))
+        {
+            return Some(*n);
+        }
+    }
+    let n = uint(v, u32::MAX.into())? as u32;
+    (n <= port_no::MAX || RESERVED_PORTS.iter().any(|(_, r)| *r == n)).then_some(n)
+}
+
+fn port_value(p: u32) -> Value {
+    match RESERVED_PORTS.iter().find(|(_, n)| *n == p) {
+        Some((name, _)) => Value::from(*name),
+        None => Value::from(p),
+    }
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+fn mac_str(m: &[u8; 6]) -> String {
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+/// `aa:bb:…` or `aa:bb:…/ff:ff:…`.
+fn masked_mac(s: &str) -> Option<([u8; 6], Option<[u8; 6]>)> {
+    match s.split_once('/') {
+        Some((v, m)) => Some((parse_mac(v)?, Some(parse_mac(m)?))),
+        None => Some((parse_mac(s)?, None)),
+    }
+}
+
+/// `10.0.0.1`, `10.0.0.0/24` or `10.0.0.0/255.255.255.0`.
+fn masked_ipv4(s: &str) -> Option<(Ipv4Addr, Option<Ipv4Addr>)> {
+    match s.split_once('/') {
+        None => Some((Ipv4Addr::from_str(s).ok()?, None)),
+        Some((v, m)) => {
+            let v = Ipv4Addr::from_str(v).ok()?;
+            let mask = match m.parse::<u8>() {
+                Ok(len) if len <= 32 => {
+                    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
+                }
+                Ok(_) => return None,
+                Err(_) => Ipv4Addr::from_str(m).ok()?,
+            };
+            Some((v, Some(mask)))
+        }
+    }
+}
+
+fn masked_uint(v: &Value, max: u64) -> Option<(u64, Option<u64>)> {
+    if let Some(s) = v.as_str() {
+        if let Some((a, b)) = s.split_once('/') {
+            return Some((
+                uint(&Value::from(a), max)?,
+                Some(uint(&Value::from(b), max)?),
+            ));
+        }
+    }
+    Some((uint(v, max)?, None))
+}
+
+/// One match field from its JSON name and value; `None` when the value does not fit.
+fn oxm_from_json(key: &str, v: &Value, ip_proto: Option<u8>) -> Result<Option<OxmField>, ()> {
+    let u8v = || uint(v, u8::MAX.into()).map(|n| n as u8);
+    let u16v = || uint(v, u16::MAX.into()).map(|n| n as u16);
+    let field = match key {
+        "in_port" => port_from_json(v).map(OxmField::InPort),
+        "in_phy_port" => port_from_json(v).map(OxmField::InPhyPort),
+        "eth_dst" | "dl_dst" => v
+            .as_str()
+            .and_then(masked_mac)
+            .map(|(value, mask)| OxmField::EthDst { value, mask }),
+        "eth_src" | "dl_src" => v
+            .as_str()
+            .and_then(masked_mac)
+            .map(|(value, mask)| OxmField::EthSrc { value, mask }),
+        "eth_type" | "dl_type" => u16v().map(OxmField::EthType),
+        "vlan_vid" | "dl_vlan" => masked_uint(v, 0x1fff).map(|(value, mask)| OxmField::VlanVid {
+            value: value as u16,
+            mask: mask.map(|m| m as u16),
+        }),
+        "vlan_pcp" | "dl_vlan_pcp" => u8v().filter(|p| *p < 8).map(OxmField::VlanPcp),
+        "ip_dscp" => u8v().filter(|p| *p < 64).map(OxmField::IpDscp),
+        "ip_ecn" => u8v().filter(|p| *p < 4).map(OxmField::IpEcn),
+        "ip_proto" | "nw_proto" => u8v().map(OxmField::IpProto),
+        "ipv4_src" | "nw_src" => v
+            .as_str()
+            .and_then(masked_ipv4)
+            .map(|(value, mask)| OxmField::Ipv4Src { value, mask }),
+        "ipv4_dst" | "nw_dst" => v
+            .as_str()
+            .and_then(masked_ipv4)
+            .map(|(value, mask)| OxmField::Ipv4Dst { value, mask }),
+        "tcp_src" => u16v().map(OxmField::TcpSrc),
+        "tcp_dst" => u16v().map(OxmField::TcpDst),
+        "udp_src" => u16v().map(OxmField::UdpSrc),
+        "udp_dst" => u16v().map(OxmField::UdpDst),
+        "tp_src" | "tp_dst" => {
+            let src = key == "tp_src";
+            match (ip_proto, u16v()) {
+                (Some(6), Some(p)) => Some(if src {
+                    OxmField::TcpSrc(p)
+                } else {
+                    OxmField::TcpDst(p)
+                }),
+                (Some(17), Some(p)) => Some(if src {
+                    OxmField::UdpSrc(p)
+                } else {
+                    OxmField::UdpDst(p)
+                }),
+                _ => return Err(()),
+            }
+        }
+        "icmpv4_type" => u8v().map(OxmField::Icmpv4Type),
+        "icmpv4_code" => u8v().map(OxmField::Icmpv4Code),
+        "arp_op" => u16v().map(OxmField::ArpOp),
+        "arp_spa" => v
+            .as_str()
+            .and_then(masked_ipv4)
+            .map(|(value, mask)| OxmField::ArpSpa { value, mask }),
+        "arp_tpa" => v
+            .as_str()
+            .and_then(masked_ipv4)
+            .map(|(value, mask)| OxmField::ArpTpa { value, mask }),
+        "metadata" => {
+            masked_uint(v, u64::MAX).map(|(value, mask)| OxmField::Metadata { value, mask })
+        }
+        "tunnel_id" | "tun_id" => {
+            masked_uint(v, u64::MAX).map(|(value, mask)| OxmField::TunnelId { value, mask })
+        }
+        _ => match key.strip_prefix("reg").and_then(|i| i.parse::<u8>().ok()) {
+            Some(idx) if idx < 8 => {
+                masked_uint(v, u32::MAX.into()).map(|(value, mask)| OxmField::Reg {
+                    idx,
+                    value: value as u32,
+                    mask: mask.map(|m| m as u32),
+                })
+            }
+            _ => return Ok(None),
+        },
+    };
+    field.map(Some).ok_or(())
+}
+
+fn match_from_json(obj: &Map<String, Value>) -> Result<Match, ApiError> {
+    let ip_proto = obj
+        .get("ip_proto")
+        .or_else(|| obj.get("nw_proto"))
+        .and_then(|v| uint(v, u8::MAX.into()))
+        .map(|n| n as u8);
+    let mut m = Match::new();
+    for (key, v) in obj {
+        let field = format!("match.{key}");
+        match oxm_from_json(key, v, ip_proto) {
+            Ok(Some(f)) => m = m.with(f),
+            Ok(None) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("unknown match field {key:?}"),
+                ))
+            }
+            Err(()) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("{v} is not a valid value for {key}"),
+                ))
+            }
+        }
+    }
+    m.validate_prerequisites()
+        .map_err(|e| ApiError::invalid("match", format!("match prerequisites not met: {e}")))?;
+    Ok(m)
+}
+
+fn action_from_json(i: usize, v: &Value) -> Result<Result<Action, Instruction>, ApiError> {
+    let at = |k: &str| format!("actions[{i}].{k}");
+    let obj = v.as_object().ok_or_else(|| {
+        ApiError::invalid(
+            format!("actions[{i}]"),
+            "an action is an object with a \"type\"",
+        )
+    })?;
+    let ty = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid(at("type"), "missing action type"))?;
+    let get_uint = |k: &str, max: u64| {
+        obj.get(k).and_then(|v| uint(v, max)).ok_or_else(|| {
+            ApiError::invalid(at(k), format!("{k} must be an integer from 0 to {max}"))
+        })
+    };
+    let action = match ty.to_ascii_uppercase().as_str() {
+        "OUTPUT" => Action::Output {
+            port: obj
+                .get("port")
+                .and_then(port_from_json)
+                .ok_or_else(|| ApiError::invalid(at("port"), "not a port"))?,
+            max_len: match obj.get("max_len") {
+                None => ofproto::consts::OFPCML_NO_BUFFER,
+                Some(_) => get_uint("max_len", u16::MAX.into())? as u16,
+            },
+        },
+        "SET_FIELD" => {
+            let name = obj
+                .get("field")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid(at("field"), "missing field name"))?;
+            let value = obj
+                .get("value")
+                .ok_or_else(|| ApiError::invalid(at("value"), "missing value"))?;
+            match oxm_from_json(name, value, None) {
+                Ok(Some(f)) => Action::SetField(f),
+                Ok(None) => {
+                    return Err(ApiError::invalid(
+                        at("field"),
+                        format!("unknown field {name:?}"),
+                    ))
+                }
+                Err(()) => {
+                    return Err(ApiError::invalid(
+                        at("value"),
+                        format!("{value} is not valid for {name}"),
+                    ))
+                }
+            }
+        }
+        "PUSH_VLAN" => Action::PushVlan(get_uint("ethertype", u16::MAX.into())? as u16),
+        "POP_VLAN" => Action::PopVlan,
+        "GROUP" => Action::Group(get_uint("group_id", u32::MAX.into())? as u32),
+        "SET_QUEUE" => Action::SetQueue(get_uint("queue_id", u32::MAX.into())? as u32),
+        "SET_NW_TTL" => Action::SetNwTtl(get_uint("nw_ttl", u8::MAX.into())? as u8),
+        "DEC_NW_TTL" => Action::DecNwTtl,
+        "COPY_TTL_OUT" => Action::CopyTtlOut,
+        "COPY_TTL_IN" => Action::CopyTtlIn,
+        "GOTO_TABLE" => {
+            return Ok(Err(
+                Instruction::GotoTable(get_uint("table_id", 254)? as u8),
+            ))
+        }
+        "WRITE_METADATA" => {
+            return Ok(Err(Instruction::WriteMetadata {
+                metadata: get_uint("metadata", u64::MAX)?,
+                mask: match obj.get("metadata_mask") {
+                    None => u64::MAX,
+                    Some(_) => get_uint("metadata_mask", u64::MAX)?,
+                },
+            }))
+        }
+        "CLEAR_ACTIONS" => return Ok(Err(Instruction::ClearActions)),
+        "METER" => {
+            return Ok(Err(Instruction::Meter(
+                get_uint("meter_id", u32::MAX.into())? as u32,
+            )))
+        }
+        other => {
+            return Err(ApiError::invalid(
+                at("type"),
+                format!("unknown action type {other:?}"),
+            ))
+        }
+    };
+    Ok(Ok(action))
+}
+
+/// ofctl_rest's flat action list: plain actions become one APPLY_ACTIONS, instruction-like
+/// entries (GOTO_TABLE, WRITE_METADATA, CLEAR_ACTIONS, METER) their own instructions, in the
+/// order OpenFlow executes them.
+fn instructions_from_json(list: &[Value]) -> Result<Vec<Instruction>, ApiError> {
+    let mut apply = Vec::new();
+    let mut others = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match action_from_json(i, v)? {
+            Ok(a) => apply.push(a),
+            Err(ins) => others.push(ins),
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(m) = others
+        .iter()
+        .position(|i| matches!(i, Instruction::Meter(_)))
+    {
+        out.push(others.remove(m));
+    }
+    if !apply.is_empty() {
+        out.push(Instruction::ApplyActions(apply));
+    }
+    out.extend(others);
+    Ok(out)
+}
+
+// ---- FLOW_STATS → JSON ----
+
+fn oxm_to_json(f: &OxmField) -> (String, Value) {
+    fn masked<T: std::fmt::Display>(v: T, m: Option<T>) -> Value {
+        match m {
+            Some(m) => Value::from(format!("{v}/{m}")),
+            None => Value::from(v.to_string()),
+        }
+    }
+    fn mac(v: &[u8; 6], m: &Option<[u8; 6]>) -> Value {
+        match m {
+            Some(m) => Value::from(format!("{}/{}", mac_str(v), mac_str(m))),
+            None => Value::from(mac_str(v)),
+        }
+    }
+    fn hex_masked(v: u64, m: Option<u64>) -> Value {
+        match m {
+            Some(m) => Value::from(format!("{v:#x}/{m:#x}")),
+            None => Value::from(v),
+        }
+    }
+    let (k, v): (&str, Value) = match f {
+        OxmField::InPort(p) => ("in_port", port_value(*p)),
+        OxmField::InPhyPort(p) => ("in_phy_port", port_value(*p)),
+        OxmField::EthDst { value, mask } => ("eth_dst", mac(value, mask)),
+        OxmField::EthSrc { value, mask } => ("eth_src", mac(value, mask)),
+        OxmField::EthType(t) => ("eth_type", Value::from(*t)),
+        OxmField::VlanVid { value, mask } => {
+            ("vlan_vid", hex_masked((*value).into(), mask.map(u64::from)))
+        }
+        OxmField::VlanPcp(p) => ("vlan_pcp", Value::from(*p)),
+        OxmField::IpDscp(p) => ("ip_dscp", Value::from(*p)),
+        OxmField::IpEcn(p) => ("ip_ecn", Value::from(*p)),
+        OxmField::IpProto(p) => ("ip_proto", Value::from(*p)),
+        OxmField::Ipv4Src { value, mask } => ("ipv4_src", masked(*value, *mask)),
+        OxmField::Ipv4Dst { value, mask } => ("ipv4_dst", masked(*value, *mask)),
+        OxmField::TcpSrc(p) => ("tcp_src", Value::from(*p)),
+        OxmField::TcpDst(p) => ("tcp_dst", Value::from(*p)),
+        OxmField::UdpSrc(p) => ("udp_src", Value::from(*p)),
+        OxmField::UdpDst(p) => ("udp_dst", Value::from(*p)),
+        OxmField::Icmpv4Type(t) => ("icmpv4_type", Value::from(*t)),
+        OxmField::Icmpv4Code(c) => ("icmpv4_code", Value::from(*c)),
+        OxmField::ArpOp(o) => ("arp_op", Value::from(*o)),
+        OxmField::ArpSpa { value, mask } => ("arp_spa", masked(*value, *mask)),
+        OxmField::ArpTpa { value, mask } => ("arp_tpa", masked(*value, *mask)),
+        OxmField::Metadata { value, mask } => ("metadata", hex_masked(*value, *mask)),
+        OxmField::TunnelId { value, mask } => ("tunnel_id", hex_masked(*value, *mask)),
+        OxmField::Reg { idx, value, mask } => {
+            return (
+                format!("reg{idx}"),
+                hex_masked((*value).into(), mask.map(u64::from)),
+            )
+        }
+        other => {
+            // Fields without a JSON spelling here show as ovs-ofctl prints them.
+            let text = Match::new().with(other.clone()).to_string();
+            return (
+                text.split('=').next().unwrap_or("oxm").to_string(),
+                Value::from(text),
+            );
+        }
+    };
+    (k.to_string(), v)
+}
+
+fn match_to_json(m: &Match) -> Map<String, Value> {
+    m.fields.iter().map(oxm_to_json).collect()
+}
+
+fn action_to_json(a: &Action) -> Value {
+    Value::from(match a {
+        Action::Output { port, .. } => match port_value(*port) {
+            Value::String(s) => format!("OUTPUT:{s}"),
+            v => format!("OUTPUT:{v}"),
+        },
+        Action::SetField(f) => {
+            let (k, v) = oxm_to_json(f);
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            format!("SET_FIELD: {{{k}:{v}}}")
+        }
+        Action::PushVlan(t) => format!("PUSH_VLAN:{t}"),
+        Action::PopVlan => "POP_VLAN".into(),
+        Action::Group(g) => format!("GROUP:{g}"),
+        Action::SetQueue(q) => format!("SET_QUEUE:{q}"),
+        Action::SetNwTtl(t) => format!("SET_NW_TTL:{t}"),
+        Action::DecNwTtl => "DEC_NW_TTL".into(),
+        Action::CopyTtlOut => "COPY_TTL_OUT".into(),
+        Action::CopyTtlIn => "COPY_TTL_IN".into(),
+        other => other.to_string(),
+    })
+}
+
+fn instructions_to_json(ins: &[Instruction]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for i in ins {
+        match i {
+            Instruction::ApplyActions(actions) => out.extend(actions.iter().map(action_to_json)),
+            Instruction::WriteActions(actions) => out.push(json!({
+                "WRITE_ACTIONS": actions.iter().map(action_to_json).collect::<Vec<_>>()
+            })),
+            Instruction::GotoTable(t) => out.push(Value::from(format!("GOTO_TABLE:{t}"))),
+            Instruction::WriteMetadata { metadata, mask } => out.push(Value::from(format!(
+                "WRITE_METADATA:{metadata:#x}/{mask:#x}"
+            ))),
+            Instruction::ClearActions => out.push(Value::from("CLEAR_ACTIONS")),
+            Instruction::Meter(m) => out.push(Value::from(format!("METER:{m}"))),
+            other => out.push(Value::from(other.to_string())),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,398 @@
+//! `/switches` through `Router::oneshot`, against a scripted switch behind a real handle.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use ofproto::error::FlowModFailedCode;
+use ofproto::{ErrorMsg, ErrorType, FeaturesReply, MultipartReply, MultipartReplyBody};
+use tokio::sync::{mpsc, Mutex, Notify};
+use tower::ServiceExt;
+
+use super::*;
+use crate::openflow::registry::Command;
+
+const DPID: u64 = 0x0000_0000_0000_0abc;
+
+fn port(no: u32) -> Port {
+    Port {
+        port_no: no,
+        hw_addr: [2, 0, 0, 0, 0, no as u8],
+        name: format!("p{no}"),
+        config: 0,
+        state: 4,
+        curr: 0,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 10_000_000,
+        max_speed: 0,
+    }
+}
+
+fn stats(priority: u16) -> FlowStats {
+    FlowStats {
+        table_id: 0,
+        duration_sec: 5,
+        duration_nsec: 6,
+        priority,
+        idle_timeout: 60,
+        hard_timeout: 0,
+        flags: 0,
+        cookie: 0x6c32,
+        packet_count: 7,
+        byte_count: 8,
+        match_: Match::new()
+            .with(OxmField::InPort(1))
+            .with(OxmField::EthDst {
+                value: [0, 0, 0, 0, 0, 2],
+                mask: None,
+            }),
+        instructions: vec![Instruction::ApplyActions(vec![Action::Output {
+            port: 2,
+            max_len: 0,
+        }])],
+    }
+}
+
+/// A switch that answers like OVS: flow stats in two parts, table 200 refused, the rest applied.
+/// Returns the registry and the FLOW_MODs the switch received.
+fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
+    let switches = Switches::new();
+    let (tx, mut rx) = mpsc::channel(16);
+    let features = FeaturesReply {
+        datapath_id: DPID,
+        n_buffers: 0,
+        n_tables: 254,
+        auxiliary_id: 0,
+        capabilities: 0x4f,
+    };
+    let handle = SwitchHandle::new(
+        1,
+        "127.0.0.1:40000".parse().expect("literal address"),
+        features,
+        tx,
+        Arc::new(Notify::new()),
+    );
+    assert!(switches.register(handle).is_none());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Command::Ports(tx) => {
+                    let _ = tx.send(vec![port(1), port(2), port(port_no::LOCAL)]);
+                }
+                Command::Request(Message::MultipartRequest(_), tx) => {
+                    let part = |p, more| MultipartReply {
+                        flags: more,
+                        body: MultipartReplyBody::Flow(vec![stats(p)]),
+                    };
+                    let _ = tx.send(Ok(Reply::Multipart(vec![part(10, 1), part(0, 0)])));
+                }
+                Command::Request(Message::FlowMod(fm), tx) => {
+                    let refused = fm.table_id == 200;
+                    log.lock().await.push(fm);
+                    let _ = tx.send(if refused {
+                        Err(RequestError::Switch(ErrorMsg {
+                            kind: ErrorType::FlowModFailed(FlowModFailedCode::BadTableId),
+                            data: Bytes::new(),
+                        }))
+                    } else {
+                        Ok(Reply::Done)
+                    });
+                }
+                Command::Request(_, tx) => {
+                    let _ = tx.send(Err(RequestError::Timeout));
+                }
+                Command::Send(_) => {}
+            }
+        }
+    });
+    (switches, seen)
+}
+
+async fn call(switches: &Switches, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let app = crate::api::app(vec![routes(switches.clone())]);
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("valid request");
+    let resp = app.oneshot(req).await.expect("infallible router");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("every answer is JSON")
+    };
+    (status, value)
+}
+
+#[tokio::test]
+async fn health_and_switch_list() {
+    let (switches, _) = fake_switch();
+    let (s, v) = call(&switches, "GET", "/api/v1/health", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"status": "ok", "switches": 1}));
+    let (s, v) = call(&switches, "GET", "/api/v1/switches", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v[0]["dpid"], json!(DPID));
+    assert_eq!(v[0]["dpid_hex"], json!("0000000000000abc"));
+    assert_eq!(v[0]["address"], json!("127.0.0.1:40000"));
+    assert_eq!(v[0]["n_tables"], json!(254));
+}
+
+#[tokio::test]
+async fn dpid_spellings_and_errors() {
+    let (switches, _) = fake_switch();
+    for spelling in ["2748", "0xabc", "0000000000000abc"] {
+        let (s, v) = call(
+            &switches,
+            "GET",
+            &format!("/api/v1/switches/{spelling}"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{spelling}");
+        assert_eq!(v["dpid"], json!(DPID));
+    }
+    let (s, v) = call(&switches, "GET", "/api/v1/switches/7", "").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], json!("not_found"));
+    let (s, v) = call(&switches, "GET", "/api/v1/switches/zz/flows", "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["field"], json!("dpid"));
+}
+
+#[tokio::test]
+async fn ports_are_listed_with_reserved_names() {
+    let (switches, _) = fake_switch();
+    let (s, v) = call(&switches, "GET", "/api/v1/switches/0xabc/ports", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().map(Vec::len), Some(3));
+    assert_eq!(v[0]["port_no"], json!(1));
+    assert_eq!(v[0]["hw_addr"], json!("02:00:00:00:00:01"));
+    assert_eq!(v[2]["port_no"], json!("LOCAL"));
+}
+
+#[tokio::test]
+async fn flows_come_from_every_multipart_part() {
+    let (switches, _) = fake_switch();
+    let (s, v) = call(&switches, "GET", "/api/v1/switches/0xabc/flows", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        json!([
+            {"priority": 10, "cookie": 0x6c32, "table_id": 0, "duration_sec": 5, "duration_nsec": 6,
+             "idle_timeout": 60, "hard_timeout": 0, "flags": 0, "packet_count": 7, "byte_count": 8,
+             "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"]},
+            {"priority": 0, "cookie": 0x6c32, "table_id": 0, "duration_sec": 5, "duration_nsec": 6,
+             "idle_timeout": 60, "hard_timeout": 0, "flags": 0, "packet_count": 7, "byte_count": 8,
+             "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"]}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn post_flow_builds_the_flow_mod() {
+    let (switches, seen) = fake_switch();
+    let body = r#"{"priority": 100, "cookie": "0x10", "idle_timeout": 30,
+        "match": {"in_port": 1, "dl_type": "0x0800", "nw_proto": 17, "tp_dst": 53,
+                  "ipv4_dst": "10.0.0.0/24", "eth_src": "00:00:00:00:00:01"},
+        "actions": [{"type": "SET_FIELD", "field": "eth_dst", "value": "00:00:00:00:00:02"},
+                    {"type": "OUTPUT", "port": 2}, {"type": "GOTO_TABLE", "table_id": 1}]}"#;
+    let (s, v) = call(&switches, "POST", "/api/v1/switches/0xabc/flows", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let seen = seen.lock().await;
+    let fm = &seen[0];
+    assert_eq!(fm.command, FlowModCommand::Add);
+    assert_eq!((fm.priority, fm.cookie, fm.idle_timeout), (100, 0x10, 30));
+    assert_eq!(fm.table_id, 0);
+    assert!(fm.match_.fields.contains(&OxmField::UdpDst(53)));
+    assert!(fm.match_.fields.contains(&OxmField::Ipv4Dst {
+        value: Ipv4Addr::new(10, 0, 0, 0),
+        mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+    }));
+    assert_eq!(
+        fm.instructions,
+        vec![
+            Instruction::ApplyActions(vec![
+                Action::SetField(OxmField::EthDst {
+                    value: [0, 0, 0, 0, 0, 2],
+                    mask: None
+                }),
+                Action::Output {
+                    port: 2,
+                    max_len: ofproto::consts::OFPCML_NO_BUFFER
+                },
+            ]),
+            Instruction::GotoTable(1),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn delete_commands_default_to_every_table() {
+    let (switches, seen) = fake_switch();
+    let (s, _) = call(
+        &switches,
+        "POST",
+        "/api/v1/switches/0xabc/flows",
+        r#"{"command": "delete", "cookie": 1, "cookie_mask": 1}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&switches, "DELETE", "/api/v1/switches/0xabc/flows", "").await;
+    assert_eq!((s, v), (StatusCode::NO_CONTENT, Value::Null));
+    let seen = seen.lock().await;
+    assert_eq!(seen.len(), 2);
+    for fm in seen.iter() {
+        assert_eq!(
+            (fm.command, fm.table_id),
+            (FlowModCommand::Delete, OFPTT_ALL)
+        );
+    }
+    assert_eq!((seen[0].cookie, seen[0].cookie_mask), (1, 1));
+}
+
+#[tokio::test]
+async fn switch_errors_reach_the_client() {
+    let (switches, _) = fake_switch();
+    let (s, v) = call(
+        &switches,
+        "POST",
+        "/api/v1/switches/0xabc/flows",
+        r#"{"table_id": 200, "actions": []}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["code"], json!("switch_error"));
+}
+
+#[tokio::test]
+async fn bad_bodies_get_4xx_naming_the_field() {
+    let (switches, seen) = fake_switch();
+    let cases: &[(&str, StatusCode, Option<&str>)] = &[
+        ("{not json", StatusCode::BAD_REQUEST, None),
+        ("[1,2]", StatusCode::BAD_REQUEST, None),
+        (
+            r#"{"command": "explode"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("command"),
+        ),
+        (
+            r#"{"priority": 70000}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("priority"),
+        ),
+        (
+            r#"{"priority": -1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("priority"),
+        ),
+        (
+            r#"{"bogus": 1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("bogus"),
+        ),
+        (
+            r#"{"table_id": 255}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("table_id"),
+        ),
+        (
+            r#"{"match": []}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("match"),
+        ),
+        (
+            r#"{"match": {"warp": 9}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("match.warp"),
+        ),
+        (
+            r#"{"match": {"eth_dst": "00:11"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("match.eth_dst"),
+        ),
+        (
+            r#"{"match": {"ipv4_src": "10.0.0.1/33"}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("match.ipv4_src"),
+        ),
+        (
+            r#"{"match": {"tp_dst": 80}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("match.tp_dst"),
+        ),
+        (
+            r#"{"match": {"in_port": 4294967041}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("match.in_port"),
+        ),
+        (
+            r#"{"actions": {}}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("actions"),
+        ),
+        (
+            r#"{"actions": [1]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("actions[0]"),
+        ),
+        (
+            r#"{"actions": [{"type": "TELEPORT"}]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("actions[0].type"),
+        ),
+        (
+            r#"{"actions": [{"type": "OUTPUT"}]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("actions[0].port"),
+        ),
+        (
+            r#"{"actions": [{"type": "SET_FIELD", "field": "eth_dst", "value": 3}]}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("actions[0].value"),
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (s, v) = call(&switches, "POST", "/api/v1/switches/0xabc/flows", body).await;
+        assert_eq!(s, *status, "{body}: {v}");
+        assert_eq!(v["error"]["field"].as_str(), *field, "{body}: {v}");
+    }
+    assert!(
+        seen.lock().await.is_empty(),
+        "nothing invalid reached the switch"
+    );
+}
+
+#[tokio::test]
+async fn a_disconnected_switch_is_unavailable() {
+    let switches = Switches::new();
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    let features = FeaturesReply {
+        datapath_id: 9,
+        n_buffers: 0,
+        n_tables: 1,
+        auxiliary_id: 0,
+        capabilities: 0,
+    };
+    let peer = "127.0.0.1:1".parse().expect("literal address");
+    switches.register(SwitchHandle::new(
+        1,
+        peer,
+        features,
+        tx,
+        Arc::new(Notify::new()),
+    ));
+    let (s, v) = call(&switches, "GET", "/api/v1/switches/9/flows", "").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["error"]["code"], json!("unavailable"));
+}

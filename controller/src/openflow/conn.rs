@@ -1,0 +1,301 @@
+//! The tokio driver of one switch connection: moves bytes between the socket and a [`Session`],
+//! fires its timers, and connects it to the registry, the app event stream and request waiters.
+//!
+//! Flow control, in one place:
+//! - outbound messages are encoded into one `BytesMut`; each write syscall takes as much of it
+//!   as the socket accepts, so bursts go out many messages per write;
+//! - while that buffer holds more than [`HIGH_WATER`] bytes, the task stops reading the socket
+//!   and stops taking commands: the switch and every sender (apps, REST) feel backpressure
+//!   instead of the controller buffering without bound;
+//! - events for apps go through a bounded channel and the task waits for room, so a slow app
+//!   slows packet-in reading rather than dropping events.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use ofproto::Decoder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::registry::{Command, ConnId, SwitchHandle};
+use super::session::{CloseReason, Reply, RequestError, Session, SessionEvent};
+use super::{Context, Envelope};
+use crate::serve::Shutdown;
+
+/// Above this many unwritten bytes the connection stops reading and taking commands.
+pub const HIGH_WATER: usize = 256 * 1024;
+/// Commands taken per wake-up before writing: batches app output into few syscalls.
+const COMMAND_BATCH: usize = 256;
+/// Queue depth between handles and the connection task.
+pub const COMMAND_QUEUE: usize = 4096;
+/// How long a closing connection may take to write its last messages (a refusal, an ERROR).
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
+
+type Waiter = oneshot::Sender<Result<Reply, RequestError>>;
+
+/// Runs one switch connection to its end. Never panics on input; logs why it closed.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    ctx: Context,
+    shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut driver = Driver {
+        session: Session::new(Instant::now(), ctx.config.clone()),
+        decoder: Decoder::new(),
+        out: BytesMut::with_capacity(64 * 1024),
+        waiters: HashMap::new(),
+        registered: None,
+        peer,
+        conn,
+        ctx,
+        kill: Arc::new(Notify::new()),
+    };
+    driver.run(stream, shutdown).await;
+}
+
+struct Driver {
+    session: Session,
+    decoder: Decoder,
+    out: BytesMut,
+    waiters: HashMap<u32, Waiter>,
+    /// The datapath id once registered.
+    registered: Option<u64>,
+    peer: SocketAddr,
+    conn: ConnId,
+    ctx: Context,
+    kill: Arc<Notify>,
+}
+
+impl Driver {
+    async fn run(&mut self, stream: TcpStream, mut shutdown: Shutdown) {
+        let (mut reader, mut writer) = stream.into_split();
+        let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let mut cmd_tx = Some(cmd_tx);
+        let mut rbuf = BytesMut::with_capacity(64 * 1024);
+        let kill = self.kill.clone();
+        loop {
+            self.pump(&mut cmd_tx).await;
+            if self.session.is_closed() {
+                break;
+            }
+            let timer = self.session.poll_timeout();
+            let room = self.out.len() < HIGH_WATER;
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => self.session.close(CloseReason::Shutdown),
+                _ = kill.notified() => self.session.close(CloseReason::Replaced),
+                r = writer.write(&self.out), if !self.out.is_empty() => match r {
+                    Ok(n) => self.out.advance(n),
+                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                },
+                r = reader.read_buf(&mut rbuf), if room => match r {
+                    Ok(0) => self.session.close(CloseReason::PeerClosed),
+                    Ok(_) => self.decode(&mut rbuf),
+                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                },
+                cmd = cmd_rx.recv(), if room => match cmd {
+                    Some(cmd) => {
+                        self.command(cmd);
+                        for _ in 1..COMMAND_BATCH {
+                            match cmd_rx.try_recv() {
+                                Ok(cmd) => self.command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    // Every handle is gone, the registry's included: this session was replaced.
+                    None => self.session.close(CloseReason::Replaced),
+                },
+                _ = sleep_until(timer) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+        // Write what the session queued last (a HELLO_FAILED, an ERROR for garbage), briefly.
+        let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
+            let _ = writer.write_all(&self.out).await;
+            let _ = writer.shutdown().await;
+        })
+        .await;
+        self.log_close();
+        if let Some(dpid) = self.registered {
+            if self.ctx.switches.unregister(dpid, self.conn) {
+                let _ = self
+                    .ctx
+                    .events
+                    .send(Envelope {
+                        conn: self.conn,
+                        event: apps::Event::SwitchDown { dpid },
+                    })
+                    .await;
+            }
+        }
+    }
+
+    fn decode(&mut self, rbuf: &mut BytesMut) {
+        let now = Instant::now();
+        loop {
+            // A first byte that is no OpenFlow version means the peer is not speaking OpenFlow
+            // (an HTTP probe, random bytes): its "length" is noise, so refuse it now instead of
+            // waiting for the bytes it seems to announce.
+            if let Some(&version) = rbuf.first() {
+                if !(0x01..=0x06).contains(&version) {
+                    let xid = rbuf
+                        .get(4..8)
+                        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    let err = ofproto::Error::BadVersion { version, xid };
+                    self.session.handle_malformed(&err, rbuf);
+                    return;
+                }
+            }
+            match self.decoder.decode(rbuf) {
+                Ok(Some(msg)) => {
+                    self.session.handle_message(now, msg);
+                    if self.session.is_closed() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // A fatal error left the bad header in `rbuf`; otherwise the decoder
+                    // consumed the message and kept its bytes.
+                    let raw = match self.decoder.rejected() {
+                        Some(bytes) => &bytes[..],
+                        None => &rbuf[..],
+                    };
+                    self.session.handle_malformed(&e, raw);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        let reason = self.session.close_reason().cloned();
+        let Some(mut ready) = self.session.ready(now) else {
+            // Handles exist only after `Ready`, so this is a session that just closed.
+            let err = RequestError::Closed(reason.unwrap_or(CloseReason::Shutdown));
+            if let Command::Request(_, tx) = cmd {
+                let _ = tx.send(Err(err));
+            }
+            return;
+        };
+        match cmd {
+            Command::Send(m) => {
+                ready.send(m);
+            }
+            Command::Request(m, tx) => {
+                let xid = ready.request(m);
+                self.waiters.insert(xid, tx);
+            }
+            Command::Ports(tx) => {
+                let _ = tx.send(ready.ports().cloned().collect());
+            }
+        }
+    }
+
+    /// Drains the session: messages into the write buffer, events to their consumers.
+    async fn pump(&mut self, cmd_tx: &mut Option<mpsc::Sender<Command>>) {
+        while let Some(msg) = self.session.poll_transmit() {
+            msg.emit(&mut self.out);
+        }
+        while let Some(event) = self.session.poll_event() {
+            let event = match event {
+                SessionEvent::Ready { features, ports } => {
+                    let dpid = features.datapath_id;
+                    tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
+                    let Some(tx) = cmd_tx.take() else { continue };
+                    let handle =
+                        SwitchHandle::new(self.conn, self.peer, features, tx, self.kill.clone());
+                    if let Some(old) = self.ctx.switches.register(handle) {
+                        tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
+                    }
+                    self.registered = Some(dpid);
+                    tracing::info!(
+                        ports = ports.len(),
+                        n_tables = features.n_tables,
+                        "switch connected"
+                    );
+                    apps::Event::SwitchUp {
+                        dpid,
+                        features,
+                        ports,
+                    }
+                }
+                SessionEvent::PacketIn(packet_in) => apps::Event::PacketIn {
+                    dpid: self.dpid(),
+                    packet_in,
+                },
+                SessionEvent::PortStatus(status) => apps::Event::PortStatus {
+                    dpid: self.dpid(),
+                    status,
+                },
+                SessionEvent::FlowRemoved(removed) => apps::Event::FlowRemoved {
+                    dpid: self.dpid(),
+                    removed,
+                },
+                SessionEvent::Response { xid, result } => {
+                    if let Some(tx) = self.waiters.remove(&xid) {
+                        let _ = tx.send(result);
+                    }
+                    continue;
+                }
+                SessionEvent::UnsolicitedError { xid, error } => {
+                    tracing::warn!(xid, error = %error.kind, "switch reported an error for a message nobody waits for");
+                    continue;
+                }
+            };
+            // Backpressure: wait for the app to take it.
+            if self
+                .ctx
+                .events
+                .send(Envelope {
+                    conn: self.conn,
+                    event,
+                })
+                .await
+                .is_err()
+            {
+                // No app is listening (shutting down): nothing to deliver to.
+            }
+        }
+    }
+
+    fn dpid(&self) -> u64 {
+        // Async events exist only in `Ready`, which registered the datapath first.
+        self.registered.unwrap_or_default()
+    }
+
+    fn log_close(&self) {
+        let Some(reason) = self.session.close_reason() else {
+            return;
+        };
+        match reason {
+            CloseReason::PeerClosed | CloseReason::Shutdown | CloseReason::Replaced => {
+                tracing::info!(peer = %self.peer, "switch connection closed: {reason}")
+            }
+            _ => tracing::warn!(peer = %self.peer, "closing switch connection: {reason}"),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A datapath id as OVS prints it: 16 hex digits.
+pub struct DpidFmt(pub u64);
+
+impl std::fmt::Display for DpidFmt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}

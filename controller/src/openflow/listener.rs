@@ -1,0 +1,65 @@
+//! Accepts switch connections, mini-redis style: `run(listener, ctx, shutdown)` takes a bound
+//! listener (tests bind port 0), caps concurrent connections with a semaphore, backs off on
+//! accept errors, and on shutdown waits for every connection task to close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::Context;
+use crate::serve::Shutdown;
+
+/// Concurrent switch connections; more wait in the kernel's accept queue.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Accepts switches until `shutdown` turns true, then waits for their sessions to close.
+pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: Shutdown) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        // Reap finished connections so the set does not grow with churn.
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::from_millis(10);
+                a
+            }
+            Err(e) => {
+                // Typically EMFILE: give other tasks time to release descriptors.
+                tracing::warn!(error = %e, ?backoff, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let conn = ctx.next_conn();
+        let span = tracing::info_span!("switch", conn, %peer, dpid = tracing::field::Empty);
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(
+            async move {
+                tracing::debug!("switch connection accepted");
+                super::conn::run(stream, peer, conn, ctx, shutdown).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,196 @@
+//! The switch registry: which datapaths are connected now, and a cheap handle to talk to each.
+//!
+//! `Switches` owns a `DashMap` keyed by datapath id. A sharded map rather than one `RwLock`:
+//! every app output and REST call looks a switch up, while connects and disconnects are rare,
+//! and a lookup must never wait behind another switch's registration. No lock is held across an
+//! `.await`: handles are cloned out of the map, then used.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use ofproto::{FeaturesReply, Message, Port};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use super::session::{Reply, RequestError};
+
+/// Identifies one TCP connection for the lifetime of the process; distinguishes an old session
+/// of a datapath from the new one that replaced it.
+pub type ConnId = u64;
+
+/// What a handle asks of its connection task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send, nobody waits.
+    Send(Message),
+    /// Send and report the outcome (reply, ERROR, timeout, close).
+    Request(Message, oneshot::Sender<Result<Reply, RequestError>>),
+    /// The current port table.
+    Ports(oneshot::Sender<Vec<Port>>),
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The switch's outbound queue is full (it reads slower than we write).
+    #[error("switch queue full")]
+    Full,
+    /// The session has ended.
+    #[error("switch disconnected")]
+    Gone,
+}
+
+/// A connected, identified switch. Cheap to clone; every clone talks to the same connection.
+#[derive(Debug, Clone)]
+pub struct SwitchHandle {
+    dpid: u64,
+    conn: ConnId,
+    peer: SocketAddr,
+    features: FeaturesReply,
+    connected_at: SystemTime,
+    tx: mpsc::Sender<Command>,
+    kill: Arc<Notify>,
+}
+
+impl SwitchHandle {
+    pub(crate) fn new(
+        conn: ConnId,
+        peer: SocketAddr,
+        features: FeaturesReply,
+        tx: mpsc::Sender<Command>,
+        kill: Arc<Notify>,
+    ) -> Self {
+        Self {
+            dpid: features.datapath_id,
+            conn,
+            peer,
+            features,
+            connected_at: SystemTime::now(),
+            tx,
+            kill,
+        }
+    }
+
+    /// The datapath id.
+    pub fn dpid(&self) -> u64 {
+        self.dpid
+    }
+    /// The connection this handle talks to.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+    /// The switch's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+    /// The FEATURES_REPLY of its handshake.
+    pub fn features(&self) -> &FeaturesReply {
+        &self.features
+    }
+    /// When the handshake finished.
+    pub fn connected_at(&self) -> SystemTime {
+        self.connected_at
+    }
+
+    /// Queues a message, waiting while the switch's queue is full (backpressure).
+    pub async fn send(&self, message: Message) -> Result<(), SendError> {
+        self.tx
+            .send(Command::Send(message))
+            .await
+            .map_err(|_| SendError::Gone)
+    }
+
+    /// Queues a message if there is room now.
+    pub fn try_send(&self, message: Message) -> Result<(), SendError> {
+        self.tx
+            .try_send(Command::Send(message))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SendError::Full,
+                mpsc::error::TrySendError::Closed(_) => SendError::Gone,
+            })
+    }
+
+    /// Sends a request and waits for its outcome: the reply (multipart reassembled), `Done` for
+    /// a message without reply once a barrier behind it is answered, or the switch's ERROR.
+    pub async fn request(&self, message: Message) -> Result<Reply, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Request(message, tx))
+            .await
+            .map_err(|_| RequestError::Gone)?;
+        rx.await.map_err(|_| RequestError::Gone)?
+    }
+
+    /// Resolves once the switch has processed every message queued before.
+    pub async fn barrier(&self) -> Result<(), RequestError> {
+        self.request(Message::BarrierRequest).await.map(|_| ())
+    }
+
+    /// The port table (PORT_DESC, kept current by PORT_STATUS).
+    pub async fn ports(&self) -> Result<Vec<Port>, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Ports(tx))
+            .await
+            .map_err(|_| RequestError::Gone)?;
+        rx.await.map_err(|_| RequestError::Gone)
+    }
+
+    /// Tells the connection to close (it was replaced).
+    fn close(&self) {
+        self.kill.notify_one();
+    }
+}
+
+/// The connected switches by datapath id.
+#[derive(Debug, Clone, Default)]
+pub struct Switches {
+    inner: Arc<DashMap<u64, SwitchHandle>>,
+}
+
+impl Switches {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The switch with this datapath id, if connected.
+    pub fn get(&self, dpid: u64) -> Option<SwitchHandle> {
+        self.inner.get(&dpid).map(|h| h.value().clone())
+    }
+
+    /// Every connected switch, by datapath id.
+    pub fn list(&self) -> Vec<SwitchHandle> {
+        let mut all: Vec<_> = self.inner.iter().map(|h| h.value().clone()).collect();
+        all.sort_by_key(|h| h.dpid);
+        all
+    }
+
+    /// How many switches are connected.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no switch is connected.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Registers an identified switch. A session already registered for the same datapath is
+    /// told to close and returned: the newer connection wins, because a switch that reconnects
+    /// has given up on the old one (which may linger until its dead-peer timeout).
+    pub(crate) fn register(&self, handle: SwitchHandle) -> Option<SwitchHandle> {
+        let old = self.inner.insert(handle.dpid, handle);
+        if let Some(old) = &old {
+            old.close();
+        }
+        old
+    }
+
+    /// Removes the switch if `conn` is still its registered connection; `false` when a newer
+    /// connection has replaced it (then the datapath is still up, and nobody must hear otherwise).
+    pub(crate) fn unregister(&self, dpid: u64, conn: ConnId) -> bool {
+        self.inner.remove_if(&dpid, |_, h| h.conn == conn).is_some()
+    }
+}

@@ -1,0 +1,802 @@
+//! The sans-IO OpenFlow 1.3 switch session: typed messages in, typed messages and events out.
+//!
+//! A [`Session`] is what one switch connection *means*; it never touches a socket or a clock.
+//! The driver (`conn.rs`) feeds it whole messages ([`Session::handle_message`]), framing errors
+//! ([`Session::handle_malformed`]) and the time ([`Session::handle_timeout`]), and drains it in
+//! this order after every input: [`Session::poll_transmit`] until `None` (messages to encode and
+//! write), [`Session::poll_event`] until `None` (what the rest of the controller must learn), then
+//! [`Session::poll_timeout`] (when to call `handle_timeout` next), and stops once
+//! [`Session::is_closed`] after writing what was queued.
+//!
+//! Handshake states are named for what they wait for, rustls style, and a transition consumes
+//! the old state: `ExpectHello → ExpectFeaturesReply → ExpectPortDesc → Ready`. Only `Ready`
+//! holds the datapath id, and only through [`Session::ready`] (which returns `None` before
+//! `Ready`) can anyone send to the switch: a flow can never reach a switch we have not identified.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use ofproto::consts::{OFPCML_NO_BUFFER, OFPMPF_REPLY_MORE};
+use ofproto::{
+    ErrorMsg, ErrorType, FeaturesReply, FlowRemoved, Hello, Message, MultipartReply,
+    MultipartRequest, OfMessage, PacketIn, Port, PortReason, PortStatus, SwitchConfig, OFP_VERSION,
+};
+
+/// Tunables of a session. Times are durations; the session is told the current instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Send ECHO_REQUEST after this long without hearing from the switch.
+    pub echo_interval: Duration,
+    /// Declare the switch dead after this long without hearing from it.
+    pub dead_after: Duration,
+    /// The whole handshake (HELLO to PORT_DESC reply) must finish within this.
+    pub handshake_timeout: Duration,
+    /// A request without an answer by then completes with [`RequestError::Timeout`].
+    pub request_timeout: Duration,
+    /// Messages per second a switch may send (burst: one second's worth); more closes the
+    /// session as a flood. 0 disables the limit.
+    pub max_msgs_per_sec: u32,
+    /// Parts of one multipart reply accepted before the request fails as too large.
+    pub max_multipart_parts: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            echo_interval: Duration::from_secs(5),
+            dead_after: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            max_msgs_per_sec: 200_000,
+            max_multipart_parts: 4096,
+        }
+    }
+}
+
+/// Why a session ended. Its `Display` is the log line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// The switch closed the TCP connection.
+    #[error("switch closed the connection")]
+    PeerClosed,
+    /// The switch does not speak OpenFlow 1.3; it got HELLO_FAILED/INCOMPATIBLE.
+    #[error("switch does not support OpenFlow 1.3 (its HELLO had version {version:#04x})")]
+    Incompatible {
+        /// The version in the switch's HELLO header.
+        version: u8,
+    },
+    /// Nothing heard for `dead_after`, echo requests included.
+    #[error("switch silent for {0:?}: dead peer")]
+    DeadPeer(Duration),
+    /// The handshake did not finish in time.
+    #[error("handshake not finished within {0:?}")]
+    HandshakeTimeout(Duration),
+    /// Bytes that are not an OpenFlow 1.3 message (garbage, absurd length, wrong version).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// More messages per second than allowed.
+    #[error("message flood: more than {0} messages/s")]
+    Flood(u32),
+    /// A well-formed message that breaks the protocol where it arrived.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The switch answered a handshake request with an ERROR.
+    #[error("switch refused the handshake: {0}")]
+    HandshakeRefused(String),
+    /// The same datapath connected again; the newer session wins.
+    #[error("replaced by a newer connection from the same datapath")]
+    Replaced,
+    /// The controller is shutting down.
+    #[error("controller shutting down")]
+    Shutdown,
+    /// The write side failed or the outbound queue could not drain.
+    #[error("I/O error: {0}")]
+    Io(String),
+}
+
+/// The answer to a request made through [`Ready::request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A single reply message (BARRIER_REPLY, ECHO_REPLY, GET_CONFIG_REPLY, ROLE_REPLY, …).
+    Message(Message),
+    /// Every part of a multipart reply, in arrival order, the last one without `MORE`.
+    Multipart(Vec<MultipartReply>),
+    /// A message that has no reply (FLOW_MOD, PACKET_OUT, …) was applied without error: the
+    /// barrier sent right behind it was answered first.
+    Done,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The switch answered with an ERROR carrying this request's xid.
+    #[error("switch error: {}", .0.kind)]
+    Switch(ErrorMsg),
+    /// No answer within the request timeout.
+    #[error("no answer from the switch in time")]
+    Timeout,
+    /// The multipart reply had more parts than allowed.
+    #[error("multipart reply too large")]
+    TooLarge,
+    /// The session ended before the answer came.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// The switch's connection was already gone when the request was made.
+    #[error("switch disconnected")]
+    Gone,
+}
+
+/// What the rest of the controller must learn from the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Handshake done: the switch is identified and configured.
+    Ready {
+        /// The FEATURES_REPLY (datapath id inside).
+        features: FeaturesReply,
+        /// The ports from PORT_DESC.
+        ports: Vec<Port>,
+    },
+    /// A PACKET_IN.
+    PacketIn(PacketIn),
+    /// A PORT_STATUS; the session's port table is already updated.
+    PortStatus(PortStatus),
+    /// A FLOW_REMOVED.
+    FlowRemoved(FlowRemoved),
+    /// The outcome of the request that was sent with this xid.
+    Response {
+        /// The request's xid, as returned by [`Ready::request`].
+        xid: u32,
+        /// Its outcome.
+        result: Result<Reply, RequestError>,
+    },
+    /// An ERROR for a message nobody waits for (sent with [`Ready::send`]).
+    UnsolicitedError {
+        /// The xid of the failing message.
+        xid: u32,
+        /// The error.
+        error: ErrorMsg,
+    },
+}
+
+/// Waiting for the switch's HELLO (ours is already queued).
+#[derive(Debug)]
+struct ExpectHello;
+
+/// Waiting for the FEATURES_REPLY to our FEATURES_REQUEST.
+#[derive(Debug)]
+struct ExpectFeaturesReply {
+    xid: u32,
+}
+
+/// Waiting for (every part of) the PORT_DESC reply.
+#[derive(Debug)]
+struct ExpectPortDesc {
+    xid: u32,
+    features: FeaturesReply,
+    ports: Vec<Port>,
+}
+
+/// The switch is identified: only this state knows the datapath id.
+#[derive(Debug)]
+struct ReadyState {
+    features: FeaturesReply,
+    ports: BTreeMap<u32, Port>,
+}
+
+#[derive(Debug)]
+enum State {
+    ExpectHello(ExpectHello),
+    ExpectFeaturesReply(ExpectFeaturesReply),
+    ExpectPortDesc(ExpectPortDesc),
+    Ready(ReadyState),
+    Closed(CloseReason),
+}
+
+#[derive(Debug)]
+enum Pending {
+    /// Completes with the first message carrying the xid.
+    Reply,
+    /// Collects parts until one comes without `MORE`.
+    Multipart(Vec<MultipartReply>),
+    /// A message without a reply; the barrier `barrier` behind it confirms it.
+    ConfirmedBy { barrier: u32 },
+    /// A barrier; `confirms` is the request it was sent for, if it was not asked for itself.
+    Barrier { confirms: Option<u32> },
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    kind: Pending,
+    deadline: Instant,
+}
+
+/// Everything but the handshake state: queues, xids, timers.
+#[derive(Debug)]
+struct Core {
+    config: Config,
+    next_xid: u32,
+    transmit: VecDeque<OfMessage>,
+    events: VecDeque<SessionEvent>,
+    pending: HashMap<u32, PendingRequest>,
+    last_rx: Instant,
+    echo_outstanding: Option<u32>,
+    handshake_deadline: Instant,
+    tokens: f64,
+    tokens_at: Instant,
+}
+
+impl Core {
+    /// A fresh xid: never 0 (reads as "unset" in captures) and never one still pending, so a
+    /// late reply cannot complete the wrong request after the counter wraps.
+    fn alloc_xid(&mut self) -> u32 {
+        loop {
+            let xid = self.next_xid;
+            self.next_xid = self.next_xid.wrapping_add(1).max(1);
+            if !self.pending.contains_key(&xid) && Some(xid) != self.echo_outstanding {
+                return xid;
+            }
+        }
+    }
+
+    fn queue(&mut self, body: Message) -> u32 {
+        let xid = self.alloc_xid();
+        self.transmit.push_back(OfMessage::new(xid, body));
+        xid
+    }
+
+    fn respond(&mut self, xid: u32, result: Result<Reply, RequestError>) {
+        self.events
+            .push_back(SessionEvent::Response { xid, result });
+    }
+
+    /// Takes one token from the flood bucket; `false` when empty.
+    fn admit(&mut self, now: Instant) -> bool {
+        let rate = self.config.max_msgs_per_sec;
+        if rate == 0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.tokens_at).as_secs_f64();
+        self.tokens_at = now;
+        self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// Routes a reply or an error to the request waiting for its xid. Returns the message back
+    /// when nobody waits for that xid.
+    fn correlate(&mut self, xid: u32, body: Message) -> Option<Message> {
+        let Some(pending) = self.pending.remove(&xid) else {
+            return Some(body);
+        };
+        if let Message::Error(error) = body {
+            if let Pending::ConfirmedBy { barrier } = pending.kind {
+                self.pending.remove(&barrier);
+            }
+            if let Pending::Barrier {
+                confirms: Some(req),
+            } = pending.kind
+            {
+                self.pending.remove(&req);
+                self.respond(req, Err(RequestError::Switch(error)));
+            } else {
+                self.respond(xid, Err(RequestError::Switch(error)));
+            }
+            return None;
+        }
+        match pending.kind {
+            Pending::Multipart(mut parts) => {
+                let Message::MultipartReply(part) = body else {
+                    self.respond(
+                        xid,
+                        Err(RequestError::Closed(CloseReason::Protocol(
+                            "non-multipart answer to a multipart request".into(),
+                        ))),
+                    );
+                    return None;
+                };
+                let more = part.flags & OFPMPF_REPLY_MORE != 0;
+                parts.push(part);
+                if !more {
+                    self.respond(xid, Ok(Reply::Multipart(parts)));
+                } else if parts.len() >= self.config.max_multipart_parts {
+                    self.respond(xid, Err(RequestError::TooLarge));
+                } else {
+                    self.pending.insert(
+                        xid,
+                        PendingRequest {
+                            kind: Pending::Multipart(parts),
+                            deadline: pending.deadline,
+                        },
+                    );
+                }
+            }
+            Pending::Barrier {
+                confirms: Some(req),
+            } => {
+                if self.pending.remove(&req).is_some() {
+                    self.respond(req, Ok(Reply::Done));
+                }
+            }
+            Pending::Reply | Pending::Barrier { confirms: None } | Pending::ConfirmedBy { .. } => {
+                self.respond(xid, Ok(Reply::Message(body)));
+            }
+        }
+        None
+    }
+}
+
+/// One switch connection's protocol state. See the module doc for the calling order.
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+    core: Core,
+}
+
+impl Session {
+    /// A new session at `now`; our HELLO (version bitmap: 1.3) is already queued.
+    pub fn new(now: Instant, config: Config) -> Self {
+        let mut core = Core {
+            handshake_deadline: now + config.handshake_timeout,
+            tokens: f64::from(config.max_msgs_per_sec),
+            tokens_at: now,
+            config,
+            next_xid: 1,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            pending: HashMap::new(),
+            last_rx: now,
+            echo_outstanding: None,
+        };
+        core.queue(Message::Hello(Hello::of13()));
+        Self {
+            state: State::ExpectHello(ExpectHello),
+            core,
+        }
+    }
+
+    /// Feeds one whole message received at `now`.
+    pub fn handle_message(&mut self, now: Instant, msg: OfMessage) {
+        if self.is_closed() {
+            return;
+        }
+        if !self.core.admit(now) {
+            let rate = self.core.config.max_msgs_per_sec;
+            self.close(CloseReason::Flood(rate));
+            return;
+        }
+        self.core.last_rx = now;
+        // Keepalive is answered in every state: a switch may probe us mid-handshake.
+        let msg = match msg.body {
+            Message::EchoRequest(data) => {
+                self.core
+                    .transmit
+                    .push_back(OfMessage::new(msg.xid, Message::EchoReply(data)));
+                return;
+            }
+            Message::EchoReply(_) if self.core.echo_outstanding == Some(msg.xid) => {
+                self.core.echo_outstanding = None;
+                return;
+            }
+            _ => msg,
+        };
+        let state = std::mem::replace(&mut self.state, State::Closed(CloseReason::Shutdown));
+        let next = match state {
+            State::ExpectHello(s) => s.handle(&mut self.core, msg),
+            State::ExpectFeaturesReply(s) => s.handle(&mut self.core, msg),
+            State::ExpectPortDesc(s) => s.handle(&mut self.core, msg),
+            State::Ready(s) => s.handle(&mut self.core, msg),
+            State::Closed(reason) => Ok(State::Closed(reason)),
+        };
+        match next {
+            Ok(state) => self.state = state,
+            Err(reason) => self.finish(reason),
+        }
+    }
+
+    /// Bytes that could not be decoded: answers the ERROR the codec names (type/code, with the
+    /// first 64 bytes of the offending message as the spec asks) and closes the session. `raw`
+    /// is whatever of the bad message is buffered, possibly nothing.
+    pub fn handle_malformed(&mut self, error: &ofproto::Error, raw: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some(kind) = error.ofp_error() {
+            let xid = raw
+                .get(4..8)
+                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            self.core.transmit.push_back(OfMessage::new(
+                xid,
+                Message::Error(ErrorMsg::for_request(kind, raw)),
+            ));
+        }
+        self.close(CloseReason::Malformed(error.to_string()));
+    }
+
+    /// Advances timers to `now`: echo keepalive, dead peer, handshake and request deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        let idle = now.saturating_duration_since(self.core.last_rx);
+        if idle >= self.core.config.dead_after {
+            self.close(CloseReason::DeadPeer(idle));
+            return;
+        }
+        if !matches!(self.state, State::Ready(_)) && now >= self.core.handshake_deadline {
+            let limit = self.core.config.handshake_timeout;
+            self.close(CloseReason::HandshakeTimeout(limit));
+            return;
+        }
+        if self.core.echo_outstanding.is_none() && idle >= self.core.config.echo_interval {
+            let xid = self.core.queue(Message::EchoRequest(bytes::Bytes::new()));
+            self.core.echo_outstanding = Some(xid);
+        }
+        let expired: Vec<u32> = self
+            .core
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(xid, _)| *xid)
+            .collect();
+        for xid in expired {
+            match self.core.pending.remove(&xid).map(|p| p.kind) {
+                // A barrier sent on someone's behalf expires with (and reports through) them.
+                Some(Pending::Barrier { confirms: Some(_) }) | None => {}
+                Some(Pending::ConfirmedBy { barrier }) => {
+                    self.core.pending.remove(&barrier);
+                    self.core.respond(xid, Err(RequestError::Timeout));
+                }
+                Some(_) => self.core.respond(xid, Err(RequestError::Timeout)),
+            }
+        }
+    }
+
+    /// The next instant `handle_timeout` must be called at, or `None` once closed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let c = &self.core;
+        let mut next = c.last_rx + c.config.dead_after;
+        if c.echo_outstanding.is_none() {
+            next = next.min(c.last_rx + c.config.echo_interval);
+        }
+        if !matches!(self.state, State::Ready(_)) {
+            next = next.min(c.handshake_deadline);
+        }
+        c.pending
+            .values()
+            .map(|p| p.deadline)
+            .fold(next, Instant::min)
+            .into()
+    }
+
+    /// The next message to write. Keep writing what this returns even after the session closed:
+    /// a refusal (HELLO_FAILED, an ERROR for garbage) is queued just before closing.
+    pub fn poll_transmit(&mut self) -> Option<OfMessage> {
+        self.core.transmit.pop_front()
+    }
+
+    /// The next event for the controller.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.core.events.pop_front()
+    }
+
+    /// Ends the session: every pending request completes with [`RequestError::Closed`].
+    /// Closing twice keeps the first reason.
+    pub fn close(&mut self, reason: CloseReason) {
+        if !self.is_closed() {
+            self.finish(reason);
+        }
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        let mut xids: Vec<u32> = self
+            .core
+            .pending
+            .drain()
+            .filter(|(_, p)| !matches!(p.kind, Pending::Barrier { confirms: Some(_) }))
+            .map(|(xid, _)| xid)
+            .collect();
+        xids.sort_unstable();
+        for xid in xids {
+            self.core
+                .respond(xid, Err(RequestError::Closed(reason.clone())));
+        }
+        self.state = State::Closed(reason);
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed(_))
+    }
+
+    /// Why the session ended, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match &self.state {
+            State::Closed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The datapath id, once the handshake is done (and until the session closes).
+    pub fn datapath_id(&self) -> Option<u64> {
+        match &self.state {
+            State::Ready(r) => Some(r.features.datapath_id),
+            _ => None,
+        }
+    }
+
+    /// The send side, available only in `Ready`.
+    pub fn ready(&mut self, now: Instant) -> Option<Ready<'_>> {
+        match &mut self.state {
+            State::Ready(state) => Some(Ready {
+                core: &mut self.core,
+                state,
+                now,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Requests still waiting for an answer (barriers sent on someone's behalf included).
+    pub fn pending_requests(&self) -> usize {
+        self.core.pending.len()
+    }
+}
+
+/// Sending to an identified switch: a borrow of a `Ready` session.
+pub struct Ready<'a> {
+    core: &'a mut Core,
+    state: &'a mut ReadyState,
+    now: Instant,
+}
+
+impl Ready<'_> {
+    /// The datapath id.
+    pub fn datapath_id(&self) -> u64 {
+        self.state.features.datapath_id
+    }
+
+    /// The FEATURES_REPLY of the handshake.
+    pub fn features(&self) -> &FeaturesReply {
+        &self.state.features
+    }
+
+    /// The port table: PORT_DESC, kept current by PORT_STATUS.
+    pub fn ports(&self) -> impl Iterator<Item = &Port> {
+        self.state.ports.values()
+    }
+
+    /// Queues a message nobody waits for; returns its xid. An ERROR for it comes out as
+    /// [`SessionEvent::UnsolicitedError`].
+    pub fn send(&mut self, body: Message) -> u32 {
+        self.core.queue(body)
+    }
+
+    /// Queues a request; its outcome comes out as [`SessionEvent::Response`] with the returned
+    /// xid. Multipart replies are reassembled across `MORE`; a message that has no reply is
+    /// followed by a BARRIER_REQUEST, so the answer is [`Reply::Done`] once the switch applied
+    /// it, or the ERROR it caused.
+    pub fn request(&mut self, body: Message) -> u32 {
+        let deadline = self.now + self.core.config.request_timeout;
+        let kind = match &body {
+            Message::MultipartRequest(_) => Pending::Multipart(Vec::new()),
+            Message::BarrierRequest => Pending::Barrier { confirms: None },
+            m if has_reply(m) => Pending::Reply,
+            _ => {
+                let xid = self.core.queue(body);
+                let barrier = self.core.queue(Message::BarrierRequest);
+                self.core.pending.insert(
+                    xid,
+                    PendingRequest {
+                        kind: Pending::ConfirmedBy { barrier },
+                        deadline,
+                    },
+                );
+                self.core.pending.insert(
+                    barrier,
+                    PendingRequest {
+                        kind: Pending::Barrier {
+                            confirms: Some(xid),
+                        },
+                        deadline,
+                    },
+                );
+                return xid;
+            }
+        };
+        let xid = self.core.queue(body);
+        self.core
+            .pending
+            .insert(xid, PendingRequest { kind, deadline });
+        xid
+    }
+
+    /// Queues a BARRIER_REQUEST; its [`SessionEvent::Response`] means the switch has processed
+    /// every message queued before it.
+    pub fn barrier(&mut self) -> u32 {
+        self.request(Message::BarrierRequest)
+    }
+}
+
+/// Whether the switch answers this controller-to-switch message with a message of its own.
+fn has_reply(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::EchoRequest(_)
+            | Message::FeaturesRequest
+            | Message::GetConfigRequest
+            | Message::MultipartRequest(_)
+            | Message::BarrierRequest
+    )
+}
+
+fn error_text(e: &ErrorMsg) -> String {
+    e.kind.to_string()
+}
+
+fn hello_failed() -> ErrorType {
+    ErrorType::HelloFailed(ofproto::error::HelloFailedCode::Incompatible)
+}
+
+impl ExpectHello {
+    fn handle(self, core: &mut Core, msg: OfMessage) -> Result<State, CloseReason> {
+        match msg.body {
+            Message::Hello(hello) if hello.supports(msg.version, OFP_VERSION) => {
+                let xid = core.queue(Message::FeaturesRequest);
+                Ok(State::ExpectFeaturesReply(ExpectFeaturesReply { xid }))
+            }
+            Message::Hello(_) => {
+                core.transmit.push_back(OfMessage::new(
+                    msg.xid,
+                    Message::Error(ErrorMsg {
+                        kind: hello_failed(),
+                        data: bytes::Bytes::from_static(
+                            b"this controller speaks OpenFlow 1.3 only",
+                        ),
+                    }),
+                ));
+                Err(CloseReason::Incompatible {
+                    version: msg.version,
+                })
+            }
+            Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
+            other => Err(CloseReason::Protocol(format!(
+                "expected HELLO, got {}",
+                other.name()
+            ))),
+        }
+    }
+}
+
+impl ExpectFeaturesReply {
+    fn handle(self, core: &mut Core, msg: OfMessage) -> Result<State, CloseReason> {
+        match msg.body {
+            Message::FeaturesReply(features) if msg.xid == self.xid => {
+                if features.auxiliary_id != 0 {
+                    return Err(CloseReason::Protocol(format!(
+                        "auxiliary connection {} not supported",
+                        features.auxiliary_id
+                    )));
+                }
+                // Whole frames in packet-ins: apps never depend on switch buffers.
+                core.queue(Message::SetConfig(SwitchConfig {
+                    flags: 0,
+                    miss_send_len: OFPCML_NO_BUFFER,
+                }));
+                let xid = core.queue(Message::MultipartRequest(port_desc_request()));
+                Ok(State::ExpectPortDesc(ExpectPortDesc {
+                    xid,
+                    features,
+                    ports: Vec::new(),
+                }))
+            }
+            Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
+            other => {
+                tracing::debug!(msg = other.name(), "ignored before FEATURES_REPLY");
+                Ok(State::ExpectFeaturesReply(self))
+            }
+        }
+    }
+}
+
+impl ExpectPortDesc {
+    fn handle(mut self, core: &mut Core, msg: OfMessage) -> Result<State, CloseReason> {
+        match msg.body {
+            Message::MultipartReply(reply) if msg.xid == self.xid => {
+                let more = reply.flags & OFPMPF_REPLY_MORE != 0;
+                match port_desc_ports(reply) {
+                    Some(ports) => self.ports.extend(ports),
+                    None => {
+                        return Err(CloseReason::Protocol(
+                            "PORT_DESC request answered with another multipart type".into(),
+                        ))
+                    }
+                }
+                if more {
+                    if self.ports.len() > core.config.max_multipart_parts * 64 {
+                        return Err(CloseReason::Protocol("PORT_DESC reply too large".into()));
+                    }
+                    return Ok(State::ExpectPortDesc(self));
+                }
+                core.events.push_back(SessionEvent::Ready {
+                    features: self.features,
+                    ports: self.ports.clone(),
+                });
+                Ok(State::Ready(ReadyState {
+                    features: self.features,
+                    ports: self.ports.into_iter().map(|p| (p.port_no, p)).collect(),
+                }))
+            }
+            Message::Error(e) if msg.xid == self.xid => {
+                Err(CloseReason::HandshakeRefused(error_text(&e)))
+            }
+            // Async messages may race the reply; nothing can act on them before `Ready`.
+            other => {
+                tracing::debug!(msg = other.name(), "ignored before PORT_DESC reply");
+                Ok(State::ExpectPortDesc(self))
+            }
+        }
+    }
+}
+
+impl ReadyState {
+    fn handle(mut self, core: &mut Core, msg: OfMessage) -> Result<State, CloseReason> {
+        match msg.body {
+            Message::PacketIn(p) => core.events.push_back(SessionEvent::PacketIn(p)),
+            Message::FlowRemoved(f) => core.events.push_back(SessionEvent::FlowRemoved(f)),
+            Message::PortStatus(status) => {
+                match status.reason {
+                    PortReason::Delete => {
+                        self.ports.remove(&status.desc.port_no);
+                    }
+                    _ => {
+                        self.ports.insert(status.desc.port_no, status.desc.clone());
+                    }
+                }
+                core.events.push_back(SessionEvent::PortStatus(status));
+            }
+            Message::Hello(_) => {
+                return Err(CloseReason::Protocol("HELLO after the handshake".into()))
+            }
+            body => match core.correlate(msg.xid, body) {
+                None => {}
+                Some(Message::Error(error)) => {
+                    core.events.push_back(SessionEvent::UnsolicitedError {
+                        xid: msg.xid,
+                        error,
+                    })
+                }
+                Some(other) => {
+                    tracing::debug!(
+                        xid = msg.xid,
+                        msg = other.name(),
+                        "message for no pending request ignored"
+                    )
+                }
+            },
+        }
+        Ok(State::Ready(self))
+    }
+}
+
+fn port_desc_request() -> MultipartRequest {
+    MultipartRequest {
+        flags: 0,
+        body: ofproto::MultipartRequestBody::PortDesc,
+    }
+}
+
+fn port_desc_ports(reply: MultipartReply) -> Option<Vec<Port>> {
+    match reply.body {
+        ofproto::MultipartReplyBody::PortDesc(ports) => Some(ports),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! Test support shared by the OpenFlow integration tests: an in-process controller on an
+//! ephemeral port, an app that records what it sees, and a scripted switch over real TCP.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apps::{App, Event, Output};
+use bytes::{Bytes, BytesMut};
+use ofproto::{
+    Decoder, FeaturesReply, Hello, Message, MultipartReply, MultipartReplyBody, OfMessage, Port,
+};
+use strowger::openflow::{self, Config, Context, Switches};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How long any single wait in these tests may take before it is a failure.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Wraps an app and records every event it is given.
+pub struct Recording {
+    pub inner: Box<dyn App>,
+    pub seen: Arc<Mutex<Vec<Event>>>,
+}
+
+impl App for Recording {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(event.clone());
+        }
+        self.inner.handle(event, out);
+    }
+}
+
+/// A controller running in this process: OpenFlow on an ephemeral port, `l2switch` as the app.
+pub struct Controller {
+    pub addr: SocketAddr,
+    pub switches: Switches,
+    pub events: Arc<Mutex<Vec<Event>>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Controller {
+    pub async fn start(config: Config) -> Controller {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let switches = Switches::new();
+        let (tx, rx) = openflow::event_channel();
+        let ctx = Context::new(switches.clone(), tx, config);
+        let (stop, stop_rx) = watch::channel(false);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let app = Recording {
+            inner: apps::by_name("l2switch").expect("l2switch exists"),
+            seen: events.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(openflow::listener::run(listener, ctx, stop_rx.clone())),
+            tokio::spawn(openflow::app::run(
+                Box::new(app),
+                rx,
+                switches.clone(),
+                stop_rx,
+            )),
+        ];
+        Controller {
+            addr,
+            switches,
+            events,
+            stop,
+            tasks,
+        }
+    }
+
+    /// The REST API over this controller's registry.
+    pub fn api(&self) -> axum::Router {
+        strowger::api::app(vec![strowger::api::switches::routes(self.switches.clone())])
+    }
+
+    /// Polls until `dpid` is registered (by connection `conn` if given).
+    pub async fn wait_switch(&self, dpid: u64) -> openflow::SwitchHandle {
+        wait_for(|| self.switches.get(dpid)).await
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Signals shutdown and waits until every task (connections included) has ended.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            tokio::time::timeout(WAIT, t)
+                .await
+                .expect("controller tasks end on shutdown")
+                .expect("controller task panicked");
+        }
+    }
+}
+
+/// Polls `f` every 10 ms until it returns `Some`, failing the test after [`WAIT`].
+pub async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub fn port(no: u32) -> Port {
+    Port {
+        port_no: no,
+        hw_addr: [2, 0, 0, 0, 0, no as u8],
+        name: format!("p{no}"),
+        config: 0,
+        state: 0,
+        curr: 0,
+        advertised: 0,
+        supported: 0,
+        peer: 0,
+        curr_speed: 0,
+        max_speed: 0,
+    }
+}
+
+/// A scripted OpenFlow 1.3 switch on a real TCP connection.
+pub struct FakeSwitch {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl FakeSwitch {
+    pub async fn connect(addr: SocketAddr) -> FakeSwitch {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        FakeSwitch {
+            stream,
+            buf: BytesMut::new(),
+            decoder: Decoder::new(),
+        }
+    }
+
+    /// Connects and completes the handshake as datapath `dpid` with ports 1 and 2.
+    pub async fn handshake(addr: SocketAddr, dpid: u64) -> FakeSwitch {
+        let mut sw = FakeSwitch::connect(addr).await;
+        sw.send(OfMessage::new(1, Message::Hello(Hello::of13())))
+            .await;
+        let hello = sw.recv().await.expect("controller HELLO");
+        assert!(matches!(hello.body, Message::Hello(_)), "{hello:?}");
+        let req = sw.recv().await.expect("FEATURES_REQUEST");
+        assert_eq!(req.body, Message::FeaturesRequest);
+        sw.send(OfMessage::new(
+            req.xid,
+            Message::FeaturesReply(FeaturesReply {
+                datapath_id: dpid,
+                n_buffers: 0,
+                n_tables: 254,
+                auxiliary_id: 0,
+                capabilities: 0x4f,
+            }),
+        ))
+        .await;
+        let set_config = sw.recv().await.expect("SET_CONFIG");
+        assert!(
+            matches!(set_config.body, Message::SetConfig(_)),
+            "{set_config:?}"
+        );
+        let pd = sw.recv().await.expect("PORT_DESC request");
+        assert!(matches!(pd.body, Message::MultipartRequest(_)), "{pd:?}");
+        sw.send(OfMessage::new(
+            pd.xid,
+            Message::MultipartReply(MultipartReply {
+                flags: 0,
+                body: MultipartReplyBody::PortDesc(vec![port(1), port(2)]),
+            }),
+        ))
+        .await;
+        sw
+    }
+
+    pub async fn send(&mut self, m: OfMessage) {
+        self.send_raw(&m.to_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// The next message, `None` on a clean close; fails the test after [`WAIT`].
+    pub async fn recv(&mut self) -> Option<OfMessage> {
+        tokio::time::timeout(WAIT, self.recv_inner())
+            .await
+            .expect("no message from the controller in time")
+    }
+
+    async fn recv_inner(&mut self) -> Option<OfMessage> {
+        loop {
+            if let Some(m) = self
+                .decoder
+                .decode(&mut self.buf)
+                .expect("controller sent valid OpenFlow")
+            {
+                return Some(m);
+            }
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads messages until one satisfies `pred`, answering echo requests meanwhile.
+    pub async fn recv_until(&mut self, mut pred: impl FnMut(&OfMessage) -> bool) -> OfMessage {
+        loop {
+            let m = self.recv().await.expect("connection open");
+            if pred(&m) {
+                return m;
+            }
+            if let Message::EchoRequest(data) = &m.body {
+                let reply = OfMessage::new(m.xid, Message::EchoReply(data.clone()));
+                self.send(reply).await;
+            }
+        }
+    }
+
+    /// Reads until the controller closes the connection; returns what it sent before.
+    pub async fn until_closed(&mut self) -> Vec<OfMessage> {
+        let mut seen = Vec::new();
+        while let Some(m) = self.recv().await {
+            seen.push(m);
+        }
+        seen
+    }
+}
+
+/// An Ethernet frame `dst ← src` carrying an IPv4/UDP payload.
+pub fn frame(dst: [u8; 6], src: [u8; 6]) -> Bytes {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&[0u8; 46]);
+    Bytes::from(f)
+}

@@ -1,0 +1,330 @@
+//! The switch session layer over real TCP, against scripted switches (no OVS needed): the
+//! handshake, the app event stream, REST → FLOW_MOD → barrier/ERROR, reconnect replacement,
+//! and misbehaving connections closed without disturbing the others.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use apps::Event;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use bytes::Bytes;
+use common::{frame, wait_for, Controller, FakeSwitch};
+use ofproto::error::{ErrorType, FlowModFailedCode, HelloFailedCode};
+use ofproto::{
+    port_no, Action, ErrorMsg, Hello, Match, Message, OfMessage, OxmField, PacketIn,
+    PacketInReason, OFP_NO_BUFFER,
+};
+use strowger::openflow::Config;
+use tower::ServiceExt;
+
+const H1: [u8; 6] = [0, 0, 0, 0, 0, 1];
+const H2: [u8; 6] = [0, 0, 0, 0, 0, 2];
+
+fn packet_in(in_port: u32, data: Bytes) -> Message {
+    Message::PacketIn(PacketIn {
+        buffer_id: OFP_NO_BUFFER,
+        total_len: data.len() as u16,
+        reason: PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(OxmField::InPort(in_port)),
+        data,
+    })
+}
+
+async fn rest(ctl: &Controller, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = ctl.api().oneshot(req).await.expect("router");
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn handshake_event_stream_and_learning() {
+    let ctl = Controller::start(Config::default()).await;
+    let mut sw = FakeSwitch::handshake(ctl.addr, 0x11).await;
+    ctl.wait_switch(0x11).await;
+    // l2switch's first words: delete its old flows, install table-miss.
+    let miss = sw
+        .recv_until(|m| matches!(&m.body, Message::FlowMod(f) if f.priority == 0))
+        .await;
+    let Message::FlowMod(miss) = miss.body else {
+        unreachable!("matched above")
+    };
+    assert!(miss.match_.fields.is_empty());
+
+    // Broadcast from H1 on port 1: flooded.
+    sw.send(OfMessage::new(0, packet_in(1, frame([0xff; 6], H1))))
+        .await;
+    let out = sw
+        .recv_until(|m| matches!(m.body, Message::PacketOut(_)))
+        .await;
+    let Message::PacketOut(po) = out.body else {
+        unreachable!("matched above")
+    };
+    assert_eq!(po.in_port, 1);
+    assert_eq!(
+        po.actions,
+        vec![Action::Output {
+            port: port_no::FLOOD,
+            max_len: 0
+        }]
+    );
+
+    // H2 → H1 from port 2: a flow towards port 1, then the packet itself.
+    sw.send(OfMessage::new(0, packet_in(2, frame(H1, H2))))
+        .await;
+    let fm = sw
+        .recv_until(|m| matches!(m.body, Message::FlowMod(_)))
+        .await;
+    let Message::FlowMod(fm) = fm.body else {
+        unreachable!("matched above")
+    };
+    assert_eq!(fm.match_.in_port(), Some(2));
+    let out = sw
+        .recv_until(|m| matches!(m.body, Message::PacketOut(_)))
+        .await;
+    let Message::PacketOut(po) = out.body else {
+        unreachable!("matched above")
+    };
+    assert_eq!(
+        po.actions,
+        vec![Action::Output {
+            port: 1,
+            max_len: 0
+        }]
+    );
+
+    let events = ctl.events();
+    assert!(matches!(events[0], Event::SwitchUp { dpid: 0x11, .. }));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::PacketIn { .. }))
+            .count(),
+        2
+    );
+
+    drop(sw);
+    wait_for(|| ctl.switches.get(0x11).is_none().then_some(())).await;
+    wait_for(|| {
+        matches!(ctl.events().last(), Some(Event::SwitchDown { dpid: 0x11 })).then_some(())
+    })
+    .await;
+    ctl.stop().await;
+}
+
+#[tokio::test]
+async fn rest_flow_mod_gets_the_switch_answer() {
+    let ctl = Controller::start(Config::default()).await;
+    let mut sw = FakeSwitch::handshake(ctl.addr, 0x22).await;
+    ctl.wait_switch(0x22).await;
+    let api = ctl.api();
+    let post = |body: &'static str| {
+        let api = api.clone();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri("/api/v1/switches/0x22/flows")
+                .body(Body::from(body))
+                .expect("request");
+            api.oneshot(req).await.expect("router").status()
+        }
+    };
+
+    // Refused by the switch: the ERROR with the FLOW_MOD's xid reaches the REST caller.
+    let call = tokio::spawn(post(
+        r#"{"table_id": 100, "priority": 5, "actions": [{"type": "OUTPUT", "port": 2}]}"#,
+    ));
+    let fm = sw
+        .recv_until(|m| matches!(&m.body, Message::FlowMod(f) if f.priority == 5))
+        .await;
+    let barrier = sw.recv_until(|m| m.body == Message::BarrierRequest).await;
+    sw.send(OfMessage::new(
+        fm.xid,
+        Message::Error(ErrorMsg::for_request(
+            ErrorType::FlowModFailed(FlowModFailedCode::BadTableId),
+            &fm.to_bytes(),
+        )),
+    ))
+    .await;
+    sw.send(OfMessage::new(barrier.xid, Message::BarrierReply))
+        .await;
+    assert_eq!(call.await.expect("join"), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Accepted: the barrier reply confirms it.
+    let call = tokio::spawn(post(r#"{"priority": 6, "actions": []}"#));
+    sw.recv_until(|m| matches!(&m.body, Message::FlowMod(f) if f.priority == 6))
+        .await;
+    let barrier = sw.recv_until(|m| m.body == Message::BarrierRequest).await;
+    sw.send(OfMessage::new(barrier.xid, Message::BarrierReply))
+        .await;
+    assert_eq!(call.await.expect("join"), StatusCode::OK);
+    ctl.stop().await;
+}
+
+#[tokio::test]
+async fn reconnect_with_same_dpid_replaces_the_old_session() {
+    let ctl = Controller::start(Config::default()).await;
+    let mut old = FakeSwitch::handshake(ctl.addr, 0x33).await;
+    let first = ctl.wait_switch(0x33).await;
+    let mut new = FakeSwitch::handshake(ctl.addr, 0x33).await;
+    let second = wait_for(|| ctl.switches.get(0x33).filter(|h| h.conn() != first.conn())).await;
+    assert_ne!(first.peer(), second.peer());
+    // The old connection is closed by the controller.
+    old.until_closed().await;
+    // The new one is fully usable: a barrier round trip through its handle.
+    let waiter = tokio::spawn(async move { second.barrier().await });
+    let b = new.recv_until(|m| m.body == Message::BarrierRequest).await;
+    new.send(OfMessage::new(b.xid, Message::BarrierReply)).await;
+    waiter.await.expect("join").expect("barrier answered");
+    // The app saw two SwitchUp and no SwitchDown: the datapath never went away.
+    let ups = ctl
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::SwitchUp { dpid: 0x33, .. }))
+        .count();
+    assert_eq!(ups, 2);
+    assert!(!ctl
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::SwitchDown { .. })));
+    assert_eq!(ctl.switches.len(), 1);
+    ctl.stop().await;
+}
+
+/// Checks that a healthy switch still answers through the controller.
+async fn still_healthy(ctl: &Controller, sw: &mut FakeSwitch, dpid: u64) {
+    let handle = ctl
+        .switches
+        .get(dpid)
+        .expect("healthy switch still registered");
+    let waiter = tokio::spawn(async move { handle.barrier().await });
+    let b = sw.recv_until(|m| m.body == Message::BarrierRequest).await;
+    sw.send(OfMessage::new(b.xid, Message::BarrierReply)).await;
+    waiter.await.expect("join").expect("barrier answered");
+}
+
+#[tokio::test]
+async fn misbehaving_connections_are_closed_and_others_unaffected() {
+    let config = Config {
+        max_msgs_per_sec: 1000,
+        ..Config::default()
+    };
+    let (logs, _guard) = capture_logs();
+    let ctl = Controller::start(config).await;
+    let mut good = FakeSwitch::handshake(ctl.addr, 0x44).await;
+    ctl.wait_switch(0x44).await;
+
+    // Garbage: not OpenFlow at all. Answered with an ERROR (bad version), then closed.
+    let mut bad = FakeSwitch::connect(ctl.addr).await;
+    bad.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let seen = bad.until_closed().await;
+    assert!(
+        seen.iter().any(|m| matches!(&m.body, Message::Error(_))),
+        "garbage gets an ERROR: {seen:?}"
+    );
+    still_healthy(&ctl, &mut good, 0x44).await;
+
+    // Wrong version: HELLO_FAILED/INCOMPATIBLE, then closed.
+    let mut old = FakeSwitch::connect(ctl.addr).await;
+    old.send(OfMessage {
+        version: 0x01,
+        xid: 9,
+        body: Message::Hello(Hello { elements: vec![] }),
+    })
+    .await;
+    let seen = old.until_closed().await;
+    assert!(
+        seen.iter().any(|m| matches!(&m.body, Message::Error(e)
+            if e.kind == ErrorType::HelloFailed(HelloFailedCode::Incompatible))),
+        "{seen:?}"
+    );
+    still_healthy(&ctl, &mut good, 0x44).await;
+
+    // Absurd length: a header claiming 4 bytes.
+    let mut absurd = FakeSwitch::connect(ctl.addr).await;
+    absurd.send_raw(&[0x04, 0x00, 0x00, 0x04, 0, 0, 0, 1]).await;
+    absurd.until_closed().await;
+    still_healthy(&ctl, &mut good, 0x44).await;
+
+    // A flood: an identified switch sends 5000 echo requests at once.
+    let mut flood = FakeSwitch::handshake(ctl.addr, 0x55).await;
+    ctl.wait_switch(0x55).await;
+    let mut burst = bytes::BytesMut::new();
+    for i in 0..5000 {
+        OfMessage::new(i, Message::EchoRequest(Bytes::new())).emit(&mut burst);
+    }
+    // The controller may close mid-write; that is the point.
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut flood.stream, &burst).await;
+    flood.until_closed().await;
+    wait_for(|| ctl.switches.get(0x55).is_none().then_some(())).await;
+    still_healthy(&ctl, &mut good, 0x44).await;
+    assert_eq!(ctl.switches.len(), 1);
+    ctl.stop().await;
+
+    // Each closure left one clear log line saying why.
+    let logs =
+        String::from_utf8_lossy(&logs.lock().map(|l| l.clone()).unwrap_or_default()).into_owned();
+    for expected in [
+        "closing switch connection: malformed message: unsupported OpenFlow version 0x47",
+        "closing switch connection: switch does not support OpenFlow 1.3",
+        "closing switch connection: malformed message",
+        "closing switch connection: message flood: more than 1000 messages/s",
+    ] {
+        assert!(
+            logs.contains(expected),
+            "no log line {expected:?} in:\n{logs}"
+        );
+    }
+}
+
+/// Captures this thread's log output (the test runtime is single-threaded, so every task's).
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut v) = self.0.lock() {
+                v.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = Sink(logs.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn rest_lists_the_connected_switch() {
+    let ctl = Controller::start(Config::default()).await;
+    let _sw = FakeSwitch::handshake(ctl.addr, 0x66).await;
+    ctl.wait_switch(0x66).await;
+    let (status, body) = rest(&ctl, "GET", "/api/v1/switches", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v[0]["dpid"], serde_json::json!(0x66));
+    let (status, body) = rest(&ctl, "GET", "/api/v1/switches/0x66/ports", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    ctl.stop().await;
+}
