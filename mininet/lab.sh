@@ -15,8 +15,9 @@ LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Mininet's Python module belongs to Debian's python3, not to a pyenv python3 first on PATH.
 LAB_PYTHON=/usr/bin/python3
 
-lab_port_free() { # PORT -> status 0 when nothing listens on 127.0.0.1:PORT
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+lab_port_free() { # PORT -> status 0 when nothing listens on PORT
+  # Asks the kernel instead of connecting: a controller logs every probe as a vanished switch.
+  [ -z "$(ss -Hltn "sport = :$1")" ]
 }
 
 lab_pick_port() { # [PREFERRED] -> prints PREFERRED if free, else a port the kernel picks
