@@ -91,7 +91,8 @@ lab_controller_start() { # KIND LOGFILE
   esac
   mkdir -p "$(dirname "$log")"
   echo "+ ${cmd[*]} >$log 2>&1 &"
-  RUST_LOG=${RUST_LOG:-info} "${cmd[@]}" >"$log" 2>&1 &
+  # NO_COLOR: the log is a file, and tracing's formatter colours by default.
+  NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "${cmd[@]}" >"$log" 2>&1 &
   LAB_CTL_PID=$!
   if ! lab_wait_listen "$LAB_OF_PORT" "$LAB_CTL_PID" 30; then
     echo "lab: the controller (pid $LAB_CTL_PID) is not listening on 127.0.0.1:$LAB_OF_PORT; its log:" >&2
