@@ -46,6 +46,10 @@ pub struct Config {
     pub idle_timeout: u16,
     /// Priority of learnt flows (the table-miss flow has priority 0).
     pub priority: u16,
+    /// MACs remembered per switch. A full table is forgotten at once and relearnt from the next
+    /// packets: memory stays bounded whatever sources a host forges, and installed flows keep
+    /// forwarding meanwhile.
+    pub max_macs_per_switch: usize,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
         Self {
             idle_timeout: 60,
             priority: 1,
+            max_macs_per_switch: 65536,
         }
     }
 }
@@ -137,6 +142,10 @@ impl L2Switch {
             return;
         }
         let table = self.tables.entry(dpid).or_default();
+        if table.len() >= self.config.max_macs_per_switch && !table.contains_key(&src) {
+            tracing::warn!(dpid, macs = table.len(), "MAC table full: forgetting it");
+            table.clear();
+        }
         if !is_multicast(&src) {
             if let Some(old) = table.insert(src, in_port) {
                 if old != in_port {
@@ -333,6 +342,14 @@ mod tests {
         out.into_iter().map(|o| o.message).collect()
     }
 
+    /// A switch that is up and has learnt H1 on port 1 (from a broadcast).
+    fn h1_learnt_on_port_1() -> L2Switch {
+        let mut app = L2Switch::default();
+        run(&mut app, up());
+        run(&mut app, pin(1, BCAST, H1));
+        app
+    }
+
     fn packet_out(in_port: u32, port: u32, data: Bytes) -> Message {
         Message::PacketOut(PacketOut {
             buffer_id: OFP_NO_BUFFER,
@@ -382,9 +399,7 @@ mod tests {
 
     #[test]
     fn known_destination_installs_flow_then_forwards() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         let msgs = run(&mut app, pin(2, H1, H2));
         assert_eq!(msgs.len(), 2);
         let Message::FlowMod(fm) = &msgs[0] else {
@@ -418,9 +433,7 @@ mod tests {
 
     #[test]
     fn moved_mac_invalidates_flows_towards_it() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         run(&mut app, pin(2, H1, H2));
         // H1 now shows up on port 3.
         let msgs = run(&mut app, pin(3, BCAST, H1));
@@ -438,9 +451,7 @@ mod tests {
 
     #[test]
     fn same_port_destination_is_dropped_not_hairpinned() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         assert_eq!(run(&mut app, pin(1, H1, H2)), vec![]);
     }
 
@@ -501,9 +512,7 @@ mod tests {
 
     #[test]
     fn port_down_forgets_macs_and_deletes_flows_out_of_it() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         let status = PortStatus {
             reason: PortReason::Modify,
             desc: Port {
@@ -530,9 +539,7 @@ mod tests {
 
     #[test]
     fn switch_down_forgets_the_table_and_up_starts_fresh() {
-        let mut app = L2Switch::default();
-        run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
+        let mut app = h1_learnt_on_port_1();
         run(&mut app, Event::SwitchDown { dpid: DPID });
         assert_eq!(app.lookup(DPID, H1), None);
         run(&mut app, pin(1, BCAST, H1));
@@ -541,10 +548,27 @@ mod tests {
     }
 
     #[test]
-    fn tables_are_per_switch() {
-        let mut app = L2Switch::default();
+    fn a_full_table_is_forgotten_not_grown() {
+        let mut app = L2Switch::new(Config {
+            max_macs_per_switch: 2,
+            ..Config::default()
+        });
         run(&mut app, up());
         run(&mut app, pin(1, BCAST, H1));
+        run(&mut app, pin(2, BCAST, H2));
+        // A known MAC does not count as new.
+        run(&mut app, pin(1, BCAST, H1));
+        assert_eq!(app.lookup(DPID, H2), Some(2));
+        let h3 = [0, 0, 0, 0, 0, 3];
+        run(&mut app, pin(3, BCAST, h3));
+        assert_eq!(app.lookup(DPID, h3), Some(3));
+        assert_eq!(app.lookup(DPID, H1), None);
+        assert_eq!(app.tables[&DPID].len(), 1);
+    }
+
+    #[test]
+    fn tables_are_per_switch() {
+        let app = h1_learnt_on_port_1();
         assert_eq!(app.lookup(2, H1), None);
     }
 }

@@ -7,8 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use apps::Event;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use bytes::Bytes;
 use common::{frame, wait_for, Controller, FakeSwitch};
 use ofproto::error::{ErrorType, FlowModFailedCode, HelloFailedCode};
@@ -17,7 +16,6 @@ use ofproto::{
     PacketInReason, OFP_NO_BUFFER,
 };
 use strowger::openflow::Config;
-use tower::ServiceExt;
 
 const H1: [u8; 6] = [0, 0, 0, 0, 0, 1];
 const H2: [u8; 6] = [0, 0, 0, 0, 0, 2];
@@ -32,21 +30,6 @@ fn packet_in(in_port: u32, data: Bytes) -> Message {
         match_: Match::new().with(OxmField::InPort(in_port)),
         data,
     })
-}
-
-async fn rest(ctl: &Controller, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let resp = ctl.api().oneshot(req).await.expect("router");
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test]
@@ -107,6 +90,10 @@ async fn handshake_event_stream_and_learning() {
 
     let events = ctl.events();
     assert!(matches!(events[0], Event::SwitchUp { dpid: 0x11, .. }));
+    // HELLO, FEATURES_REPLY, PORT_DESC, 2 PACKET_INs in; at least as many out.
+    let counters = ctl.switches.get(0x11).expect("connected").counters();
+    assert_eq!((counters.msgs_in, counters.packet_ins), (5, 2));
+    assert!(counters.msgs_out >= 5, "{counters:?}");
     assert_eq!(
         events
             .iter()
@@ -133,12 +120,9 @@ async fn rest_flow_mod_gets_the_switch_answer() {
     let post = |body: &'static str| {
         let api = api.clone();
         async move {
-            let req = Request::builder()
-                .method("POST")
-                .uri("/api/v1/switches/0x22/flows")
-                .body(Body::from(body))
-                .expect("request");
-            api.oneshot(req).await.expect("router").status()
+            common::call(api, "POST", "/api/v1/switches/0x22/flows", body)
+                .await
+                .0
         }
     };
 
@@ -161,6 +145,8 @@ async fn rest_flow_mod_gets_the_switch_answer() {
     sw.send(OfMessage::new(barrier.xid, Message::BarrierReply))
         .await;
     assert_eq!(call.await.expect("join"), StatusCode::UNPROCESSABLE_ENTITY);
+    let counters = ctl.switches.get(0x22).expect("connected").counters();
+    assert_eq!(counters.switch_errors, 1);
 
     // Accepted: the barrier reply confirms it.
     let call = tokio::spawn(post(r#"{"priority": 6, "actions": []}"#));
@@ -318,13 +304,134 @@ async fn rest_lists_the_connected_switch() {
     let ctl = Controller::start(Config::default()).await;
     let _sw = FakeSwitch::handshake(ctl.addr, 0x66).await;
     ctl.wait_switch(0x66).await;
-    let (status, body) = rest(&ctl, "GET", "/api/v1/switches", "").await;
+    let (status, body) = ctl.call("GET", "/api/v1/switches", "").await;
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v[0]["dpid"], serde_json::json!(0x66));
-    let (status, body) = rest(&ctl, "GET", "/api/v1/switches/0x66/ports", "").await;
+    let (status, body) = ctl.call("GET", "/api/v1/switches/0x66/ports", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(2));
     ctl.stop().await;
+}
+
+#[tokio::test]
+async fn a_switch_that_stops_reading_gets_backpressure_then_dead_peer() {
+    let config = Config {
+        echo_interval: std::time::Duration::from_millis(300),
+        dead_after: std::time::Duration::from_secs(1),
+        ..Config::default()
+    };
+    let ctl = Controller::start(config).await;
+    // Handshake, then never read again (and never speak).
+    let _stuck = FakeSwitch::handshake(ctl.addr, 0x77).await;
+    let handle = ctl.wait_switch(0x77).await;
+    let big = Message::PacketOut(ofproto::PacketOut {
+        buffer_id: OFP_NO_BUFFER,
+        in_port: port_no::CONTROLLER,
+        actions: vec![Action::Output {
+            port: 1,
+            max_len: 0,
+        }],
+        data: Bytes::from(vec![0u8; 32 * 1024]),
+    });
+    // The socket buffers, the write buffer (HIGH_WATER) and the command queue fill up, then
+    // senders are refused: memory stays bounded.
+    let mut sent = 0usize;
+    let full = loop {
+        match handle.try_send(big.clone()) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        if sent.is_multiple_of(64) {
+            tokio::task::yield_now().await;
+        }
+        assert!(sent < 100_000, "the queue never filled");
+    };
+    assert_eq!(full, strowger::openflow::SendError::Full);
+    // Bounded: the queue plus what the kernel and the write buffer hold (a few MiB).
+    let bound = strowger::openflow::conn::COMMAND_QUEUE + 16 * 1024 * 1024 / (32 * 1024);
+    assert!(sent <= bound, "{sent} messages accepted, more than {bound}");
+    // The silent switch is declared dead; a sender blocked on the full queue is released.
+    let _ = tokio::time::timeout(common::WAIT, handle.send(big.clone()))
+        .await
+        .expect("a blocked sender is released when the session ends");
+    wait_for(|| ctl.switches.get(0x77).is_none().then_some(())).await;
+    assert_eq!(
+        handle.try_send(big),
+        Err(strowger::openflow::SendError::Gone)
+    );
+    ctl.stop().await;
+}
+
+/// A small deterministic PRNG (xorshift64*), so a failure replays exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_input_on_many_connections_never_disturbs_a_healthy_switch() {
+    let config = Config {
+        handshake_timeout: std::time::Duration::from_secs(1),
+        ..Config::default()
+    };
+    // Any panic in this process (a connection task included) fails the test.
+    static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
+    let ctl = Controller::start(config).await;
+    let mut good = FakeSwitch::handshake(ctl.addr, 0x88).await;
+    ctl.wait_switch(0x88).await;
+    let mut rng = Rng(0x5eed_0f0f);
+    let mut tasks = Vec::new();
+    for i in 0..120u32 {
+        // Thirds: pure noise; an OpenFlow 1.3 header of random type and length with a random
+        // body; a valid HELLO followed by such a message.
+        let mut input = Vec::new();
+        if i % 3 == 2 {
+            input.extend_from_slice(&OfMessage::new(1, Message::Hello(Hello::of13())).to_bytes());
+        }
+        if i % 3 == 0 {
+            let n = 1 + (rng.next() % 300) as usize;
+            input.extend(rng.bytes(n));
+        } else {
+            let typ = (rng.next() % 40) as u8;
+            let len = 8 + (rng.next() % 200) as u16;
+            input.extend_from_slice(&[0x04, typ]);
+            input.extend_from_slice(&len.to_be_bytes());
+            input.extend_from_slice(&i.to_be_bytes());
+            input.extend(rng.bytes(usize::from(len) - 8));
+        }
+        let addr = ctl.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut sw = FakeSwitch::connect(addr).await;
+            sw.send_raw(&input).await;
+            // Whatever the bytes meant, the controller ends the connection: at once for
+            // malformed input, at the handshake deadline for input that merely stalls.
+            sw.until_closed_lenient().await;
+        }));
+    }
+    for t in tasks {
+        t.await.expect("garbage connection task");
+    }
+    still_healthy(&ctl, &mut good, 0x88).await;
+    assert_eq!(ctl.switches.len(), 1);
+    ctl.stop().await;
+    assert!(
+        !PANICKED.load(std::sync::atomic::Ordering::SeqCst),
+        "something panicked on random input"
+    );
 }

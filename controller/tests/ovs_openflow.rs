@@ -10,12 +10,10 @@ mod common;
 use std::path::Path;
 
 use apps::Event;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{wait_for, Controller};
 use strowger::openflow::{Config, Reply};
 use testbed::Sandbox;
-use tower::ServiceExt;
 
 const DPID: u64 = 0xa1;
 const H1: &str = "00:00:00:00:00:01";
@@ -71,21 +69,6 @@ fn udp_flow(in_port: u32, src: &str, dst: &str) -> String {
     )
 }
 
-async fn api(ctl: &Controller, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request");
-    let resp = ctl.api().oneshot(req).await.expect("router");
-    let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// Polls `dump-flows br0` until a line contains every one of `parts`.
 async fn wait_flow(sb: &Sandbox, parts: &[&str]) -> String {
     wait_for(|| {
@@ -110,38 +93,24 @@ async fn ovs_handshake_rest_flows_and_learning() {
     let ctl = Controller::start(Config::default()).await;
     let sb = Sandbox::start("ctl").expect("an OVS sandbox (install openvswitch-switch)");
     let pcap = |p: &str| sb.dir().join(format!("{p}.pcap"));
-    let mut args: Vec<String> = [
-        "add-br",
-        "br0",
-        "--",
-        "set",
-        "bridge",
-        "br0",
-        "fail-mode=secure",
-        "protocols=OpenFlow13",
-        "other-config:datapath-id=00000000000000a1",
-        "other-config:disable-in-band=true",
-    ]
-    .map(String::from)
-    .to_vec();
+    bridge(&sb, &ctl, DPID);
     for p in 1..=3 {
-        args.extend([
-            "--".into(),
-            "add-port".into(),
-            "br0".into(),
-            format!("p{p}"),
-            "--".into(),
-            "set".into(),
-            "interface".into(),
-            format!("p{p}"),
-            format!("ofport_request={p}"),
-            format!("options:tx_pcap={}", pcap(&format!("p{p}")).display()),
-        ]);
+        let name = format!("p{p}");
+        let tx_pcap = format!("options:tx_pcap={}", pcap(&name).display());
+        let ofport = format!("ofport_request={p}");
+        sb.vsctl(&[
+            "add-port",
+            "br0",
+            &name,
+            "--",
+            "set",
+            "interface",
+            &name,
+            &ofport,
+            &tx_pcap,
+        ])
+        .expect("add-port");
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    sb.vsctl(&args).expect("bridge with three ports");
-    sb.vsctl(&["set-controller", "br0", &format!("tcp:{}", ctl.addr)])
-        .expect("set-controller");
 
     // Handshake: identified by the datapath id we configured, ports from PORT_DESC.
     let sw = ctl.wait_switch(DPID).await;
@@ -154,7 +123,9 @@ async fn ovs_handshake_rest_flows_and_learning() {
         .collect();
     names.sort();
     assert_eq!(names, ["br0", "p1", "p2", "p3"]);
-    let (status, body) = api(&ctl, "GET", "/api/v1/switches/00000000000000a1/ports", "").await;
+    let (status, body) = ctl
+        .call("GET", "/api/v1/switches/00000000000000a1/ports", "")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("\"LOCAL\""), "{body}");
 
@@ -162,9 +133,7 @@ async fn ovs_handshake_rest_flows_and_learning() {
     wait_flow(&sb, &["priority=0", "actions=CONTROLLER:65535"]).await;
 
     // A flow through the REST API appears in dump-flows, and in GET /flows.
-    let (status, body) = api(
-        &ctl,
-        "POST",
+    let (status, body) = ctl.call("POST",
         "/api/v1/switches/0xa1/flows",
         r#"{"priority": 100, "cookie": 7, "match": {"in_port": 3, "eth_dst": "00:00:00:00:00:99"},
             "actions": [{"type": "OUTPUT", "port": 2}]}"#,
@@ -180,7 +149,7 @@ async fn ovs_handshake_rest_flows_and_learning() {
         ],
     )
     .await;
-    let (status, body) = api(&ctl, "GET", "/api/v1/switches/0xa1/flows", "").await;
+    let (status, body) = ctl.call("GET", "/api/v1/switches/0xa1/flows", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
     let ours = flows
@@ -189,15 +158,26 @@ async fn ovs_handshake_rest_flows_and_learning() {
         .unwrap_or_else(|| panic!("flow missing from {body}"));
     assert_eq!(ours["match"]["eth_dst"], "00:00:00:00:00:99");
     assert_eq!(ours["actions"], serde_json::json!(["OUTPUT:2"]));
+    // Filtered by cookie: only that flow (the table-miss flow has l2switch's cookie).
+    let (status, body) = ctl
+        .call(
+            "GET",
+            "/api/v1/switches/0xa1/flows?cookie=7&cookie_mask=0xffffffffffffffff",
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{body}");
 
     // The switch's own ERROR reaches the REST caller: OVS refuses an action to a missing group.
-    let (status, body) = api(
-        &ctl,
-        "POST",
-        "/api/v1/switches/0xa1/flows",
-        r#"{"priority": 5, "actions": [{"type": "GROUP", "group_id": 77}]}"#,
-    )
-    .await;
+    let (status, body) = ctl
+        .call(
+            "POST",
+            "/api/v1/switches/0xa1/flows",
+            r#"{"priority": 5, "actions": [{"type": "GROUP", "group_id": 77}]}"#,
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("switch_error"), "{body}");
 
@@ -266,8 +246,35 @@ async fn ovs_handshake_rest_flows_and_learning() {
     })
     .await;
 
+    // A learnt flow (H1, now on p3, to H2 on p2), then the switch moves to a fresh controller:
+    // the new l2switch removes the flows of the old one (its cookie tag) and keeps others'.
+    sb.appctl(&["netdev-dummy/receive", "p3", &udp_flow(3, H1, H2)])
+        .expect("inject");
+    wait_flow(
+        &sb,
+        &[
+            &format!("in_port=3,dl_src={H1},dl_dst={H2}"),
+            "actions=output:2",
+        ],
+    )
+    .await;
+    let ctl2 = Controller::start(Config::default()).await;
+    sb.vsctl(&["set-controller", "br0", &format!("tcp:{}", ctl2.addr)])
+        .expect("set-controller");
+    ctl2.wait_switch(DPID).await;
+    wait_for(|| {
+        let flows = sb.ofctl(&["dump-flows", "br0"]).ok()?;
+        (!flows.contains("dl_src=")).then_some(())
+    })
+    .await;
+    wait_flow(&sb, &["cookie=0x7", "priority=100"]).await;
+    wait_flow(&sb, &["priority=0", "actions=CONTROLLER:65535"]).await;
+    wait_for(|| ctl.switches.get(DPID).is_none().then_some(())).await;
+    ctl.stop().await;
+    let ctl = ctl2;
+
     // DELETE /flows empties the table.
-    let (status, body) = api(&ctl, "DELETE", "/api/v1/switches/0xa1/flows", "").await;
+    let (status, body) = ctl.call("DELETE", "/api/v1/switches/0xa1/flows", "").await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let flows = sb.ofctl(&["dump-flows", "br0"]).expect("dump-flows");
     assert!(
@@ -332,7 +339,7 @@ async fn ovs_multipart_port_status_and_flow_removed() {
     std::fs::write(&file, lines).expect("flows file");
     sb.ofctl(&["add-flows", "br0", &file.to_string_lossy()])
         .expect("add-flows");
-    let (status, body) = api(&ctl, "GET", "/api/v1/switches/0xb2/flows", "").await;
+    let (status, body) = ctl.call("GET", "/api/v1/switches/0xb2/flows", "").await;
     assert_eq!(status, StatusCode::OK);
     let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
     let count = flows.as_array().map_or(0, Vec::len);
@@ -388,9 +395,7 @@ async fn ovs_multipart_port_status_and_flow_removed() {
         .any(|p| p.port_no == 9));
 
     // FLOW_REMOVED: a flow with send_flow_rem and a 1 s hard timeout expires.
-    let (status, body) = api(
-        &ctl,
-        "POST",
+    let (status, body) = ctl.call("POST",
         "/api/v1/switches/0xb2/flows",
         r#"{"priority": 50, "cookie": 4242, "hard_timeout": 1, "flags": 1, "match": {"in_port": 9}, "actions": []}"#,
     )

@@ -29,6 +29,8 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod multipart;
+#[cfg(test)]
+mod ovs_crosscheck;
 pub mod oxm;
 
 pub use action::Action;

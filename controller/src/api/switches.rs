@@ -4,7 +4,8 @@
 //!
 //! - `GET /switches`, `GET /switches/{dpid}`: identity and features;
 //! - `GET /switches/{dpid}/ports`: PORT_DESC, kept current by PORT_STATUS;
-//! - `GET /switches/{dpid}/flows`: a FLOW_STATS multipart request, reassembled;
+//! - `GET /switches/{dpid}/flows[?table_id=&cookie=&cookie_mask=&out_port=]`: a FLOW_STATS
+//!   multipart request, reassembled;
 //! - `POST /switches/{dpid}/flows`: one FLOW_MOD (`add`, `modify`, `modify_strict`, `delete`,
 //!   `delete_strict`), answered once a barrier behind it is (200), or with the switch's ERROR (422);
 //! - `DELETE /switches/{dpid}/flows`: deletes every flow of every table (204);
@@ -14,10 +15,11 @@
 //! Match keys are OXM names (`in_port`, `eth_dst`, `ipv4_src`, …); the OpenFlow 1.0 names
 //! `ofctl_rest` also accepts (`dl_dst`, `nw_src`, `tp_dst`, …) are aliases.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -32,6 +34,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::api::ApiError;
+use crate::openflow::registry::CountersSnapshot;
 use crate::openflow::{Reply, RequestError, SwitchHandle, Switches};
 
 /// The routes of this module, to be nested under `/api/v1`.
@@ -69,6 +72,8 @@ pub struct SwitchView {
     pub capabilities: u32,
     /// Seconds since the Unix epoch when its handshake finished.
     pub connected_since: u64,
+    /// Traffic on its connection so far.
+    pub counters: CountersSnapshot,
 }
 
 impl From<&SwitchHandle> for SwitchView {
@@ -84,6 +89,7 @@ impl From<&SwitchHandle> for SwitchView {
                 .connected_at()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            counters: h.counters(),
         }
     }
 }
@@ -205,18 +211,12 @@ impl From<&FlowStats> for FlowView {
 async fn flows(
     State(switches): State<Switches>,
     Path(dpid): Path<String>,
+    Query(filter): Query<BTreeMap<String, String>>,
 ) -> Result<Json<Vec<FlowView>>, ApiError> {
     let sw = switch(&switches, &dpid)?;
     let request = Message::MultipartRequest(MultipartRequest {
         flags: 0,
-        body: MultipartRequestBody::Flow(ofproto::FlowStatsRequest {
-            table_id: OFPTT_ALL,
-            out_port: port_no::ANY,
-            out_group: OFPG_ANY,
-            cookie: 0,
-            cookie_mask: 0,
-            match_: Match::new(),
-        }),
+        body: MultipartRequestBody::Flow(flow_stats_filter(&filter)?),
     });
     let Reply::Multipart(parts) = sw.request(request).await.map_err(request_error)? else {
         return Err(ApiError::internal(
@@ -230,6 +230,37 @@ async fn flows(
         }
     }
     Ok(Json(out))
+}
+
+/// The FLOW_STATS request for `GET /flows?table_id=&cookie=&cookie_mask=&out_port=` (all
+/// optional: every flow of every table by default).
+fn flow_stats_filter(q: &BTreeMap<String, String>) -> Result<ofproto::FlowStatsRequest, ApiError> {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["table_id", "cookie", "cookie_mask", "out_port"].contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(
+            k.clone(),
+            format!("unknown filter {k:?}"),
+        ));
+    }
+    let obj: Map<String, Value> = q
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+        .collect();
+    Ok(ofproto::FlowStatsRequest {
+        table_id: opt_uint(&obj, "table_id", u8::MAX.into())?.map_or(OFPTT_ALL, |t| t as u8),
+        out_port: match obj.get("out_port") {
+            None => port_no::ANY,
+            Some(p) => {
+                port_from_json(p).ok_or_else(|| ApiError::invalid("out_port", "not a port"))?
+            }
+        },
+        out_group: OFPG_ANY,
+        cookie: opt_uint(&obj, "cookie", u64::MAX)?.unwrap_or(0),
+        cookie_mask: opt_uint(&obj, "cookie_mask", u64::MAX)?.unwrap_or(0),
+        match_: Match::new(),
+    })
 }
 
 async fn modify_flows(

@@ -19,9 +19,9 @@ use bytes::{Buf, BytesMut};
 use ofproto::Decoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
-use super::registry::{Command, ConnId, SwitchHandle};
+use super::registry::{Command, ConnId, ConnShared, Counters, SwitchHandle};
 use super::session::{CloseReason, Reply, RequestError, Session, SessionEvent};
 use super::{Context, Envelope};
 use crate::serve::Shutdown;
@@ -31,7 +31,7 @@ pub const HIGH_WATER: usize = 256 * 1024;
 /// Commands taken per wake-up before writing: batches app output into few syscalls.
 const COMMAND_BATCH: usize = 256;
 /// Queue depth between handles and the connection task.
-pub const COMMAND_QUEUE: usize = 4096;
+pub const COMMAND_QUEUE: usize = 1024;
 /// How long a closing connection may take to write its last messages (a refusal, an ERROR).
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
 
@@ -55,7 +55,7 @@ pub(crate) async fn run(
         peer,
         conn,
         ctx,
-        kill: Arc::new(Notify::new()),
+        shared: Arc::new(ConnShared::default()),
     };
     driver.run(stream, shutdown).await;
 }
@@ -70,7 +70,7 @@ struct Driver {
     peer: SocketAddr,
     conn: ConnId,
     ctx: Context,
-    kill: Arc<Notify>,
+    shared: Arc<ConnShared>,
 }
 
 impl Driver {
@@ -79,7 +79,7 @@ impl Driver {
         let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut cmd_tx = Some(cmd_tx);
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
-        let kill = self.kill.clone();
+        let shared = self.shared.clone();
         loop {
             self.pump(&mut cmd_tx).await;
             if self.session.is_closed() {
@@ -89,7 +89,7 @@ impl Driver {
             let room = self.out.len() < HIGH_WATER;
             tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => self.session.close(CloseReason::Shutdown),
-                _ = kill.notified() => self.session.close(CloseReason::Replaced),
+                _ = shared.kill.notified() => self.session.close(CloseReason::Replaced),
                 r = writer.write(&self.out), if !self.out.is_empty() => match r {
                     Ok(n) => self.out.advance(n),
                     Err(e) => self.session.close(CloseReason::Io(e.to_string())),
@@ -115,25 +115,27 @@ impl Driver {
                 _ = sleep_until(timer) => self.session.handle_timeout(Instant::now()),
             }
         }
+        // Refuse new commands and release queued ones (their requesters see `Gone`) and leave
+        // the registry, all before the flush, which may wait on a peer that does not read.
+        cmd_rx.close();
+        while cmd_rx.try_recv().is_ok() {}
+        self.log_close();
+        if let Some(dpid) = self.registered {
+            if self.ctx.switches.unregister(dpid, self.conn) {
+                let down = Envelope {
+                    conn: self.conn,
+                    event: apps::Event::SwitchDown { dpid },
+                };
+                // An error means no app is listening any more (shutdown): nothing to tell.
+                let _ = self.ctx.events.send(down).await;
+            }
+        }
         // Write what the session queued last (a HELLO_FAILED, an ERROR for garbage), briefly.
         let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
             let _ = writer.write_all(&self.out).await;
             let _ = writer.shutdown().await;
         })
         .await;
-        self.log_close();
-        if let Some(dpid) = self.registered {
-            if self.ctx.switches.unregister(dpid, self.conn) {
-                let _ = self
-                    .ctx
-                    .events
-                    .send(Envelope {
-                        conn: self.conn,
-                        event: apps::Event::SwitchDown { dpid },
-                    })
-                    .await;
-            }
-        }
     }
 
     fn decode(&mut self, rbuf: &mut BytesMut) {
@@ -154,6 +156,7 @@ impl Driver {
             }
             match self.decoder.decode(rbuf) {
                 Ok(Some(msg)) => {
+                    Counters::add(&self.shared.counters.msgs_in, 1);
                     self.session.handle_message(now, msg);
                     if self.session.is_closed() {
                         return;
@@ -201,9 +204,12 @@ impl Driver {
 
     /// Drains the session: messages into the write buffer, events to their consumers.
     async fn pump(&mut self, cmd_tx: &mut Option<mpsc::Sender<Command>>) {
+        let mut sent = 0;
         while let Some(msg) = self.session.poll_transmit() {
             msg.emit(&mut self.out);
+            sent += 1;
         }
+        Counters::add(&self.shared.counters.msgs_out, sent);
         while let Some(event) = self.session.poll_event() {
             let event = match event {
                 SessionEvent::Ready { features, ports } => {
@@ -211,7 +217,7 @@ impl Driver {
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
                     let Some(tx) = cmd_tx.take() else { continue };
                     let handle =
-                        SwitchHandle::new(self.conn, self.peer, features, tx, self.kill.clone());
+                        SwitchHandle::new(self.conn, self.peer, features, tx, self.shared.clone());
                     if let Some(old) = self.ctx.switches.register(handle) {
                         tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
                     }
@@ -227,10 +233,13 @@ impl Driver {
                         ports,
                     }
                 }
-                SessionEvent::PacketIn(packet_in) => apps::Event::PacketIn {
-                    dpid: self.dpid(),
-                    packet_in,
-                },
+                SessionEvent::PacketIn(packet_in) => {
+                    Counters::add(&self.shared.counters.packet_ins, 1);
+                    apps::Event::PacketIn {
+                        dpid: self.dpid(),
+                        packet_in,
+                    }
+                }
                 SessionEvent::PortStatus(status) => apps::Event::PortStatus {
                     dpid: self.dpid(),
                     status,
@@ -240,12 +249,16 @@ impl Driver {
                     removed,
                 },
                 SessionEvent::Response { xid, result } => {
+                    if let Err(RequestError::Switch(_)) = &result {
+                        Counters::add(&self.shared.counters.switch_errors, 1);
+                    }
                     if let Some(tx) = self.waiters.remove(&xid) {
                         let _ = tx.send(result);
                     }
                     continue;
                 }
                 SessionEvent::UnsolicitedError { xid, error } => {
+                    Counters::add(&self.shared.counters.switch_errors, 1);
                     tracing::warn!(xid, error = %error.kind, "switch reported an error for a message nobody waits for");
                     continue;
                 }

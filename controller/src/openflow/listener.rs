@@ -23,7 +23,9 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: Shutdown) {
     let mut backoff = Duration::from_millis(10);
     loop {
         // Reap finished connections so the set does not grow with churn.
-        while tasks.try_join_next().is_some() {}
+        while let Some(done) = tasks.try_join_next() {
+            report_panic(done);
+        }
         let permit = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
             p = limit.clone().acquire_owned() => match p {
@@ -61,5 +63,17 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: Shutdown) {
             .instrument(span),
         );
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        report_panic(done);
+    }
+}
+
+/// A connection task that panicked is a bug (input must never panic): say so loudly. The
+/// other connections are unaffected, since each runs in its own task.
+fn report_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!("BUG: a switch connection task panicked: {e}");
+        }
+    }
 }

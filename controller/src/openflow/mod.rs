@@ -11,6 +11,8 @@ pub mod conn;
 pub mod listener;
 pub mod registry;
 pub mod session;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

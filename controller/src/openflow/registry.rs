@@ -6,6 +6,7 @@
 //! `.await`: handles are cloned out of the map, then used.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -41,6 +42,44 @@ pub enum SendError {
     Gone,
 }
 
+/// What a connection task shares with its handles besides the command queue.
+#[derive(Debug, Default)]
+pub struct ConnShared {
+    /// Fired to make the connection close (it was replaced).
+    pub(crate) kill: Notify,
+    /// Traffic counters, written by the connection task only.
+    pub(crate) counters: Counters,
+}
+
+/// Per-connection counters. Relaxed atomics: each is written by one task and read for display,
+/// no reader needs them consistent with each other.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub(crate) msgs_in: AtomicU64,
+    pub(crate) msgs_out: AtomicU64,
+    pub(crate) packet_ins: AtomicU64,
+    pub(crate) switch_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A reading of a connection's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CountersSnapshot {
+    /// Messages received from the switch.
+    pub msgs_in: u64,
+    /// Messages sent to the switch.
+    pub msgs_out: u64,
+    /// PACKET_INs received.
+    pub packet_ins: u64,
+    /// ERRORs the switch sent.
+    pub switch_errors: u64,
+}
+
 /// A connected, identified switch. Cheap to clone; every clone talks to the same connection.
 #[derive(Debug, Clone)]
 pub struct SwitchHandle {
@@ -50,7 +89,7 @@ pub struct SwitchHandle {
     features: FeaturesReply,
     connected_at: SystemTime,
     tx: mpsc::Sender<Command>,
-    kill: Arc<Notify>,
+    shared: Arc<ConnShared>,
 }
 
 impl SwitchHandle {
@@ -59,7 +98,7 @@ impl SwitchHandle {
         peer: SocketAddr,
         features: FeaturesReply,
         tx: mpsc::Sender<Command>,
-        kill: Arc<Notify>,
+        shared: Arc<ConnShared>,
     ) -> Self {
         Self {
             dpid: features.datapath_id,
@@ -68,7 +107,7 @@ impl SwitchHandle {
             features,
             connected_at: SystemTime::now(),
             tx,
-            kill,
+            shared,
         }
     }
 
@@ -137,9 +176,20 @@ impl SwitchHandle {
         rx.await.map_err(|_| RequestError::Gone)
     }
 
+    /// The connection's traffic counters now.
+    pub fn counters(&self) -> CountersSnapshot {
+        let c = &self.shared.counters;
+        CountersSnapshot {
+            msgs_in: c.msgs_in.load(Ordering::Relaxed),
+            msgs_out: c.msgs_out.load(Ordering::Relaxed),
+            packet_ins: c.packet_ins.load(Ordering::Relaxed),
+            switch_errors: c.switch_errors.load(Ordering::Relaxed),
+        }
+    }
+
     /// Tells the connection to close (it was replaced).
     fn close(&self) {
-        self.kill.notify_one();
+        self.shared.kill.notify_one();
     }
 }
 

@@ -12,6 +12,38 @@
 //! the old state: `ExpectHello → ExpectFeaturesReply → ExpectPortDesc → Ready`. Only `Ready`
 //! holds the datapath id, and only through [`Session::ready`] (which returns `None` before
 //! `Ready`) can anyone send to the switch: a flow can never reach a switch we have not identified.
+//!
+//! # Guarantees
+//!
+//! - **Version**: our HELLO carries a version bitmap with only 1.3. A switch whose HELLO does not
+//!   admit 1.3 (by bitmap, or by header version when it has none) gets HELLO_FAILED/INCOMPATIBLE
+//!   with its HELLO's xid and the session closes; nothing follows the refusal.
+//! - **Handshake**: FEATURES_REQUEST, then SET_CONFIG (`miss_send_len = OFPCML_NO_BUFFER`) and a
+//!   PORT_DESC request; `Ready` (and [`SessionEvent::Ready`], exactly once) only after the last
+//!   PORT_DESC part. An auxiliary connection, an ERROR to a handshake request, a non-HELLO first
+//!   message, or no `Ready` within `handshake_timeout` closes the session.
+//! - **Keepalive**: ECHO_REQUESTs from the switch are answered in every state with their xid and
+//!   data. After `echo_interval` without any message we send one ECHO_REQUEST (never two
+//!   outstanding); after `dead_after` without any message the session closes as a dead peer.
+//! - **xids**: every message we send has a fresh xid, never 0, never one still awaiting an
+//!   answer (so a late reply cannot complete the wrong request after wrap-around).
+//! - **Requests** ([`Ready::request`]): each completes exactly once, with the reply (multipart
+//!   parts collected in order until one lacks `MORE`, at most `max_multipart_parts`), the ERROR
+//!   the switch sent with that xid, [`RequestError::Timeout`] after `request_timeout`, or
+//!   [`RequestError::Closed`] when the session ends first. A message without a reply is followed
+//!   by a BARRIER_REQUEST; the request succeeds with [`Reply::Done`] only when that barrier is
+//!   answered first, which OpenFlow's ordering makes proof that the message was applied.
+//! - **Errors**: an ERROR whose xid names a pending request goes to that request only; any other
+//!   ERROR comes out as [`SessionEvent::UnsolicitedError`]. Replies nobody waits for, and
+//!   controller-to-switch messages sent the wrong way, are ignored (never fatal).
+//! - **Async messages**: PACKET_IN, PORT_STATUS and FLOW_REMOVED come out as events in arrival
+//!   order, only in `Ready`; the port table is updated before the PORT_STATUS event.
+//! - **Misbehaviour**: bytes that do not decode get the ERROR the codec names (type/code, the
+//!   first 64 bytes, the message's xid) and close the session; so does a HELLO after the
+//!   handshake. More than `max_msgs_per_sec` messages (token bucket, one second of burst)
+//!   closes it as a flood.
+//! - **Close**: after [`Session::close`] or any fatal input the session accepts nothing, keeps
+//!   the first reason, and still yields what it queued before closing (the refusal or ERROR).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -47,7 +79,7 @@ impl Default for Config {
             dead_after: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
-            max_msgs_per_sec: 200_000,
+            max_msgs_per_sec: 500_000,
             max_multipart_parts: 4096,
         }
     }
@@ -632,6 +664,26 @@ fn has_reply(m: &Message) -> bool {
             | Message::GetConfigRequest
             | Message::MultipartRequest(_)
             | Message::BarrierRequest
+            | Message::QueueGetConfigRequest(_)
+            | Message::RoleRequest(_)
+            | Message::GetAsyncRequest
+    )
+}
+
+/// Whether a switch sends this only in answer to a request (so its xid names that request).
+fn is_reply(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Error(_)
+            | Message::EchoReply(_)
+            | Message::FeaturesReply(_)
+            | Message::GetConfigReply(_)
+            | Message::MultipartReply(_)
+            | Message::BarrierReply
+            | Message::QueueGetConfigReply(_)
+            | Message::RoleReply(_)
+            | Message::GetAsyncReply(_)
+            | Message::Experimenter(_)
     )
 }
 
@@ -762,6 +814,15 @@ impl ReadyState {
             }
             Message::Hello(_) => {
                 return Err(CloseReason::Protocol("HELLO after the handshake".into()))
+            }
+            body if !is_reply(&body) => {
+                // Controller-to-switch messages coming the wrong way: nothing to do with them,
+                // and never allowed to complete a request that happens to share their xid.
+                tracing::debug!(
+                    xid = msg.xid,
+                    msg = body.name(),
+                    "unexpected message ignored"
+                );
             }
             body => match core.correlate(msg.xid, body) {
                 None => {}

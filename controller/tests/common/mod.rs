@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apps::{App, Event, Output};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use bytes::{Bytes, BytesMut};
-use ofproto::{
-    Decoder, FeaturesReply, Hello, Message, MultipartReply, MultipartReplyBody, OfMessage, Port,
-};
+use ofproto::{Decoder, Hello, Message, MultipartReply, MultipartReplyBody, OfMessage};
 use strowger::openflow::{self, Config, Context, Switches};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 /// How long any single wait in these tests may take before it is a failure.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -82,7 +83,12 @@ impl Controller {
         strowger::api::app(vec![strowger::api::switches::routes(self.switches.clone())])
     }
 
-    /// Polls until `dpid` is registered (by connection `conn` if given).
+    /// One REST call through the router (no socket): status and body text.
+    pub async fn call(&self, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+        call(self.api(), method, uri, body).await
+    }
+
+    /// Polls until `dpid` is registered.
     pub async fn wait_switch(&self, dpid: u64) -> openflow::SwitchHandle {
         wait_for(|| self.switches.get(dpid)).await
     }
@@ -103,6 +109,22 @@ impl Controller {
     }
 }
 
+/// One REST call through `api` (no socket): status and body text.
+pub async fn call(api: axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request");
+    let resp = api.oneshot(req).await.expect("router");
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Polls `f` every 10 ms until it returns `Some`, failing the test after [`WAIT`].
 pub async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -118,21 +140,10 @@ pub async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-pub fn port(no: u32) -> Port {
-    Port {
-        port_no: no,
-        hw_addr: [2, 0, 0, 0, 0, no as u8],
-        name: format!("p{no}"),
-        config: 0,
-        state: 0,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 0,
-        max_speed: 0,
-    }
-}
+// The same builders as the crate's own unit tests.
+#[path = "../../src/openflow/test_util.rs"]
+mod test_util;
+pub use test_util::{features, port};
 
 /// A scripted OpenFlow 1.3 switch on a real TCP connection.
 pub struct FakeSwitch {
@@ -162,13 +173,7 @@ impl FakeSwitch {
         assert_eq!(req.body, Message::FeaturesRequest);
         sw.send(OfMessage::new(
             req.xid,
-            Message::FeaturesReply(FeaturesReply {
-                datapath_id: dpid,
-                n_buffers: 0,
-                n_tables: 254,
-                auxiliary_id: 0,
-                capabilities: 0x4f,
-            }),
+            Message::FeaturesReply(features(dpid)),
         ))
         .await;
         let set_config = sw.recv().await.expect("SET_CONFIG");
@@ -241,6 +246,25 @@ impl FakeSwitch {
             seen.push(m);
         }
         seen
+    }
+}
+
+impl FakeSwitch {
+    /// Reads until the controller closes the connection, ignoring what it sends (which, for
+    /// random input, need not decode: the controller answers a HELLO first).
+    pub async fn until_closed_lenient(&mut self) {
+        let mut buf = [0u8; 4096];
+        let read_all = async {
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read_all)
+            .await
+            .expect("the controller closed the connection in time");
     }
 }
 

@@ -5,30 +5,15 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ofproto::error::FlowModFailedCode;
-use ofproto::{ErrorMsg, ErrorType, FeaturesReply, MultipartReply, MultipartReplyBody};
-use tokio::sync::{mpsc, Mutex, Notify};
+use ofproto::{ErrorMsg, ErrorType, MultipartReply, MultipartReplyBody};
+use tokio::sync::{mpsc, Mutex};
 use tower::ServiceExt;
 
 use super::*;
 use crate::openflow::registry::Command;
+use crate::openflow::test_util::{features, port};
 
 const DPID: u64 = 0x0000_0000_0000_0abc;
-
-fn port(no: u32) -> Port {
-    Port {
-        port_no: no,
-        hw_addr: [2, 0, 0, 0, 0, no as u8],
-        name: format!("p{no}"),
-        config: 0,
-        state: 4,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 10_000_000,
-        max_speed: 0,
-    }
-}
 
 fn stats(priority: u16) -> FlowStats {
     FlowStats {
@@ -60,19 +45,13 @@ fn stats(priority: u16) -> FlowStats {
 fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
     let switches = Switches::new();
     let (tx, mut rx) = mpsc::channel(16);
-    let features = FeaturesReply {
-        datapath_id: DPID,
-        n_buffers: 0,
-        n_tables: 254,
-        auxiliary_id: 0,
-        capabilities: 0x4f,
-    };
+    let features = features(DPID);
     let handle = SwitchHandle::new(
         1,
         "127.0.0.1:40000".parse().expect("literal address"),
         features,
         tx,
-        Arc::new(Notify::new()),
+        Arc::default(),
     );
     assert!(switches.register(handle).is_none());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -83,7 +62,16 @@ fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
                 Command::Ports(tx) => {
                     let _ = tx.send(vec![port(1), port(2), port(port_no::LOCAL)]);
                 }
-                Command::Request(Message::MultipartRequest(_), tx) => {
+                Command::Request(Message::MultipartRequest(req), tx) => {
+                    if let MultipartRequestBody::Flow(filter) = &req.body {
+                        log.lock().await.push(FlowMod {
+                            cookie: filter.cookie,
+                            cookie_mask: filter.cookie_mask,
+                            table_id: filter.table_id,
+                            out_port: filter.out_port,
+                            ..FlowMod::default()
+                        });
+                    }
                     let part = |p, more| MultipartReply {
                         flags: more,
                         body: MultipartReplyBody::Flow(vec![stats(p)]),
@@ -145,6 +133,10 @@ async fn health_and_switch_list() {
     assert_eq!(v[0]["dpid_hex"], json!("0000000000000abc"));
     assert_eq!(v[0]["address"], json!("127.0.0.1:40000"));
     assert_eq!(v[0]["n_tables"], json!(254));
+    assert_eq!(
+        v[0]["counters"],
+        json!({"msgs_in": 0, "msgs_out": 0, "packet_ins": 0, "switch_errors": 0})
+    );
 }
 
 #[tokio::test]
@@ -196,6 +188,43 @@ async fn flows_come_from_every_multipart_part() {
              "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"]}
         ])
     );
+}
+
+#[tokio::test]
+async fn flow_filters_reach_the_request() {
+    let (switches, seen) = fake_switch();
+    let uri = "/api/v1/switches/0xabc/flows?table_id=3&cookie=0x6c32&cookie_mask=0xffff&out_port=CONTROLLER";
+    let (s, _) = call(&switches, "GET", uri, "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&switches, "GET", "/api/v1/switches/0xabc/flows", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let seen = seen.lock().await;
+    let f = &seen[0];
+    assert_eq!(
+        (f.table_id, f.cookie, f.cookie_mask, f.out_port),
+        (3, 0x6c32, 0xffff, port_no::CONTROLLER)
+    );
+    let f = &seen[1];
+    assert_eq!(
+        (f.table_id, f.cookie, f.cookie_mask, f.out_port),
+        (OFPTT_ALL, 0, 0, port_no::ANY)
+    );
+    drop(seen);
+    for (q, field) in [
+        ("table_id=300", "table_id"),
+        ("colour=red", "colour"),
+        ("out_port=x", "out_port"),
+    ] {
+        let (s, v) = call(
+            &switches,
+            "GET",
+            &format!("/api/v1/switches/0xabc/flows?{q}"),
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert_eq!(v["error"]["field"], json!(field));
+    }
 }
 
 #[tokio::test]
@@ -377,21 +406,9 @@ async fn a_disconnected_switch_is_unavailable() {
     let switches = Switches::new();
     let (tx, rx) = mpsc::channel(1);
     drop(rx);
-    let features = FeaturesReply {
-        datapath_id: 9,
-        n_buffers: 0,
-        n_tables: 1,
-        auxiliary_id: 0,
-        capabilities: 0,
-    };
+    let features = features(9);
     let peer = "127.0.0.1:1".parse().expect("literal address");
-    switches.register(SwitchHandle::new(
-        1,
-        peer,
-        features,
-        tx,
-        Arc::new(Notify::new()),
-    ));
+    switches.register(SwitchHandle::new(1, peer, features, tx, Arc::default()));
     let (s, v) = call(&switches, "GET", "/api/v1/switches/9/flows", "").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(v["error"]["code"], json!("unavailable"));

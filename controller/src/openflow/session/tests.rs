@@ -1,6 +1,7 @@
 //! In-memory tests of the session state machine: a scripted switch, a fake clock, no socket.
 
 use super::*;
+use crate::openflow::test_util::{features, port};
 use bytes::Bytes;
 use ofproto::consts::OFPMPF_REPLY_MORE;
 use ofproto::{
@@ -12,32 +13,6 @@ const DPID: u64 = 0x0000_0000_0000_00aa;
 
 fn t0() -> Instant {
     Instant::now()
-}
-
-fn port(no: u32) -> Port {
-    Port {
-        port_no: no,
-        hw_addr: [0, 0, 0, 0, 0, no as u8],
-        name: format!("p{no}"),
-        config: 0,
-        state: 0,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 0,
-        max_speed: 0,
-    }
-}
-
-fn features() -> FeaturesReply {
-    FeaturesReply {
-        datapath_id: DPID,
-        n_buffers: 0,
-        n_tables: 254,
-        auxiliary_id: 0,
-        capabilities: 0x4f,
-    }
 }
 
 fn drain(s: &mut Session) -> Vec<OfMessage> {
@@ -74,7 +49,10 @@ fn handshake(now: Instant, config: Config) -> Session {
     assert_eq!(out[0].body, Message::FeaturesRequest);
     let features_xid = out[0].xid;
 
-    s.handle_message(now, of(features_xid, Message::FeaturesReply(features())));
+    s.handle_message(
+        now,
+        of(features_xid, Message::FeaturesReply(features(DPID))),
+    );
     let out = drain(&mut s);
     assert_eq!(out.len(), 2);
     assert_eq!(
@@ -98,7 +76,7 @@ fn handshake(now: Instant, config: Config) -> Session {
     assert_eq!(
         events(&mut s),
         vec![SessionEvent::Ready {
-            features: features(),
+            features: features(DPID),
             ports: vec![port(1), port(2)]
         }]
     );
@@ -616,4 +594,49 @@ fn close_keeps_first_reason_and_fails_pending() {
     assert!(drain(&mut s)
         .iter()
         .all(|m| !matches!(m.body, Message::EchoReply(_))));
+}
+
+#[test]
+fn wrong_way_messages_never_complete_requests() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    let xid = s
+        .ready(t)
+        .expect("ready")
+        .request(Message::GetConfigRequest);
+    events(&mut s);
+    // A FLOW_MOD from the switch carrying the pending xid: ignored, the request still waits.
+    s.handle_message(t, of(xid, Message::FlowMod(FlowMod::default())));
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.pending_requests(), 1);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn hello_after_the_handshake_closes() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    s.handle_message(t, of(5, Message::Hello(Hello::of13())));
+    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+}
+
+#[test]
+fn auxiliary_connections_and_refused_handshakes_close() {
+    let t = t0();
+    let mut s = Session::new(t, Config::default());
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    let mut aux = features(DPID);
+    aux.auxiliary_id = 1;
+    s.handle_message(t, of(req.xid, Message::FeaturesReply(aux)));
+    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+
+    let mut s = Session::new(t, Config::default());
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    s.handle_message(t, of(req.xid, switch_error(b"no")));
+    assert!(matches!(
+        s.close_reason(),
+        Some(CloseReason::HandshakeRefused(_))
+    ));
 }
