@@ -15,8 +15,9 @@ LAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Mininet's Python module belongs to Debian's python3, not to a pyenv python3 first on PATH.
 LAB_PYTHON=/usr/bin/python3
 
-lab_port_free() { # PORT -> status 0 when nothing listens on 127.0.0.1:PORT
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+lab_port_free() { # PORT -> status 0 when nothing listens on PORT
+  # Asks the kernel instead of connecting: a controller logs every probe as a vanished switch.
+  [ -z "$(ss -Hltn "sport = :$1")" ]
 }
 
 lab_pick_port() { # [PREFERRED] -> prints PREFERRED if free, else a port the kernel picks
@@ -90,7 +91,8 @@ lab_controller_start() { # KIND LOGFILE
   esac
   mkdir -p "$(dirname "$log")"
   echo "+ ${cmd[*]} >$log 2>&1 &"
-  RUST_LOG=${RUST_LOG:-info} "${cmd[@]}" >"$log" 2>&1 &
+  # NO_COLOR: the log is a file, and tracing's formatter colours by default.
+  NO_COLOR=1 RUST_LOG=${RUST_LOG:-info} "${cmd[@]}" >"$log" 2>&1 &
   LAB_CTL_PID=$!
   if ! lab_wait_listen "$LAB_OF_PORT" "$LAB_CTL_PID" 30; then
     echo "lab: the controller (pid $LAB_CTL_PID) is not listening on 127.0.0.1:$LAB_OF_PORT; its log:" >&2

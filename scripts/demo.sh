@@ -81,7 +81,7 @@ act_l2switch_labs() {
     echo "+ /usr/bin/python3 mininet/lab.py --topo $topo --port $LAB_OF_PORT${LAB_API_URL:+ --api $LAB_API_URL} ${lab_args[*]:-}"
     rm -f "$out"
     if lab_run "$topo" --summary-file "$out" ${lab_args[@]+"${lab_args[@]}"}; then
-      recap+=("$(head -1 "$out")")
+      recap+=("$(head -1 "$out"); switches and hosts removed")
     else
       recap+=("FAILED $topo lab: $(tr '\n' ' ' <"$out" 2>/dev/null)")
       demo_failed=1
@@ -92,10 +92,16 @@ act_l2switch_labs() {
 
 finish() {
   local status=$?
-  lab_controller_stop 2>/dev/null || true
+  if lab_controller_alive; then
+    if lab_controller_stop; then
+      recap+=("stopped the controller (SIGTERM); log: $DEMO_DIR/controller.log")
+    else
+      recap+=("FAILED: the controller ignored SIGTERM and was killed; log: $DEMO_DIR/controller.log")
+      demo_failed=1
+    fi
+  fi
   printf '\n%sWhat the demo did%s\n' "$bold" "$plain"
   printf '  - %s\n' "${recap[@]}"
-  printf '  - stopped the controller; Mininet switches and hosts removed; log: %s\n' "$DEMO_DIR/controller.log"
   if [ "$status" != 0 ] || [ "${demo_failed:-0}" = 1 ]; then
     echo "DEMO FAILED"
     exit 1
