@@ -5,7 +5,8 @@ set -euo pipefail
 
 need=()
 for pair in ovs-vsctl:openvswitch-switch ovs-testcontroller:openvswitch-testcontroller \
-            mn:mininet iperf3:iperf3 ethtool:ethtool socat:socat bc:bc ip:iproute2; do
+            mn:mininet iperf3:iperf3 ethtool:ethtool socat:socat bc:bc ip:iproute2 \
+            ping:iputils-ping curl:curl taskset:util-linux; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

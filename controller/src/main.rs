@@ -37,6 +37,8 @@ fn main() -> std::process::ExitCode {
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
                 )
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
                 .init();
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
