@@ -616,3 +616,21 @@ proptest! {
         prop_assert_eq!(option(&offer, 26), mtu.map(|m| m.to_be_bytes().to_vec()));
     }
 }
+
+/// Found by the `packet_view` fuzz target: a relayed request (giaddr set) is answered to the relay
+/// on port 67, and that reply must still read as DHCP.
+#[test]
+fn relayed_dhcp_reply_reads_as_dhcp() {
+    let mut discover = dhcp_client_frame(WireType::Discover, None, None, false);
+    // giaddr sits at BOOTP offset 24, after Ethernet (14), IPv4 (20) and UDP (8) headers.
+    let giaddr_at = 14 + 20 + 8 + 24;
+    discover[giaddr_at..giaddr_at + 4].copy_from_slice(&[10, 0, 9, 1]);
+    let offer = dhcp_reply(&discover, &lease()).expect("an offer");
+    let view = PacketView::parse(&offer).expect("ethernet");
+    assert_eq!(view.l4_ports(), Some((DHCP_SERVER_PORT, DHCP_SERVER_PORT)));
+    assert_eq!(view.ip_dst(), Some(IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1))));
+    assert_eq!(
+        view.dhcp.and_then(|d| d.message_type),
+        Some(DhcpMessageType::Offer)
+    );
+}

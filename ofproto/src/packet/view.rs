@@ -201,16 +201,10 @@ impl PacketView {
             }),
             Some(TransportSlice::Udp(udp)) => {
                 let (src, dst) = (udp.source_port(), udp.destination_port());
-                if matches!(
-                    (src, dst),
-                    (DHCP_CLIENT_PORT, DHCP_SERVER_PORT) | (DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
-                ) && matches!(
-                    view.ip,
-                    Some(IpView {
-                        src: IpAddr::V4(_),
-                        ..
-                    })
-                ) {
+                // Client↔server and, for relayed exchanges, server↔relay (67↔67).
+                let dhcp_port = |p| p == DHCP_CLIENT_PORT || p == DHCP_SERVER_PORT;
+                let v4 = matches!(view.ip.map(|ip| ip.src), Some(IpAddr::V4(_)));
+                if v4 && dhcp_port(src) && dhcp_port(dst) {
                     view.dhcp = DhcpView::parse(udp.payload());
                 }
                 Some(L4View::Udp { src, dst })
