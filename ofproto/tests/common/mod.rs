@@ -20,9 +20,7 @@ pub fn ovs_ofctl(args: &[&str]) -> Output {
 pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
     // Global header: magic, version 2.4, GMT offset, accuracy, snaplen, LINKTYPE_ETHERNET.
-    for field in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&field.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     for field in [0u32, 0, 65535, 1] {
