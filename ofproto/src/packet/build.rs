@@ -110,8 +110,7 @@ pub fn arp_reply(request: &[u8], mac: [u8; 6]) -> Option<Vec<u8>> {
 /// `None` unless the frame is a whole (not truncated, not fragmented) echo request sent to a
 /// unicast MAC and unicast IPv4 address, which become the reply's sources.
 pub fn icmpv4_echo_reply(request: &[u8]) -> Option<Vec<u8>> {
-    let view = PacketView::parse(request)?;
-    let pkt = LaxSlicedPacket::from_ethernet(request).ok()?;
+    let (view, pkt) = sliced(request)?;
     let Some(LaxNetSlice::Ipv4(ip)) = &pkt.net else {
         return None;
     };
@@ -141,8 +140,7 @@ pub fn icmpv4_echo_reply(request: &[u8]) -> Option<Vec<u8>> {
 ///
 /// `None` unless the frame is a whole echo request to a unicast MAC and unicast IPv6 address.
 pub fn icmpv6_echo_reply(request: &[u8]) -> Option<Vec<u8>> {
-    let view = PacketView::parse(request)?;
-    let pkt = LaxSlicedPacket::from_ethernet(request).ok()?;
+    let (view, pkt) = sliced(request)?;
     let Some(LaxNetSlice::Ipv6(ip)) = &pkt.net else {
         return None;
     };
@@ -225,8 +223,7 @@ pub fn icmpv4_error(
     mac: [u8; 6],
     ip: Ipv4Addr,
 ) -> Option<Vec<u8>> {
-    let view = PacketView::parse(original)?;
-    let pkt = LaxSlicedPacket::from_ethernet(original).ok()?;
+    let (view, pkt) = sliced(original)?;
     let Some(LaxNetSlice::Ipv4(orig_ip)) = &pkt.net else {
         return None;
     };
@@ -299,8 +296,7 @@ pub fn icmpv6_error(
     mac: [u8; 6],
     ip: Ipv6Addr,
 ) -> Option<Vec<u8>> {
-    let view = PacketView::parse(original)?;
-    let pkt = LaxSlicedPacket::from_ethernet(original).ok()?;
+    let (view, pkt) = sliced(original)?;
     let Some(LaxNetSlice::Ipv6(orig_ip)) = &pkt.net else {
         return None;
     };
@@ -325,6 +321,22 @@ pub fn icmpv6_error(
     Some(out)
 }
 
+/// The frame's summary and its etherparse slices, or `None` when the two would disagree: the
+/// view stops at a MACsec header (as OpenFlow does) while the slicer reads on through it, and a
+/// builder must never answer a layer the controller's view did not see.
+fn sliced(frame: &[u8]) -> Option<(PacketView, LaxSlicedPacket<'_>)> {
+    let view = PacketView::parse(frame)?;
+    let pkt = LaxSlicedPacket::from_ethernet(frame).ok()?;
+    if pkt
+        .link_exts
+        .iter()
+        .any(|ext| matches!(ext, etherparse::LaxLinkExtSlice::Macsec(_)))
+    {
+        return None;
+    }
+    Some((view, pkt))
+}
+
 /// Builds an Ethernet/IPv4/UDP frame (DHCP replies).
 pub(crate) fn udp_v4(
     l2: L2,
@@ -346,7 +358,7 @@ pub(crate) fn udp_v4(
 /// The UDP payload of a frame, if it has one.
 #[cfg(test)]
 pub(crate) fn udp_payload(frame: &[u8]) -> Option<&[u8]> {
-    let pkt = LaxSlicedPacket::from_ethernet(frame).ok()?;
+    let (_, pkt) = sliced(frame)?;
     match pkt.transport {
         Some(TransportSlice::Udp(udp)) => Some(udp.payload()),
         _ => None,

@@ -634,3 +634,27 @@ fn relayed_dhcp_reply_reads_as_dhcp() {
         Some(DhcpMessageType::Offer)
     );
 }
+
+/// Found by the `packet_view` fuzz target: an unencrypted MACsec frame hides its inner IPv4 from
+/// the view (as from an OpenFlow match), so no builder may answer that inner packet either.
+#[test]
+fn builders_do_not_answer_what_macsec_hides() {
+    let f = frame(
+        "000010000002000000000001 88e5 60006e6d6dffff00603a 8100600a 0800 \
+         45400000000000000001669f 2d0a00015b0a000002 08000000000100020000020800000000010002"
+            .replace(' ', "")
+            .as_str(),
+    );
+    let view = PacketView::parse(&f).expect("ethernet");
+    assert_eq!((view.eth_type, view.ip), (0x88e5, None));
+    assert_eq!(icmpv4_echo_reply(&f), None);
+    assert_eq!(
+        icmpv4_error(
+            &f,
+            Icmpv4Error::TtlExceeded,
+            ROUTER_MAC,
+            Ipv4Addr::LOCALHOST
+        ),
+        None
+    );
+}
