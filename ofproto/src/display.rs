@@ -1,0 +1,459 @@
+//! `ovs-ofctl`-style text for matches, actions, instructions, flow mods and flow stats, so
+//! logs and `strowger ofp decode --text` read like `ovs-ofctl dump-flows`.
+
+use std::fmt::{self, Display, Formatter, Write};
+use std::net::Ipv4Addr;
+
+use crate::action::{Action, NX_OFPP_IN_PORT};
+use crate::instruction::Instruction;
+use crate::msg::flow::{FlowMod, FlowModCommand};
+use crate::multipart::FlowStats;
+use crate::oxm::{Match, OxmField};
+use crate::{consts, port_no};
+
+/// A MAC address printed as `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl Display for Mac {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+/// A 32-bit port number as OVS prints it (`LOCAL`, `CONTROLLER`, or the number).
+pub struct PortName(pub u32);
+
+impl Display for PortName {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let s = match self.0 {
+            port_no::IN_PORT => "IN_PORT",
+            port_no::TABLE => "TABLE",
+            port_no::NORMAL => "NORMAL",
+            port_no::FLOOD => "FLOOD",
+            port_no::ALL => "ALL",
+            port_no::CONTROLLER => "CONTROLLER",
+            port_no::LOCAL => "LOCAL",
+            port_no::ANY => "ANY",
+            n => return write!(f, "{n}"),
+        };
+        f.write_str(s)
+    }
+}
+
+fn ipv4_masked(f: &mut Formatter<'_>, v: Ipv4Addr, m: Option<Ipv4Addr>) -> fmt::Result {
+    match m {
+        None => write!(f, "{v}"),
+        Some(m) => {
+            let bits = u32::from(m);
+            if bits.leading_ones() + bits.trailing_zeros() == 32 {
+                write!(f, "{v}/{}", bits.leading_ones())
+            } else {
+                write!(f, "{v}/{m}")
+            }
+        }
+    }
+}
+
+fn hex_masked<T: fmt::LowerHex>(f: &mut Formatter<'_>, v: T, m: Option<T>) -> fmt::Result {
+    match m {
+        None => write!(f, "{v:#x}"),
+        Some(m) => write!(f, "{v:#x}/{m:#x}"),
+    }
+}
+
+fn mac_masked(f: &mut Formatter<'_>, v: [u8; 6], m: Option<[u8; 6]>) -> fmt::Result {
+    match m {
+        None => write!(f, "{}", Mac(v)),
+        Some(m) => write!(f, "{}/{}", Mac(v), Mac(m)),
+    }
+}
+
+/// Prints one field as `name=value` with the OVS field names used by `ovs-ofctl`.
+impl Display for OxmField {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        use OxmField::*;
+        match self {
+            InPort(p) => write!(f, "in_port={}", PortName(*p)),
+            InPhyPort(p) => write!(f, "in_phy_port={}", PortName(*p)),
+            Metadata { value, mask } => {
+                f.write_str("metadata=")?;
+                hex_masked(f, *value, *mask)
+            }
+            EthDst { value, mask } => {
+                f.write_str("dl_dst=")?;
+                mac_masked(f, *value, *mask)
+            }
+            EthSrc { value, mask } => {
+                f.write_str("dl_src=")?;
+                mac_masked(f, *value, *mask)
+            }
+            EthType(t) => write!(f, "dl_type={t:#06x}"),
+            VlanVid { value, mask } => match mask {
+                None if value & consts::OFPVID_PRESENT != 0 => {
+                    write!(f, "dl_vlan={}", value & 0x0fff)
+                }
+                _ => {
+                    f.write_str("vlan_vid=")?;
+                    hex_masked(f, *value, *mask)
+                }
+            },
+            VlanPcp(p) => write!(f, "dl_vlan_pcp={p}"),
+            IpDscp(d) => write!(f, "nw_tos={}", u16::from(*d) << 2),
+            IpEcn(e) => write!(f, "nw_ecn={e}"),
+            IpProto(p) => write!(f, "nw_proto={p}"),
+            Ipv4Src { value, mask } => {
+                f.write_str("nw_src=")?;
+                ipv4_masked(f, *value, *mask)
+            }
+            Ipv4Dst { value, mask } => {
+                f.write_str("nw_dst=")?;
+                ipv4_masked(f, *value, *mask)
+            }
+            TcpSrc(p) | UdpSrc(p) | SctpSrc(p) => write!(f, "tp_src={p}"),
+            TcpDst(p) | UdpDst(p) | SctpDst(p) => write!(f, "tp_dst={p}"),
+            Icmpv4Type(t) | Icmpv6Type(t) => write!(f, "icmp_type={t}"),
+            Icmpv4Code(c) | Icmpv6Code(c) => write!(f, "icmp_code={c}"),
+            ArpOp(o) => write!(f, "arp_op={o}"),
+            ArpSpa { value, mask } => {
+                f.write_str("arp_spa=")?;
+                ipv4_masked(f, *value, *mask)
+            }
+            ArpTpa { value, mask } => {
+                f.write_str("arp_tpa=")?;
+                ipv4_masked(f, *value, *mask)
+            }
+            ArpSha { value, mask } => {
+                f.write_str("arp_sha=")?;
+                mac_masked(f, *value, *mask)
+            }
+            ArpTha { value, mask } => {
+                f.write_str("arp_tha=")?;
+                mac_masked(f, *value, *mask)
+            }
+            Ipv6Src { value, mask } => match mask {
+                None => write!(f, "ipv6_src={value}"),
+                Some(m) => write!(f, "ipv6_src={value}/{m}"),
+            },
+            Ipv6Dst { value, mask } => match mask {
+                None => write!(f, "ipv6_dst={value}"),
+                Some(m) => write!(f, "ipv6_dst={value}/{m}"),
+            },
+            Ipv6Flabel { value, mask } => {
+                f.write_str("ipv6_label=")?;
+                hex_masked(f, *value, *mask)
+            }
+            Ipv6NdTarget(a) => write!(f, "nd_target={a}"),
+            Ipv6NdSll(m) => write!(f, "nd_sll={}", Mac(*m)),
+            Ipv6NdTll(m) => write!(f, "nd_tll={}", Mac(*m)),
+            MplsLabel(l) => write!(f, "mpls_label={l}"),
+            MplsTc(t) => write!(f, "mpls_tc={t}"),
+            MplsBos(b) => write!(f, "mpls_bos={b}"),
+            PbbIsid { value, mask } => {
+                f.write_str("pbb_isid=")?;
+                hex_masked(f, *value, *mask)
+            }
+            TunnelId { value, mask } => {
+                f.write_str("tun_id=")?;
+                hex_masked(f, *value, *mask)
+            }
+            Ipv6Exthdr { value, mask } => {
+                f.write_str("ipv6_exthdr=")?;
+                hex_masked(f, *value, *mask)
+            }
+            TunIpv4Src { value, mask } => {
+                f.write_str("tun_src=")?;
+                ipv4_masked(f, *value, *mask)
+            }
+            TunIpv4Dst { value, mask } => {
+                f.write_str("tun_dst=")?;
+                ipv4_masked(f, *value, *mask)
+            }
+            Reg { idx, value, mask } => {
+                write!(f, "reg{idx}=")?;
+                hex_masked(f, *value, *mask)
+            }
+            Unknown {
+                class,
+                field,
+                hasmask,
+                value,
+            } => {
+                write!(f, "oxm({class:#06x}:{field}")?;
+                if *hasmask {
+                    f.write_str("/masked")?;
+                }
+                f.write_str(")=0x")?;
+                for b in value.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The protocol shorthand OVS prints in place of `dl_type`/`nw_proto` (`tcp`, `arp`, ...),
+/// and which of those two fields it absorbs.
+fn shorthand(m: &Match) -> Option<(&'static str, bool)> {
+    let proto = m.ip_proto();
+    Some(match (m.eth_type()?, proto) {
+        (0x0800, Some(1)) => ("icmp", true),
+        (0x0800, Some(6)) => ("tcp", true),
+        (0x0800, Some(17)) => ("udp", true),
+        (0x0800, Some(132)) => ("sctp", true),
+        (0x0800, _) => ("ip", false),
+        (0x86dd, Some(58)) => ("icmp6", true),
+        (0x86dd, Some(6)) => ("tcp6", true),
+        (0x86dd, Some(17)) => ("udp6", true),
+        (0x86dd, Some(132)) => ("sctp6", true),
+        (0x86dd, _) => ("ipv6", false),
+        (0x0806, _) => ("arp", false),
+        (0x8035, _) => ("rarp", false),
+        (0x8847, _) => ("mpls", false),
+        (0x8848, _) => ("mplsm", false),
+        _ => return None,
+    })
+}
+
+/// `tcp,in_port=1,tp_dst=80`; an empty match prints nothing.
+impl Display for Match {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let short = shorthand(self);
+        let mut first = true;
+        let mut sep = |f: &mut Formatter<'_>| -> fmt::Result {
+            if !first {
+                f.write_char(',')?;
+            }
+            first = false;
+            Ok(())
+        };
+        if let Some((name, _)) = short {
+            sep(f)?;
+            f.write_str(name)?;
+        }
+        for field in &self.fields {
+            let absorbed = match field {
+                OxmField::EthType(_) => short.is_some(),
+                OxmField::IpProto(_) => short.is_some_and(|(_, p)| p),
+                _ => false,
+            };
+            if !absorbed {
+                sep(f)?;
+                write!(f, "{field}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints a set-field the way OVS does: `set_field:VALUE->FIELD`.
+fn set_field(f: &mut Formatter<'_>, field: &OxmField) -> fmt::Result {
+    let text = field.to_string();
+    match text.split_once('=') {
+        Some((name, value)) => write!(f, "set_field:{value}->{name}"),
+        None => write!(f, "set_field:{text}"),
+    }
+}
+
+impl Display for Action {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Output { port, max_len } => match *port {
+                port_no::CONTROLLER => write!(f, "CONTROLLER:{max_len}"),
+                p if p > port_no::MAX => write!(f, "{}", PortName(p)),
+                p => write!(f, "output:{p}"),
+            },
+            Action::CopyTtlOut => f.write_str("copy_ttl_out"),
+            Action::CopyTtlIn => f.write_str("copy_ttl_in"),
+            Action::SetMplsTtl(t) => write!(f, "set_mpls_ttl({t})"),
+            Action::DecMplsTtl => f.write_str("dec_mpls_ttl"),
+            Action::PushVlan(e) => write!(f, "push_vlan:{e:#06x}"),
+            Action::PopVlan => f.write_str("pop_vlan"),
+            Action::PushMpls(e) => write!(f, "push_mpls:{e:#06x}"),
+            Action::PopMpls(e) => write!(f, "pop_mpls:{e:#06x}"),
+            Action::SetQueue(q) => write!(f, "set_queue:{q}"),
+            Action::Group(g) => write!(f, "group:{g}"),
+            Action::SetNwTtl(t) => write!(f, "mod_nw_ttl:{t}"),
+            Action::DecNwTtl => f.write_str("dec_ttl"),
+            Action::SetField(field) => set_field(f, field),
+            Action::PushPbb(e) => write!(f, "push_pbb:{e:#06x}"),
+            Action::PopPbb => f.write_str("pop_pbb"),
+            Action::NxResubmit { in_port, table } => match table {
+                None if *in_port != NX_OFPP_IN_PORT => write!(f, "resubmit:{in_port}"),
+                _ => {
+                    f.write_str("resubmit(")?;
+                    if *in_port != NX_OFPP_IN_PORT {
+                        write!(f, "{in_port}")?;
+                    }
+                    f.write_char(',')?;
+                    if let Some(t) = table {
+                        write!(f, "{t}")?;
+                    }
+                    f.write_char(')')
+                }
+            },
+            Action::Experimenter { experimenter, data } => {
+                write!(f, "experimenter({experimenter:#010x},0x")?;
+                for b in data.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_char(')')
+            }
+        }
+    }
+}
+
+fn action_list(f: &mut Formatter<'_>, actions: &[Action]) -> fmt::Result {
+    for (i, a) in actions.iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write!(f, "{a}")?;
+    }
+    Ok(())
+}
+
+impl Display for Instruction {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Instruction::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Instruction::WriteMetadata { metadata, mask } => {
+                if *mask == u64::MAX {
+                    write!(f, "write_metadata:{metadata:#x}")
+                } else {
+                    write!(f, "write_metadata:{metadata:#x}/{mask:#x}")
+                }
+            }
+            Instruction::WriteActions(a) => {
+                f.write_str("write_actions(")?;
+                action_list(f, a)?;
+                f.write_char(')')
+            }
+            Instruction::ApplyActions(a) => action_list(f, a),
+            Instruction::ClearActions => f.write_str("clear_actions"),
+            Instruction::Meter(m) => write!(f, "meter:{m}"),
+            Instruction::Experimenter { experimenter, data } => {
+                write!(f, "experimenter_instruction({experimenter:#010x},0x")?;
+                for b in data.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_char(')')
+            }
+        }
+    }
+}
+
+/// `actions=...` as OVS prints it; no instructions is `drop`. OVS lists the meter first and
+/// goto_table last, whatever the wire order.
+fn instructions(f: &mut Formatter<'_>, list: &[Instruction]) -> fmt::Result {
+    f.write_str("actions=")?;
+    let printed: Vec<&Instruction> = list
+        .iter()
+        .filter(|i| !matches!(i, Instruction::ApplyActions(a) if a.is_empty()))
+        .collect();
+    if printed.is_empty() {
+        return f.write_str("drop");
+    }
+    for (i, ins) in printed.iter().enumerate() {
+        if i > 0 {
+            f.write_char(',')?;
+        }
+        write!(f, "{ins}")?;
+    }
+    Ok(())
+}
+
+fn priority_and_match(f: &mut Formatter<'_>, priority: u16, m: &Match) -> fmt::Result {
+    write!(f, "priority={priority}")?;
+    if !m.fields.is_empty() {
+        write!(f, ",{m}")?;
+    }
+    Ok(())
+}
+
+/// `ADD table:0 priority=100,in_port=1 actions=output:2` (the ofp-print shape).
+impl Display for FlowMod {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let cmd = match self.command {
+            FlowModCommand::Add => "ADD".to_string(),
+            FlowModCommand::Modify => "MOD".to_string(),
+            FlowModCommand::ModifyStrict => "MOD_STRICT".to_string(),
+            FlowModCommand::Delete => "DEL".to_string(),
+            FlowModCommand::DeleteStrict => "DEL_STRICT".to_string(),
+            FlowModCommand::Unknown(c) => format!("cmd:{c}"),
+        };
+        write!(f, "{cmd} table:{} ", self.table_id)?;
+        priority_and_match(f, self.priority, &self.match_)?;
+        if self.cookie != 0 || self.cookie_mask != 0 {
+            write!(f, " cookie:{:#x}", self.cookie)?;
+            if self.cookie_mask != 0 {
+                write!(f, "/{:#x}", self.cookie_mask)?;
+            }
+        }
+        if self.idle_timeout != 0 {
+            write!(f, " idle:{}", self.idle_timeout)?;
+        }
+        if self.hard_timeout != 0 {
+            write!(f, " hard:{}", self.hard_timeout)?;
+        }
+        if self.buffer_id != crate::OFP_NO_BUFFER {
+            write!(f, " buf:{:#x}", self.buffer_id)?;
+        }
+        if self.out_port != port_no::ANY {
+            write!(f, " out_port:{}", PortName(self.out_port))?;
+        }
+        if self.out_group != consts::OFPG_ANY {
+            write!(f, " out_group:{}", self.out_group)?;
+        }
+        flags(f, self.flags)?;
+        f.write_char(' ')?;
+        instructions(f, &self.instructions)
+    }
+}
+
+fn flags(f: &mut Formatter<'_>, flags: u16) -> fmt::Result {
+    for (bit, name) in [
+        (consts::OFPFF_SEND_FLOW_REM, "send_flow_rem"),
+        (consts::OFPFF_CHECK_OVERLAP, "check_overlap"),
+        (consts::OFPFF_RESET_COUNTS, "reset_counts"),
+        (consts::OFPFF_NO_PKT_COUNTS, "no_packet_counts"),
+        (consts::OFPFF_NO_BYT_COUNTS, "no_byte_counts"),
+    ] {
+        if flags & bit != 0 {
+            write!(f, " {name}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `cookie=0x0, duration=1.5s, table=0, n_packets=0, n_bytes=0, priority=100,in_port=1
+/// actions=output:2` (the dump-flows shape).
+impl Display for FlowStats {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, ",
+            self.cookie,
+            self.duration_sec,
+            self.duration_nsec / 1_000_000,
+            self.table_id,
+            self.packet_count,
+            self.byte_count
+        )?;
+        if self.idle_timeout != 0 {
+            write!(f, "idle_timeout={}, ", self.idle_timeout)?;
+        }
+        if self.hard_timeout != 0 {
+            write!(f, "hard_timeout={}, ", self.hard_timeout)?;
+        }
+        priority_and_match(f, self.priority, &self.match_)?;
+        f.write_char(' ')?;
+        instructions(f, &self.instructions)
+    }
+}
