@@ -38,3 +38,23 @@ fn replay(target: &str, check: fn(&[u8])) {
 fn packet_view_corpus() {
     replay("packet_view", checks::packet_view);
 }
+
+#[test]
+fn message_decode_corpus() {
+    replay("message_decode", checks::message);
+}
+
+#[test]
+fn match_decode_corpus() {
+    replay("match_decode", checks::match_);
+}
+
+#[test]
+fn action_decode_corpus() {
+    replay("action_decode", checks::actions);
+}
+
+#[test]
+fn stream_framing_corpus() {
+    replay("stream_framing", checks::framing);
+}
