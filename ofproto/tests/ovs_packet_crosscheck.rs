@@ -13,8 +13,9 @@ use etherparse::{
     EtherType, Ethernet2Header, IpDscp, IpEcn, IpHeaders, Ipv4Extensions, Ipv4Header,
     Ipv6Extensions, Ipv6Header, PacketBuilder, SingleVlanHeader, VlanId, VlanPcp,
 };
+use ofproto::display::Mac;
 use ofproto::packet::{
-    self, ArpView, DhcpLease, Icmpv4Error, Icmpv6Error, L4View, MacAddr, PacketView, Vlan, L2,
+    self, ArpView, DhcpLease, Icmpv4Error, Icmpv6Error, L4View, PacketView, Vlan, L2,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -368,8 +369,8 @@ fn check(view: &PacketView, line: &str) -> Result<(), String> {
         Some(got) if *got == v => Ok(()),
         got => Err(format!("{k}: OVS {got:?}, we {v}")),
     };
-    want("dl_src", MacAddr(view.eth_src).to_string())?;
-    want("dl_dst", MacAddr(view.eth_dst).to_string())?;
+    want("dl_src", Mac(view.eth_src).to_string())?;
+    want("dl_dst", Mac(view.eth_dst).to_string())?;
     match view.vlan {
         Some(v) => {
             want("dl_vlan", v.vid.to_string())?;
@@ -398,8 +399,8 @@ fn check(view: &PacketView, line: &str) -> Result<(), String> {
         want("arp_op", arp.op.to_string())?;
         want("arp_spa", arp.spa.to_string())?;
         want("arp_tpa", arp.tpa.to_string())?;
-        want("arp_sha", MacAddr(arp.sha).to_string())?;
-        want("arp_tha", MacAddr(arp.tha).to_string())?;
+        want("arp_sha", Mac(arp.sha).to_string())?;
+        want("arp_tha", Mac(arp.tha).to_string())?;
     }
     if let Some(ip) = view.ip {
         match (ip.src, ip.dst) {

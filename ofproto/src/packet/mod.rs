@@ -23,7 +23,7 @@ pub use build::{
     Icmpv4Error, Icmpv6Error, L2,
 };
 pub use dhcp::{dhcp_reply, DhcpLease, DhcpMessageType, DhcpView};
-pub use view::{ArpView, IpView, L4View, MacAddr, PacketView, Vlan};
+pub use view::{ArpView, IpView, L4View, PacketView, Vlan};
 
 /// EtherType of IPv4 (`eth_type=0x0800`).
 pub const ETH_TYPE_IPV4: u16 = 0x0800;

@@ -8,32 +8,11 @@ use serde::{Serialize, Serializer};
 
 use super::dhcp::DhcpView;
 use super::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
-
-/// A MAC address printed the way ovs-ofctl prints one (`aa:bb:cc:dd:ee:ff`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// The Ethernet broadcast address.
-    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-impl Serialize for MacAddr {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+use crate::display::Mac;
 
 /// Serializes a raw `[u8; 6]` field as `"aa:bb:cc:dd:ee:ff"`, so JSON output stays readable.
 pub(crate) fn ser_mac<S: Serializer>(mac: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&MacAddr(*mac))
+    s.collect_str(&Mac(*mac))
 }
 
 /// One VLAN tag (802.1Q, or 802.1ad / QinQ when `tpid` says so).
@@ -282,8 +261,8 @@ impl fmt::Display for PacketView {
         write!(
             f,
             "dl_src={},dl_dst={}",
-            MacAddr(self.eth_src),
-            MacAddr(self.eth_dst)
+            Mac(self.eth_src),
+            Mac(self.eth_dst)
         )?;
         if let Some(vlan) = self.vlan {
             write!(f, ",dl_vlan={},dl_vlan_pcp={}", vlan.vid, vlan.pcp)?;
@@ -296,8 +275,8 @@ impl fmt::Display for PacketView {
                 arp.op,
                 arp.spa,
                 arp.tpa,
-                MacAddr(arp.sha),
-                MacAddr(arp.tha)
+                Mac(arp.sha),
+                Mac(arp.tha)
             )?;
         }
         if let Some(ip) = self.ip {
