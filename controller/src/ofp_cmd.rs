@@ -37,9 +37,15 @@ pub enum DecodeError {
     /// Not valid hex.
     #[error("invalid hex: {0}")]
     Hex(#[from] hex::FromHexError),
-    /// Hex, but not a well-formed OpenFlow 1.3 message.
-    #[error("malformed OpenFlow message: {0}")]
-    Malformed(#[from] ofproto::Error),
+    /// Hex, but not a well-formed OpenFlow 1.3 message; `reply` is the ERROR a switch would
+    /// send back for it.
+    #[error("malformed OpenFlow message: {error}{reply}")]
+    Malformed {
+        /// What is wrong.
+        error: ofproto::Error,
+        /// ` (a switch would answer …)`, or empty.
+        reply: String,
+    },
 }
 
 /// Runs an `ofp` subcommand.
@@ -73,7 +79,13 @@ pub fn decode(args: &[String], text: bool, reencode: bool) -> Result<String, Dec
         return Err(DecodeError::Empty);
     }
     let bytes = hex::decode(&digits)?;
-    let msg = OfMessage::parse(&bytes)?;
+    let msg = OfMessage::parse(&bytes).map_err(|error| DecodeError::Malformed {
+        reply: error
+            .ofp_error()
+            .map(|t| format!(" (a switch would answer ERROR {t:?})"))
+            .unwrap_or_default(),
+        error,
+    })?;
     let mut out = if text {
         one_line(&msg)
     } else {
