@@ -127,6 +127,9 @@ fn malformed_input_is_one_clear_line() {
         (&["0414000800000003ff"], "malformed"),
         // Unknown message type 0xee.
         (&["04ee000800000001"], "malformed"),
+        // … and the line names the ERROR a switch would send back.
+        (&["04ee000800000001"], "BadType"),
+        (&["0400001000000001"], "BadLen"),
     ];
     for (args, want) in cases {
         let mut full = vec!["ofp", "decode"];
