@@ -834,7 +834,7 @@ fn normalize_ovs_flow(s: &str) -> String {
 
 /// Runs `ovs-ofctl -O OpenFlow13 --no-names ARGS tcp:127.0.0.1:PORT …` against a one-shot
 /// switch of ours, and returns every message ovs-ofctl sent, as raw bytes.
-fn record(args: &[&str], stdin: Option<&str>) -> Vec<Bytes> {
+fn record(args: &[&str], stdin: Option<&str>) -> (Vec<Bytes>, String) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let target = format!("tcp:{}", listener.local_addr().expect("addr"));
     let switch = std::thread::spawn(move || fake_switch(listener));
@@ -872,7 +872,7 @@ fn record(args: &[&str], stdin: Option<&str>) -> Vec<Bytes> {
         "ovs-ofctl {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    recorded
+    (recorded, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Accepts one connection and plays a switch: HELLO, FEATURES/GET_CONFIG replies, echo,
@@ -952,7 +952,7 @@ fn fake_switch(listener: TcpListener) -> Vec<Bytes> {
                     use MultipartReplyBody as R;
                     use MultipartRequestBody as Q;
                     let body = match req.body {
-                        Q::Flow(_) => R::Flow(Vec::new()),
+                        Q::Flow(_) => R::Flow(switch_flows()),
                         Q::Group { .. } => R::Group(Vec::new()),
                         Q::GroupDesc => R::GroupDesc(Vec::new()),
                         Q::Meter { .. } => R::Meter(Vec::new()),
@@ -977,6 +977,89 @@ fn fake_switch(listener: TcpListener) -> Vec<Bytes> {
             }
         }
     }
+}
+
+/// The flow table the fake switch reports to `dump-flows`.
+fn switch_flows() -> Vec<ofproto::FlowStats> {
+    let (m1, _) = (
+        Match::new()
+            .with(OxmField::InPort(1))
+            .with(OxmField::EthType(0x0800))
+            .with(OxmField::Ipv4Dst {
+                value: Ipv4Addr::new(10, 0, 0, 0),
+                mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            }),
+        (),
+    );
+    let entry = |table_id, priority, cookie, match_, instructions| ofproto::FlowStats {
+        table_id,
+        duration_sec: 12,
+        duration_nsec: 345_000_000,
+        priority,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        flags: 0,
+        cookie,
+        packet_count: 7,
+        byte_count: 700,
+        match_,
+        instructions,
+    };
+    vec![
+        entry(
+            0,
+            100,
+            0x1,
+            m1,
+            vec![Instruction::ApplyActions(vec![
+                Action::DecNwTtl,
+                Action::Output {
+                    port: 2,
+                    max_len: 0,
+                },
+            ])],
+        ),
+        entry(
+            3,
+            0,
+            0x0,
+            Match::new(),
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: port_no::CONTROLLER,
+                max_len: 0xffff,
+            }])],
+        ),
+        entry(
+            5,
+            7,
+            0xfeed,
+            Match::new().with(OxmField::Reg {
+                idx: 3,
+                value: 9,
+                mask: None,
+            }),
+            vec![Instruction::GotoTable(6)],
+        ),
+    ]
+}
+
+/// Our FLOW stats reply, printed by `ovs-ofctl dump-flows`, shows our entries as `Display`
+/// prints them (same tokens, modulo the spellings in `normalize_flow_display`).
+#[test]
+fn ovs_prints_our_flow_stats() {
+    let (_, stdout) = record(&["dump-flows", "SWITCH"], None);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("cookie=")).collect();
+    let flows = switch_flows();
+    assert_eq!(lines.len(), flows.len(), "dump-flows printed:\n{stdout}");
+    for (line, flow) in lines.iter().zip(&flows) {
+        let ours = normalize_flow_display(&flow.to_string());
+        assert_eq!(
+            tokens(&ours),
+            tokens(line),
+            "\n ours: {ours}\n OVS:  {line}"
+        );
+    }
+    eprintln!("dump-flows of our FLOW stats reply:\n{stdout}");
 }
 
 #[test]
@@ -1025,7 +1108,7 @@ table=8,send_flow_rem,check_overlap,in_port=LOCAL,actions=push_vlan:0x8100,set_f
     let mut total = 0;
     let mut kinds = std::collections::BTreeSet::new();
     for (args, stdin) in &runs {
-        let recorded = record(args, *stdin);
+        let (recorded, _) = record(args, *stdin);
         assert!(
             recorded.len() >= 2,
             "{args:?}: only {} messages recorded",
