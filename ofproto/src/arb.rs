@@ -297,8 +297,60 @@ pub(crate) fn flow_stats() -> impl Strategy<Value = FlowStats> {
         })
 }
 
+fn table_feature_prop() -> impl Strategy<Value = TableFeatureProp> {
+    use TableFeatureProp as P;
+    let fid = || {
+        prop_oneof![
+            any::<u16>().prop_map(|typ| FeatureId {
+                typ,
+                data: Bytes::new()
+            }),
+            any::<u32>().prop_map(|e| FeatureId {
+                typ: 0xffff,
+                data: Bytes::copy_from_slice(&e.to_be_bytes())
+            }),
+        ]
+    };
+    let oid = || {
+        prop_oneof![
+            (0u32..0xffff_0000).prop_map(|header| OxmId {
+                header,
+                experimenter: None
+            }),
+            (any::<u16>(), any::<u32>()).prop_map(|(low, e)| OxmId {
+                header: 0xffff_0000 | u32::from(low),
+                experimenter: Some(e)
+            }),
+        ]
+    };
+    prop_oneof![
+        (any::<bool>(), vec(fid(), 0..4)).prop_map(|(miss, ids)| P::Instructions { miss, ids }),
+        (any::<bool>(), vec(any::<u8>(), 0..6))
+            .prop_map(|(miss, tables)| P::NextTables { miss, tables }),
+        (any::<bool>(), vec(fid(), 0..4)).prop_map(|(miss, ids)| P::WriteActions { miss, ids }),
+        (any::<bool>(), vec(fid(), 0..4)).prop_map(|(miss, ids)| P::ApplyActions { miss, ids }),
+        vec(oid(), 0..4).prop_map(P::Match),
+        vec(oid(), 0..4).prop_map(P::Wildcards),
+        (any::<bool>(), vec(oid(), 0..4)).prop_map(|(miss, ids)| P::WriteSetfield { miss, ids }),
+        (any::<bool>(), vec(oid(), 0..4)).prop_map(|(miss, ids)| P::ApplySetfield { miss, ids }),
+        (any::<bool>(), any::<u32>(), any::<u32>(), bytes(8)).prop_map(
+            |(miss, experimenter, exp_type, data)| P::Experimenter {
+                miss,
+                experimenter,
+                exp_type,
+                data
+            }
+        ),
+        (
+            prop_oneof![Just(9u16), Just(11u16), 16u16..0xfffe],
+            bytes(8)
+        )
+            .prop_map(|(typ, data)| P::Unknown { typ, data }),
+    ]
+}
+
 fn table_features() -> impl Strategy<Value = TableFeatures> {
-    let prop = (any::<u16>(), bytes(12)).prop_map(|(typ, data)| TableFeatureProp { typ, data });
+    let prop = table_feature_prop();
     (
         any::<u8>(),
         name(32),

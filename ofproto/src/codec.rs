@@ -5,110 +5,146 @@
 //! length-bounded child for a length-prefixed part, and `finish()` rejects leftovers. Payloads are
 //! returned as `Bytes` slices of the input, never copied.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Ctx, Error};
 
-/// A bounds-checked cursor over the unread part of a message.
+/// A bounds-checked cursor over part of a message. It borrows the message's `Bytes` and
+/// keeps a window (`pos..end`), so sub-readers cost nothing; only payloads returned as `Bytes`
+/// take a reference count.
 #[derive(Debug, Clone)]
-pub(crate) struct Reader {
-    buf: Bytes,
+pub(crate) struct Reader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+    end: usize,
     ctx: Ctx,
 }
 
-impl Reader {
-    pub(crate) fn new(buf: Bytes, ctx: Ctx) -> Self {
-        Reader { buf, ctx }
-    }
-
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    /// The unread bytes, without consuming them.
-    pub(crate) fn peek(&self) -> &[u8] {
-        &self.buf
-    }
-
-    fn need(&self, n: usize) -> Result<(), Error> {
-        if self.buf.len() < n {
-            Err(Error::Truncated {
-                ctx: self.ctx,
-                needed: n,
-                available: self.buf.len(),
-            })
-        } else {
-            Ok(())
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a Bytes, ctx: Ctx) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            end: buf.len(),
+            ctx,
         }
     }
 
+    pub(crate) fn remaining(&self) -> usize {
+        self.end - self.pos
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos == self.end
+    }
+
+    /// The unread bytes, without consuming them.
+    pub(crate) fn peek(&self) -> &'a [u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Consumes `n` bytes and returns them as a slice; the only place that checks bounds.
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.remaining() < n {
+            return Err(Error::Truncated {
+                ctx: self.ctx,
+                needed: n,
+                available: self.remaining(),
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, Error> {
-        self.need(1)?;
-        Ok(self.buf.get_u8())
+        Ok(self.take(1)?[0])
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, Error> {
-        self.need(2)?;
-        Ok(self.buf.get_u16())
+        Ok(u16::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, Error> {
-        self.need(4)?;
-        Ok(self.buf.get_u32())
+        Ok(u32::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self) -> Result<u64, Error> {
-        self.need(8)?;
-        Ok(self.buf.get_u64())
+        Ok(u64::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
-        self.need(N)?;
+        let s = self.take(N)?;
         let mut a = [0u8; N];
-        self.buf.copy_to_slice(&mut a);
+        a.copy_from_slice(s);
         Ok(a)
     }
 
     /// `n` bytes as a zero-copy slice of the input.
     pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, Error> {
-        self.need(n)?;
-        Ok(self.buf.split_to(n))
+        let start = self.pos;
+        self.take(n)?;
+        Ok(self.buf.slice(start..start + n))
     }
 
     /// Skips `n` padding bytes, which must be zero: accepting garbage there would make
     /// `emit(parse(b)) != b`, and OVS always zeroes padding.
     pub(crate) fn pad(&mut self, n: usize) -> Result<(), Error> {
-        self.need(n)?;
-        if self.buf[..n].iter().any(|&b| b != 0) {
+        if self.take(n)?.iter().any(|&b| b != 0) {
             return Err(Error::NonZeroPadding { ctx: self.ctx });
         }
-        self.buf.advance(n);
         Ok(())
     }
 
     /// A child reader over the next `n` bytes, reporting errors in `ctx`.
-    pub(crate) fn sub(&mut self, n: usize, ctx: Ctx) -> Result<Reader, Error> {
-        self.need(n)?;
-        Ok(Reader::new(self.buf.split_to(n), ctx))
+    pub(crate) fn sub(&mut self, n: usize, ctx: Ctx) -> Result<Reader<'a>, Error> {
+        let start = self.pos;
+        self.take(n)?;
+        Ok(Reader {
+            buf: self.buf,
+            pos: start,
+            end: start + n,
+            ctx,
+        })
+    }
+
+    /// A child reader over everything left (consumed from `self`), reporting errors in `ctx`.
+    pub(crate) fn rest_reader(&mut self, ctx: Ctx) -> Reader<'a> {
+        let child = Reader {
+            buf: self.buf,
+            pos: self.pos,
+            end: self.end,
+            ctx,
+        };
+        self.pos = self.end;
+        child
     }
 
     /// Everything left, as a zero-copy slice.
     pub(crate) fn rest(&mut self) -> Bytes {
-        std::mem::take(&mut self.buf)
+        let start = self.pos;
+        self.pos = self.end;
+        if start == self.end {
+            Bytes::new()
+        } else {
+            self.buf.slice(start..self.end)
+        }
     }
 
     /// Fails if anything is left unread.
     pub(crate) fn finish(self) -> Result<(), Error> {
-        if self.buf.is_empty() {
+        if self.is_empty() {
             Ok(())
         } else {
             Err(Error::TrailingBytes {
                 ctx: self.ctx,
-                extra: self.buf.len(),
+                extra: self.remaining(),
             })
         }
     }
@@ -116,28 +152,30 @@ impl Reader {
     /// A fixed-size, NUL-padded string field (port names, descriptions). The bytes after the
     /// first NUL must be zero, and the text must be UTF-8, so that re-emitting is byte-identical.
     pub(crate) fn fixed_str(&mut self, n: usize) -> Result<String, Error> {
-        let raw = self.bytes(n)?;
+        let raw = self.take(n)?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(n);
         if raw[end..].iter().any(|&b| b != 0) {
             return Err(Error::NonZeroPadding { ctx: self.ctx });
         }
-        String::from_utf8(raw[..end].to_vec()).map_err(|_| Error::BadValue {
-            ctx: self.ctx,
-            what: "string field is not UTF-8",
-        })
+        std::str::from_utf8(&raw[..end])
+            .map(str::to_owned)
+            .map_err(|_| Error::BadValue {
+                ctx: self.ctx,
+                what: "string field is not UTF-8",
+            })
     }
 
     /// Reads items until this reader is exhausted. Every item consumes at least one byte (each
     /// parser rejects zero lengths), so the loop and the vector are bounded by the input size.
     pub(crate) fn list<T>(
         &mut self,
-        mut item: impl FnMut(&mut Reader) -> Result<T, Error>,
+        mut item: impl FnMut(&mut Reader<'a>) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         while !self.is_empty() {
-            let before = self.remaining();
+            let before = self.pos;
             out.push(item(self)?);
-            if self.remaining() == before {
+            if self.pos == before {
                 // Unreachable with our parsers; kept so a future one cannot spin forever.
                 return Err(Error::BadLength {
                     ctx: self.ctx,
@@ -167,6 +205,21 @@ pub(crate) fn put_fixed_str(out: &mut BytesMut, s: &str, n: usize) {
     }
     out.put_slice(&s.as_bytes()[..end]);
     put_zeros(out, n - end);
+}
+
+/// Writes a zero u16 length placeholder and returns its position, for [`patch_len`].
+pub(crate) fn put_len_placeholder(out: &mut BytesMut) -> usize {
+    let at = out.len();
+    out.put_u16(0);
+    at
+}
+
+/// Fills the placeholder at `at` with the number of bytes written since `start`. Emitters
+/// measure what they wrote instead of walking nested lists twice; an overflowing inner length
+/// can only occur in a message over 65535 bytes, which `OfMessage::try_emit` rejects.
+pub(crate) fn patch_len(out: &mut BytesMut, at: usize, start: usize) {
+    let len = (out.len() - start) as u16;
+    out[at..at + 2].copy_from_slice(&len.to_be_bytes());
 }
 
 /// serde helpers: binary payloads as lowercase hex strings, MACs as `aa:bb:..`, so the JSON

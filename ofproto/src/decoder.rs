@@ -90,3 +90,86 @@ impl Decoder {
         self.rejected.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::error::Ctx;
+    use crate::msg::Message;
+
+    #[test]
+    fn frames_across_partial_reads() {
+        let mut d = Decoder::new();
+        let mut buf = BytesMut::new();
+        assert_eq!(d.needed(&buf), 8);
+        buf.extend_from_slice(&[4, 2, 0, 12, 0, 0]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert_eq!(d.needed(&buf), 2);
+        buf.extend_from_slice(&[0, 9, b'a']);
+        assert_eq!(d.needed(&buf), 3);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        // The rest of this echo and the start of a barrier request.
+        buf.extend_from_slice(&[b'b', b'c', b'd', 4, 20, 0, 8]);
+        let m = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (m.xid, m.body),
+            (9, Message::EchoRequest(bytes::Bytes::from_static(b"abcd")))
+        );
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(&[0, 0, 0, 1]);
+        assert_eq!(
+            d.decode(&mut buf).unwrap().unwrap().body,
+            Message::BarrierRequest
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn length_limits_are_fatal_and_consume_nothing() {
+        let mut d = Decoder::new();
+        let mut buf = BytesMut::from(&[4u8, 0, 0, 7, 0, 0, 0, 0][..]);
+        let e = d.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            e,
+            Error::BadLength {
+                ctx: Ctx::Header,
+                length: 7
+            }
+        );
+        assert!(e.is_fatal());
+        assert_eq!(buf.len(), 8);
+        let mut d = Decoder::with_max_len(1024);
+        let mut buf = BytesMut::from(&[4u8, 0, 0x04, 0x01, 0, 0, 0, 0][..]);
+        let e = d.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            e,
+            Error::TooLong {
+                length: 1025,
+                max: 1024
+            }
+        );
+        assert!(e.is_fatal());
+        // Without a limit the largest message the header can describe is accepted.
+        let mut d = Decoder::new();
+        let mut buf = BytesMut::from(&[4u8, 2, 0xff, 0xff, 0, 0, 0, 3][..]);
+        buf.resize(65535, 0x55);
+        let m = d.decode(&mut buf).unwrap().unwrap();
+        assert!(matches!(m.body, Message::EchoRequest(ref b) if b.len() == 65527));
+    }
+
+    #[test]
+    fn bad_message_is_consumed_and_kept_for_the_error_reply() {
+        let mut d = Decoder::new();
+        // Unknown type 0x63 with xid 5, then a barrier reply.
+        let mut buf = BytesMut::from(&[4u8, 0x63, 0, 8, 0, 0, 0, 5, 4, 21, 0, 8, 0, 0, 0, 6][..]);
+        let e = d.decode(&mut buf).unwrap_err();
+        assert_eq!(e, Error::BadType { typ: 0x63, xid: 5 });
+        assert!(!e.is_fatal());
+        assert_eq!(d.rejected().map(|b| b.len()), Some(8));
+        let m = d.decode(&mut buf).unwrap().unwrap();
+        assert_eq!((m.xid, m.body), (6, Message::BarrierReply));
+        assert!(d.rejected().is_none());
+    }
+}

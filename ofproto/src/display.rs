@@ -2,7 +2,7 @@
 //! logs and `strowger ofp decode --text` read like `ovs-ofctl dump-flows`.
 
 use std::fmt::{self, Display, Formatter, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::action::{Action, NX_OFPP_IN_PORT};
 use crate::instruction::Instruction;
@@ -60,6 +60,71 @@ fn ipv4_masked(f: &mut Formatter<'_>, v: Ipv4Addr, m: Option<Ipv4Addr>) -> fmt::
     }
 }
 
+/// An IPv6 address as OVS prints it (glibc `inet_ntop`): hex groups with the longest run of
+/// zero groups compressed.
+pub struct Ipv6(pub Ipv6Addr);
+
+impl Display for Ipv6 {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let g = self.0.segments();
+        // Longest run (first wins) of at least two zero groups.
+        let (mut best, mut cur) = ((0, 0), (0, 0));
+        for (i, w) in g.iter().enumerate() {
+            if *w == 0 {
+                cur = if cur.1 == 0 {
+                    (i, 1)
+                } else {
+                    (cur.0, cur.1 + 1)
+                };
+                if cur.1 > best.1 {
+                    best = cur;
+                }
+            } else {
+                cur = (0, 0);
+            }
+        }
+        if best.1 < 2 {
+            best = (8, 0);
+        }
+        let join = |f: &mut Formatter<'_>, groups: &[u16]| -> fmt::Result {
+            for (i, w) in groups.iter().enumerate() {
+                if i > 0 {
+                    f.write_char(':')?;
+                }
+                write!(f, "{w:x}")?;
+            }
+            Ok(())
+        };
+        // glibc's inet_ntop (which OVS uses) writes IPv4-compatible and IPv4-mapped
+        // addresses with a dotted-quad tail.
+        if best.0 == 0 && (best.1 == 6 || (best.1 == 5 && g[5] == 0xffff)) {
+            let [.., a, b, c, d] = self.0.octets();
+            let prefix = if best.1 == 5 { "::ffff:" } else { "::" };
+            return write!(f, "{prefix}{a}.{b}.{c}.{d}");
+        }
+        join(f, &g[..best.0])?;
+        if best.1 > 0 {
+            f.write_str("::")?;
+            join(f, &g[best.0 + best.1..])?;
+        }
+        Ok(())
+    }
+}
+
+fn ipv6_masked(f: &mut Formatter<'_>, v: Ipv6Addr, m: Option<Ipv6Addr>) -> fmt::Result {
+    match m {
+        None => write!(f, "{}", Ipv6(v)),
+        Some(m) => {
+            let bits = u128::from(m);
+            if bits.leading_ones() + bits.trailing_zeros() == 128 {
+                write!(f, "{}/{}", Ipv6(v), bits.leading_ones())
+            } else {
+                write!(f, "{}/{}", Ipv6(v), Ipv6(m))
+            }
+        }
+    }
+}
+
 fn hex_masked<T: fmt::LowerHex>(f: &mut Formatter<'_>, v: T, m: Option<T>) -> fmt::Result {
     match m {
         None => write!(f, "{v:#x}"),
@@ -94,14 +159,14 @@ impl Display for OxmField {
                 mac_masked(f, *value, *mask)
             }
             EthType(t) => write!(f, "dl_type={t:#06x}"),
+            // OVS shows OpenFlow's 13-bit vlan_vid through its own vlan_tci (same bit layout
+            // for VID and "present"), and an exact present VID as dl_vlan.
             VlanVid { value, mask } => match mask {
                 None if value & consts::OFPVID_PRESENT != 0 => {
                     write!(f, "dl_vlan={}", value & 0x0fff)
                 }
-                _ => {
-                    f.write_str("vlan_vid=")?;
-                    hex_masked(f, *value, *mask)
-                }
+                None => write!(f, "vlan_tci={value:#06x}/0x1fff"),
+                Some(m) => write!(f, "vlan_tci={value:#06x}/{m:#06x}"),
             },
             VlanPcp(p) => write!(f, "dl_vlan_pcp={p}"),
             IpDscp(d) => write!(f, "nw_tos={}", u16::from(*d) << 2),
@@ -136,19 +201,19 @@ impl Display for OxmField {
                 f.write_str("arp_tha=")?;
                 mac_masked(f, *value, *mask)
             }
-            Ipv6Src { value, mask } => match mask {
-                None => write!(f, "ipv6_src={value}"),
-                Some(m) => write!(f, "ipv6_src={value}/{m}"),
-            },
-            Ipv6Dst { value, mask } => match mask {
-                None => write!(f, "ipv6_dst={value}"),
-                Some(m) => write!(f, "ipv6_dst={value}/{m}"),
-            },
+            Ipv6Src { value, mask } => {
+                f.write_str("ipv6_src=")?;
+                ipv6_masked(f, *value, *mask)
+            }
+            Ipv6Dst { value, mask } => {
+                f.write_str("ipv6_dst=")?;
+                ipv6_masked(f, *value, *mask)
+            }
             Ipv6Flabel { value, mask } => {
                 f.write_str("ipv6_label=")?;
                 hex_masked(f, *value, *mask)
             }
-            Ipv6NdTarget(a) => write!(f, "nd_target={a}"),
+            Ipv6NdTarget(a) => write!(f, "nd_target={}", Ipv6(*a)),
             Ipv6NdSll(m) => write!(f, "nd_sll={}", Mac(*m)),
             Ipv6NdTll(m) => write!(f, "nd_tll={}", Mac(*m)),
             MplsLabel(l) => write!(f, "mpls_label={l}"),
@@ -221,42 +286,123 @@ fn shorthand(m: &Match) -> Option<(&'static str, bool)> {
     })
 }
 
-/// `tcp,in_port=1,tp_dst=80`; an empty match prints nothing.
-impl Display for Match {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let short = shorthand(self);
-        let mut first = true;
-        let mut sep = |f: &mut Formatter<'_>| -> fmt::Result {
-            if !first {
-                f.write_char(',')?;
-            }
-            first = false;
-            Ok(())
-        };
-        if let Some((name, _)) = short {
-            sep(f)?;
-            f.write_str(name)?;
-        }
-        for field in &self.fields {
-            let absorbed = match field {
-                OxmField::EthType(_) => short.is_some(),
-                OxmField::IpProto(_) => short.is_some_and(|(_, p)| p),
-                _ => false,
-            };
-            if !absorbed {
-                sep(f)?;
-                write!(f, "{field}")?;
-            }
-        }
-        Ok(())
+/// Where OVS's `match_format` prints a field; fields of equal rank keep wire order.
+fn ovs_rank(f: &OxmField) -> u16 {
+    use OxmField::*;
+    match f {
+        Reg { idx, .. } => 10 + u16::from(*idx),
+        TunnelId { .. } => 30,
+        TunIpv4Src { .. } => 31,
+        TunIpv4Dst { .. } => 32,
+        Metadata { .. } => 40,
+        InPort(_) => 50,
+        InPhyPort(_) => 51,
+        VlanVid { .. } => 60,
+        VlanPcp(_) => 61,
+        EthSrc { .. } => 70,
+        EthDst { .. } => 71,
+        EthType(_) => 80,
+        Ipv6Src { .. } => 90,
+        Ipv6Dst { .. } => 91,
+        Ipv6Flabel { .. } => 92,
+        Ipv4Src { .. } | ArpSpa { .. } => 100,
+        Ipv4Dst { .. } | ArpTpa { .. } => 101,
+        IpProto(_) | ArpOp(_) => 110,
+        ArpSha { .. } => 111,
+        ArpTha { .. } => 112,
+        IpDscp(_) => 120,
+        IpEcn(_) => 121,
+        MplsLabel(_) => 130,
+        MplsTc(_) => 131,
+        MplsBos(_) => 132,
+        TcpSrc(_) | UdpSrc(_) | SctpSrc(_) => 140,
+        TcpDst(_) | UdpDst(_) | SctpDst(_) => 141,
+        Icmpv4Type(_) | Icmpv6Type(_) => 150,
+        Icmpv4Code(_) | Icmpv6Code(_) => 151,
+        Ipv6NdTarget(_) => 160,
+        Ipv6NdSll(_) => 161,
+        Ipv6NdTll(_) => 162,
+        PbbIsid { .. } => 170,
+        Ipv6Exthdr { .. } => 171,
+        Unknown { .. } => 200,
     }
 }
 
-/// Prints a set-field the way OVS does: `set_field:VALUE->FIELD`.
+/// The match as OVS's `match_format` prints it: `priority=N` first unless it is the default
+/// 0x8000 (`priority: None` leaves it out), then the protocol shorthand, then the fields in
+/// OVS's order.
+fn match_format(f: &mut Formatter<'_>, priority: Option<u16>, m: &Match) -> fmt::Result {
+    let short = shorthand(m);
+    let mut first = true;
+    let mut sep = |f: &mut Formatter<'_>| -> fmt::Result {
+        if !first {
+            f.write_char(',')?;
+        }
+        first = false;
+        Ok(())
+    };
+    if let Some(p) = priority.filter(|p| *p != DEFAULT_PRIORITY) {
+        sep(f)?;
+        write!(f, "priority={p}")?;
+    }
+    if let Some((name, _)) = short {
+        sep(f)?;
+        f.write_str(name)?;
+    }
+    let mut fields: Vec<&OxmField> = m
+        .fields
+        .iter()
+        .filter(|field| match field {
+            OxmField::EthType(_) => short.is_none(),
+            OxmField::IpProto(_) => !short.is_some_and(|(_, p)| p),
+            _ => true,
+        })
+        .collect();
+    fields.sort_by_key(|field| ovs_rank(field));
+    for field in fields {
+        sep(f)?;
+        write!(f, "{field}")?;
+    }
+    Ok(())
+}
+
+/// OpenFlow's default flow priority, which OVS leaves out of its text.
+const DEFAULT_PRIORITY: u16 = 0x8000;
+
+/// `tcp,in_port=1,tp_dst=80`; an empty match prints nothing.
+impl Display for Match {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match_format(f, None, self)
+    }
+}
+
+/// Prints a set-field the way OVS does, `set_field:VALUE->FIELD`, with OVS's field names
+/// (`eth_dst`, `ip_src`, ...), which differ from the match shorthands (`dl_dst`, `nw_src`).
 fn set_field(f: &mut Formatter<'_>, field: &OxmField) -> fmt::Result {
+    use OxmField::*;
+    let name = match field {
+        EthDst { mask: None, .. } => "eth_dst",
+        EthSrc { mask: None, .. } => "eth_src",
+        Ipv4Src { mask: None, .. } => "ip_src",
+        Ipv4Dst { mask: None, .. } => "ip_dst",
+        TcpSrc(_) => "tcp_src",
+        TcpDst(_) => "tcp_dst",
+        UdpSrc(_) => "udp_src",
+        UdpDst(_) => "udp_dst",
+        SctpSrc(_) => "sctp_src",
+        SctpDst(_) => "sctp_dst",
+        VlanVid { value, mask: None } => return write!(f, "set_field:{value}->vlan_vid"),
+        VlanPcp(p) => return write!(f, "set_field:{p}->vlan_pcp"),
+        IpDscp(d) => return write!(f, "set_field:{d}->ip_dscp"),
+        Icmpv4Type(_) | Icmpv4Code(_) | Icmpv6Type(_) | Icmpv6Code(_) => field.name(),
+        _ => "",
+    };
     let text = field.to_string();
     match text.split_once('=') {
-        Some((name, value)) => write!(f, "set_field:{value}->{name}"),
+        Some((match_name, value)) => {
+            let name = if name.is_empty() { match_name } else { name };
+            write!(f, "set_field:{value}->{name}")
+        }
         None => write!(f, "set_field:{text}"),
     }
 }
@@ -369,32 +515,32 @@ fn instructions(f: &mut Formatter<'_>, list: &[Instruction]) -> fmt::Result {
     Ok(())
 }
 
-fn priority_and_match(f: &mut Formatter<'_>, priority: u16, m: &Match) -> fmt::Result {
-    write!(f, "priority={priority}")?;
-    if !m.fields.is_empty() {
-        write!(f, ",{m}")?;
-    }
-    Ok(())
-}
-
-/// `ADD table:0 priority=100,in_port=1 actions=output:2` (the ofp-print shape).
+/// `ADD table:1 priority=100,in_port=1 cookie:0x5 idle:10 actions=output:2`: the text
+/// `ovs-ofctl ofp-print` prints after `OFPT_FLOW_MOD (OF1.3) (xid=..): `.
 impl Display for FlowMod {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let cmd = match self.command {
-            FlowModCommand::Add => "ADD".to_string(),
-            FlowModCommand::Modify => "MOD".to_string(),
-            FlowModCommand::ModifyStrict => "MOD_STRICT".to_string(),
-            FlowModCommand::Delete => "DEL".to_string(),
-            FlowModCommand::DeleteStrict => "DEL_STRICT".to_string(),
-            FlowModCommand::Unknown(c) => format!("cmd:{c}"),
-        };
-        write!(f, "{cmd} table:{} ", self.table_id)?;
-        priority_and_match(f, self.priority, &self.match_)?;
-        if self.cookie != 0 || self.cookie_mask != 0 {
+        match self.command {
+            FlowModCommand::Add => f.write_str("ADD")?,
+            FlowModCommand::Modify => f.write_str("MOD")?,
+            FlowModCommand::ModifyStrict => f.write_str("MOD_STRICT")?,
+            FlowModCommand::Delete => f.write_str("DEL")?,
+            FlowModCommand::DeleteStrict => f.write_str("DEL_STRICT")?,
+            FlowModCommand::Unknown(c) => write!(f, "cmd:{c}")?,
+        }
+        if self.table_id != 0 {
+            write!(f, " table:{}", self.table_id)?;
+        }
+        if !self.match_.fields.is_empty() || self.priority != DEFAULT_PRIORITY {
+            f.write_char(' ')?;
+            match_format(f, Some(self.priority), &self.match_)?;
+        }
+        // As OVS: in OpenFlow 1.3 only ADD sets the flow's cookie; modify/delete use the
+        // cookie only to select flows, and only when the mask is non-zero.
+        if self.command == FlowModCommand::Add && self.cookie != 0 {
             write!(f, " cookie:{:#x}", self.cookie)?;
-            if self.cookie_mask != 0 {
-                write!(f, "/{:#x}", self.cookie_mask)?;
-            }
+        }
+        if self.cookie_mask != 0 {
+            write!(f, " cookie:{:#x}/{:#x}", self.cookie, self.cookie_mask)?;
         }
         if self.idle_timeout != 0 {
             write!(f, " idle:{}", self.idle_timeout)?;
@@ -408,26 +554,30 @@ impl Display for FlowMod {
         if self.out_port != port_no::ANY {
             write!(f, " out_port:{}", PortName(self.out_port))?;
         }
-        if self.out_group != consts::OFPG_ANY {
-            write!(f, " out_group:{}", self.out_group)?;
-        }
+        // OVS's text leaves out out_group; so do we, to stay byte-identical with it.
         flags(f, self.flags)?;
         f.write_char(' ')?;
         instructions(f, &self.instructions)
     }
 }
 
-fn flags(f: &mut Formatter<'_>, flags: u16) -> fmt::Result {
-    for (bit, name) in [
+/// OVS names of the `OFPFF_*` bits set in `flags`.
+fn flag_names(flags: u16) -> impl Iterator<Item = &'static str> {
+    [
         (consts::OFPFF_SEND_FLOW_REM, "send_flow_rem"),
         (consts::OFPFF_CHECK_OVERLAP, "check_overlap"),
         (consts::OFPFF_RESET_COUNTS, "reset_counts"),
         (consts::OFPFF_NO_PKT_COUNTS, "no_packet_counts"),
         (consts::OFPFF_NO_BYT_COUNTS, "no_byte_counts"),
-    ] {
-        if flags & bit != 0 {
-            write!(f, " {name}")?;
-        }
+    ]
+    .into_iter()
+    .filter(move |(bit, _)| flags & bit != 0)
+    .map(|(_, name)| name)
+}
+
+fn flags(f: &mut Formatter<'_>, flags: u16) -> fmt::Result {
+    for name in flag_names(flags) {
+        write!(f, " {name}")?;
     }
     Ok(())
 }
@@ -452,8 +602,13 @@ impl Display for FlowStats {
         if self.hard_timeout != 0 {
             write!(f, "hard_timeout={}, ", self.hard_timeout)?;
         }
-        priority_and_match(f, self.priority, &self.match_)?;
-        f.write_char(' ')?;
+        for name in flag_names(self.flags) {
+            write!(f, "{name} ")?;
+        }
+        if !self.match_.fields.is_empty() || self.priority != DEFAULT_PRIORITY {
+            match_format(f, Some(self.priority), &self.match_)?;
+            f.write_char(' ')?;
+        }
         instructions(f, &self.instructions)
     }
 }

@@ -80,7 +80,7 @@ impl Header {
 
     pub(crate) fn read(r: &mut Reader) -> Result<Header, Error> {
         let h = Header::parse(r.peek())?;
-        r.bytes(OFP_HEADER_LEN)?;
+        r.array::<OFP_HEADER_LEN>()?;
         Ok(h)
     }
 }

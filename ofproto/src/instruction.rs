@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::action::{self, Action};
-use crate::codec::{pad8, put_zeros, ser, Reader};
+use crate::codec::{pad8, patch_len, put_len_placeholder, put_zeros, ser, Reader};
 use crate::error::{Ctx, Error};
 
 /// `OFPIT_*` instruction type numbers.
@@ -67,7 +67,6 @@ impl Instruction {
     /// Appends the instruction.
     pub fn emit(&self, out: &mut BytesMut) {
         use instruction_type as t;
-        let len = self.encoded_len() as u16;
         match self {
             Instruction::GotoTable(table) => {
                 out.put_u16(t::GOTO_TABLE);
@@ -83,14 +82,16 @@ impl Instruction {
                 out.put_u64(*mask);
             }
             Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
+                let start = out.len();
                 out.put_u16(if matches!(self, Instruction::WriteActions(_)) {
                     t::WRITE_ACTIONS
                 } else {
                     t::APPLY_ACTIONS
                 });
-                out.put_u16(len);
+                let at = put_len_placeholder(out);
                 put_zeros(out, 4);
                 Action::emit_list(a, out);
+                patch_len(out, at, start);
             }
             Instruction::ClearActions => {
                 out.put_u16(t::CLEAR_ACTIONS);
@@ -104,7 +105,7 @@ impl Instruction {
             }
             Instruction::Experimenter { experimenter, data } => {
                 out.put_u16(t::EXPERIMENTER);
-                out.put_u16(len);
+                out.put_u16(self.encoded_len() as u16);
                 out.put_u32(*experimenter);
                 out.put_slice(data);
                 put_zeros(out, pad8(8 + data.len()));
@@ -150,7 +151,7 @@ impl Instruction {
             }
             t::WRITE_ACTIONS | t::APPLY_ACTIONS => {
                 b.pad(4)?;
-                let mut actions = Reader::new(b.rest(), Ctx::Action);
+                let mut actions = b.rest_reader(Ctx::Action);
                 let list = action::read_list(&mut actions)?;
                 if typ == t::WRITE_ACTIONS {
                     Instruction::WriteActions(list)
@@ -179,10 +180,8 @@ impl Instruction {
 
     /// Parses an instruction list that fills `buf` exactly.
     pub fn parse_list(buf: &[u8]) -> Result<Vec<Instruction>, Error> {
-        read_list(&mut Reader::new(
-            Bytes::copy_from_slice(buf),
-            Ctx::Instruction,
-        ))
+        let buf = Bytes::copy_from_slice(buf);
+        read_list(&mut Reader::new(&buf, Ctx::Instruction))
     }
 
     /// Appends a list of instructions.
@@ -201,4 +200,79 @@ impl Instruction {
 /// Reads instructions until `r` is exhausted.
 pub(crate) fn read_list(r: &mut Reader) -> Result<Vec<Instruction>, Error> {
     r.list(Instruction::read)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::arb;
+    use crate::error::{BadInstructionCode, ErrorType};
+
+    #[test]
+    fn instructions_as_ovs_encodes_them() {
+        // meter:2,clear_actions,write_actions(output:3,pop_vlan),write_metadata:0x10/0xff,goto_table:5
+        let hex = "000600080000000200050008000000000003002000000000000000100000000300000000000000000012000800000000\
+                   0002001800000000000000000000001000000000000000ff0001000805000000";
+        let b = hex::decode(hex).unwrap();
+        let list = Instruction::parse_list(&b).unwrap();
+        assert_eq!(
+            list,
+            vec![
+                Instruction::Meter(2),
+                Instruction::ClearActions,
+                Instruction::WriteActions(vec![
+                    Action::Output {
+                        port: 3,
+                        max_len: 0
+                    },
+                    Action::PopVlan
+                ]),
+                Instruction::WriteMetadata {
+                    metadata: 0x10,
+                    mask: 0xff
+                },
+                Instruction::GotoTable(5),
+            ]
+        );
+        let mut out = BytesMut::new();
+        Instruction::emit_list(&list, &mut out);
+        assert_eq!(&out[..], &b[..]);
+        assert_eq!(Instruction::list_len(&list), b.len());
+    }
+
+    #[test]
+    fn malformed_instructions() {
+        let bad = |hex: &str| Instruction::parse_list(&hex::decode(hex).unwrap()).unwrap_err();
+        assert_eq!(
+            bad("0063000800000000").ofp_error(),
+            Some(ErrorType::BadInstruction(BadInstructionCode::UnknownInst))
+        );
+        assert_eq!(
+            bad("0001000400000000").ofp_error(),
+            Some(ErrorType::BadInstruction(BadInstructionCode::BadLen))
+        );
+        assert_eq!(
+            bad("000100100500000000000000").ofp_error(),
+            Some(ErrorType::BadInstruction(BadInstructionCode::BadLen))
+        );
+        // An apply-actions whose action is broken reports the action's code.
+        assert_eq!(
+            bad("0004001000000000 0063000800000000"
+                .replace(' ', "")
+                .as_str()),
+            Error::BadActionType { typ: 0x63 }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn instruction_list_roundtrip(list in arb::instructions()) {
+            let mut out = BytesMut::new();
+            Instruction::emit_list(&list, &mut out);
+            prop_assert_eq!(out.len(), Instruction::list_len(&list));
+            prop_assert_eq!(Instruction::parse_list(&out), Ok(list));
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod multipart;
+#[cfg(test)]
+mod ovs_crosscheck;
 pub mod oxm;
 pub mod packet;
 
@@ -195,5 +197,34 @@ mod layering_tests {
             );
         }
         assert!(checked > 0, "no [dependencies] found in ofproto/Cargo.toml");
+    }
+
+    /// Tidy: every source file opens with a `//!` line saying what it owns.
+    #[test]
+    fn every_file_has_a_module_doc() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).expect("readable src dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10, "found only {files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("readable source");
+            assert!(
+                text.starts_with("//!"),
+                "{} does not start with a //! line",
+                f.display()
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@ use bytes::{BufMut, BytesMut};
 use serde::Serialize;
 
 use crate::action::{self, Action};
-use crate::codec::{put_zeros, Reader};
+use crate::codec::{patch_len, put_len_placeholder, put_zeros, Reader};
 use crate::error::{enum_with_unknown, Ctx, Error};
 
 enum_with_unknown! {
@@ -53,12 +53,14 @@ impl Bucket {
     }
 
     pub(crate) fn emit(&self, out: &mut BytesMut) {
-        out.put_u16(self.encoded_len() as u16);
+        let start = out.len();
+        let at = put_len_placeholder(out);
         out.put_u16(self.weight);
         out.put_u32(self.watch_port);
         out.put_u32(self.watch_group);
         put_zeros(out, 4);
         Action::emit_list(&self.actions, out);
+        patch_len(out, at, start);
     }
 
     pub(crate) fn read(r: &mut Reader) -> Result<Bucket, Error> {
@@ -74,7 +76,7 @@ impl Bucket {
         let watch_port = b.u32()?;
         let watch_group = b.u32()?;
         b.pad(4)?;
-        let actions = action::read_list(&mut Reader::new(b.rest(), Ctx::Action))?;
+        let actions = action::read_list(&mut b.rest_reader(Ctx::Action))?;
         Ok(Bucket {
             weight,
             watch_port,

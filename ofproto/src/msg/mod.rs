@@ -4,7 +4,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::codec::{ser, Reader};
+use crate::codec::{patch_len, put_len_placeholder, ser, Reader};
 use crate::error::{Ctx, Error};
 use crate::header::{msg_type as t, Header};
 use crate::multipart::{MultipartReply, MultipartRequest};
@@ -267,7 +267,7 @@ impl OfMessage {
     /// Parses exactly one message; payloads (packet data, opaque experimenter bodies) are
     /// zero-copy slices of `buf`. Trailing bytes beyond the header's length are an error.
     pub fn parse_bytes(buf: Bytes) -> Result<OfMessage, Error> {
-        let mut r = Reader::new(buf, Ctx::Header);
+        let mut r = Reader::new(&buf, Ctx::Header);
         let h = Header::read(&mut r)?;
         let body_len = usize::from(h.length) - OFP_HEADER_LEN;
         if r.remaining() != body_len {
@@ -290,7 +290,7 @@ impl OfMessage {
                 xid: h.xid,
             });
         }
-        let mut body = Reader::new(r.rest(), Ctx::Message);
+        let mut body = r.rest_reader(Ctx::Message);
         let msg = Message::read(h.typ, h.xid, &mut body)?;
         body.finish()?;
         Ok(OfMessage {
@@ -319,21 +319,22 @@ impl OfMessage {
     /// Appends the message, or fails with [`Error::TooLong`] (writing nothing) if it does
     /// not fit the 16-bit length field.
     pub fn try_emit(&self, out: &mut BytesMut) -> Result<(), Error> {
-        let len = self.encoded_len();
+        let start = out.len();
+        out.put_u8(self.version);
+        out.put_u8(self.body.msg_type());
+        let at = put_len_placeholder(out);
+        out.put_u32(self.xid);
+        self.body.emit_body(out);
+        let len = out.len() - start;
+        debug_assert_eq!(len, self.encoded_len(), "encoded_len disagrees with emit");
         if len > OFP_MAX_LEN {
+            out.truncate(start);
             return Err(Error::TooLong {
                 length: len,
                 max: OFP_MAX_LEN,
             });
         }
-        out.reserve(len);
-        let start = out.len();
-        out.put_u8(self.version);
-        out.put_u8(self.body.msg_type());
-        out.put_u16(len as u16);
-        out.put_u32(self.xid);
-        self.body.emit_body(out);
-        debug_assert_eq!(out.len() - start, len, "encoded_len disagrees with emit");
+        patch_len(out, at, start);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::action::{self, Action};
-use crate::codec::{put_zeros, ser, Reader};
+use crate::codec::{patch_len, put_len_placeholder, put_zeros, ser, Reader};
 use crate::error::{enum_with_unknown, Ctx, Error};
 use crate::oxm::Match;
 
@@ -99,9 +99,11 @@ impl PacketOut {
     pub(crate) fn emit(&self, out: &mut BytesMut) {
         out.put_u32(self.buffer_id);
         out.put_u32(self.in_port);
-        out.put_u16(Action::list_len(&self.actions) as u16);
+        let at = put_len_placeholder(out);
         put_zeros(out, 6);
+        let start = out.len();
         Action::emit_list(&self.actions, out);
+        patch_len(out, at, start);
         out.put_slice(&self.data);
     }
 
