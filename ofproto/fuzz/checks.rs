@@ -33,11 +33,24 @@ pub fn packet_view(data: &[u8]) {
             src: view.eth_src,
             dst: view.eth_dst,
             vlan: view.vlan,
+            inner_vlan: view.inner_vlan,
         };
         let again = PacketView::parse(&packet::arp_frame(l2, &arp)).expect("built ARP parses");
         assert_eq!(
-            (again.eth_src, again.eth_dst, again.vlan, again.arp),
-            (view.eth_src, view.eth_dst, view.vlan, Some(arp)),
+            (
+                again.eth_src,
+                again.eth_dst,
+                again.vlan,
+                again.inner_vlan,
+                again.arp
+            ),
+            (
+                view.eth_src,
+                view.eth_dst,
+                view.vlan,
+                view.inner_vlan,
+                Some(arp)
+            ),
             "ARP re-emitted from its view"
         );
     }

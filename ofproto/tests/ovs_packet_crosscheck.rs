@@ -35,6 +35,8 @@ struct Spec {
     src: [u8; 6],
     dst: [u8; 6],
     vlan: Option<(u16, u8)>,
+    /// An 802.1ad service tag (VID) in front of `vlan`, making the frame QinQ.
+    outer: Option<u16>,
     v6: bool,
     ip_src: [u8; 16],
     ip_dst: [u8; 16],
@@ -67,7 +69,10 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
             m[0] &= 0xfe;
             m
         }),
-        proptest::option::of((1u16..4095, 0u8..8)),
+        (
+            proptest::option::of((1u16..4095, 0u8..8)),
+            proptest::option::of(1u16..4095),
+        ),
         any::<bool>(),
         (1u8..224, any::<[u8; 15]>()),
         (1u8..224, any::<[u8; 15]>()),
@@ -76,7 +81,7 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
         proptest::collection::vec(any::<u8>(), 0..64),
     )
         .prop_map(
-            |(src, dst, vlan, v6, (s0, s), (d0, d), (ttl, dscp, ecn), l4, payload)| {
+            |(src, dst, (vlan, outer), v6, (s0, s), (d0, d), (ttl, dscp, ecn), l4, payload)| {
                 let addr = |first: u8, rest: [u8; 15]| {
                     let mut a = [0u8; 16];
                     a[0] = first;
@@ -91,6 +96,7 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
                     src,
                     dst,
                     vlan,
+                    outer: outer.filter(|_| vlan.is_some()),
                     v6,
                     ip_src: addr(s0, s),
                     ip_dst: addr(d0, d),
@@ -105,17 +111,38 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
 }
 
 fn link(src: [u8; 6], dst: [u8; 6], vlan: Option<(u16, u8)>, ether_type: EtherType) -> Vec<u8> {
+    qinq_link(src, dst, None, vlan, ether_type)
+}
+
+fn qinq_link(
+    src: [u8; 6],
+    dst: [u8; 6],
+    outer: Option<u16>,
+    vlan: Option<(u16, u8)>,
+    ether_type: EtherType,
+) -> Vec<u8> {
     let mut out = Ethernet2Header {
         source: src,
         destination: dst,
-        ether_type: if vlan.is_some() {
-            EtherType::VLAN_TAGGED_FRAME
-        } else {
-            ether_type
+        ether_type: match (outer, vlan) {
+            (Some(_), Some(_)) => EtherType::PROVIDER_BRIDGING,
+            (None, Some(_)) => EtherType::VLAN_TAGGED_FRAME,
+            _ => ether_type,
         },
     }
     .to_bytes()
     .to_vec();
+    if let (Some(vid), Some(_)) = (outer, vlan) {
+        out.extend_from_slice(
+            &SingleVlanHeader {
+                pcp: VlanPcp::ZERO,
+                drop_eligible_indicator: false,
+                vlan_id: VlanId::try_new(vid).expect("12 bits"),
+                ether_type: EtherType::VLAN_TAGGED_FRAME,
+            }
+            .to_bytes(),
+        );
+    }
     if let Some((vid, pcp)) = vlan {
         out.extend_from_slice(
             &SingleVlanHeader {
@@ -158,7 +185,7 @@ fn build(spec: &Spec) -> Vec<u8> {
     } else {
         EtherType::IPV4
     };
-    let mut out = link(spec.src, spec.dst, spec.vlan, ether_type);
+    let mut out = qinq_link(spec.src, spec.dst, spec.outer, spec.vlan, ether_type);
     let b = PacketBuilder::ip(ip);
     let res = match spec.l4 {
         L4::Tcp { src, dst, flags } => {
@@ -223,6 +250,7 @@ fn arb_arp() -> impl Strategy<Value = (L2, ArpView)> {
                         vid,
                         pcp,
                     }),
+                    inner_vlan: None,
                 },
                 ArpView {
                     op,
@@ -377,6 +405,14 @@ fn check(view: &PacketView, line: &str) -> Result<(), String> {
             want("dl_vlan_pcp", v.pcp.to_string())?;
         }
         None => want("vlan_tci", "0x0000".into())?,
+    }
+    match (view.vlan, view.inner_vlan) {
+        (_, Some(v)) => {
+            want("dl_vlan1", v.vid.to_string())?;
+            want("dl_vlan_pcp1", v.pcp.to_string())?;
+        }
+        (Some(_), None) => want("vlan_tci1", "0x0000".into())?,
+        (None, None) => {}
     }
     let expected_name = match (view.arp, view.ip, view.l4) {
         (Some(_), _, _) => "arp",

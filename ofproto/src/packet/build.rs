@@ -13,15 +13,17 @@ use etherparse::{
 use super::view::{ArpView, PacketView, Vlan};
 use super::{ARP_REPLY, ARP_REQUEST};
 
-/// The Ethernet envelope of a frame to build: addresses and an optional VLAN tag.
+/// The Ethernet envelope of a frame to build: addresses and up to two VLAN tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L2 {
     /// Source MAC.
     pub src: [u8; 6],
     /// Destination MAC.
     pub dst: [u8; 6],
-    /// Tag to insert after the addresses; replies mirror the request's tag.
+    /// Tag to insert after the addresses; replies mirror the request's tags.
     pub vlan: Option<Vlan>,
+    /// A second tag after `vlan` (QinQ); ignored when `vlan` is `None`.
+    pub inner_vlan: Option<Vlan>,
 }
 
 /// IPv4 TTL / IPv6 hop limit of the frames we originate (Linux's default).
@@ -32,36 +34,41 @@ const ICMPV4_ERROR_MAX: usize = 576;
 const ICMPV6_ERROR_MAX: usize = 1280;
 
 impl L2 {
-    /// Writes the Ethernet header (and VLAN tag) for a payload of `ether_type`.
+    /// Writes the Ethernet header (and VLAN tags) for a payload of `ether_type`.
     pub(crate) fn write(&self, ether_type: EtherType, out: &mut Vec<u8>) {
-        let tag = self.vlan.map(|vlan| SingleVlanHeader {
-            pcp: VlanPcp::try_new(vlan.pcp & 0x7).unwrap_or(VlanPcp::ZERO),
-            drop_eligible_indicator: false,
-            vlan_id: VlanId::try_new(vlan.vid & 0x0fff).unwrap_or(VlanId::ZERO),
-            ether_type,
-        });
+        let tags: Vec<Vlan> = self
+            .vlan
+            .into_iter()
+            .chain(self.vlan.and(self.inner_vlan))
+            .collect();
+        // Each header names what follows it: the first tag's TPID, the next tag's, the payload.
+        let next = |i: usize| tags.get(i).map_or(ether_type, |t| EtherType(t.tpid));
         let eth = Ethernet2Header {
             source: self.src,
             destination: self.dst,
-            ether_type: match self.vlan {
-                Some(vlan) => EtherType(vlan.tpid),
-                None => ether_type,
-            },
+            ether_type: next(0),
         };
         // Writing into a Vec cannot fail: the only io::Error a Vec writer returns is on allocation
         // failure, which aborts instead.
         let _ = eth.write(out);
-        if let Some(tag) = tag {
-            let _ = tag.write(out);
+        for (i, tag) in tags.iter().enumerate() {
+            let header = SingleVlanHeader {
+                pcp: VlanPcp::try_new(tag.pcp & 0x7).unwrap_or(VlanPcp::ZERO),
+                drop_eligible_indicator: false,
+                vlan_id: VlanId::try_new(tag.vid & 0x0fff).unwrap_or(VlanId::ZERO),
+                ether_type: next(i + 1),
+            };
+            let _ = header.write(out);
         }
     }
 
-    /// The envelope of a reply to `view`: addresses swapped, the request's VLAN tag kept.
-    fn reply_to(view: &PacketView, src: [u8; 6]) -> L2 {
+    /// The envelope of a reply to `view`: addresses swapped, the request's VLAN tags kept.
+    pub(crate) fn reply_to(view: &PacketView, src: [u8; 6]) -> L2 {
         L2 {
             src,
             dst: view.eth_src,
             vlan: view.vlan,
+            inner_vlan: view.inner_vlan,
         }
     }
 }
@@ -98,9 +105,8 @@ pub fn arp_reply(request: &[u8], mac: [u8; 6]) -> Option<Vec<u8>> {
         tpa: arp.spa,
     };
     let l2 = L2 {
-        src: mac,
         dst: arp.sha,
-        vlan: view.vlan,
+        ..L2::reply_to(&view, mac)
     };
     Some(arp_frame(l2, &reply))
 }
@@ -321,16 +327,19 @@ pub fn icmpv6_error(
     Some(out)
 }
 
-/// The frame's summary and its etherparse slices, or `None` when the two would disagree: the
-/// view stops at a MACsec header (as OpenFlow does) while the slicer reads on through it, and a
-/// builder must never answer a layer the controller's view did not see.
+/// The frame's summary and its etherparse slices, or `None` when a reply could not mirror the
+/// frame faithfully: the view stops at a MACsec header (as OpenFlow does) while the slicer reads
+/// on through it, and a builder must never answer a layer the controller's view did not see.
 fn sliced(frame: &[u8]) -> Option<(PacketView, LaxSlicedPacket<'_>)> {
     let view = PacketView::parse(frame)?;
     let pkt = LaxSlicedPacket::from_ethernet(frame).ok()?;
-    if pkt
-        .link_exts
-        .iter()
-        .any(|ext| matches!(ext, etherparse::LaxLinkExtSlice::Macsec(_)))
+    // Replies reproduce at most two VLAN tags (what OpenFlow and OVS handle), so a frame with
+    // more is not answered rather than answered with a tag missing.
+    if pkt.link_exts.len() > 2
+        || pkt
+            .link_exts
+            .iter()
+            .any(|ext| matches!(ext, etherparse::LaxLinkExtSlice::Macsec(_)))
     {
         return None;
     }

@@ -289,9 +289,8 @@ pub fn dhcp_reply(request_frame: &[u8], lease: &DhcpLease) -> Option<Vec<u8>> {
         (dhcp.chaddr, lease.client_ip, DHCP_CLIENT_PORT)
     };
     let l2 = L2 {
-        src: lease.server_mac,
         dst: dst_mac,
-        vlan: view.vlan,
+        ..L2::reply_to(&view, lease.server_mac)
     };
     build::udp_v4(
         l2,

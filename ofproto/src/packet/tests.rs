@@ -545,14 +545,22 @@ proptest! {
 
     #[test]
     fn arp_frame_round_trips(
-        src in any::<[u8; 6]>(), dst in any::<[u8; 6]>(), vlan in arb_vlan(),
+        src in any::<[u8; 6]>(), dst in any::<[u8; 6]>(), vlan in arb_vlan(), inner in arb_vlan(),
         op in any::<u16>(), sha in any::<[u8; 6]>(), tha in any::<[u8; 6]>(),
         spa in any::<[u8; 4]>(), tpa in any::<[u8; 4]>(),
     ) {
         let arp = ArpView { op, sha, spa: spa.into(), tha, tpa: tpa.into() };
-        let f = arp_frame(L2 { src, dst, vlan }, &arp);
+        // An 802.1ad service tag outside the customer tag, when both are drawn.
+        let (vlan, inner_vlan) = match (vlan, inner) {
+            (Some(outer), Some(inner)) => (Some(Vlan { tpid: 0x88a8, ..outer }), Some(inner)),
+            (vlan, _) => (vlan, None),
+        };
+        let f = arp_frame(L2 { src, dst, vlan, inner_vlan }, &arp);
         let view = PacketView::parse(&f).expect("ethernet");
-        prop_assert_eq!((view.eth_src, view.eth_dst, view.vlan), (src, dst, vlan));
+        prop_assert_eq!(
+            (view.eth_src, view.eth_dst, view.vlan, view.inner_vlan),
+            (src, dst, vlan, inner_vlan)
+        );
         prop_assert_eq!(view.eth_type, ETH_TYPE_ARP);
         prop_assert_eq!(view.arp, Some(arp));
     }
@@ -560,12 +568,14 @@ proptest! {
     #[test]
     fn echo_reply_round_trips(
         mac_a in arb_unicast_mac(), mac_b in arb_unicast_mac(), vlan in arb_vlan(),
+        inner in arb_vlan(),
         ip_a in arb_unicast_v4(), ip_b in arb_unicast_v4(),
         id in any::<u16>(), seq in any::<u16>(),
         data in proptest::collection::vec(any::<u8>(), 0..200),
     ) {
         let mut req = Vec::new();
-        L2 { src: mac_a, dst: mac_b, vlan }.write(etherparse::EtherType::IPV4, &mut req);
+        let inner_vlan = vlan.and(inner);
+        L2 { src: mac_a, dst: mac_b, vlan, inner_vlan }.write(etherparse::EtherType::IPV4, &mut req);
         PacketBuilder::ipv4(ip_a.octets(), ip_b.octets(), 64)
             .icmpv4_echo_request(id, seq)
             .write(&mut req, &data)
@@ -573,7 +583,10 @@ proptest! {
         let reply = icmpv4_echo_reply(&req).expect("an echo request");
         assert_checksums_valid(&reply);
         let view = PacketView::parse(&reply).expect("ethernet");
-        prop_assert_eq!((view.eth_src, view.eth_dst, view.vlan), (mac_b, mac_a, vlan));
+        prop_assert_eq!(
+            (view.eth_src, view.eth_dst, view.vlan, view.inner_vlan),
+            (mac_b, mac_a, vlan, inner_vlan)
+        );
         prop_assert_eq!(view.ip_src(), Some(IpAddr::V4(ip_b)));
         prop_assert_eq!(view.ip_dst(), Some(IpAddr::V4(ip_a)));
         prop_assert_eq!(view.icmp(), Some((0, 0)));
@@ -657,4 +670,42 @@ fn builders_do_not_answer_what_macsec_hides() {
         ),
         None
     );
+}
+
+/// A QinQ frame (802.1ad S-tag 100 around the 802.1Q tag 10) is read to the inner tag, and a
+/// reply carries both tags back; a third tag is beyond what replies mirror, so none is built.
+#[test]
+fn qinq_tags_are_read_and_mirrored() {
+    let single = frame(VLAN_PING_HEX);
+    let mut qinq = single[..12].to_vec();
+    qinq.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64]);
+    qinq.extend_from_slice(&single[12..]);
+    let view = PacketView::parse(&qinq).expect("ethernet");
+    let s_tag = Vlan {
+        tpid: 0x88a8,
+        vid: 100,
+        pcp: 0,
+    };
+    let c_tag = Vlan {
+        tpid: ETH_TYPE_VLAN,
+        vid: 10,
+        pcp: 3,
+    };
+    assert_eq!((view.vlan, view.inner_vlan), (Some(s_tag), Some(c_tag)));
+    assert_eq!(view.eth_type, ETH_TYPE_IPV4);
+    assert!(view
+        .to_string()
+        .contains("dl_vlan=100,dl_vlan_pcp=0,dl_vlan1=10,dl_vlan_pcp1=3"));
+    let reply = icmpv4_echo_reply(&qinq).expect("an echo request");
+    assert_eq!(reply[12..20], qinq[12..20], "both tags mirrored");
+    let rv = PacketView::parse(&reply).expect("ethernet");
+    assert_eq!(
+        (rv.vlan, rv.inner_vlan, rv.icmp()),
+        (Some(s_tag), Some(c_tag), Some((0, 0)))
+    );
+
+    let mut triple = qinq[..12].to_vec();
+    triple.extend_from_slice(&[0x88, 0xa8, 0x00, 0x65]);
+    triple.extend_from_slice(&qinq[12..]);
+    assert_eq!(icmpv4_echo_reply(&triple), None);
 }

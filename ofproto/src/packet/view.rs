@@ -92,6 +92,8 @@ pub struct PacketView {
     pub eth_type: u16,
     /// The outermost VLAN tag (the one `vlan_vid` / `vlan_pcp` match).
     pub vlan: Option<Vlan>,
+    /// The second tag of a QinQ frame (OVS's `vlan_tci1`).
+    pub inner_vlan: Option<Vlan>,
     /// The ARP packet, when `eth_type` is ARP for Ethernet/IPv4.
     pub arp: Option<ArpView>,
     /// The IP header, when `eth_type` is IPv4 or IPv6 and the header is readable.
@@ -114,6 +116,7 @@ impl PacketView {
             eth_src: eth.source(),
             eth_type: eth.ether_type().0,
             vlan: None,
+            inner_vlan: None,
             arp: None,
             ip: None,
             l4: None,
@@ -122,12 +125,15 @@ impl PacketView {
         for ext in &pkt.link_exts {
             match ext {
                 LaxLinkExtSlice::Vlan(tag) => {
+                    let vlan = Some(Vlan {
+                        tpid: view.eth_type,
+                        vid: tag.vlan_identifier().value(),
+                        pcp: tag.priority_code_point().value(),
+                    });
                     if view.vlan.is_none() {
-                        view.vlan = Some(Vlan {
-                            tpid: view.eth_type,
-                            vid: tag.vlan_identifier().value(),
-                            pcp: tag.priority_code_point().value(),
-                        });
+                        view.vlan = vlan;
+                    } else if view.inner_vlan.is_none() {
+                        view.inner_vlan = vlan;
                     }
                     view.eth_type = tag.ether_type().0;
                 }
@@ -266,6 +272,9 @@ impl fmt::Display for PacketView {
         )?;
         if let Some(vlan) = self.vlan {
             write!(f, ",dl_vlan={},dl_vlan_pcp={}", vlan.vid, vlan.pcp)?;
+        }
+        if let Some(vlan) = self.inner_vlan {
+            write!(f, ",dl_vlan1={},dl_vlan_pcp1={}", vlan.vid, vlan.pcp)?;
         }
         write!(f, ",dl_type=0x{:04x}", self.eth_type)?;
         if let Some(arp) = self.arp {
