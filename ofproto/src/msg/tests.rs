@@ -943,3 +943,17 @@ fn flow_stats_display_matches_ovs_ofctl() {
         );
     }
 }
+
+/// ONF/Nicira extension messages OVS sends to an OpenFlow 1.3 controller arrive as opaque
+/// EXPERIMENTER messages and re-emit unchanged.
+#[test]
+fn onf_role_status_is_an_opaque_experimenter_message() {
+    // `ovs-ofctl ofp-print` reads these bytes as
+    // "ONFT_ROLE_STATUS (OF1.3) (xid=0xa): role=primary generation_id=5 reason=configuration_changed".
+    let m = roundtrip_hex("040400200000000a4f4e46000000077700000002010000000000000000000005");
+    let Message::Experimenter(e) = &m.body else {
+        panic!("{m:?}")
+    };
+    assert_eq!((e.experimenter, e.exp_type), (consts::ONF_VENDOR_ID, 1911));
+    assert_eq!(e.data.len(), 16);
+}
