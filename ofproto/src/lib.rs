@@ -32,6 +32,7 @@ pub mod multipart;
 #[cfg(test)]
 mod ovs_crosscheck;
 pub mod oxm;
+pub mod packet;
 
 pub use action::Action;
 pub use decoder::Decoder;

@@ -1,0 +1,9 @@
+//! Fuzz target `message_decode`: parse, re-emit, re-parse, compare (properties in `checks.rs`).
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    checks::message(data);
+});
