@@ -104,7 +104,9 @@ pub(crate) fn oxm() -> impl Strategy<Value = OxmField> {
 }
 
 pub(crate) fn match_() -> impl Strategy<Value = Match> {
-    vec(oxm(), 0..5).prop_map(|fields| Match { fields })
+    vec(oxm(), 0..5).prop_map(|fields| Match {
+        fields: fields.into(),
+    })
 }
 
 pub(crate) fn action() -> impl Strategy<Value = Action> {

@@ -30,10 +30,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.end - self.pos
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.pos == self.end
     }
@@ -87,6 +89,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `n` bytes as a zero-copy slice of the input.
+    #[inline]
     pub(crate) fn bytes(&mut self, n: usize) -> Result<Bytes, Error> {
         let start = self.pos;
         self.take(n)?;
@@ -95,14 +98,17 @@ impl<'a> Reader<'a> {
 
     /// Skips `n` padding bytes, which must be zero: accepting garbage there would make
     /// `emit(parse(b)) != b`, and OVS always zeroes padding.
+    #[inline]
     pub(crate) fn pad(&mut self, n: usize) -> Result<(), Error> {
-        if self.take(n)?.iter().any(|&b| b != 0) {
+        // OR-fold rather than `any`: no early exit, so short pads compile to a few ORs.
+        if self.take(n)?.iter().fold(0, |acc, &b| acc | b) != 0 {
             return Err(Error::NonZeroPadding { ctx: self.ctx });
         }
         Ok(())
     }
 
     /// A child reader over the next `n` bytes, reporting errors in `ctx`.
+    #[inline]
     pub(crate) fn sub(&mut self, n: usize, ctx: Ctx) -> Result<Reader<'a>, Error> {
         let start = self.pos;
         self.take(n)?;
@@ -115,6 +121,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A child reader over everything left (consumed from `self`), reporting errors in `ctx`.
+    #[inline]
     pub(crate) fn rest_reader(&mut self, ctx: Ctx) -> Reader<'a> {
         let child = Reader {
             buf: self.buf,
@@ -127,6 +134,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Everything left, as a zero-copy slice.
+    #[inline]
     pub(crate) fn rest(&mut self) -> Bytes {
         let start = self.pos;
         self.pos = self.end;
@@ -138,6 +146,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails if anything is left unread.
+    #[inline]
     pub(crate) fn finish(self) -> Result<(), Error> {
         if self.is_empty() {
             Ok(())
@@ -172,9 +181,22 @@ impl<'a> Reader<'a> {
         mut item: impl FnMut(&mut Reader<'a>) -> Result<T, Error>,
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
+        self.each(|r| {
+            out.push(item(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `item` until this reader is exhausted; `list` for callers with their own container.
+    #[inline]
+    pub(crate) fn each(
+        &mut self,
+        mut item: impl FnMut(&mut Reader<'a>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         while !self.is_empty() {
             let before = self.pos;
-            out.push(item(self)?);
+            item(self)?;
             if self.pos == before {
                 // Unreachable with our parsers; kept so a future one cannot spin forever.
                 return Err(Error::BadLength {
@@ -183,7 +205,7 @@ impl<'a> Reader<'a> {
                 });
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

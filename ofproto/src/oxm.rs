@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::codec::{pad8, patch_len, put_len_placeholder, put_zeros, ser, Reader};
 use crate::error::{Ctx, Error};
@@ -563,8 +564,9 @@ impl OxmField {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Match {
-    /// The fields, in wire order.
-    pub fields: Vec<OxmField>,
+    /// The fields, in wire order. One field is held inline: most packet-ins carry only
+    /// `in_port`, and the heap allocation a `Vec` needs was a fifth of the packet-in parse.
+    pub fields: SmallVec<[OxmField; 1]>,
 }
 
 impl Match {
@@ -645,7 +647,11 @@ impl Match {
             });
         }
         let mut body = r.sub(len - 4, Ctx::Match)?;
-        let fields = body.list(OxmField::read)?;
+        let mut fields = SmallVec::new();
+        body.each(|r| {
+            fields.push(OxmField::read(r)?);
+            Ok(())
+        })?;
         r.sub(pad8(len), Ctx::Match)?.pad(pad8(len))?;
         Ok(Match { fields })
     }
