@@ -59,21 +59,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding OpenFlow on {}", args.openflow_listen))?;
     tracing::info!(addr = %args.openflow_listen, app = app.name(), "OpenFlow listening");
     let switches = crate::openflow::Switches::new();
-    let (events_tx, events_rx) = crate::openflow::event_channel();
     let of_config = crate::openflow::Config {
         max_msgs_per_sec: args.openflow_max_msgs_per_sec,
         ..Default::default()
     };
-    let of_ctx = crate::openflow::Context::new(switches.clone(), events_tx, of_config);
+    let app_host = crate::openflow::AppHost::new(app, switches.clone());
+    let of_ctx = crate::openflow::Context::new(app_host, of_config);
     let of_task = tokio::spawn(crate::openflow::listener::run(
         of_listener,
         of_ctx,
-        stop_rx.clone(),
-    ));
-    let app_task = tokio::spawn(crate::openflow::app::run(
-        app,
-        events_rx,
-        switches.clone(),
         stop_rx.clone(),
     ));
     let api = tokio::net::TcpListener::bind(args.api_listen)
@@ -123,7 +117,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     prov_task.await?;
     follow_task.await?;
     of_task.await?;
-    app_task.await?;
     Ok(())
 }
 

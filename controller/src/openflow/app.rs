@@ -1,76 +1,142 @@
-//! The app runner: one task that feeds every switch's events, in order, to the chosen
-//! `apps::App`, and routes what it answers to the switches.
+//! The app host: the chosen `apps::App`, shared by every connection task, which calls it inline
+//! for its own switch's events and sends what it answers.
 //!
-//! It keeps the connection id of each datapath's current session (the one the registry holds
-//! when its `SwitchUp` is processed) and drops events from any other, so a reconnecting switch
-//! cannot have its new `SwitchUp` undone by the old session's late `SwitchUp`, `SwitchDown` or
-//! packet-ins. Outputs are queued with `try_send`: a switch whose queue is
-//! full loses that message (logged) instead of stalling the app for every other switch; the
-//! reactive messages of a learning switch are re-derived from the next packet-in anyway.
+//! Why inline: a packet-in answered in the task that read it goes read → app → one write, with
+//! no hop through a channel to an app task and back (each hop is a wake-up and a context switch
+//! on the latency path; measured in BENCHMARKS.md). The app is `&mut`, so calls are serialised by
+//! one lock; an app call is short and never awaits, so the lock is never held across a yield.
+//!
+//! Ordering: the registry changes that make a session current or stale happen under the same
+//! lock as the app calls. `SwitchUp` is delivered in the same critical section that registers
+//! the session, `SwitchDown` only if the session was still the registered one when it left, and
+//! any other event only if its session is the registered one. So a reconnecting datapath's new
+//! `SwitchUp` can never be undone by its old session's late `SwitchDown` or packet-ins.
+//!
+//! Outputs for the calling connection's own switch go straight into its session (the caller's
+//! `local` sink); outputs for other switches are queued with `try_send`: a switch whose queue
+//! is full loses that message (logged) instead of stalling the caller.
 
-use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use apps::{App, Event, Output};
-use tokio::sync::mpsc;
+use ofproto::{FeaturesReply, Message, Port};
 
-use super::{ConnId, Envelope, SendError, Switches};
-use crate::serve::Shutdown;
+use super::{ConnId, SendError, SwitchHandle, Switches};
 
-/// Runs `app` until the event channel closes or `shutdown` turns true.
-pub async fn run(
-    mut app: Box<dyn App>,
-    mut events: mpsc::Receiver<Envelope>,
+/// The app and the registry it answers for. Cheap to clone.
+#[derive(Clone)]
+pub struct AppHost {
+    inner: Arc<Mutex<Inner>>,
     switches: Switches,
-    mut shutdown: Shutdown,
-) {
-    let mut current: HashMap<u64, ConnId> = HashMap::new();
-    let mut out = Vec::new();
-    let mut dropped: u64 = 0;
-    loop {
-        let envelope = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            e = events.recv() => match e {
-                Some(e) => e,
-                None => break,
-            },
-        };
-        let dpid = envelope.event.dpid();
-        let fresh = match &envelope.event {
-            // Only the registered connection's SwitchUp counts: an older session's SwitchUp
-            // can arrive after its replacement registered (their tasks race to this channel).
-            Event::SwitchUp { .. } => {
-                let registered = switches
-                    .get(dpid)
-                    .is_some_and(|h| h.conn() == envelope.conn);
-                if registered {
-                    current.insert(dpid, envelope.conn);
-                }
-                registered
-            }
-            Event::SwitchDown { .. } => {
-                let is_current = current.get(&dpid) == Some(&envelope.conn);
-                if is_current {
-                    current.remove(&dpid);
-                }
-                is_current
-            }
-            _ => current.get(&dpid) == Some(&envelope.conn),
-        };
-        if !fresh {
-            continue;
+    name: &'static str,
+}
+
+struct Inner {
+    app: Box<dyn App>,
+    /// Reused between calls so answering allocates nothing once warm.
+    out: Vec<Output>,
+    dropped: u64,
+}
+
+impl std::fmt::Debug for AppHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHost").field("app", &self.name).finish()
+    }
+}
+
+impl AppHost {
+    /// Hosts `app` for the switches of `switches`.
+    pub fn new(app: Box<dyn App>, switches: Switches) -> Self {
+        let name = app.name();
+        AppHost {
+            inner: Arc::new(Mutex::new(Inner {
+                app,
+                out: Vec::new(),
+                dropped: 0,
+            })),
+            switches,
+            name,
         }
-        app.handle(&envelope.event, &mut out);
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The registry.
+    pub fn switches(&self) -> &Switches {
+        &self.switches
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic inside the app poisons the lock; its state is whatever the app left, which
+        // is better for every other switch than refusing all events from now on.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `handle` and tells the app its switch is up. Returns the session it replaced.
+    pub(crate) fn switch_up(
+        &self,
+        handle: SwitchHandle,
+        features: FeaturesReply,
+        ports: Vec<Port>,
+        local: impl FnMut(Message),
+    ) -> Option<SwitchHandle> {
+        let dpid = handle.dpid();
+        let mut inner = self.lock();
+        let old = self.switches.register(handle);
+        let event = Event::SwitchUp {
+            dpid,
+            features,
+            ports,
+        };
+        self.deliver(&mut inner, &event, local);
+        old
+    }
+
+    /// Unregisters connection `conn` of `dpid` and, if it was still the registered session,
+    /// tells the app the switch is down.
+    pub(crate) fn switch_down(&self, dpid: u64, conn: ConnId) {
+        let mut inner = self.lock();
+        if self.switches.unregister(dpid, conn) {
+            // The switch is gone: anything the app answers for it has nowhere to go.
+            self.deliver(&mut inner, &Event::SwitchDown { dpid }, |_| {});
+        }
+    }
+
+    /// Hands the app an event of connection `conn`, unless a newer session replaced it.
+    pub(crate) fn event(&self, conn: ConnId, event: &Event, local: impl FnMut(Message)) {
+        let dpid = event.dpid();
+        let mut inner = self.lock();
+        let current = self.switches.get(dpid).is_some_and(|h| h.conn() == conn);
+        if current {
+            self.deliver(&mut inner, event, local);
+        }
+    }
+
+    fn deliver(&self, inner: &mut Inner, event: &Event, mut local: impl FnMut(Message)) {
+        let own = event.dpid();
+        let Inner { app, out, dropped } = inner;
+        app.handle(event, out);
         for Output { dpid, message } in out.drain(..) {
-            let Some(switch) = switches.get(dpid) else {
+            if dpid == own {
+                local(message);
+                continue;
+            }
+            let Some(switch) = self.switches.get(dpid) else {
                 continue;
             };
             match switch.try_send(message) {
-                Ok(()) => {}
-                Err(SendError::Gone) => {}
+                Ok(()) | Err(SendError::Gone) => {}
                 Err(SendError::Full) => {
-                    dropped += 1;
+                    *dropped += 1;
                     if dropped.is_power_of_two() {
-                        tracing::warn!(dpid, dropped, "switch queue full: app output dropped");
+                        tracing::warn!(
+                            dpid,
+                            dropped = *dropped,
+                            "switch queue full: app output dropped"
+                        );
                     }
                 }
             }
@@ -82,19 +148,28 @@ pub async fn run(
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use tokio::sync::mpsc;
+
     use super::*;
-    use crate::openflow::registry::SwitchHandle;
+    use crate::openflow::registry::{Command, SwitchHandle};
     use crate::openflow::test_util::features;
 
+    /// Records every event and answers each packet-in with one PACKET_OUT to switch `cookie`.
     struct Record(Arc<Mutex<Vec<Event>>>);
 
     impl App for Record {
         fn name(&self) -> &'static str {
             "record"
         }
-        fn handle(&mut self, event: &Event, _out: &mut Vec<Output>) {
+        fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
             if let Ok(mut seen) = self.0.lock() {
                 seen.push(event.clone());
+            }
+            if let Event::PacketIn { packet_in, .. } = event {
+                out.push(Output {
+                    dpid: packet_in.cookie,
+                    message: Message::BarrierRequest,
+                });
             }
         }
     }
@@ -114,36 +189,74 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn events_of_replaced_sessions_are_dropped() {
-        let switches = Switches::new();
-        let (tx, _rx) = mpsc::channel(1);
+    fn handle(conn: ConnId, dpid: u64) -> (SwitchHandle, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(4);
         let peer = "127.0.0.1:1".parse().expect("literal address");
-        // Connection 2 replaced connection 1 for datapath 7.
-        switches.register(SwitchHandle::new(2, peer, features(7), tx, Arc::default()));
+        (
+            SwitchHandle::new(conn, peer, features(dpid), tx, Arc::default()),
+            rx,
+        )
+    }
+
+    #[test]
+    fn events_of_replaced_sessions_are_dropped() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let host = AppHost::new(Box::new(Record(seen.clone())), Switches::new());
+        let mut local = Vec::new();
+        let (h1, _rx1) = handle(1, 7);
+        let (h2, _rx2) = handle(2, 7);
+        assert!(host.switch_up(h1, features(7), vec![], |_| {}).is_none());
+        host.event(1, &packet_in(7, 7), |m| local.push((1, m)));
+        // Connection 2 replaces connection 1 for datapath 7.
+        let old = host.switch_up(h2, features(7), vec![], |_| {});
+        assert_eq!(old.map(|h| h.conn()), Some(1));
+        // The old session's late packet-in and its leaving must not reach the app.
+        host.event(1, &packet_in(7, 7), |m| local.push((1, m)));
+        host.switch_down(7, 1);
+        host.event(2, &packet_in(7, 7), |m| local.push((2, m)));
+        let delivered = seen.lock().map(|s| s.clone()).unwrap_or_default();
         let up = Event::SwitchUp {
             dpid: 7,
             features: features(7),
             ports: vec![],
         };
-        let (events_tx, events_rx) = mpsc::channel(16);
-        for (conn, event) in [
-            (2, up.clone()),
-            (1, up.clone()),
-            (1, packet_in(7, 1)),
-            (2, packet_in(7, 2)),
-            (1, Event::SwitchDown { dpid: 7 }),
-        ] {
-            events_tx
-                .send(Envelope { conn, event })
-                .await
-                .expect("queued");
-        }
-        drop(events_tx);
+        assert_eq!(
+            delivered,
+            vec![up.clone(), packet_in(7, 7), up, packet_in(7, 7)]
+        );
+        assert_eq!(host.switches().get(7).map(|h| h.conn()), Some(2));
+        // Each delivered packet-in answered its own connection, inline.
+        assert_eq!(
+            local,
+            vec![(1, Message::BarrierRequest), (2, Message::BarrierRequest)]
+        );
+        // The current session leaving is delivered.
+        host.switch_down(7, 2);
+        assert!(host.switches().get(7).is_none());
+        assert_eq!(
+            seen.lock().ok().and_then(|s| s.last().cloned()),
+            Some(Event::SwitchDown { dpid: 7 })
+        );
+    }
+
+    #[tokio::test]
+    async fn outputs_for_other_switches_go_through_their_queues() {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        run(Box::new(Record(seen.clone())), events_rx, switches, stop_rx).await;
-        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
-        assert_eq!(seen, vec![up, packet_in(7, 2)]);
+        let host = AppHost::new(Box::new(Record(seen)), Switches::new());
+        let (h1, _rx1) = handle(1, 1);
+        let (h2, mut rx2) = handle(2, 2);
+        host.switch_up(h1, features(1), vec![], |_| {});
+        host.switch_up(h2, features(2), vec![], |_| {});
+        let mut local = Vec::new();
+        // A packet-in on switch 1 whose answer is for switch 2.
+        host.event(1, &packet_in(1, 2), |m| local.push(m));
+        assert!(local.is_empty());
+        match rx2.try_recv() {
+            Ok(Command::Send(m)) => assert_eq!(m, Message::BarrierRequest),
+            other => panic!("expected a queued send to switch 2, got {other:?}"),
+        }
+        // Unknown destination: dropped quietly.
+        host.event(1, &packet_in(1, 99), |m| local.push(m));
+        assert!(local.is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! The tokio driver of one switch connection: moves bytes between the socket and a [`Session`],
-//! fires its timers, and connects it to the registry, the app event stream and request waiters.
+//! fires its timers, and connects it to the registry, the app and request waiters.
 //!
 //! Flow control, in one place:
 //! - outbound messages are encoded into one `BytesMut`; each write syscall takes as much of it
@@ -7,8 +7,9 @@
 //! - while that buffer holds more than [`HIGH_WATER`] bytes, the task stops reading the socket
 //!   and stops taking commands: the switch and every sender (apps, REST) feel backpressure
 //!   instead of the controller buffering without bound;
-//! - events for apps go through a bounded channel and the task waits for room, so a slow app
-//!   slows packet-in reading rather than dropping events.
+//! - the app is called inline for each event, before the next read, so a slow app slows
+//!   packet-in reading rather than queueing or dropping events; its answers for this switch
+//!   go out with the write that follows the read that caused them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::registry::{Command, ConnId, ConnShared, Counters, SwitchHandle};
 use super::session::{CloseReason, Reply, RequestError, Session, SessionEvent};
-use super::{Context, Envelope};
+use super::Context;
 use crate::serve::Shutdown;
 
 /// Above this many unwritten bytes the connection stops reading and taking commands.
@@ -81,7 +82,7 @@ impl Driver {
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
         let shared = self.shared.clone();
         loop {
-            self.pump(&mut cmd_tx).await;
+            self.pump(&mut cmd_tx);
             if self.session.is_closed() {
                 break;
             }
@@ -121,14 +122,7 @@ impl Driver {
         while cmd_rx.try_recv().is_ok() {}
         self.log_close();
         if let Some(dpid) = self.registered {
-            if self.ctx.switches.unregister(dpid, self.conn) {
-                let down = Envelope {
-                    conn: self.conn,
-                    event: apps::Event::SwitchDown { dpid },
-                };
-                // An error means no app is listening any more (shutdown): nothing to tell.
-                let _ = self.ctx.events.send(down).await;
-            }
+            self.ctx.app.switch_down(dpid, self.conn);
         }
         // Write what the session queued last (a HELLO_FAILED, an ERROR for garbage), briefly.
         let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
@@ -202,36 +196,39 @@ impl Driver {
         }
     }
 
-    /// Drains the session: messages into the write buffer, events to their consumers.
-    async fn pump(&mut self, cmd_tx: &mut Option<mpsc::Sender<Command>>) {
-        let mut sent = 0;
-        while let Some(msg) = self.session.poll_transmit() {
-            msg.emit(&mut self.out);
-            sent += 1;
-        }
-        Counters::add(&self.shared.counters.msgs_out, sent);
+    /// Drains the session: events to their consumers (the app's answers for this switch go back
+    /// into the session), then every queued message into the write buffer.
+    fn pump(&mut self, cmd_tx: &mut Option<mpsc::Sender<Command>>) {
+        let now = Instant::now();
         while let Some(event) = self.session.poll_event() {
             let event = match event {
                 SessionEvent::Ready { features, ports } => {
                     let dpid = features.datapath_id;
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
                     let Some(tx) = cmd_tx.take() else { continue };
-                    let handle =
-                        SwitchHandle::new(self.conn, self.peer, features, tx, self.shared.clone());
-                    if let Some(old) = self.ctx.switches.register(handle) {
-                        tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
-                    }
+                    let handle = SwitchHandle::new(
+                        self.conn,
+                        self.peer,
+                        features,
+                        tx,
+                        self.shared.clone(),
+                    );
                     self.registered = Some(dpid);
                     tracing::info!(
                         ports = ports.len(),
                         n_tables = features.n_tables,
                         "switch connected"
                     );
-                    apps::Event::SwitchUp {
-                        dpid,
-                        features,
-                        ports,
+                    let session = &mut self.session;
+                    let old = self.ctx.app.switch_up(handle, features, ports, |m| {
+                        if let Some(mut ready) = session.ready(now) {
+                            ready.send(m);
+                        }
+                    });
+                    if let Some(old) = old {
+                        tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
                     }
+                    continue;
                 }
                 SessionEvent::PacketIn(packet_in) => {
                     Counters::add(&self.shared.counters.packet_ins, 1);
@@ -263,20 +260,19 @@ impl Driver {
                     continue;
                 }
             };
-            // Backpressure: wait for the app to take it.
-            if self
-                .ctx
-                .events
-                .send(Envelope {
-                    conn: self.conn,
-                    event,
-                })
-                .await
-                .is_err()
-            {
-                // No app is listening (shutting down): nothing to deliver to.
-            }
+            let session = &mut self.session;
+            self.ctx.app.event(self.conn, &event, |m| {
+                if let Some(mut ready) = session.ready(now) {
+                    ready.send(m);
+                }
+            });
         }
+        let mut sent = 0;
+        while let Some(msg) = self.session.poll_transmit() {
+            msg.emit(&mut self.out);
+            sent += 1;
+        }
+        Counters::add(&self.shared.counters.msgs_out, sent);
     }
 
     fn dpid(&self) -> u64 {

@@ -52,23 +52,19 @@ impl Controller {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let switches = Switches::new();
-        let (tx, rx) = openflow::event_channel();
-        let ctx = Context::new(switches.clone(), tx, config);
         let (stop, stop_rx) = watch::channel(false);
         let events = Arc::new(Mutex::new(Vec::new()));
         let app = Recording {
             inner: apps::by_name("l2switch").expect("l2switch exists"),
             seen: events.clone(),
         };
-        let tasks = vec![
-            tokio::spawn(openflow::listener::run(listener, ctx, stop_rx.clone())),
-            tokio::spawn(openflow::app::run(
-                Box::new(app),
-                rx,
-                switches.clone(),
-                stop_rx,
-            )),
-        ];
+        let ctx = Context::new(
+            openflow::AppHost::new(Box::new(app), switches.clone()),
+            config,
+        );
+        let tasks = vec![tokio::spawn(openflow::listener::run(
+            listener, ctx, stop_rx,
+        ))];
         Controller {
             addr,
             switches,
