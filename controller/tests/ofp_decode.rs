@@ -147,3 +147,55 @@ fn malformed_input_is_one_clear_line() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `--text` gives every kind of message its own one-line ovs-ofctl form, never JSON.
+#[test]
+fn text_for_other_messages() {
+    let cases = [
+        // HELLO with a version bitmap offering OpenFlow 1.3.
+        (
+            "04000010000000010001000800000010",
+            "OFPT_HELLO (OF1.3) (xid=0x1): version bitmap: 0x04",
+        ),
+        // FEATURES_REPLY of datapath 0x1234.
+        (
+            "0406002000000009000000000000123400000100fe0000000000004f00000000",
+            "OFPT_FEATURES_REPLY (OF1.3) (xid=0x9): dpid:0000000000001234 n_tables:254, \
+             n_buffers:256 capabilities: FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS",
+        ),
+        // GROUP_MOD adding a select group with two buckets.
+        (
+            "040f00500000001700000100000000010020000affffffffffffffff000000000000001000000002000000000000000000200014ffffffffffffffff0000000000000010000000030000000000000000",
+            "OFPT_GROUP_MOD (OF1.3) (xid=0x17): ADD group_id=1,type=select,\
+             bucket=weight:10,actions=output:2,bucket=weight:20,actions=output:3",
+        ),
+        // METER_MOD adding a 1000 kbps drop meter.
+        (
+            "041d002000000046000000010000000100010010000003e80000000000000000",
+            "OFPT_METER_MOD (OF1.3) (xid=0x46): ADD meter=1 kbps bands= type=drop rate=1000",
+        ),
+        // Port-stats request for every port, and a port-description reply with more to come.
+        (
+            "041200180000001f0004000000000000ffffffff00000000",
+            "OFPST_PORT request (OF1.3) (xid=0x1f): port_no=ANY",
+        ),
+        (
+            "041300100000003c000d000100000000",
+            "OFPST_PORT_DESC reply (OF1.3) (xid=0x3c): flags=[more]",
+        ),
+        // ROLE_REQUEST to become master (OVS 3.1 says "primary").
+        (
+            "041800180000004100000002000000000000000000000001",
+            "OFPT_ROLE_REQUEST (OF1.3) (xid=0x41): role=primary generation_id=1",
+        ),
+        (
+            "041400080000003d",
+            "OFPT_BARRIER_REQUEST (OF1.3) (xid=0x3d):",
+        ),
+    ];
+    for (hex, want) in cases {
+        let out = strowger(&["ofp", "decode", "--text", hex]);
+        assert!(out.status.success(), "{hex}: {}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{want}\n"), "{hex}");
+    }
+}

@@ -29,8 +29,6 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod multipart;
-#[cfg(test)]
-mod ovs_crosscheck;
 pub mod oxm;
 pub mod packet;
 

@@ -1,5 +1,6 @@
-//! `ovs-ofctl`-style text for matches, actions, instructions, flow mods and flow stats, so
-//! logs and `strowger ofp decode --text` read like `ovs-ofctl dump-flows`.
+//! `ovs-ofctl`-style text, so logs and `strowger ofp decode --text` read like OVS: matches,
+//! actions, instructions, flow mods and flow stats here (the `dump-flows` vocabulary); one line
+//! per message, as `ovs-ofctl ofp-print` would print it, in `msg` and `multipart`.
 
 use std::fmt::{self, Display, Formatter, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -10,6 +11,9 @@ use crate::msg::flow::{FlowMod, FlowModCommand};
 use crate::multipart::FlowStats;
 use crate::oxm::{Match, OxmField};
 use crate::{consts, port_no};
+
+mod msg;
+mod multipart;
 
 /// A MAC address printed as `aa:bb:cc:dd:ee:ff`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,7 +359,7 @@ fn match_format(f: &mut Formatter<'_>, priority: Option<u16>, m: &Match) -> fmt:
         .filter(|field| match field {
             OxmField::EthType(_) => short.is_none(),
             OxmField::IpProto(_) => !short.is_some_and(|(_, p)| p),
-            _ => true,
+            field => !matches_anything(field),
         })
         .collect();
     fields.sort_by_key(|field| ovs_rank(field));
@@ -364,6 +368,34 @@ fn match_format(f: &mut Formatter<'_>, priority: Option<u16>, m: &Match) -> fmt:
         write!(f, "{field}")?;
     }
     Ok(())
+}
+
+/// A field whose mask is all zeros matches every packet. It stays on the wire as received (so
+/// `emit(parse(b)) == b`), but OVS leaves it out of its text and so do we: `nw_dst=0.0.0.0/0`
+/// says nothing a reader needs.
+fn matches_anything(field: &OxmField) -> bool {
+    use OxmField::*;
+    match field {
+        Metadata { mask, .. } | TunnelId { mask, .. } => *mask == Some(0),
+        EthDst { mask, .. } | EthSrc { mask, .. } | ArpSha { mask, .. } | ArpTha { mask, .. } => {
+            *mask == Some([0; 6])
+        }
+        VlanVid { mask, .. } | Ipv6Exthdr { mask, .. } => *mask == Some(0),
+        Ipv4Src { mask, .. }
+        | Ipv4Dst { mask, .. }
+        | ArpSpa { mask, .. }
+        | ArpTpa { mask, .. }
+        | TunIpv4Src { mask, .. }
+        | TunIpv4Dst { mask, .. } => *mask == Some(Ipv4Addr::UNSPECIFIED),
+        Ipv6Src { mask, .. } | Ipv6Dst { mask, .. } => *mask == Some(Ipv6Addr::UNSPECIFIED),
+        Ipv6Flabel { mask, .. } | PbbIsid { mask, .. } | Reg { mask, .. } => *mask == Some(0),
+        _ => false,
+    }
+}
+
+/// Whether `match_format` prints anything for this priority and match.
+fn match_is_printed(priority: Option<u16>, m: &Match) -> bool {
+    priority.is_some_and(|p| p != DEFAULT_PRIORITY) || m.fields.iter().any(|f| !matches_anything(f))
 }
 
 /// OpenFlow's default flow priority, which OVS leaves out of its text.
@@ -455,7 +487,7 @@ impl Display for Action {
     }
 }
 
-fn action_list(f: &mut Formatter<'_>, actions: &[Action]) -> fmt::Result {
+fn action_list(f: &mut impl Write, actions: &[Action]) -> fmt::Result {
     for (i, a) in actions.iter().enumerate() {
         if i > 0 {
             f.write_char(',')?;
@@ -463,6 +495,15 @@ fn action_list(f: &mut Formatter<'_>, actions: &[Action]) -> fmt::Result {
         write!(f, "{a}")?;
     }
     Ok(())
+}
+
+/// An action list as OVS prints it after `actions=`: `drop` when empty.
+fn action_list_or_drop(f: &mut impl Write, actions: &[Action]) -> fmt::Result {
+    if actions.is_empty() {
+        f.write_str("drop")
+    } else {
+        action_list(f, actions)
+    }
 }
 
 impl Display for Instruction {
@@ -530,7 +571,7 @@ impl Display for FlowMod {
         if self.table_id != 0 {
             write!(f, " table:{}", self.table_id)?;
         }
-        if !self.match_.fields.is_empty() || self.priority != DEFAULT_PRIORITY {
+        if match_is_printed(Some(self.priority), &self.match_) {
             f.write_char(' ')?;
             match_format(f, Some(self.priority), &self.match_)?;
         }
@@ -605,10 +646,49 @@ impl Display for FlowStats {
         for name in flag_names(self.flags) {
             write!(f, "{name} ")?;
         }
-        if !self.match_.fields.is_empty() || self.priority != DEFAULT_PRIORITY {
+        if match_is_printed(Some(self.priority), &self.match_) {
             match_format(f, Some(self.priority), &self.match_)?;
             f.write_char(' ')?;
         }
         instructions(f, &self.instructions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use crate::msg::flow::FlowMod;
+    use crate::oxm::{Match, OxmField};
+
+    /// A field with an all-zero mask matches anything; OVS leaves it out, so do we.
+    #[test]
+    fn all_zero_masks_are_left_out() {
+        let anything = Match::new()
+            .with(OxmField::EthType(0x0800))
+            .with(OxmField::Ipv4Dst {
+                value: Ipv4Addr::UNSPECIFIED,
+                mask: Some(Ipv4Addr::UNSPECIFIED),
+            })
+            .with(OxmField::Reg {
+                idx: 1,
+                value: 0,
+                mask: Some(0),
+            })
+            .with(OxmField::EthSrc {
+                value: [0; 6],
+                mask: Some([0; 6]),
+            });
+        assert_eq!(anything.to_string(), "ip");
+        let only_zero = Match::new().with(OxmField::Metadata {
+            value: 0,
+            mask: Some(0),
+        });
+        assert_eq!(only_zero.to_string(), "");
+        let fm = FlowMod {
+            match_: only_zero,
+            ..FlowMod::default()
+        };
+        assert_eq!(fm.to_string(), "ADD actions=drop");
     }
 }
