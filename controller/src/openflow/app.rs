@@ -109,8 +109,7 @@ impl AppHost {
     pub(crate) fn event(&self, conn: ConnId, event: &Event, local: impl FnMut(Message)) {
         let dpid = event.dpid();
         let mut inner = self.lock();
-        let current = self.switches.get(dpid).is_some_and(|h| h.conn() == conn);
-        if current {
+        if self.switches.is_current(dpid, conn) {
             self.deliver(&mut inner, event, local);
         }
     }

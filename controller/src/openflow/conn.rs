@@ -230,13 +230,8 @@ impl Driver {
                     let dpid = features.datapath_id;
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
                     let Some(tx) = cmd_tx.take() else { continue };
-                    let handle = SwitchHandle::new(
-                        self.conn,
-                        self.peer,
-                        features,
-                        tx,
-                        self.shared.clone(),
-                    );
+                    let handle =
+                        SwitchHandle::new(self.conn, self.peer, features, tx, self.shared.clone());
                     self.registered = Some(dpid);
                     tracing::info!(
                         ports = ports.len(),

@@ -210,6 +210,12 @@ impl Switches {
         self.inner.get(&dpid).map(|h| h.value().clone())
     }
 
+    /// Whether `conn` is the registered connection of `dpid`. Unlike `get`, clones nothing: it
+    /// runs once per packet-in.
+    pub(crate) fn is_current(&self, dpid: u64, conn: ConnId) -> bool {
+        self.inner.get(&dpid).is_some_and(|h| h.conn == conn)
+    }
+
     /// Every connected switch, by datapath id.
     pub fn list(&self) -> Vec<SwitchHandle> {
         let mut all: Vec<_> = self.inner.iter().map(|h| h.value().clone()).collect();
