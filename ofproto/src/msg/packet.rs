@@ -58,11 +58,14 @@ impl PacketIn {
     }
 
     pub(crate) fn read(r: &mut Reader) -> Result<PacketIn, Error> {
-        let buffer_id = r.u32()?;
-        let total_len = r.u16()?;
-        let reason = r.u8()?.into();
-        let table_id = r.u8()?;
-        let cookie = r.u64()?;
+        // The fixed part in one bounds check: this is the hottest parse in the controller.
+        let f: [u8; 16] = r.array()?;
+        let be32 = |i: usize| u32::from_be_bytes([f[i], f[i + 1], f[i + 2], f[i + 3]]);
+        let buffer_id = be32(0);
+        let total_len = u16::from_be_bytes([f[4], f[5]]);
+        let reason = f[6].into();
+        let table_id = f[7];
+        let cookie = (u64::from(be32(8)) << 32) | u64::from(be32(12));
         let match_ = Match::read(r)?;
         r.pad(2)?;
         Ok(PacketIn {
