@@ -11,11 +11,13 @@
 #
 # The controller runs pinned on CPU $CTL_CPU and the generator on CPU $GEN_CPU (one core each),
 # so every controller gets exactly one core whatever its threading; on a 2-core machine that is
-# all there is. Both run at nice $NICE (default -20, needs root; NICE=0 turns it off), so a
-# build sharing the machine gets ~1 % of their cores rather than half. Not SCHED_FIFO: a
-# real-time task that keeps its core busy (both ends do, at half the peak rate) is throttled by
-# the kernel for 50 ms of every second (sched_rt_runtime_us), which put a 45–50 ms stall into
-# every p99.9 of earlier runs. Results (JSON per run, logs, table.md) go to $OUT.
+# all there is. Both run at nice $NICE (default -20, needs root; NICE=0 turns it off), each in a
+# session of its own whose autogroup gets the same nice: with autogroup scheduling (Debian's
+# default) a plain `nice` only ranks processes within their own session, so a build in another
+# session would still get half of each core. Not SCHED_FIFO: a real-time task that keeps its
+# core busy (both ends do, at half the peak rate) is throttled by the kernel for 50 ms of every
+# second (sched_rt_runtime_us), which put a 45–50 ms stall into every p99.9 of earlier runs.
+# Results (JSON per run, logs, table.md) go to $OUT.
 #
 # Usage: bash bench/ofload-compare.sh        (env: SWITCHES MACS IN_FLIGHT DURATION WARMUP
 #                                             CTL_CPU GEN_CPU NICE VENV OUT CONTROLLERS
@@ -68,10 +70,13 @@ if [ "$NICE" -lt 0 ] && ! nice -n "$NICE" true 2>/dev/null; then
   echo "nice -n $NICE failed (not root?): rerun with NICE=0" >&2; exit 1
 fi
 
-# Prefixes that pin a command to one CPU at nice $NICE. nice and taskset exec what they run,
-# so a background job's $! is the controller itself.
-PIN_CTL=(nice -n "$NICE" taskset -c "$CTL_CPU")
-PIN_GEN=(nice -n "$NICE" taskset -c "$GEN_CPU")
+# Prefixes that pin a command to one CPU at nice $NICE, in a new session whose autogroup nice
+# is $NICE too. setsid, nice and taskset exec what they run (a script's background job is no
+# process-group leader, so setsid does not fork), so a background job's $! is the controller.
+PINNED=(setsid bash -c 'n=$1 cpu=$2; shift 2; echo "$n" >/proc/self/autogroup 2>/dev/null
+  exec nice -n "$n" taskset -c "$cpu" "$@"' pinned "$NICE")
+PIN_CTL=("${PINNED[@]}" "$CTL_CPU")
+PIN_GEN=("${PINNED[@]}" "$GEN_CPU")
 
 # --- process handling -----------------------------------------------------------------------
 CTL_PID=
