@@ -8,10 +8,11 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use apps::Event;
 use axum::http::StatusCode;
-use common::{wait_for, Controller};
+use common::{wait_for, Controller, WAIT};
 use strowger::openflow::{Config, Reply};
 use testbed::Sandbox;
 
@@ -113,16 +114,24 @@ async fn ovs_handshake_rest_flows_and_learning() {
     }
 
     // Handshake: identified by the datapath id we configured, ports from PORT_DESC.
+    // The ports may be added after the handshake: the table then grows by PORT_STATUS.
     let sw = ctl.wait_switch(DPID).await;
-    let mut names: Vec<String> = sw
-        .ports()
-        .await
-        .expect("ports")
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    names.sort();
-    assert_eq!(names, ["br0", "p1", "p2", "p3"]);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut names: Vec<String> = sw
+            .ports()
+            .await
+            .expect("ports")
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        names.sort();
+        if names == ["br0", "p1", "p2", "p3"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ports: {names:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (status, body) = ctl
         .call("GET", "/api/v1/switches/00000000000000a1/ports", "")
         .await;
@@ -180,6 +189,44 @@ async fn ovs_handshake_rest_flows_and_learning() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("switch_error"), "{body}");
+
+    // A flow too long for one OpenFlow message (5 000 outputs, 80 kB) is refused before it
+    // reaches the wire; the connection survives and keeps serving requests.
+    let actions: Vec<String> = (1..=5000)
+        .map(|p| format!(r#"{{"type": "OUTPUT", "port": {p}}}"#))
+        .collect();
+    let huge = format!(r#"{{"priority": 6, "actions": [{}]}}"#, actions.join(","));
+    let (status, body) = ctl.call("POST", "/api/v1/switches/0xa1/flows", &huge).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("65535"), "{body}");
+    let (status, body) = ctl
+        .call(
+            "POST",
+            "/api/v1/switches/0xa1/flows",
+            r#"{"priority": 7, "cookie": 8, "match": {"eth_dst": "00:00:00:00:00:98"},
+                "actions": [{"type": "OUTPUT", "port": 2}]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_flow(
+        &sb,
+        &[
+            "cookie=0x8",
+            "priority=7,dl_dst=00:00:00:00:00:98",
+            "actions=output:2",
+        ],
+    )
+    .await;
+    let flows = sb.ofctl(&["dump-flows", "br0"]).expect("dump-flows");
+    let priority_6 = flows.lines().any(|l| {
+        l.split("priority=")
+            .nth(1)
+            .is_some_and(|r| r.starts_with("6 ") || r.starts_with("6,"))
+    });
+    assert!(
+        !priority_6,
+        "the refused flow must not be installed: {flows}"
+    );
 
     // Broadcast from H1 on p1: a packet-in, flooded to p2 and p3, not back to p1.
     let before = packet_ins(&ctl);

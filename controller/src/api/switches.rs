@@ -338,6 +338,11 @@ fn request_error(e: RequestError) -> ApiError {
             ApiError::unavailable(format!("the switch disconnected: {reason}"))
         }
         RequestError::Gone => ApiError::unavailable("the switch disconnected"),
+        RequestError::Unencodable(why) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("the message cannot be sent to a switch: {why}"),
+        ),
     }
 }
 

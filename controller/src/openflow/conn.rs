@@ -208,7 +208,9 @@ impl Driver {
         };
         match cmd {
             Command::Send(m) => {
-                ready.send(m);
+                if let Err(e) = ready.send(m) {
+                    tracing::warn!("message not sent: {e}");
+                }
             }
             Command::Request(m, tx) => {
                 let xid = ready.request(m);
@@ -240,9 +242,7 @@ impl Driver {
                     );
                     let session = &mut self.session;
                     let old = self.ctx.app.switch_up(handle, features, ports, |m| {
-                        if let Some(mut ready) = session.ready(now) {
-                            ready.send(m);
-                        }
+                        send_own(session, now, m);
                     });
                     if let Some(old) = old {
                         tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
@@ -281,16 +281,10 @@ impl Driver {
             };
             let session = &mut self.session;
             self.ctx.app.event(self.conn, &event, |m| {
-                if let Some(mut ready) = session.ready(now) {
-                    ready.send(m);
-                }
+                send_own(session, now, m);
             });
         }
-        let mut sent = 0;
-        while let Some(msg) = self.session.poll_transmit() {
-            msg.emit(&mut self.out);
-            sent += 1;
-        }
+        let sent = self.session.transmit_into(&mut self.out);
         Counters::add(&self.shared.counters.msgs_out, sent);
     }
 
@@ -308,6 +302,16 @@ impl Driver {
                 tracing::info!(peer = %self.peer, "switch connection closed: {reason}")
             }
             _ => tracing::warn!(peer = %self.peer, "closing switch connection: {reason}"),
+        }
+    }
+}
+
+/// Sends an app's answer for this connection's own switch. A message the wire cannot carry is the
+/// app's bug, not the switch's: logged and dropped, the session goes on.
+fn send_own(session: &mut Session, now: Instant, message: ofproto::Message) {
+    if let Some(mut ready) = session.ready(now) {
+        if let Err(e) = ready.send(message) {
+            tracing::warn!("app output not sent: {e}");
         }
     }
 }

@@ -3,8 +3,9 @@
 //! A [`Session`] is what one switch connection *means*; it never touches a socket or a clock.
 //! The driver (`conn.rs`) feeds it whole messages ([`Session::handle_message`]), framing errors
 //! ([`Session::handle_malformed`]) and the time ([`Session::handle_timeout`]), and drains it in
-//! this order after every input: [`Session::poll_transmit`] until `None` (messages to encode and
-//! write), [`Session::poll_event`] until `None` (what the rest of the controller must learn), then
+//! this order after every input: [`Session::poll_event`] until `None` (what the rest of the
+//! controller must learn; answering an event may queue more messages), then
+//! [`Session::transmit_into`] (the encoded messages to write), then
 //! [`Session::poll_timeout`] (when to call `handle_timeout` next), and stops once
 //! [`Session::is_closed`] after writing what was queued.
 //!
@@ -48,6 +49,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use ofproto::consts::{OFPCML_NO_BUFFER, OFPMPF_REPLY_MORE};
 use ofproto::{
     ErrorMsg, ErrorType, FeaturesReply, FlowRemoved, Hello, Message, MultipartReply,
@@ -156,6 +158,10 @@ pub enum RequestError {
     /// The switch's connection was already gone when the request was made.
     #[error("switch disconnected")]
     Gone,
+    /// The request cannot be put on the wire (longer than an OpenFlow message can be); nothing
+    /// was sent.
+    #[error("cannot be sent: {0}")]
+    Unencodable(String),
 }
 
 /// What the rest of the controller must learn from the session.
@@ -247,7 +253,11 @@ struct PendingRequest {
 struct Core {
     config: Config,
     next_xid: u32,
-    transmit: VecDeque<OfMessage>,
+    /// Messages to write, already encoded: a message is encoded when it is queued, so one too
+    /// long for the wire is refused to whoever made it instead of failing where it is written,
+    /// and it is never moved again as a value.
+    outbox: BytesMut,
+    outbox_msgs: u64,
     events: VecDeque<SessionEvent>,
     pending: HashMap<u32, PendingRequest>,
     last_rx: Instant,
@@ -270,10 +280,30 @@ impl Core {
         }
     }
 
-    fn queue(&mut self, body: Message) -> u32 {
+    /// Encodes `body` with a fresh xid; fails (queueing nothing) if it does not fit a message.
+    fn queue(&mut self, body: Message) -> Result<u32, ofproto::Error> {
         let xid = self.alloc_xid();
-        self.transmit.push_back(OfMessage::new(xid, body));
+        self.push(OfMessage::new(xid, body))?;
+        Ok(xid)
+    }
+
+    /// `queue` for the session's own messages, whose size is bounded by construction (HELLO,
+    /// FEATURES_REQUEST, ECHO, BARRIER, …).
+    fn queue_own(&mut self, body: Message) -> u32 {
+        let xid = self.alloc_xid();
+        self.push_own(OfMessage::new(xid, body));
         xid
+    }
+
+    fn push(&mut self, msg: OfMessage) -> Result<(), ofproto::Error> {
+        msg.try_emit(&mut self.outbox)?;
+        self.outbox_msgs += 1;
+        Ok(())
+    }
+
+    fn push_own(&mut self, msg: OfMessage) {
+        let pushed = self.push(msg);
+        debug_assert!(pushed.is_ok(), "session message too long: {pushed:?}");
     }
 
     fn respond(&mut self, xid: u32, result: Result<Reply, RequestError>) {
@@ -376,13 +406,14 @@ impl Session {
             tokens_at: now,
             config,
             next_xid: 1,
-            transmit: VecDeque::new(),
+            outbox: BytesMut::new(),
+            outbox_msgs: 0,
             events: VecDeque::new(),
             pending: HashMap::new(),
             last_rx: now,
             echo_outstanding: None,
         };
-        core.queue(Message::Hello(Hello::of13()));
+        core.queue_own(Message::Hello(Hello::of13()));
         Self {
             state: State::ExpectHello(ExpectHello),
             core,
@@ -403,9 +434,9 @@ impl Session {
         // Keepalive is answered in every state: a switch may probe us mid-handshake.
         let msg = match msg.body {
             Message::EchoRequest(data) => {
+                // The reply is the request's size with another type: it always fits.
                 self.core
-                    .transmit
-                    .push_back(OfMessage::new(msg.xid, Message::EchoReply(data)));
+                    .push_own(OfMessage::new(msg.xid, Message::EchoReply(data)));
                 return;
             }
             Message::EchoReply(_) if self.core.echo_outstanding == Some(msg.xid) => {
@@ -439,7 +470,8 @@ impl Session {
             let xid = raw
                 .get(4..8)
                 .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            self.core.transmit.push_back(OfMessage::new(
+            // `for_request` keeps at most 64 bytes of `raw`.
+            self.core.push_own(OfMessage::new(
                 xid,
                 Message::Error(ErrorMsg::for_request(kind, raw)),
             ));
@@ -463,7 +495,9 @@ impl Session {
             return;
         }
         if self.core.echo_outstanding.is_none() && idle >= self.core.config.echo_interval {
-            let xid = self.core.queue(Message::EchoRequest(bytes::Bytes::new()));
+            let xid = self
+                .core
+                .queue_own(Message::EchoRequest(bytes::Bytes::new()));
             self.core.echo_outstanding = Some(xid);
         }
         let expired: Vec<u32> = self
@@ -509,7 +543,25 @@ impl Session {
     /// The next message to write. Keep writing what this returns even after the session closed:
     /// a refusal (HELLO_FAILED, an ERROR for garbage) is queued just before closing.
     pub fn poll_transmit(&mut self) -> Option<OfMessage> {
-        self.core.transmit.pop_front()
+        let outbox = &mut self.core.outbox;
+        let len = usize::from(u16::from_be_bytes([*outbox.get(2)?, *outbox.get(3)?]));
+        let bytes = outbox.split_to(len.min(outbox.len())).freeze();
+        self.core.outbox_msgs = self.core.outbox_msgs.saturating_sub(1);
+        // We encoded it: it decodes, unless the codec is broken, which tests must see.
+        OfMessage::parse_bytes(bytes).ok()
+    }
+
+    /// Moves every queued message, encoded, to the end of `out`; returns how many there were.
+    pub fn transmit_into(&mut self, out: &mut BytesMut) -> u64 {
+        let core = &mut self.core;
+        if out.is_empty() {
+            // The common case: hand the encoded bytes over without copying them.
+            std::mem::swap(out, &mut core.outbox);
+        } else {
+            out.extend_from_slice(&core.outbox);
+            core.outbox.clear();
+        }
+        std::mem::take(&mut core.outbox_msgs)
     }
 
     /// The next event for the controller.
@@ -604,8 +656,9 @@ impl Ready<'_> {
     }
 
     /// Queues a message nobody waits for; returns its xid. An ERROR for it comes out as
-    /// [`SessionEvent::UnsolicitedError`].
-    pub fn send(&mut self, body: Message) -> u32 {
+    /// [`SessionEvent::UnsolicitedError`]. A message too long for the wire (over 65 535 bytes
+    /// encoded) is refused and nothing is queued.
+    pub fn send(&mut self, body: Message) -> Result<u32, ofproto::Error> {
         self.core.queue(body)
     }
 
@@ -620,8 +673,11 @@ impl Ready<'_> {
             Message::BarrierRequest => Pending::Barrier { confirms: None },
             m if has_reply(m) => Pending::Reply,
             _ => {
-                let xid = self.core.queue(body);
-                let barrier = self.core.queue(Message::BarrierRequest);
+                let xid = match self.core.queue(body) {
+                    Ok(xid) => xid,
+                    Err(e) => return self.refuse(e),
+                };
+                let barrier = self.core.queue_own(Message::BarrierRequest);
                 self.core.pending.insert(
                     xid,
                     PendingRequest {
@@ -641,10 +697,22 @@ impl Ready<'_> {
                 return xid;
             }
         };
-        let xid = self.core.queue(body);
+        let xid = match self.core.queue(body) {
+            Ok(xid) => xid,
+            Err(e) => return self.refuse(e),
+        };
         self.core
             .pending
             .insert(xid, PendingRequest { kind, deadline });
+        xid
+    }
+
+    /// Completes a request that could not be encoded at once, with a fresh xid that was never
+    /// sent, so it still completes exactly once.
+    fn refuse(&mut self, error: ofproto::Error) -> u32 {
+        let xid = self.core.alloc_xid();
+        self.core
+            .respond(xid, Err(RequestError::Unencodable(error.to_string())));
         xid
     }
 
@@ -699,11 +767,11 @@ impl ExpectHello {
     fn handle(self, core: &mut Core, msg: OfMessage) -> Result<State, CloseReason> {
         match msg.body {
             Message::Hello(hello) if hello.supports(msg.version, OFP_VERSION) => {
-                let xid = core.queue(Message::FeaturesRequest);
+                let xid = core.queue_own(Message::FeaturesRequest);
                 Ok(State::ExpectFeaturesReply(ExpectFeaturesReply { xid }))
             }
             Message::Hello(_) => {
-                core.transmit.push_back(OfMessage::new(
+                core.push_own(OfMessage::new(
                     msg.xid,
                     Message::Error(ErrorMsg {
                         kind: hello_failed(),
@@ -736,11 +804,11 @@ impl ExpectFeaturesReply {
                     )));
                 }
                 // Whole frames in packet-ins: apps never depend on switch buffers.
-                core.queue(Message::SetConfig(SwitchConfig {
+                core.queue_own(Message::SetConfig(SwitchConfig {
                     flags: 0,
                     miss_send_len: OFPCML_NO_BUFFER,
                 }));
-                let xid = core.queue(Message::MultipartRequest(port_desc_request()));
+                let xid = core.queue_own(Message::MultipartRequest(port_desc_request()));
                 Ok(State::ExpectPortDesc(ExpectPortDesc {
                     xid,
                     features,

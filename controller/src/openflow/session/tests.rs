@@ -404,7 +404,8 @@ fn errors_for_fire_and_forget_messages_are_reported_unsolicited() {
     let xid = s
         .ready(t)
         .expect("ready")
-        .send(Message::FlowMod(FlowMod::default()));
+        .send(Message::FlowMod(FlowMod::default()))
+        .expect("fits");
     s.handle_message(t, of(xid, switch_error(b"x")));
     assert_eq!(
         events(&mut s),
@@ -487,11 +488,78 @@ fn xids_are_unique_nonzero_and_skip_pending_ones() {
     s.core.next_xid = u32::MAX - 1;
     let mut ready = s.ready(t).expect("ready");
     let a = ready.request(Message::GetConfigRequest);
-    let b = ready.send(Message::BarrierRequest);
-    let c = ready.send(Message::BarrierRequest);
+    let b = ready.send(Message::BarrierRequest).expect("fits");
+    let c = ready.send(Message::BarrierRequest).expect("fits");
     assert_eq!((a, b, c), (u32::MAX - 1, u32::MAX, 1));
     s.core.next_xid = a;
-    assert_ne!(s.ready(t).expect("ready").send(Message::BarrierRequest), a);
+    let d = s.ready(t).expect("ready").send(Message::BarrierRequest);
+    assert_ne!(d.expect("fits"), a);
+}
+
+/// A FLOW_MOD with `n` output actions: 16 bytes each, so 4 096 of them exceed 65 535 bytes.
+fn flow_mod_with_outputs(n: u32) -> Message {
+    Message::FlowMod(FlowMod {
+        instructions: vec![ofproto::Instruction::ApplyActions(
+            (0..n)
+                .map(|port| ofproto::Action::Output { port, max_len: 0 })
+                .collect(),
+        )],
+        ..FlowMod::default()
+    })
+}
+
+#[test]
+fn a_message_too_long_for_the_wire_is_refused_and_nothing_is_queued() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let mut ready = s.ready(t).expect("ready");
+    let err = ready
+        .send(flow_mod_with_outputs(5000))
+        .expect_err("too long");
+    assert!(matches!(err, ofproto::Error::TooLong { .. }), "{err:?}");
+    // A request is completed at once, exactly once, with the reason; nothing goes out.
+    let xid = ready.request(flow_mod_with_outputs(5000));
+    assert!(drain(&mut s).is_empty());
+    let evs = events(&mut s);
+    assert!(
+        matches!(
+            evs.as_slice(),
+            [SessionEvent::Response { xid: x, result: Err(RequestError::Unencodable(why)) }]
+                if *x == xid && why.contains("65535")
+        ),
+        "{evs:?}"
+    );
+    assert_eq!(s.pending_requests(), 0);
+    // The session goes on: the largest message that fits is sent whole.
+    let mut ready = s.ready(t).expect("ready");
+    ready.send(flow_mod_with_outputs(4000)).expect("fits");
+    let out = drain(&mut s);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].encoded_len(), 8 + 48 + 8 + 4000 * 16);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn transmit_into_moves_every_encoded_message_in_order() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let mut ready = s.ready(t).expect("ready");
+    let a = ready.send(Message::BarrierRequest).expect("fits");
+    let b = ready.send(flow_mod_with_outputs(3)).expect("fits");
+    // Appended after what the buffer already holds.
+    let mut out = bytes::BytesMut::from(&b"prefix"[..]);
+    assert_eq!(s.transmit_into(&mut out), 2);
+    assert_eq!(&out[..6], b"prefix");
+    let mut rest = out.split_off(6);
+    let mut decoder = ofproto::Decoder::new();
+    let first = decoder.decode(&mut rest).expect("valid").expect("whole");
+    let second = decoder.decode(&mut rest).expect("valid").expect("whole");
+    assert_eq!((first.xid, second.xid), (a, b));
+    assert_eq!(second.body, flow_mod_with_outputs(3));
+    assert!(rest.is_empty());
+    assert_eq!(s.transmit_into(&mut out), 0);
 }
 
 #[test]
