@@ -76,8 +76,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_addr = api.local_addr().unwrap_or(args.api_listen);
     tracing::info!(addr = %api_addr, "REST API listening");
     let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
+    let mut prov_cfg =
+        crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
+            args.openflow_listen,
+            args.openflow_advertise.as_deref(),
+        ));
+    prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
+    let provisioner = crate::provision::Provisioner::new(prov_cfg);
+    let runtime = crate::api::topology::Runtime::new(provisioner.views());
     let app = crate::api::app(vec![
-        crate::api::topology::routes(network.clone()),
+        crate::api::topology::routes_with(network.clone(), runtime),
         crate::api::switches::routes(switches),
     ]);
     let mut api_stop = stop_rx.clone();
@@ -94,13 +102,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the OVSDB listener on {}", args.ovsdb_listen))?;
     tracing::info!(addr = %args.ovsdb_listen, "OVSDB listening for hosts");
-    let mut prov_cfg =
-        crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
-            args.openflow_listen,
-            args.openflow_advertise.as_deref(),
-        ));
-    prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
-    let provisioner = crate::provision::Provisioner::new(prov_cfg);
     let follow_task = tokio::spawn(crate::provision::from_topology::follow(
         network.subscribe(),
         provisioner.clone(),

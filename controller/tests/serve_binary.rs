@@ -120,3 +120,60 @@ fn unknown_app_is_refused() {
         "{err}"
     );
 }
+
+/// Runs the CLI against `api`; its stdout, or the failure with stderr.
+fn cli(api: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_strowger"))
+        .args(args)
+        .args(["--api", &format!("http://{api}")])
+        .output()
+        .expect("run the CLI");
+    assert!(
+        out.status.success(),
+        "strowger {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A host created through the CLI with a real OVS's OVSDB socket: the controller provisions its
+/// br-int, and `GET /hosts` shows it connected with the datapath id br-int really has.
+#[test]
+fn a_provisioned_host_shows_connected_with_its_datapath_id() {
+    let hv = testbed::Sandbox::start("serve-host").expect("OVS sandbox");
+    let api = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_strowger"))
+        .args(["serve", "--in-memory"])
+        .args(["--openflow-listen", &free_port().to_string()])
+        .args(["--api-listen", &api.to_string()])
+        .args(["--ovsdb-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn strowger");
+    let _child = Running(child);
+    testbed::Sandbox::wait_until(Duration::from_secs(10), || http_get(api, "/api/v1/health"))
+        .expect("REST up");
+    let ovsdb = format!("ovsdb=unix:{}", hv.db_sock().display());
+    cli(
+        api,
+        &["host", "create", "hv1", "tunnel_ip=192.0.2.1", &ovsdb],
+    );
+    let shown = testbed::Sandbox::wait_until(Duration::from_secs(20), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&cli(api, &["host", "show", "hv1", "--json"])).ok()?;
+        (v["connected"] == true && v["datapath_id"].is_string()).then_some(v)
+    })
+    .expect("host connected within 20 s");
+    // What OVS itself says br-int's datapath id is.
+    let dpid = hv
+        .vsctl(&["get", "Bridge", "br-int", "datapath_id"])
+        .expect("br-int exists");
+    assert_eq!(
+        shown["datapath_id"].as_str(),
+        Some(dpid.trim().trim_matches('"')),
+        "{shown}"
+    );
+    let table = cli(api, &["host", "list"]);
+    assert!(table.contains("hv1") && table.contains("true"), "{table}");
+}

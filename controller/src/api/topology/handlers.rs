@@ -3,13 +3,14 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::Extension;
 use axum::Json;
 use topology::model::*;
 use topology::{Network, Resource};
 use uuid::Uuid;
 
 use super::extract::{etag, Body, IfMatch, P};
-use super::{write, Child, Crud, TopLevel};
+use super::{write, Child, Crud, Runtime, TopLevel};
 use crate::api::ApiError;
 
 type Created<T> = (StatusCode, HeaderMap, Json<T>);
@@ -22,43 +23,60 @@ fn check_id(path: Uuid, body: Uuid) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn list<R: Crud>(State(net): State<Network>) -> Json<Vec<R>> {
+pub async fn list<R: Crud>(
+    State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
+) -> Json<Vec<R>> {
     let s = net.snapshot();
-    Json(s.list::<R>().map(|r| R::view(&s, r)).collect())
+    Json(
+        s.list::<R>()
+            .map(|r| {
+                let mut v = R::view(&s, r);
+                v.annotate(&rt);
+                v
+            })
+            .collect(),
+    )
 }
 
 pub async fn create<R: TopLevel>(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     Body(v): Body<R>,
 ) -> Result<Created<R>, ApiError> {
-    let (v, rev) = write(&net, move |t| R::create(t, v)).await?;
+    let (mut v, rev) = write(&net, move |t| R::create(t, v)).await?;
+    v.annotate(&rt);
     Ok((StatusCode::CREATED, etag(rev), Json(v)))
 }
 
 pub async fn read<R: Crud>(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     P(id): P<Uuid>,
 ) -> Result<Item<R>, ApiError> {
     let s = net.snapshot();
-    let r = s.find::<R>(id)?;
-    Ok((etag(s.mod_revision(id)), Json(R::view(&s, r))))
+    let mut v = R::view(&s, s.find::<R>(id)?);
+    v.annotate(&rt);
+    Ok((etag(s.mod_revision(id)), Json(v)))
 }
 
 pub async fn update<R: Crud>(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     P(id): P<Uuid>,
     IfMatch(expected): IfMatch,
     Body(mut v): Body<R>,
 ) -> Result<Item<R>, ApiError> {
     check_id(id, v.id())?;
     v.set_id(id);
-    let (v, rev) = write(&net, move |t| {
+    let (mut v, rev) = write(&net, move |t| {
         if let Some(e) = expected {
             t.expect_revision::<R>(id, e)?;
         }
         R::update(t, v)
     })
     .await?;
+    v.annotate(&rt);
     Ok((etag(rev), Json(v)))
 }
 
@@ -116,20 +134,22 @@ fn dhcp_of(net: &Network, bridge: Uuid, subnet: Uuid) -> Result<(), ApiError> {
 
 pub async fn read_dhcp(
     State(net): State<Network>,
+    rt: Extension<Runtime>,
     P((bridge, subnet)): P<(Uuid, Uuid)>,
 ) -> Result<Item<DhcpSubnet>, ApiError> {
     dhcp_of(&net, bridge, subnet)?;
-    read::<DhcpSubnet>(State(net), P(subnet)).await
+    read::<DhcpSubnet>(State(net), rt, P(subnet)).await
 }
 
 pub async fn update_dhcp(
     State(net): State<Network>,
+    rt: Extension<Runtime>,
     P((bridge, subnet)): P<(Uuid, Uuid)>,
     m: IfMatch,
     body: Body<DhcpSubnet>,
 ) -> Result<Item<DhcpSubnet>, ApiError> {
     dhcp_of(&net, bridge, subnet)?;
-    update::<DhcpSubnet>(State(net), P(subnet), m, body).await
+    update::<DhcpSubnet>(State(net), rt, P(subnet), m, body).await
 }
 
 pub async fn delete_dhcp(

@@ -28,6 +28,24 @@ pub trait Crud: Resource {
     fn view(_s: &Snapshot, r: &Arc<Self>) -> Self {
         Self::clone(r)
     }
+    /// Fills in the read-only runtime fields the store does not hold (a host's `connected`
+    /// and `datapath_id`).
+    fn annotate(&mut self, _rt: &Runtime) {}
+}
+
+/// What the controller knows at run time about stored records, shown in their read-only fields
+/// and never written to the store (it would be stale after a restart, and every connect would
+/// bump the record's revision under clients' `If-Match`).
+#[derive(Debug, Clone, Default)]
+pub struct Runtime {
+    hosts: Option<tokio::sync::watch::Receiver<crate::provision::HostViews>>,
+}
+
+impl Runtime {
+    /// Runtime state from the provisioner's host views.
+    pub fn new(hosts: tokio::sync::watch::Receiver<crate::provision::HostViews>) -> Self {
+        Runtime { hosts: Some(hosts) }
+    }
 }
 
 /// A resource created at the top level (`POST /bridges`).
@@ -62,7 +80,29 @@ macro_rules! top {
     };
 }
 
-top!(Host, create_host, update_host, delete_host);
+impl Crud for Host {
+    fn update(t: &mut Txn, v: Self) -> topology::Result<Self> {
+        t.update_host(v).map(|a| Self::clone(&a))
+    }
+    fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
+        t.delete_host(id)
+    }
+    fn annotate(&mut self, rt: &Runtime) {
+        let Some(hosts) = &rt.hosts else { return };
+        let views = hosts.borrow();
+        let view = views.get(&self.id);
+        self.connected = view.is_some_and(|v| v.connected);
+        // As `GET /switches` prints datapath ids: 16 hex digits.
+        self.datapath_id = view
+            .and_then(|v| v.datapath_id)
+            .map(|d| format!("{d:016x}"));
+    }
+}
+impl TopLevel for Host {
+    fn create(t: &mut Txn, v: Self) -> topology::Result<Self> {
+        t.create_host(v).map(|a| Self::clone(&a))
+    }
+}
 top!(
     TunnelZone,
     create_tunnel_zone,
@@ -201,8 +241,14 @@ fn item<R: Crud>(r: axum::Router<Network>) -> axum::Router<Network> {
     r.route(&item, get(read::<R>).put(update::<R>).delete(delete::<R>))
 }
 
-/// The topology routes, with the [`Network`] as their state.
+/// The topology routes, with the [`Network`] as their state and no runtime state (hosts show
+/// as not connected).
 pub fn routes(net: Network) -> axum::Router {
+    routes_with(net, Runtime::default())
+}
+
+/// The topology routes, showing `runtime` in read-only fields.
+pub fn routes_with(net: Network, runtime: Runtime) -> axum::Router {
     let mut r = axum::Router::new();
     r = crud::<Host>(r);
     r = crud::<TunnelZone>(r);
@@ -264,6 +310,7 @@ pub fn routes(net: Network) -> axum::Router {
         )
         .route("/openapi.json", get(openapi::serve))
         .with_state(net)
+        .layer(axum::Extension(runtime))
 }
 
 #[cfg(test)]

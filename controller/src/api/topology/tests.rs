@@ -107,6 +107,67 @@ fn id(v: &Value) -> String {
 }
 
 #[tokio::test]
+async fn hosts_show_the_provisioners_runtime_state_read_only() {
+    use crate::provision::{HostView, HostViews};
+    let (views, rx) = tokio::sync::watch::channel(HostViews::new());
+    let app = crate::api::app(vec![super::routes_with(
+        Network::open(Arc::new(MemStore::new())).unwrap(),
+        super::Runtime::new(rx),
+    )]);
+    let created = ok(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "h1", "tunnel_ip": "192.0.2.1"})),
+    )
+    .await;
+    assert_eq!(created["connected"], false);
+    assert_eq!(created["datapath_id"], Value::Null);
+    let h = id(&created);
+    let host: uuid::Uuid = h.parse().unwrap();
+    // The provisioner's OVSDB session comes up and br-int reports its datapath id.
+    views.send_modify(|v| {
+        v.insert(
+            host,
+            HostView {
+                connected: true,
+                datapath_id: Some(0xa1),
+                ..HostView::default()
+            },
+        );
+    });
+    let one = ok(&app, Method::GET, &format!("/hosts/{h}"), None).await;
+    assert_eq!(one["connected"], true);
+    assert_eq!(one["datapath_id"], "00000000000000a1");
+    let all = ok(&app, Method::GET, "/hosts", None).await;
+    assert_eq!(all[0]["connected"], true, "{all}");
+    // Clients cannot write them: a PUT claiming otherwise shows the runtime state.
+    let put = ok(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{h}"),
+        Some(json!({"name": "h1", "tunnel_ip": "192.0.2.1", "connected": false, "datapath_id": "ff"})),
+    )
+    .await;
+    assert_eq!(put["connected"], true);
+    assert_eq!(put["datapath_id"], "00000000000000a1");
+    // The session drops: shown at once, and the stored record never held any of it.
+    views.send_modify(|v| {
+        if let Some(view) = v.get_mut(&host) {
+            view.connected = false;
+        }
+    });
+    let one = ok(&app, Method::GET, &format!("/hosts/{h}"), None).await;
+    assert_eq!(one["connected"], false);
+    views.send_modify(HostViews::clear);
+    let one = ok(&app, Method::GET, &format!("/hosts/{h}"), None).await;
+    assert_eq!(
+        (one["connected"].clone(), one["datapath_id"].clone()),
+        (json!(false), Value::Null)
+    );
+}
+
+#[tokio::test]
 async fn hosts_crud_and_error_classes() {
     let app = app();
     let r = call(
