@@ -170,16 +170,17 @@ impl L2Switch {
                         cookie: mac_cookie(dst),
                         idle_timeout: self.config.idle_timeout,
                         priority: self.config.priority,
-                        match_: Match::new()
-                            .with(OxmField::InPort(in_port))
-                            .with(OxmField::EthSrc {
+                        match_: Match::from_iter([
+                            OxmField::InPort(in_port),
+                            OxmField::EthSrc {
                                 value: src,
                                 mask: None,
-                            })
-                            .with(OxmField::EthDst {
+                            },
+                            OxmField::EthDst {
                                 value: dst,
                                 mask: None,
-                            }),
+                            },
+                        ]),
                         instructions: vec![Instruction::ApplyActions(vec![Action::Output {
                             port: p,
                             max_len: 0,

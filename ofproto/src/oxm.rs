@@ -574,6 +574,16 @@ pub struct Match {
     pub fields: SmallVec<[OxmField; 1]>,
 }
 
+/// A match of these fields, in this order, allocated once (`with` after `with` may grow the
+/// field list more than once: a measurable part of building a learning switch's flow).
+impl FromIterator<OxmField> for Match {
+    fn from_iter<I: IntoIterator<Item = OxmField>>(fields: I) -> Match {
+        Match {
+            fields: fields.into_iter().collect(),
+        }
+    }
+}
+
 impl Match {
     /// The match-all match.
     pub fn new() -> Match {
