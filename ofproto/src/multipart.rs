@@ -154,7 +154,8 @@ impl MultipartRequest {
         self.flags & OFPMPF_REQ_MORE != 0
     }
 
-    fn typ(&self) -> u16 {
+    /// The `OFPMP_*` type of the body.
+    pub(crate) fn typ(&self) -> u16 {
         use MultipartRequestBody::*;
         match &self.body {
             Desc => mpt::DESC,
@@ -267,7 +268,8 @@ impl MultipartReply {
         self.flags & OFPMPF_REPLY_MORE != 0
     }
 
-    fn typ(&self) -> u16 {
+    /// The `OFPMP_*` type of the body.
+    pub(crate) fn typ(&self) -> u16 {
         use MultipartReplyBody::*;
         match &self.body {
             Desc(_) => mpt::DESC,

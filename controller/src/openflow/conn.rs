@@ -225,8 +225,10 @@ impl Driver {
     /// Drains the session: events to their consumers (the app's answers for this switch go back
     /// into the session), then every queued message into the write buffer.
     fn pump(&mut self, cmd_tx: &mut Option<mpsc::Sender<Command>>) {
-        let now = Instant::now();
+        // The clock only for steps that produced events: `pump` runs after every wake-up.
+        let mut clock = None;
         while let Some(event) = self.session.poll_event() {
+            let now = *clock.get_or_insert_with(Instant::now);
             let event = match event {
                 SessionEvent::Ready { features, ports } => {
                     let dpid = features.datapath_id;

@@ -540,9 +540,10 @@ impl Session {
             .into()
     }
 
-    /// The next message to write. Keep writing what this returns even after the session closed:
-    /// a refusal (HELLO_FAILED, an ERROR for garbage) is queued just before closing.
-    pub fn poll_transmit(&mut self) -> Option<OfMessage> {
+    /// The next queued message, decoded back from the outbox: how the tests see what would be
+    /// written. The driver takes the bytes themselves with [`Session::transmit_into`].
+    #[cfg(test)]
+    pub(crate) fn poll_transmit(&mut self) -> Option<OfMessage> {
         let outbox = &mut self.core.outbox;
         let len = usize::from(u16::from_be_bytes([*outbox.get(2)?, *outbox.get(3)?]));
         let bytes = outbox.split_to(len.min(outbox.len())).freeze();
@@ -552,6 +553,8 @@ impl Session {
     }
 
     /// Moves every queued message, encoded, to the end of `out`; returns how many there were.
+    /// Keep writing what this gives even after the session closed: a refusal (HELLO_FAILED, an
+    /// ERROR for garbage) is queued just before closing.
     pub fn transmit_into(&mut self, out: &mut BytesMut) -> u64 {
         let core = &mut self.core;
         if out.is_empty() {
@@ -673,10 +676,10 @@ impl Ready<'_> {
             Message::BarrierRequest => Pending::Barrier { confirms: None },
             m if has_reply(m) => Pending::Reply,
             _ => {
-                let xid = match self.core.queue(body) {
-                    Ok(xid) => xid,
-                    Err(e) => return self.refuse(e),
-                };
+                let xid = self.core.alloc_xid();
+                if let Err(e) = self.core.push(OfMessage::new(xid, body)) {
+                    return self.refuse(xid, e);
+                }
                 let barrier = self.core.queue_own(Message::BarrierRequest);
                 self.core.pending.insert(
                     xid,
@@ -697,20 +700,19 @@ impl Ready<'_> {
                 return xid;
             }
         };
-        let xid = match self.core.queue(body) {
-            Ok(xid) => xid,
-            Err(e) => return self.refuse(e),
-        };
+        let xid = self.core.alloc_xid();
+        if let Err(e) = self.core.push(OfMessage::new(xid, body)) {
+            return self.refuse(xid, e);
+        }
         self.core
             .pending
             .insert(xid, PendingRequest { kind, deadline });
         xid
     }
 
-    /// Completes a request that could not be encoded at once, with a fresh xid that was never
-    /// sent, so it still completes exactly once.
-    fn refuse(&mut self, error: ofproto::Error) -> u32 {
-        let xid = self.core.alloc_xid();
+    /// Completes a request that could not be encoded at once (its xid was never sent), so it
+    /// still completes exactly once.
+    fn refuse(&mut self, xid: u32, error: ofproto::Error) -> u32 {
         self.core
             .respond(xid, Err(RequestError::Unencodable(error.to_string())));
         xid

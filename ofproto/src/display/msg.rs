@@ -20,13 +20,11 @@ use super::{match_format, match_is_printed, Mac, PortName};
 impl Display for OfMessage {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match &self.body {
-            Message::MultipartRequest(r) => write!(
-                f,
-                "OFPST_{} request",
-                super::multipart::request_name(&r.body)
-            )?,
+            Message::MultipartRequest(r) => {
+                write!(f, "OFPST_{} request", super::multipart::type_name(r.typ()))?
+            }
             Message::MultipartReply(r) => {
-                write!(f, "OFPST_{} reply", super::multipart::reply_name(&r.body))?
+                write!(f, "OFPST_{} reply", super::multipart::type_name(r.typ()))?
             }
             body => write!(f, "OFPT_{}", body.name())?,
         }

@@ -10,47 +10,25 @@ use crate::port_no;
 use super::msg::{bit_names, duration, group_desc, meter_config, meter_id, PortText, WireStr};
 use super::{match_format, match_is_printed, PortName};
 
-/// OVS's `OFPST_*` name of a request kind (`FLOW` in `OFPST_FLOW request`).
-pub(super) fn request_name(body: &MultipartRequestBody) -> &'static str {
-    use MultipartRequestBody::*;
-    match body {
-        Desc => "DESC",
-        Flow(_) => "FLOW",
-        Aggregate(_) => "AGGREGATE",
-        Table => "TABLE",
-        PortStats { .. } => "PORT",
-        Queue { .. } => "QUEUE",
-        Group { .. } => "GROUP",
-        GroupDesc => "GROUP_DESC",
-        GroupFeatures => "GROUP_FEATURES",
-        Meter { .. } => "METER",
-        MeterConfig { .. } => "METER_CONFIG",
-        MeterFeatures => "METER_FEATURES",
-        TableFeatures(_) => "TABLE_FEATURES",
-        PortDesc => "PORT_DESC",
-        Experimenter(_) => "EXPERIMENTER",
-    }
-}
-
-/// OVS's `OFPST_*` name of a reply kind.
-pub(super) fn reply_name(body: &MultipartReplyBody) -> &'static str {
-    use MultipartReplyBody::*;
-    match body {
-        Desc(_) => "DESC",
-        Flow(_) => "FLOW",
-        Aggregate(_) => "AGGREGATE",
-        Table(_) => "TABLE",
-        PortStats(_) => "PORT",
-        Queue(_) => "QUEUE",
-        Group(_) => "GROUP",
-        GroupDesc(_) => "GROUP_DESC",
-        GroupFeatures(_) => "GROUP_FEATURES",
-        Meter(_) => "METER",
-        MeterConfig(_) => "METER_CONFIG",
-        MeterFeatures(_) => "METER_FEATURES",
-        TableFeatures(_) => "TABLE_FEATURES",
-        PortDesc(_) => "PORT_DESC",
-        Experimenter(_) => "EXPERIMENTER",
+/// OVS's `OFPST_*` name of a multipart type (`FLOW` in `OFPST_FLOW request`).
+pub(super) fn type_name(typ: u16) -> &'static str {
+    use crate::multipart::multipart_type as mpt;
+    match typ {
+        mpt::DESC => "DESC",
+        mpt::FLOW => "FLOW",
+        mpt::AGGREGATE => "AGGREGATE",
+        mpt::TABLE => "TABLE",
+        mpt::PORT_STATS => "PORT",
+        mpt::QUEUE => "QUEUE",
+        mpt::GROUP => "GROUP",
+        mpt::GROUP_DESC => "GROUP_DESC",
+        mpt::GROUP_FEATURES => "GROUP_FEATURES",
+        mpt::METER => "METER",
+        mpt::METER_CONFIG => "METER_CONFIG",
+        mpt::METER_FEATURES => "METER_FEATURES",
+        mpt::TABLE_FEATURES => "TABLE_FEATURES",
+        mpt::PORT_DESC => "PORT_DESC",
+        _ => "EXPERIMENTER",
     }
 }
 
