@@ -225,7 +225,7 @@ impl App for L2Switch {
         NAME
     }
 
-    fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
+    fn handle(&mut self, _now: std::time::Instant, event: &Event, out: &mut Vec<Output>) {
         match event {
             Event::SwitchUp { dpid, .. } => self.switch_up(*dpid, out),
             Event::SwitchDown { dpid } => {
@@ -239,7 +239,11 @@ impl App for L2Switch {
                     self.port_gone(*dpid, desc.port_no, out);
                 }
             }
-            Event::FlowRemoved { .. } => {}
+            // A learning switch needs no topology, bindings, or reaction to refused flows.
+            Event::FlowRemoved { .. }
+            | Event::SwitchError { .. }
+            | Event::Topology(_)
+            | Event::Bindings(_) => {}
         }
     }
 }
@@ -335,8 +339,8 @@ mod tests {
 
     fn run(app: &mut L2Switch, ev: Event) -> Vec<Message> {
         let mut out = Vec::new();
-        app.handle(&ev, &mut out);
-        assert!(out.iter().all(|o| o.dpid == ev.dpid()));
+        app.handle(std::time::Instant::now(), &ev, &mut out);
+        assert!(out.iter().all(|o| Some(o.dpid) == ev.dpid()));
         out.into_iter().map(|o| o.message).collect()
     }
 

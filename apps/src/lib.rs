@@ -5,10 +5,26 @@
 //! answers by pushing [`Output`]s: OpenFlow message bodies addressed to a datapath. The session
 //! layer assigns transaction ids, encodes and writes them. Apps therefore never see a socket, a
 //! clock or a runtime, and are tested by feeding events and comparing the messages they emit.
+//!
+//! One ordered stream: switch events, every topology snapshot, every change of the port bindings
+//! and the app's own timers all reach it through [`App::handle`] and [`App::handle_timeout`],
+//! under the one lock of the controller's app host. So the app never sees a packet-in "between"
+//! a snapshot and the invalidation it causes: a flow simulated on snapshot N is emitted before
+//! the deletes that snapshot N+1 causes, and the switch applies them in that order. Time is an
+//! argument (`now`), never read: tests drive a simulated clock.
 
+pub mod bindings;
+pub mod engine;
+pub mod harness;
 pub mod l2switch;
 
-use ofproto::{FeaturesReply, FlowRemoved, Message, PacketIn, Port, PortStatus};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ofproto::{ErrorMsg, FeaturesReply, FlowRemoved, Message, PacketIn, Port, PortStatus};
+
+pub use bindings::Bindings;
+pub use topology::Snapshot;
 
 /// What happened on a switch, as an application sees it.
 ///
@@ -16,7 +32,7 @@ use ofproto::{FeaturesReply, FlowRemoved, Message, PacketIn, Port, PortStatus};
 /// other event of that session, and nothing but a new `SwitchUp` follows a `SwitchDown`. A switch
 /// that reconnects while its old session is still open gets a second `SwitchUp` without a
 /// `SwitchDown` in between: apps must treat `SwitchUp` as "start from scratch".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Event {
     /// A switch finished the handshake (HELLO, FEATURES, SET_CONFIG, PORT_DESC).
     SwitchUp {
@@ -53,19 +69,109 @@ pub enum Event {
         /// The message.
         removed: FlowRemoved,
     },
+    /// The switch refused a message the app sent (an ERROR nobody waited for). `xid` is the one
+    /// the session gave the message; `error.data` holds its first bytes, so an app finds its own
+    /// flow again by the cookie in them (see [`error_cookie`]).
+    SwitchError {
+        /// The datapath id.
+        dpid: u64,
+        /// The failing message's xid.
+        xid: u32,
+        /// The ERROR.
+        error: ErrorMsg,
+    },
+    /// A new topology snapshot (every revision, in order).
+    Topology(Arc<Snapshot>),
+    /// The port bindings changed (which logical port is where, which tunnel leads where).
+    Bindings(Arc<Bindings>),
+}
+
+/// Snapshots compare by revision (one revision is one snapshot); everything else by value.
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        use Event::*;
+        match (self, other) {
+            (
+                SwitchUp {
+                    dpid: a,
+                    features: fa,
+                    ports: pa,
+                },
+                SwitchUp {
+                    dpid: b,
+                    features: fb,
+                    ports: pb,
+                },
+            ) => a == b && fa == fb && pa == pb,
+            (SwitchDown { dpid: a }, SwitchDown { dpid: b }) => a == b,
+            (
+                PacketIn {
+                    dpid: a,
+                    packet_in: x,
+                },
+                PacketIn {
+                    dpid: b,
+                    packet_in: y,
+                },
+            ) => a == b && x == y,
+            (PortStatus { dpid: a, status: x }, PortStatus { dpid: b, status: y }) => {
+                a == b && x == y
+            }
+            (
+                FlowRemoved {
+                    dpid: a,
+                    removed: x,
+                },
+                FlowRemoved {
+                    dpid: b,
+                    removed: y,
+                },
+            ) => a == b && x == y,
+            (
+                SwitchError {
+                    dpid: a,
+                    xid: xa,
+                    error: ea,
+                },
+                SwitchError {
+                    dpid: b,
+                    xid: xb,
+                    error: eb,
+                },
+            ) => a == b && xa == xb && ea == eb,
+            (Topology(a), Topology(b)) => a.revision() == b.revision(),
+            (Bindings(a), Bindings(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Event {
-    /// The datapath the event is about.
-    pub fn dpid(&self) -> u64 {
+    /// The datapath the event is about; `None` for controller-wide events.
+    pub fn dpid(&self) -> Option<u64> {
         match self {
             Event::SwitchUp { dpid, .. }
             | Event::SwitchDown { dpid }
             | Event::PacketIn { dpid, .. }
             | Event::PortStatus { dpid, .. }
-            | Event::FlowRemoved { dpid, .. } => *dpid,
+            | Event::FlowRemoved { dpid, .. }
+            | Event::SwitchError { dpid, .. } => Some(*dpid),
+            Event::Topology(_) | Event::Bindings(_) => None,
         }
     }
+}
+
+/// The cookie of the FLOW_MOD an ERROR quotes, if it quotes one: the ERROR's data starts with
+/// the offending message (at least 64 bytes), and a FLOW_MOD's cookie is at bytes 8..16.
+pub fn error_cookie(error: &ErrorMsg) -> Option<u64> {
+    const OFPT_FLOW_MOD: u8 = 14;
+    let d = &error.data;
+    if d.len() < 16 || d[1] != OFPT_FLOW_MOD {
+        return None;
+    }
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&d[8..16]);
+    Some(u64::from_be_bytes(c))
 }
 
 /// One message an app wants sent to a switch. The session layer picks the xid.
@@ -77,23 +183,33 @@ pub struct Output {
     pub message: Message,
 }
 
-/// A controller application: consumes events in order, emits messages.
+/// A controller application: consumes events in order, emits messages (sans-IO, in the style
+/// of quinn-proto: the caller owns the clock and the timer).
 ///
 /// `handle` must not block: it runs on the task that feeds every switch's events, so a slow app
 /// slows every switch (the controller applies backpressure rather than dropping events).
 pub trait App: Send {
     /// The name used on the command line (`--app NAME`).
     fn name(&self) -> &'static str;
-    /// Reacts to one event; appends the messages to send to `out`.
-    fn handle(&mut self, event: &Event, out: &mut Vec<Output>);
+    /// Reacts to one event at time `now`; appends the messages to send to `out`.
+    fn handle(&mut self, now: Instant, event: &Event, out: &mut Vec<Output>);
+    /// When the app next wants [`App::handle_timeout`] called; asked after every call.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// The time from [`App::poll_timeout`] has come (or passed).
+    fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let _ = (now, out);
+    }
 }
 
-/// Names accepted by [`by_name`].
-pub const APP_NAMES: &[&str] = &[l2switch::NAME];
+/// Names accepted by [`by_name`]; the first is the default.
+pub const APP_NAMES: &[&str] = &[engine::NAME, l2switch::NAME];
 
 /// The app called `name` with its default configuration, or `None` if there is no such app.
 pub fn by_name(name: &str) -> Option<Box<dyn App>> {
     match name {
+        engine::NAME => Some(Box::new(engine::Engine::default())),
         l2switch::NAME => Some(Box::new(l2switch::L2Switch::default())),
         _ => None,
     }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bindings;
 pub mod cli;
 pub mod ofp_cmd;
 pub mod openflow;

@@ -32,8 +32,9 @@ pub struct ServeArgs {
     /// Leave `options:local_ip` off tunnel ports (dummy-datapath sandboxes need this).
     #[arg(long)]
     pub no_tunnel_local_ip: bool,
-    /// The application answering packet-ins.
-    #[arg(long, default_value = "l2switch")]
+    /// The application answering packet-ins: `engine` (the virtual network) or `l2switch`
+    /// (a learning switch per datapath, for plain Mininet labs).
+    #[arg(long, default_value = "engine")]
     pub app: String,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
@@ -64,7 +65,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let app_host = crate::openflow::AppHost::new(app, switches.clone());
-    let of_ctx = crate::openflow::Context::new(app_host, of_config);
+    let timer_task = {
+        let (h, stop) = (app_host.clone(), stop_rx.clone());
+        tokio::spawn(async move { h.run_timers(stop).await })
+    };
+    let of_ctx = crate::openflow::Context::new(app_host.clone(), of_config);
     let of_task = tokio::spawn(crate::openflow::listener::run(
         of_listener,
         of_ctx,
@@ -83,7 +88,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ));
     prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
     let provisioner = crate::provision::Provisioner::new(prov_cfg);
-    let runtime = crate::api::topology::Runtime::new(provisioner.views());
+    // The app's view of topology and bindings, on its one ordered stream (and for REST).
+    let (bindings_tx, bindings_rx) = watch::channel(std::sync::Arc::new(apps::Bindings::default()));
+    let bindings_task = tokio::spawn(crate::bindings::follow(
+        network.subscribe(),
+        provisioner.views(),
+        app_host,
+        bindings_tx,
+        stop_rx.clone(),
+    ));
+    let runtime =
+        crate::api::topology::Runtime::new(provisioner.views()).with_bindings(bindings_rx);
     let app = crate::api::app(vec![
         crate::api::topology::routes_with(network.clone(), runtime),
         crate::api::switches::routes(switches),
@@ -117,6 +132,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     api_task.await??;
     prov_task.await?;
     follow_task.await?;
+    bindings_task.await?;
+    timer_task.await?;
     of_task.await?;
     Ok(())
 }

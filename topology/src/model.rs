@@ -166,6 +166,16 @@ pub enum DatapathType {
     Netdev,
 }
 
+/// The datapath id of a host's `br-int`: the low 64 bits of the host id. The provisioner writes
+/// it into `other_config:datapath-id`, and an OpenFlow session maps back to its host by it, so
+/// the mapping needs no table that must survive restarts.
+pub fn datapath_id(host: Uuid) -> u64 {
+    let b = host.as_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&b[8..]);
+    u64::from_be_bytes(low)
+}
+
 /// A hypervisor running OVS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Host {

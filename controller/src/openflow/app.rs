@@ -17,6 +17,9 @@
 //! is full loses that message (logged) instead of stalling the caller.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::Notify;
 
 use apps::{App, Event, Output};
 use ofproto::{FeaturesReply, Message, Port};
@@ -29,10 +32,13 @@ pub struct AppHost {
     inner: Arc<Mutex<Inner>>,
     switches: Switches,
     name: &'static str,
+    timer_moved: Arc<Notify>,
 }
 
 struct Inner {
     app: Box<dyn App>,
+    /// The app's `poll_timeout` after the last call: the timer task is woken when it moves.
+    timer: Option<Instant>,
     /// Reused between calls so answering allocates nothing once warm.
     out: Vec<Output>,
     dropped: u64,
@@ -51,11 +57,13 @@ impl AppHost {
         AppHost {
             inner: Arc::new(Mutex::new(Inner {
                 app,
+                timer: None,
                 out: Vec::new(),
                 dropped: 0,
             })),
             switches,
             name,
+            timer_moved: Arc::new(Notify::new()),
         }
     }
 
@@ -107,19 +115,66 @@ impl AppHost {
 
     /// Hands the app an event of connection `conn`, unless a newer session replaced it.
     pub(crate) fn event(&self, conn: ConnId, event: &Event, local: impl FnMut(Message)) {
-        let dpid = event.dpid();
         let mut inner = self.lock();
-        if self.switches.is_current(dpid, conn) {
+        if event
+            .dpid()
+            .is_some_and(|dpid| self.switches.is_current(dpid, conn))
+        {
             self.deliver(&mut inner, event, local);
         }
     }
 
-    fn deliver(&self, inner: &mut Inner, event: &Event, mut local: impl FnMut(Message)) {
-        let own = event.dpid();
-        let Inner { app, out, dropped } = inner;
-        app.handle(event, out);
+    /// Hands the app a controller-wide event (a topology snapshot, new bindings), in the same
+    /// ordered stream as every switch's events; its outputs go through the switches' queues.
+    pub fn broadcast(&self, event: &Event) {
+        let mut inner = self.lock();
+        self.deliver(&mut inner, event, |_| {});
+    }
+
+    /// Runs the app's timers until `shutdown`: sleeps until its `poll_timeout`, woken early
+    /// whenever a call moved it, and calls `handle_timeout` under the lock like any event.
+    pub async fn run_timers(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let next = self.lock().app.poll_timeout();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {
+                    let mut inner = self.lock();
+                    let now = Instant::now();
+                    if inner.app.poll_timeout().is_some_and(|t| t <= now) {
+                        let Inner { app, out, .. } = &mut *inner;
+                        app.handle_timeout(now, out);
+                        self.route(&mut inner, None, |_| {});
+                    }
+                }
+                _ = self.timer_moved.notified() => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    fn deliver(&self, inner: &mut Inner, event: &Event, local: impl FnMut(Message)) {
+        let Inner { app, out, .. } = inner;
+        app.handle(Instant::now(), event, out);
+        self.route(inner, event.dpid(), local);
+    }
+
+    /// Sends what the app answered: to the calling connection's own switch through `local`,
+    /// to every other switch through its queue.
+    fn route(&self, inner: &mut Inner, own: Option<u64>, mut local: impl FnMut(Message)) {
+        let timer = inner.app.poll_timeout();
+        if timer != inner.timer {
+            inner.timer = timer;
+            self.timer_moved.notify_one();
+        }
+        let Inner { out, dropped, .. } = inner;
         for Output { dpid, message } in out.drain(..) {
-            if dpid == own {
+            if Some(dpid) == own {
                 local(message);
                 continue;
             }
@@ -160,7 +215,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "record"
         }
-        fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
+        fn handle(&mut self, _now: Instant, event: &Event, out: &mut Vec<Output>) {
             if let Ok(mut seen) = self.0.lock() {
                 seen.push(event.clone());
             }

@@ -277,8 +277,13 @@ impl Driver {
                 }
                 SessionEvent::UnsolicitedError { xid, error } => {
                     Counters::add(&self.shared.counters.switch_errors, 1);
-                    tracing::warn!(xid, error = %error.kind, "switch reported an error for a message nobody waits for");
-                    continue;
+                    tracing::debug!(xid, error = %error.kind, "switch reported an error for a message nobody waits for");
+                    // The app sent it: it matches the ERROR back to its own flow by cookie.
+                    apps::Event::SwitchError {
+                        dpid: self.dpid(),
+                        xid,
+                        error,
+                    }
                 }
             };
             let session = &mut self.session;

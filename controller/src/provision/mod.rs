@@ -145,6 +145,20 @@ pub struct HostView {
     pub tunnels: BTreeMap<(Uuid, TunnelKind), TunnelPort>,
     /// VM interfaces by `external_ids:iface-id`.
     pub vifs: BTreeMap<String, VifPort>,
+    /// Every interface on `br-int` but tunnels and the bridge's own, by name (what an explicit
+    /// binding names).
+    pub interfaces: BTreeMap<String, InterfaceView>,
+}
+
+/// A non-tunnel interface on `br-int`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceView {
+    /// Its OpenFlow port number, once assigned.
+    pub ofport: Option<u32>,
+    /// `external_ids:iface-id`, if set.
+    pub iface_id: Option<String>,
+    /// `link_state` is `up`.
+    pub up: bool,
 }
 
 impl HostView {
@@ -156,14 +170,8 @@ impl HostView {
     }
 }
 
-/// The datapath id we give a host's `br-int`: the low 64 bits of its id, so an OpenFlow
-/// session maps back to its host without a lookup table surviving restarts.
-pub fn datapath_id(host: Uuid) -> u64 {
-    let b = host.as_bytes();
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&b[8..]);
-    u64::from_be_bytes(low)
-}
+/// The datapath id we give a host's `br-int` (the model's mapping).
+pub use topology::model::datapath_id;
 
 /// The OpenFlow target written into hosts' `br-int`: `--openflow-advertise` if given, else
 /// `tcp:` and the OpenFlow listen address (loopback when it listens on every address).

@@ -43,7 +43,14 @@ pub fn monitor_requests() -> MonitorRequests {
         .table("Port", &["name", "interfaces", "external_ids"])
         .table(
             "Interface",
-            &["name", "type", "options", "ofport", "external_ids"],
+            &[
+                "name",
+                "type",
+                "options",
+                "ofport",
+                "external_ids",
+                "link_state",
+            ],
         )
         .table("Controller", &["target", "connection_mode", "external_ids"])
 }
@@ -432,11 +439,23 @@ pub fn host_view(replica: &Replica, bridge_name: &str) -> HostView {
                         ofport: ofport(irow),
                     },
                 );
-            } else if let Some(id) = irow
+                continue;
+            }
+            let iface_id = irow
                 .get("external_ids")
                 .and_then(|v| v.map_get("iface-id"))
-                .and_then(Atom::as_str)
-            {
+                .and_then(Atom::as_str);
+            if kind.is_none() && name != bridge_name {
+                view.interfaces.insert(
+                    name.clone(),
+                    super::InterfaceView {
+                        ofport: ofport(irow),
+                        iface_id: iface_id.map(str::to_string),
+                        up: str_col(irow, "link_state") == Some("up"),
+                    },
+                );
+            }
+            if let Some(id) = iface_id {
                 view.vifs.insert(
                     id.to_string(),
                     VifPort {

@@ -30,11 +30,11 @@ impl App for Recording {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
-    fn handle(&mut self, event: &Event, out: &mut Vec<Output>) {
+    fn handle(&mut self, now: std::time::Instant, event: &Event, out: &mut Vec<Output>) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(event.clone());
         }
-        self.inner.handle(event, out);
+        self.inner.handle(now, event, out);
     }
 }
 

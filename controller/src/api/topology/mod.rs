@@ -39,12 +39,33 @@ pub trait Crud: Resource {
 #[derive(Debug, Clone, Default)]
 pub struct Runtime {
     hosts: Option<tokio::sync::watch::Receiver<crate::provision::HostViews>>,
+    bindings: Option<tokio::sync::watch::Receiver<Arc<apps::Bindings>>>,
 }
 
 impl Runtime {
     /// Runtime state from the provisioner's host views.
     pub fn new(hosts: tokio::sync::watch::Receiver<crate::provision::HostViews>) -> Self {
-        Runtime { hosts: Some(hosts) }
+        Runtime {
+            hosts: Some(hosts),
+            bindings: None,
+        }
+    }
+
+    /// Adds the bindings the engine runs on (a port's live location, unbound interfaces).
+    pub fn with_bindings(
+        mut self,
+        bindings: tokio::sync::watch::Receiver<Arc<apps::Bindings>>,
+    ) -> Self {
+        self.bindings = Some(bindings);
+        self
+    }
+
+    /// The bindings now (empty when there are none).
+    pub fn bindings(&self) -> Arc<apps::Bindings> {
+        self.bindings
+            .as_ref()
+            .map(|b| b.borrow().clone())
+            .unwrap_or_default()
     }
 }
 

@@ -1,0 +1,127 @@
+//! Simulate + compile for a known-MAC bridge hop, in-process: the engine's whole answer to one
+//! packet-in (parse, ingress lookup, simulation, flow and packet-out built), no I/O.
+//! `cargo bench -p apps --bench engine`; figures in BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use apps::engine::Engine;
+use apps::harness::{frames, Fabric};
+use apps::{App, Event};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ofproto::{Match, OxmField, PacketIn, PacketInReason, OFP_NO_BUFFER};
+use topology::model::{Bridge, DatapathType, Host, Port};
+use uuid::Uuid;
+
+fn bench(c: &mut Criterion) {
+    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+    let ((h1, h2), ports) = network
+        .write(|t| {
+            let mk = |n: &str| Host {
+                id: Uuid::nil(),
+                name: n.into(),
+                tunnel_ip: None,
+                ovsdb: None,
+                datapath_type: DatapathType::System,
+                connected: false,
+                datapath_id: None,
+            };
+            let h1 = t.create_host(mk("hv1"))?.id;
+            let h2 = t.create_host(mk("hv2"))?.id;
+            let br = t
+                .create_bridge(Bridge {
+                    id: Uuid::nil(),
+                    name: "net".into(),
+                    tenant_id: None,
+                    admin_state_up: true,
+                    inbound_filter_id: None,
+                    outbound_filter_id: None,
+                })?
+                .id;
+            let mut ports = vec![];
+            for _ in 0..8 {
+                ports.push(
+                    t.create_port(
+                        br,
+                        Port {
+                            id: Uuid::nil(),
+                            device_id: br,
+                            admin_state_up: true,
+                            inbound_filter_id: None,
+                            outbound_filter_id: None,
+                            peer_id: None,
+                            host_id: None,
+                            interface_name: None,
+                            tunnel_key: 0,
+                            mac: None,
+                            address: None,
+                        },
+                    )?
+                    .id,
+                );
+            }
+            Ok(((h1, h2), ports))
+        })
+        .unwrap()
+        .0;
+    let mut f = Fabric::new(network, Engine::default());
+    f.sync();
+    let d1 = f.add_switch(h1);
+    let d2 = f.add_switch(h2);
+    f.mesh();
+    let a = f.plug(d1, "vm-a", Some(ports[0]));
+    let b = f.plug(d2, "vm-b", Some(ports[1]));
+    // b's MAC learned: a → b is a known-MAC hop across a tunnel.
+    f.send(
+        d2,
+        b,
+        frames::udp([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], [0; 4], [0; 4], 1, 1),
+    );
+    let frame = frames::udp(
+        [2, 0, 0, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        1000,
+        2000,
+    );
+    let key = f.bindings().port(ports[0]).map(|l| l.key).unwrap();
+    let event = Event::PacketIn {
+        dpid: d1,
+        packet_in: PacketIn {
+            buffer_id: OFP_NO_BUFFER,
+            total_len: frame.len() as u16,
+            reason: PacketInReason::NoMatch,
+            table_id: apps::engine::pipeline::TABLE_CACHE,
+            cookie: 0,
+            match_: Match::from_iter([
+                OxmField::InPort(a),
+                OxmField::Metadata {
+                    value: u64::from(key),
+                    mask: None,
+                },
+            ]),
+            data: frame.into(),
+        },
+    };
+    let mut engine = std::mem::take(&mut f.engine);
+    // No budget: the benchmark is one port's packet-ins at full speed.
+    let mut cfg = apps::engine::Config::default();
+    cfg.packet_in_rate = 0;
+    engine.set_config(cfg);
+    let mut out = Vec::with_capacity(8);
+    let now = Instant::now();
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("packet_in_known_mac_bridge_hop", |bench| {
+        bench.iter(|| {
+            out.clear();
+            engine.handle(now, &event, &mut out);
+            assert_eq!(out.len(), 2);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,788 @@
+//! `engine`: the virtual network engine, the default app.
+//!
+//! On every `br-int` it keeps the fixed [`pipeline`] (classify → tunnel demux / flow cache) in
+//! step with the bindings. A flow-cache miss comes to the controller as a packet-in; the engine
+//! [simulates](sim::simulate) the packet through the logical topology from its ingress port,
+//! applies the simulation's effects (MAC learning), compiles the result into one flow that
+//! matches the metadata (ingress port key) and only the fields the simulation read, and sends the
+//! packet on along the same actions. Copies for ports on other hosts go out the tunnel to that
+//! host with the egress port's key as `tun_id`; the egress host only demultiplexes by key.
+//!
+//! Every reactive flow has a unique cookie and is indexed by the [tags](sim::Tag) of what it
+//! depended on; a topology, binding or MAC-table change deletes exactly the flows carrying the
+//! affected tags, by cookie, on the switch that has them. Changes arrive on the same ordered
+//! stream as packet-ins (see the crate docs), so a flow simulated on an old snapshot is always
+//! sent before the deletes the new one causes.
+//!
+//! Priorities in the flow cache come from the set of fields a flow matches: distinct sets get
+//! distinct priorities, so two flows at one priority match the same fields and are either
+//! identical (the newer replaces the older, and the engine retires the older's cookie) or
+//! disjoint. Never two overlapping flows at one priority.
+
+pub mod flowkey;
+pub mod pipeline;
+pub mod sim;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ofproto::consts::OFPFF_SEND_FLOW_REM;
+use ofproto::{
+    Action, FlowMod, Instruction, Match, Message, OxmField, PacketIn, PacketOut, OFP_NO_BUFFER,
+};
+use smallvec::SmallVec;
+use topology::Snapshot;
+use uuid::Uuid;
+
+use crate::bindings::{Attachment, Bindings};
+use crate::{App, Event, Output};
+use flowkey::Header;
+use pipeline::{Key, TABLE_CACHE};
+use sim::{Context, Effect, MacTable, Simulation, Tag};
+
+/// The name on the command line.
+pub const NAME: &str = "engine";
+
+/// Priority of the flow cache entries: this plus the bits of the matched field set.
+const PRIO_CACHE_BASE: u16 = 1000;
+
+/// Tunables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Idle timeout of forwarding and drop flows, seconds.
+    pub idle_timeout: u16,
+    /// Hard timeout of forwarding and drop flows, seconds: bounds how long any mistake can last.
+    pub hard_timeout: u16,
+    /// Hard timeout of error drops (unknown port, loop), seconds: retried soon.
+    pub error_timeout: u16,
+    /// How long a learned MAC outlives the last flow that carries its traffic.
+    pub mac_ttl: Duration,
+    /// Packet-ins per second one port may cause (token bucket rate).
+    pub packet_in_rate: u32,
+    /// Token bucket depth.
+    pub packet_in_burst: u32,
+    /// MACs remembered in all bridges together; a full table stops learning new ones.
+    pub max_macs: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_timeout: 60,
+            hard_timeout: 600,
+            error_timeout: 5,
+            mac_ttl: Duration::from_secs(30),
+            packet_in_rate: 200,
+            packet_in_burst: 400,
+            max_macs: 1 << 20,
+        }
+    }
+}
+
+/// Counters of what the engine did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packet-ins received.
+    pub packet_ins: u64,
+    /// Simulations run.
+    pub simulations: u64,
+    /// Flow-cache entries installed.
+    pub flows_installed: u64,
+    /// Flow-cache entries deleted because something they depended on changed.
+    pub flows_invalidated: u64,
+    /// Packet-ins over a port's budget, dropped unanswered.
+    pub budget_drops: u64,
+    /// Packet-ins too short for Ethernet, or from a port that is no bound VIF.
+    pub unparseable: u64,
+    /// Packet-ins whose ingress is no bound logical port (a race with a binding change).
+    pub unknown_ingress: u64,
+    /// Drop results by reason.
+    pub drops: HashMap<&'static str, u64>,
+    /// ERRORs switches sent for the engine's messages.
+    pub switch_errors: u64,
+    /// MACs learned (new or moved).
+    pub macs_learned: u64,
+}
+
+struct FlowRecord {
+    dpid: u64,
+    priority: u16,
+    match_: Match,
+    tags: SmallVec<[Tag; 6]>,
+    /// The MAC entry this flow keeps alive (its source, learned on its ingress port).
+    learned: Option<(Uuid, [u8; 6])>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MacMeta {
+    refs: u32,
+    /// When the entry goes, once no flow refers to it.
+    expires: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+#[derive(Default)]
+struct SwitchState {
+    pipeline: HashMap<Key, Vec<Instruction>>,
+}
+
+/// The engine's state: the inputs it simulates on and the flows it installed.
+pub struct Engine {
+    config: Config,
+    snapshot: Arc<Snapshot>,
+    bindings: Arc<Bindings>,
+    switches: HashMap<u64, SwitchState>,
+    macs: MacTable,
+    mac_meta: HashMap<(Uuid, [u8; 6]), MacMeta>,
+    mac_expiry: BinaryHeap<Reverse<(Instant, Uuid, [u8; 6])>>,
+    flows: HashMap<u64, FlowRecord>,
+    by_tag: HashMap<Tag, HashSet<u64>>,
+    by_match: HashMap<(u64, u16, Match), u64>,
+    next_cookie: u64,
+    buckets: HashMap<(u64, u32), Bucket>,
+    stats: Stats,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(Config::default())
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("revision", &self.snapshot.revision())
+            .field("switches", &self.switches.len())
+            .field("flows", &self.flows.len())
+            .field("macs", &self.macs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A flow the engine would install for a packet, and the packet-out that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    /// The simulation it came from.
+    pub simulation: Simulation,
+    /// Priority in the flow cache.
+    pub priority: u16,
+    /// Match (metadata + the fields read).
+    pub match_: Match,
+    /// Actions (empty: drop).
+    pub actions: Vec<Action>,
+}
+
+impl Engine {
+    /// An engine with no topology yet.
+    pub fn new(config: Config) -> Engine {
+        Engine {
+            config,
+            snapshot: Arc::new(Snapshot::default()),
+            bindings: Arc::new(Bindings::default()),
+            switches: HashMap::new(),
+            macs: HashMap::new(),
+            mac_meta: HashMap::new(),
+            mac_expiry: BinaryHeap::new(),
+            flows: HashMap::new(),
+            by_tag: HashMap::new(),
+            by_match: HashMap::new(),
+            next_cookie: 1,
+            buckets: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the tunables (tests, benchmarks); state is kept.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    /// What it counted.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The MAC table of `bridge`: (MAC, port) in MAC order.
+    pub fn mac_table(&self, bridge: Uuid) -> Vec<([u8; 6], Uuid)> {
+        let mut v: Vec<_> = self
+            .macs
+            .iter()
+            .filter(|((b, _), _)| *b == bridge)
+            .map(|((_, m), p)| (*m, *p))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// How many flow-cache entries the engine believes are installed.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// The tags of the flow with this cookie (provenance).
+    pub fn flow_tags(&self, cookie: u64) -> Option<&[Tag]> {
+        self.flows.get(&cookie).map(|f| &f.tags[..])
+    }
+
+    /// Simulates `frame` entering datapath `dpid` at ingress `port` and compiles the result,
+    /// changing nothing: what a packet-in would install, for the tests' oracle and for traces.
+    pub fn dry_run(&self, dpid: u64, port: Uuid, in_port: u32, header: Header) -> Compiled {
+        self.compile(dpid, port, in_port, header)
+    }
+
+    fn compile(&self, dpid: u64, port: Uuid, in_port: u32, header: Header) -> Compiled {
+        let ctx = Context {
+            snapshot: &self.snapshot,
+            bindings: &self.bindings,
+            macs: &self.macs,
+        };
+        let simulation = sim::simulate(ctx, port, header);
+        let key = self.bindings.port(port).map_or_else(
+            || {
+                self.snapshot
+                    .get::<topology::model::Port>(port)
+                    .map_or(0, |p| p.tunnel_key)
+            },
+            |l| l.key,
+        );
+        let here = self.bindings.host(dpid);
+        let mut actions = Vec::new();
+        let mut current = header;
+        for e in &simulation.egress {
+            let Some(loc) = self.bindings.port(e.port) else {
+                continue;
+            };
+            let out = if loc.dpid == dpid {
+                if loc.ofport == in_port {
+                    continue;
+                }
+                None
+            } else {
+                match here.and_then(|h| self.bindings.tunnel(h, loc.host)) {
+                    Some(t) => Some(t),
+                    None => continue,
+                }
+            };
+            current.diff(&e.header, &mut actions);
+            current = e.header;
+            match out {
+                None => actions.push(Action::Output {
+                    port: loc.ofport,
+                    max_len: 0,
+                }),
+                Some(tunnel) => {
+                    actions.push(Action::SetField(OxmField::TunnelId {
+                        value: u64::from(loc.key),
+                        mask: None,
+                    }));
+                    actions.push(Action::Output {
+                        port: tunnel,
+                        max_len: 0,
+                    });
+                }
+            }
+        }
+        Compiled {
+            priority: PRIO_CACHE_BASE + simulation.seen.bits(),
+            match_: header.to_match(u64::from(key), simulation.seen),
+            simulation,
+            actions,
+        }
+    }
+
+    fn switch_up(&mut self, now: Instant, dpid: u64, out: &mut Vec<Output>) {
+        self.forget_switch(now, dpid);
+        self.switches.insert(dpid, SwitchState::default());
+        out.push(Output {
+            dpid,
+            message: Message::FlowMod(pipeline::delete_all()),
+        });
+        self.sync_pipeline(dpid, out);
+    }
+
+    fn forget_switch(&mut self, now: Instant, dpid: u64) {
+        self.switches.remove(&dpid);
+        self.buckets.retain(|(d, _), _| *d != dpid);
+        let cookies: Vec<u64> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| f.dpid == dpid)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in cookies {
+            self.remove_flow(now, c);
+        }
+    }
+
+    fn sync_pipeline(&mut self, dpid: u64, out: &mut Vec<Output>) {
+        let desired = pipeline::desired(&self.bindings, dpid);
+        let Some(state) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        for fm in pipeline::diff(&state.pipeline, &desired) {
+            out.push(Output {
+                dpid,
+                message: Message::FlowMod(fm),
+            });
+        }
+        state.pipeline = desired;
+    }
+
+    fn budget(&mut self, now: Instant, dpid: u64, in_port: u32) -> bool {
+        let rate = f64::from(self.config.packet_in_rate);
+        let burst = f64::from(self.config.packet_in_burst);
+        if rate == 0.0 {
+            return true;
+        }
+        let b = self.buckets.entry((dpid, in_port)).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        let dt = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + dt * rate).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The logical port a packet-in entered by: the metadata the classifier wrote (what the
+    /// switch decided), else the binding of its in_port.
+    fn ingress_of(&self, dpid: u64, pin: &PacketIn, in_port: u32) -> Option<Uuid> {
+        let meta = pin.match_.fields.iter().find_map(|f| match f {
+            OxmField::Metadata { value, .. } => Some(*value),
+            _ => None,
+        });
+        if let Some(key) = meta.and_then(|m| u32::try_from(m).ok()) {
+            if let Some(p) = self.snapshot.port_by_tunnel_key(key) {
+                return Some(p.id);
+            }
+        }
+        match self.bindings.at(dpid, in_port) {
+            Some(Attachment::Vif { port, .. }) => Some(port),
+            _ => None,
+        }
+    }
+
+    fn packet_in(&mut self, now: Instant, dpid: u64, pin: &PacketIn, out: &mut Vec<Output>) {
+        self.stats.packet_ins += 1;
+        let Some(in_port) = pin.match_.in_port() else {
+            self.stats.unparseable += 1;
+            return;
+        };
+        if pin.table_id != TABLE_CACHE || !self.switches.contains_key(&dpid) {
+            self.stats.unknown_ingress += 1;
+            return;
+        }
+        if !self.budget(now, dpid, in_port) {
+            self.stats.budget_drops += 1;
+            return;
+        }
+        let Some(header) = Header::parse(&pin.data) else {
+            self.stats.unparseable += 1;
+            return;
+        };
+        let Some(port) = self.ingress_of(dpid, pin, in_port) else {
+            self.stats.unknown_ingress += 1;
+            return;
+        };
+        self.stats.simulations += 1;
+        let compiled = self.compile(dpid, port, in_port, header);
+        // Effects first: what learning invalidates is older than the flow about to go in.
+        let mut learned = None;
+        for e in &compiled.simulation.effects {
+            match *e {
+                Effect::Learn { bridge, mac, port } => {
+                    if self.learn(now, bridge, mac, port, out) {
+                        learned = Some((bridge, mac));
+                    }
+                }
+            }
+        }
+        if let Some(reason) = compiled.simulation.drop {
+            if compiled.simulation.egress.is_empty() {
+                *self.stats.drops.entry(reason.as_str()).or_default() += 1;
+            }
+        }
+        self.install(now, dpid, &compiled, learned, out);
+        if !compiled.actions.is_empty() {
+            let data = if pin.buffer_id == OFP_NO_BUFFER {
+                pin.data.clone()
+            } else {
+                bytes::Bytes::new()
+            };
+            out.push(Output {
+                dpid,
+                message: Message::PacketOut(PacketOut {
+                    buffer_id: pin.buffer_id,
+                    in_port,
+                    actions: compiled.actions.clone(),
+                    data,
+                }),
+            });
+        }
+    }
+
+    fn install(
+        &mut self,
+        now: Instant,
+        dpid: u64,
+        c: &Compiled,
+        learned: Option<(Uuid, [u8; 6])>,
+        out: &mut Vec<Output>,
+    ) {
+        let error = c.simulation.is_error();
+        let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
+        self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
+        // The switch replaces a flow with the same match and priority: the old cookie is gone.
+        if let Some(old) = self
+            .by_match
+            .insert((dpid, c.priority, c.match_.clone()), cookie)
+        {
+            self.remove_flow(now, old);
+            self.by_match
+                .insert((dpid, c.priority, c.match_.clone()), cookie);
+        }
+        let tags = if error {
+            SmallVec::new()
+        } else {
+            c.simulation.tags.clone()
+        };
+        for t in &tags {
+            self.by_tag.entry(*t).or_default().insert(cookie);
+        }
+        if let Some(k) = learned {
+            if let Some(m) = self.mac_meta.get_mut(&k) {
+                m.refs += 1;
+                m.expires = None;
+            }
+        }
+        self.flows.insert(
+            cookie,
+            FlowRecord {
+                dpid,
+                priority: c.priority,
+                match_: c.match_.clone(),
+                tags,
+                learned,
+            },
+        );
+        self.stats.flows_installed += 1;
+        let (idle, hard) = if error {
+            (0, self.config.error_timeout)
+        } else {
+            (self.config.idle_timeout, self.config.hard_timeout)
+        };
+        let instructions = if c.actions.is_empty() {
+            vec![]
+        } else {
+            vec![Instruction::ApplyActions(c.actions.clone())]
+        };
+        out.push(Output {
+            dpid,
+            message: Message::FlowMod(FlowMod {
+                table_id: TABLE_CACHE,
+                cookie,
+                priority: c.priority,
+                idle_timeout: idle,
+                hard_timeout: hard,
+                flags: OFPFF_SEND_FLOW_REM,
+                match_: c.match_.clone(),
+                instructions,
+                ..FlowMod::default()
+            }),
+        });
+    }
+
+    /// Learns `mac` on `port` of `bridge`; true when the table holds that entry afterwards.
+    fn learn(
+        &mut self,
+        now: Instant,
+        bridge: Uuid,
+        mac: [u8; 6],
+        port: Uuid,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        let key = (bridge, mac);
+        match self.macs.get(&key).copied() {
+            Some(old) if old == port => return true,
+            Some(old) => {
+                tracing::debug!(%bridge, mac = %topology::model::MacAddr(mac), %old, new = %port, "MAC moved");
+                self.invalidate(now, &[Tag::Mac(bridge, mac)], out);
+            }
+            None => {
+                if self.macs.len() >= self.config.max_macs {
+                    return false;
+                }
+                self.invalidate(now, &[Tag::Flood(bridge, mac)], out);
+            }
+        }
+        self.stats.macs_learned += 1;
+        self.macs.insert(key, port);
+        let meta = self.mac_meta.entry(key).or_insert(MacMeta {
+            refs: 0,
+            expires: None,
+        });
+        if meta.refs == 0 {
+            let at = now + self.config.mac_ttl;
+            meta.expires = Some(at);
+            self.mac_expiry.push(Reverse((at, bridge, mac)));
+        }
+        true
+    }
+
+    fn forget_mac(&mut self, now: Instant, key: (Uuid, [u8; 6]), out: &mut Vec<Output>) {
+        if self.macs.remove(&key).is_some() {
+            self.mac_meta.remove(&key);
+            self.invalidate(now, &[Tag::Mac(key.0, key.1)], out);
+        }
+    }
+
+    /// Deletes every flow carrying one of `tags`, on the switch that has it.
+    fn invalidate(&mut self, now: Instant, tags: &[Tag], out: &mut Vec<Output>) {
+        let mut cookies: Vec<u64> = tags
+            .iter()
+            .filter_map(|t| self.by_tag.get(t))
+            .flat_map(|s| s.iter().copied())
+            .collect();
+        cookies.sort_unstable();
+        cookies.dedup();
+        for c in cookies {
+            if let Some(dpid) = self.remove_flow(now, c) {
+                self.stats.flows_invalidated += 1;
+                out.push(Output {
+                    dpid,
+                    message: Message::FlowMod(pipeline::delete_cookie(c)),
+                });
+            }
+        }
+    }
+
+    /// Forgets a flow record; returns its datapath.
+    fn remove_flow(&mut self, now: Instant, cookie: u64) -> Option<u64> {
+        let f = self.flows.remove(&cookie)?;
+        for t in &f.tags {
+            if let Some(s) = self.by_tag.get_mut(t) {
+                s.remove(&cookie);
+                if s.is_empty() {
+                    self.by_tag.remove(t);
+                }
+            }
+        }
+        let k = (f.dpid, f.priority, f.match_);
+        if self.by_match.get(&k) == Some(&cookie) {
+            self.by_match.remove(&k);
+        }
+        if let Some(key) = f.learned {
+            if let Some(m) = self.mac_meta.get_mut(&key) {
+                m.refs = m.refs.saturating_sub(1);
+                if m.refs == 0 {
+                    let at = now + self.config.mac_ttl;
+                    m.expires = Some(at);
+                    self.mac_expiry.push(Reverse((at, key.0, key.1)));
+                }
+            }
+        }
+        Some(f.dpid)
+    }
+
+    fn topology(&mut self, now: Instant, snap: &Arc<Snapshot>, out: &mut Vec<Output>) {
+        let old = std::mem::replace(&mut self.snapshot, snap.clone());
+        let mut tags = Vec::new();
+        diff_tags::<topology::model::Port>(&old, snap, &mut tags, |p| {
+            vec![Tag::Port(p.id), Tag::Device(p.device_id)]
+        });
+        diff_tags::<topology::model::Bridge>(&old, snap, &mut tags, |b| vec![Tag::Device(b.id)]);
+        diff_tags::<topology::model::Router>(&old, snap, &mut tags, |r| vec![Tag::Device(r.id)]);
+        // MACs learned on ports that left their bridge have nowhere to be.
+        let stale: Vec<_> = self
+            .macs
+            .iter()
+            .filter(|((bridge, _), port)| {
+                snap.get::<topology::model::Port>(**port)
+                    .is_none_or(|p| p.device_id != *bridge)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            self.forget_mac(now, k, out);
+        }
+        self.invalidate(now, &tags, out);
+    }
+
+    fn bindings(&mut self, now: Instant, b: &Arc<Bindings>, out: &mut Vec<Output>) {
+        let old = std::mem::replace(&mut self.bindings, b.clone());
+        let changed = b.changed_ports(&old);
+        let mut tags: Vec<Tag> = changed.iter().map(|p| Tag::Port(*p)).collect();
+        // A port that moved takes its MACs along only once it speaks again.
+        let moved: HashSet<Uuid> = changed.iter().copied().collect();
+        let stale: Vec<_> = self
+            .macs
+            .iter()
+            .filter(|(_, p)| moved.contains(p))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            self.forget_mac(now, k, out);
+        }
+        // Tunnels that changed: every flow of that host may use them.
+        let dpids: Vec<u64> = self.switches.keys().copied().collect();
+        for dpid in &dpids {
+            let (Some(h_old), Some(h_new)) = (old.host(*dpid), b.host(*dpid)) else {
+                continue;
+            };
+            let peers: Vec<Uuid> = self.snapshot.hosts().map(|h| h.id).collect();
+            let changed = h_old != h_new
+                || peers
+                    .iter()
+                    .any(|p| old.tunnel(h_old, *p) != b.tunnel(h_new, *p));
+            if changed {
+                let cookies: Vec<u64> = self
+                    .flows
+                    .iter()
+                    .filter(|(_, f)| f.dpid == *dpid)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for c in cookies {
+                    if self.remove_flow(now, c).is_some() {
+                        self.stats.flows_invalidated += 1;
+                        out.push(Output {
+                            dpid: *dpid,
+                            message: Message::FlowMod(pipeline::delete_cookie(c)),
+                        });
+                    }
+                }
+            }
+        }
+        tags.sort_unstable();
+        self.invalidate(now, &tags, out);
+        for dpid in dpids {
+            self.sync_pipeline(dpid, out);
+        }
+    }
+
+    fn flow_removed(&mut self, now: Instant, dpid: u64, r: &ofproto::FlowRemoved) {
+        // A cookie of an earlier session (deleted on reconnect) may come back after a new
+        // flow took the same number: only a record with the same datapath, priority and match
+        // is this flow.
+        let same = self
+            .flows
+            .get(&r.cookie)
+            .is_some_and(|f| f.dpid == dpid && f.priority == r.priority && f.match_ == r.match_);
+        if same {
+            self.remove_flow(now, r.cookie);
+        }
+    }
+}
+
+fn diff_tags<R: topology::Resource>(
+    old: &Snapshot,
+    new: &Snapshot,
+    tags: &mut Vec<Tag>,
+    of: impl Fn(&R) -> Vec<Tag>,
+) {
+    use imbl_diff::DiffItem;
+    for item in imbl_diff::diff(R::map(old), R::map(new)) {
+        match item {
+            DiffItem::Add(r) | DiffItem::Remove(r) => tags.extend(of(r)),
+            DiffItem::Update { old, new } => {
+                tags.extend(of(old));
+                tags.extend(of(new));
+            }
+        }
+    }
+}
+
+/// The difference of two persistent maps, cheap where they share structure.
+mod imbl_diff {
+    use std::sync::Arc;
+
+    use imbl::OrdMap;
+    use uuid::Uuid;
+
+    pub enum DiffItem<'a, R> {
+        Add(&'a R),
+        Remove(&'a R),
+        Update { old: &'a R, new: &'a R },
+    }
+
+    pub fn diff<'a, R>(
+        old: &'a OrdMap<Uuid, Arc<R>>,
+        new: &'a OrdMap<Uuid, Arc<R>>,
+    ) -> impl Iterator<Item = DiffItem<'a, R>> + 'a {
+        let removed = old
+            .iter()
+            .filter(move |(k, _)| !new.contains_key(*k))
+            .map(|(_, v)| DiffItem::Remove(&**v));
+        let changed = new.iter().filter_map(move |(k, v)| match old.get(k) {
+            None => Some(DiffItem::Add(&**v)),
+            Some(o) if !Arc::ptr_eq(o, v) => Some(DiffItem::Update {
+                old: &**o,
+                new: &**v,
+            }),
+            Some(_) => None,
+        });
+        removed.chain(changed)
+    }
+}
+
+impl App for Engine {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle(&mut self, now: Instant, event: &Event, out: &mut Vec<Output>) {
+        match event {
+            Event::SwitchUp { dpid, .. } => self.switch_up(now, *dpid, out),
+            Event::SwitchDown { dpid } => self.forget_switch(now, *dpid),
+            Event::PacketIn { dpid, packet_in } => self.packet_in(now, *dpid, packet_in, out),
+            Event::PortStatus { .. } => {}
+            Event::FlowRemoved { dpid, removed } => self.flow_removed(now, *dpid, removed),
+            Event::SwitchError { dpid, xid, error } => {
+                self.stats.switch_errors += 1;
+                let cookie = crate::error_cookie(error);
+                tracing::warn!(dpid, xid, cookie = ?cookie.map(|c| format!("{c:#x}")), error = %error.kind, "switch refused an engine message");
+                if let Some(c) = cookie {
+                    self.remove_flow(now, c);
+                }
+            }
+            Event::Topology(snap) => self.topology(now, snap, out),
+            Event::Bindings(b) => self.bindings(now, b, out),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.mac_expiry.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        while let Some(Reverse((at, bridge, mac))) = self.mac_expiry.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.mac_expiry.pop();
+            let key = (bridge, mac);
+            let due = self
+                .mac_meta
+                .get(&key)
+                .is_some_and(|m| m.refs == 0 && m.expires == Some(at));
+            if due {
+                self.forget_mac(now, key, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,161 @@
+//! The fixed part of every `br-int`: classification, tunnel demux and the flow cache's miss.
+//!
+//! | table | role | entries |
+//! |---|---|---|
+//! | 0 classify | where did it come from? | `in_port=<vif of port P>` → `metadata=P.key`, goto 20; `in_port=<tunnel>` → goto 10; `in_port=<unbound interface>` → drop; miss → drop |
+//! | 10 tunnel demux | egress host: deliver by key, no simulation | `tun_id=K` → output the local interface of the port with key K; miss → drop |
+//! | 20 flow cache | results of simulations | reactive flows (unique cookies, idle + hard timeouts, `send_flow_rem`); miss → CONTROLLER, whole packet |
+//!
+//! The desired entries of a datapath are a pure function of the bindings ([`desired`]); the
+//! engine keeps what it installed and sends only the difference ([`diff`]) when bindings change.
+
+use std::collections::HashMap;
+
+use ofproto::consts::OFPCML_NO_BUFFER;
+use ofproto::{port_no, Action, FlowMod, FlowModCommand, Instruction, Match, OxmField};
+
+use crate::bindings::{Attachment, Bindings};
+
+/// Classification by ingress port.
+pub const TABLE_CLASSIFY: u8 = 0;
+/// Delivery of tunnelled packets by key.
+pub const TABLE_TUNNEL: u8 = 10;
+/// The flow cache: simulation results.
+pub const TABLE_CACHE: u8 = 20;
+
+/// The cookie of every pipeline entry ("ST" in the top 16 bits, bit 47 clear).
+pub const PIPELINE_COOKIE: u64 = 0x5354 << 48;
+/// The bits that identify engine cookies.
+pub const ENGINE_COOKIE_MASK: u64 = 0xffff << 48;
+/// Set in the cookie of every reactive (flow cache) entry.
+pub const REACTIVE_BIT: u64 = 1 << 47;
+
+/// Priority of the per-port entries of tables 0 and 10.
+const PRIO_PORT: u16 = 100;
+
+/// One pipeline entry, by what identifies it on the switch.
+pub type Key = (u8, u16, Match);
+
+/// The pipeline entries datapath `dpid` should have, by (table, priority, match).
+pub fn desired(bindings: &Bindings, dpid: u64) -> HashMap<Key, Vec<Instruction>> {
+    let mut m = HashMap::new();
+    m.insert((TABLE_CLASSIFY, 0, Match::new()), vec![]);
+    m.insert((TABLE_TUNNEL, 0, Match::new()), vec![]);
+    m.insert(
+        (TABLE_CACHE, 0, Match::new()),
+        vec![Instruction::ApplyActions(vec![Action::Output {
+            port: port_no::CONTROLLER,
+            max_len: OFPCML_NO_BUFFER,
+        }])],
+    );
+    for (ofport, att) in bindings.attachments_of(dpid) {
+        let in_port = Match::from_iter([OxmField::InPort(ofport)]);
+        match att {
+            Attachment::Vif { key, .. } => {
+                m.insert(
+                    (TABLE_CLASSIFY, PRIO_PORT, in_port),
+                    vec![
+                        Instruction::WriteMetadata {
+                            metadata: u64::from(key),
+                            mask: u64::MAX,
+                        },
+                        Instruction::GotoTable(TABLE_CACHE),
+                    ],
+                );
+                m.insert(
+                    (
+                        TABLE_TUNNEL,
+                        PRIO_PORT,
+                        Match::from_iter([OxmField::TunnelId {
+                            value: u64::from(key),
+                            mask: None,
+                        }]),
+                    ),
+                    vec![Instruction::ApplyActions(vec![Action::Output {
+                        port: ofport,
+                        max_len: 0,
+                    }])],
+                );
+            }
+            Attachment::Tunnel { .. } => {
+                m.insert(
+                    (TABLE_CLASSIFY, PRIO_PORT, in_port),
+                    vec![Instruction::GotoTable(TABLE_TUNNEL)],
+                );
+            }
+            // Explicit, so its packets never reach the controller however the miss is set.
+            Attachment::Unbound => {
+                m.insert((TABLE_CLASSIFY, PRIO_PORT, in_port), vec![]);
+            }
+        }
+    }
+    m
+}
+
+/// The FLOW_MODs that turn `installed` into `desired`: adds (which replace an entry with the same
+/// match and priority) for what is new or different, strict deletes for what is gone.
+pub fn diff(
+    installed: &HashMap<Key, Vec<Instruction>>,
+    desired: &HashMap<Key, Vec<Instruction>>,
+) -> Vec<FlowMod> {
+    let mut mods = Vec::new();
+    let mut gone: Vec<&Key> = installed
+        .keys()
+        .filter(|k| !desired.contains_key(*k))
+        .collect();
+    gone.sort_by_key(|(t, p, m)| (*t, *p, format!("{m:?}")));
+    for (table, priority, match_) in gone {
+        mods.push(FlowMod {
+            command: FlowModCommand::DeleteStrict,
+            table_id: *table,
+            priority: *priority,
+            match_: match_.clone(),
+            cookie: PIPELINE_COOKIE,
+            cookie_mask: u64::MAX,
+            out_port: port_no::ANY,
+            out_group: ofproto::consts::OFPG_ANY,
+            ..FlowMod::default()
+        });
+    }
+    let mut new: Vec<(&Key, &Vec<Instruction>)> = desired
+        .iter()
+        .filter(|(k, v)| installed.get(*k) != Some(*v))
+        .collect();
+    new.sort_by_key(|((t, p, m), _)| (*t, *p, format!("{m:?}")));
+    for ((table, priority, match_), instructions) in new {
+        mods.push(FlowMod {
+            table_id: *table,
+            priority: *priority,
+            match_: match_.clone(),
+            cookie: PIPELINE_COOKIE,
+            instructions: instructions.clone(),
+            ..FlowMod::default()
+        });
+    }
+    mods
+}
+
+/// Deletes every flow in every table (the reconcile on connect: nothing survives that the
+/// engine did not make in this session).
+pub fn delete_all() -> FlowMod {
+    FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: ofproto::consts::OFPTT_ALL,
+        out_port: port_no::ANY,
+        out_group: ofproto::consts::OFPG_ANY,
+        ..FlowMod::default()
+    }
+}
+
+/// Deletes the flow cache entry with this cookie.
+pub fn delete_cookie(cookie: u64) -> FlowMod {
+    FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: TABLE_CACHE,
+        cookie,
+        cookie_mask: u64::MAX,
+        out_port: port_no::ANY,
+        out_group: ofproto::consts::OFPG_ANY,
+        ..FlowMod::default()
+    }
+}

@@ -1,0 +1,539 @@
+//! Engine tests: the simulation as fixture + packet → result, then the in-memory fabric.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ofproto::{Action, Message, OxmField};
+use topology::model::{Bridge, DatapathType, Host, Port};
+use uuid::Uuid;
+
+use super::flowkey::{Field, Header};
+use super::sim::{simulate, Context, DropReason, MacTable, Tag};
+use super::*;
+use crate::harness::{frames, Fabric};
+
+pub(crate) fn bridge_port() -> Port {
+    Port {
+        id: Uuid::nil(),
+        device_id: Uuid::nil(),
+        admin_state_up: true,
+        inbound_filter_id: None,
+        outbound_filter_id: None,
+        peer_id: None,
+        host_id: None,
+        interface_name: None,
+        tunnel_key: 0,
+        mac: None,
+        address: None,
+    }
+}
+
+fn host(name: &str) -> Host {
+    Host {
+        id: Uuid::nil(),
+        name: name.into(),
+        tunnel_ip: None,
+        ovsdb: None,
+        datapath_type: DatapathType::System,
+        connected: false,
+        datapath_id: None,
+    }
+}
+
+fn bridge(name: &str, tenant: &str) -> Bridge {
+    Bridge {
+        id: Uuid::nil(),
+        name: name.into(),
+        tenant_id: Some(tenant.into()),
+        admin_state_up: true,
+        inbound_filter_id: None,
+        outbound_filter_id: None,
+    }
+}
+
+fn mac(n: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0, n]
+}
+
+const BCAST: [u8; 6] = [0xff; 6];
+
+/// Three hosts; one bridge with ports a (hv1), b and c (hv2), d (hv3).
+struct Lab {
+    f: Fabric,
+    hv: [u64; 3],
+    br: Uuid,
+    ports: [Uuid; 4],
+    /// ofport of each port's VIF.
+    of: [u32; 4],
+}
+
+fn lab() -> Lab {
+    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+    let (hosts, br, ports) = network
+        .write(|txn| {
+            let hosts = [
+                txn.create_host(host("hv1"))?.id,
+                txn.create_host(host("hv2"))?.id,
+                txn.create_host(host("hv3"))?.id,
+            ];
+            let br = txn.create_bridge(bridge("net", "acme"))?.id;
+            let mut ports = [Uuid::nil(); 4];
+            for p in &mut ports {
+                *p = txn.create_port(br, bridge_port())?.id;
+            }
+            Ok((hosts, br, ports))
+        })
+        .unwrap()
+        .0;
+    let mut f = Fabric::new(network, Engine::default());
+    f.sync();
+    let hv = hosts.map(|h| f.add_switch(h));
+    f.mesh();
+    let placement = [0, 1, 1, 2];
+    let mut of = [0; 4];
+    for (i, p) in ports.iter().enumerate() {
+        of[i] = f.plug(hv[placement[i]], &format!("vm{i}"), Some(*p));
+    }
+    Lab {
+        f,
+        hv,
+        br,
+        ports,
+        of,
+    }
+}
+
+#[test]
+fn simulation_floods_unknown_and_reads_only_macs() {
+    let l = lab();
+    let snap = l.f.network.snapshot();
+    let bindings = l.f.bindings();
+    let macs = MacTable::new();
+    let ctx = Context {
+        snapshot: &snap,
+        bindings: &bindings,
+        macs: &macs,
+    };
+    let h = Header::parse(&frames::udp(
+        mac(1),
+        mac(9),
+        [10, 0, 0, 1],
+        [10, 0, 0, 9],
+        1,
+        2,
+    ))
+    .unwrap();
+    let s = simulate(ctx, l.ports[0], h);
+    let mut out: Vec<Uuid> = s.egress.iter().map(|e| e.port).collect();
+    out.sort();
+    let mut want = l.ports[1..].to_vec();
+    want.sort();
+    assert_eq!(out, want);
+    assert!(s.seen.contains(Field::EthSrc) && s.seen.contains(Field::EthDst));
+    assert!(!s.seen.contains(Field::Ipv4Dst) && !s.seen.contains(Field::EthType));
+    assert!(s.tags.contains(&Tag::Flood(l.br, mac(9))));
+    assert!(s.tags.contains(&Tag::Device(l.br)));
+    assert_eq!(s.effects.len(), 1);
+
+    // Known destination: one egress, tagged with the MAC entry.
+    let mut macs = MacTable::new();
+    macs.insert((l.br, mac(9)), l.ports[3]);
+    let s = simulate(Context { macs: &macs, ..ctx }, l.ports[0], h);
+    assert_eq!(s.egress.len(), 1);
+    assert_eq!(s.egress[0].port, l.ports[3]);
+    assert!(s.tags.contains(&Tag::Mac(l.br, mac(9))));
+    // Learned on the ingress port itself: dropped, it is already on that segment.
+    let s = simulate(Context { macs: &macs, ..ctx }, l.ports[3], h);
+    assert_eq!(s.drop, Some(DropReason::SameSegment));
+    assert!(s.egress.is_empty() && !s.is_error());
+    // Unknown ingress: an error drop, untagged.
+    let s = simulate(ctx, Uuid::new_v4(), h);
+    assert!(s.is_error() && s.tags.is_empty());
+}
+
+#[test]
+fn admin_down_port_and_bridge_drop() {
+    let mut l = lab();
+    let (br, p0) = (l.br, l.ports[0]);
+    let snap = l.f.network.snapshot();
+    let mut p = Port::clone(snap.get::<Port>(p0).unwrap());
+    p.admin_state_up = false;
+    l.f.write(|t| t.update_port(p));
+    let snap = l.f.network.snapshot();
+    let bindings = l.f.bindings();
+    let macs = MacTable::new();
+    let ctx = Context {
+        snapshot: &snap,
+        bindings: &bindings,
+        macs: &macs,
+    };
+    let h = Header::ethernet(mac(1), BCAST, 0x0806);
+    assert_eq!(simulate(ctx, p0, h).drop, Some(DropReason::PortDown));
+    // A down port reads nothing: the drop flow matches the port alone.
+    assert_eq!(simulate(ctx, p0, h).seen, flowkey::FieldSet::EMPTY);
+    let mut b = Bridge::clone(snap.get::<Bridge>(br).unwrap());
+    b.admin_state_up = false;
+    l.f.write(|t| t.update_bridge(b));
+    let snap = l.f.network.snapshot();
+    let ctx = Context {
+        snapshot: &snap,
+        ..ctx
+    };
+    assert_eq!(
+        simulate(ctx, l.ports[1], h).drop,
+        Some(DropReason::DeviceDown)
+    );
+}
+
+#[test]
+fn pipeline_classifies_vifs_tunnels_and_unbound() {
+    let mut l = lab();
+    let junk = l.f.plug(l.hv[0], "junk", Some(Uuid::new_v4()));
+    let s = &l.f.switches[&l.hv[0]];
+    let t0: Vec<_> = s.flows.iter().filter(|e| e.table == 0).collect();
+    // vm0, junk, two tunnels, the miss.
+    assert_eq!(t0.len(), 5, "{t0:#?}");
+    let junk_flow = t0
+        .iter()
+        .find(|e| e.match_.in_port() == Some(junk))
+        .expect("a drop flow for the unbound interface");
+    assert!(junk_flow.instructions.is_empty());
+    let vif = t0
+        .iter()
+        .find(|e| e.match_.in_port() == Some(l.of[0]))
+        .unwrap();
+    let key =
+        l.f.network
+            .snapshot()
+            .get::<Port>(l.ports[0])
+            .unwrap()
+            .tunnel_key;
+    assert!(matches!(
+        vif.instructions[0],
+        ofproto::Instruction::WriteMetadata { metadata, .. } if metadata == u64::from(key)
+    ));
+    // Table 10 delivers the local port's key.
+    assert!(s.flows.iter().any(|e| e.table == 10
+        && e.match_.fields.contains(&OxmField::TunnelId {
+            value: u64::from(key),
+            mask: None
+        })));
+    // Frames from the unbound interface never reach the controller.
+    let before = l.f.packet_ins;
+    l.f.send(
+        l.hv[0],
+        junk,
+        frames::arp_request(mac(7), [10, 0, 0, 7], [10, 0, 0, 1]),
+    );
+    assert_eq!(l.f.packet_ins, before);
+    assert!(l.f.take_delivered().is_empty());
+    assert_eq!(l.f.bindings().unbound().len(), 1);
+}
+
+#[test]
+fn flood_sends_one_tunnel_copy_per_remote_port() {
+    let mut l = lab();
+    let frame = frames::arp_request(mac(1), [10, 0, 0, 1], [10, 0, 0, 2]);
+    l.f.send(l.hv[0], l.of[0], frame.clone());
+    let mut got = l.f.take_delivered();
+    got.sort();
+    let mut want = vec![
+        (l.hv[1], l.of[1], frame.clone()),
+        (l.hv[1], l.of[2], frame.clone()),
+        (l.hv[2], l.of[3], frame.clone()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // The flow: metadata + eth_src + eth_dst, two tunnel copies to hv2 with each port's key.
+    let cache = l.f.cache(l.hv[0]);
+    assert_eq!(cache.len(), 1);
+    let acts = cache[0].actions();
+    let keys: Vec<u64> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetField(OxmField::TunnelId { value, .. }) => Some(*value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 3, "{acts:?}");
+    assert_eq!(cache[0].match_.fields.len(), 3);
+    // The second frame is answered by the flow, not the controller.
+    let n = l.f.packet_ins;
+    l.f.send(l.hv[0], l.of[0], frame);
+    assert_eq!(l.f.packet_ins, n);
+    assert_eq!(l.f.take_delivered().len(), 3);
+    assert_eq!(l.f.oracle(), 1);
+}
+
+#[test]
+fn learning_turns_the_flood_into_unicast() {
+    let mut l = lab();
+    let to_d = frames::udp(mac(1), mac(4), [10, 0, 0, 1], [10, 0, 0, 4], 5000, 53);
+    l.f.send(l.hv[0], l.of[0], to_d.clone());
+    assert_eq!(l.f.take_delivered().len(), 3, "unknown destination floods");
+    // d answers: its MAC is learned, the flood towards it goes, the reply is unicast.
+    let to_a = frames::udp(mac(4), mac(1), [10, 0, 0, 4], [10, 0, 0, 1], 53, 5000);
+    l.f.send(l.hv[2], l.of[3], to_a.clone());
+    assert_eq!(l.f.take_delivered(), vec![(l.hv[0], l.of[0], to_a)]);
+    assert!(
+        l.f.cache(l.hv[0]).is_empty(),
+        "the flood flow was invalidated"
+    );
+    l.f.send(l.hv[0], l.of[0], to_d.clone());
+    assert_eq!(l.f.take_delivered(), vec![(l.hv[2], l.of[3], to_d)]);
+    assert_eq!(l.f.oracle(), 2);
+    assert_eq!(l.f.engine.mac_table(l.br).len(), 2);
+}
+
+#[test]
+fn a_moved_mac_stops_old_flows() {
+    let mut l = lab();
+    let to_b = frames::udp(mac(1), mac(2), [10, 0, 0, 1], [10, 0, 0, 2], 1, 1);
+    l.f.send(
+        l.hv[1],
+        l.of[1],
+        frames::udp(mac(2), mac(1), [0; 4], [0; 4], 1, 1),
+    );
+    l.f.send(l.hv[0], l.of[0], to_b.clone());
+    l.f.take_delivered();
+    assert_eq!(l.f.cache(l.hv[0]).len(), 1);
+    // mac(2) now speaks from port d on hv3 (a VM moved, or a spoof).
+    l.f.send(
+        l.hv[2],
+        l.of[3],
+        frames::udp(mac(2), mac(1), [0; 4], [0; 4], 1, 1),
+    );
+    l.f.take_delivered();
+    assert!(
+        l.f.cache(l.hv[0])
+            .iter()
+            .all(|e| e.match_.fields.iter().all(|f| *f
+                != OxmField::EthDst {
+                    value: mac(2),
+                    mask: None
+                })),
+        "the flow towards the old port is gone"
+    );
+    l.f.send(l.hv[0], l.of[0], to_b.clone());
+    assert_eq!(l.f.take_delivered(), vec![(l.hv[2], l.of[3], to_b)]);
+    l.f.oracle();
+}
+
+#[test]
+fn tenants_with_overlapping_macs_and_ips_never_meet() {
+    let mut l = lab();
+    // A second tenant's bridge with one port on each host, same MACs and IPs as tenant one.
+    let (br2, q) = l.f.write(|t| {
+        let b = t.create_bridge(bridge("net", "other"))?.id;
+        let mut q = [Uuid::nil(); 3];
+        for p in &mut q {
+            *p = t.create_port(b, bridge_port())?.id;
+        }
+        Ok((b, q))
+    });
+    let qo: Vec<u32> = (0..3)
+        .map(|i| l.f.plug(l.hv[i], &format!("t2-vm{i}"), Some(q[i])))
+        .collect();
+    let frame = frames::arp_request(mac(1), [10, 0, 0, 1], [10, 0, 0, 2]);
+    l.f.send(l.hv[0], qo[0], frame.clone());
+    let mut got: Vec<_> =
+        l.f.take_delivered()
+            .into_iter()
+            .map(|(d, p, _)| (d, p))
+            .collect();
+    got.sort();
+    let mut want = vec![(l.hv[1], qo[1]), (l.hv[2], qo[2])];
+    want.sort();
+    assert_eq!(got, want);
+    // Same source MAC in tenant one: learned separately, delivered only in tenant one.
+    l.f.send(l.hv[0], l.of[0], frame);
+    let got: Vec<_> =
+        l.f.take_delivered()
+            .into_iter()
+            .map(|(d, p, _)| (d, p))
+            .collect();
+    assert_eq!(got.len(), 3);
+    for (d, p) in &got {
+        assert!(
+            [(l.hv[1], l.of[1]), (l.hv[1], l.of[2]), (l.hv[2], l.of[3])].contains(&(*d, *p)),
+            "tenant one's frame reached {d:x}/{p}"
+        );
+    }
+    assert_eq!(l.f.engine.mac_table(br2).len(), 1);
+    assert_eq!(l.f.engine.mac_table(l.br).len(), 1);
+    // Unicast between tenant two's ports with tenant one's MAC learned on the same host.
+    l.f.send(
+        l.hv[1],
+        qo[1],
+        frames::udp(mac(2), mac(1), [0; 4], [0; 4], 1, 1),
+    );
+    assert_eq!(
+        l.f.take_delivered()
+            .into_iter()
+            .map(|(d, p, _)| (d, p))
+            .collect::<Vec<_>>(),
+        vec![(l.hv[0], qo[0])]
+    );
+    l.f.oracle();
+}
+
+#[test]
+fn unplugging_removes_the_port_and_its_flows() {
+    let mut l = lab();
+    l.f.send(
+        l.hv[2],
+        l.of[3],
+        frames::udp(mac(4), mac(1), [0; 4], [0; 4], 1, 1),
+    );
+    let to_d = frames::udp(mac(1), mac(4), [0; 4], [0; 4], 1, 1);
+    l.f.send(l.hv[0], l.of[0], to_d.clone());
+    l.f.take_delivered();
+    assert_eq!(l.f.cache(l.hv[0]).len(), 1);
+    l.f.unplug(l.hv[2], l.of[3]);
+    assert!(l.f.cache(l.hv[0]).is_empty());
+    assert!(l.f.engine.mac_table(l.br).iter().all(|(m, _)| *m != mac(4)));
+    // Plugged again on hv1: reachable there, after the MAC is seen again.
+    let new = l.f.plug(l.hv[0], "vm3-moved", Some(l.ports[3]));
+    l.f.send(
+        l.hv[0],
+        new,
+        frames::udp(mac(4), mac(1), [0; 4], [0; 4], 1, 1),
+    );
+    l.f.take_delivered();
+    l.f.send(l.hv[0], l.of[0], to_d.clone());
+    assert_eq!(l.f.take_delivered(), vec![(l.hv[0], new, to_d)]);
+    l.f.oracle();
+}
+
+#[test]
+fn reconnect_deletes_everything_then_reinstalls() {
+    let mut l = lab();
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::arp_request(mac(1), [0; 4], [0; 4]),
+    );
+    let n = l.f.log.len();
+    l.f.connect(l.hv[0]);
+    let after: Vec<_> = l.f.log[n..].iter().filter(|o| o.dpid == l.hv[0]).collect();
+    match &after[0].message {
+        Message::FlowMod(fm) => {
+            assert_eq!(fm.command, ofproto::FlowModCommand::Delete);
+            assert_eq!(fm.table_id, ofproto::consts::OFPTT_ALL);
+            assert_eq!(fm.cookie_mask, 0);
+        }
+        m => panic!("first message after connect: {m:?}"),
+    }
+    assert!(l.f.cache(l.hv[0]).is_empty());
+    assert_eq!(
+        l.f.switches[&l.hv[0]]
+            .flows
+            .iter()
+            .filter(|e| e.table == 0)
+            .count(),
+        4
+    );
+    assert_eq!(l.f.engine.flow_count(), 0);
+}
+
+#[test]
+fn macs_expire_after_their_last_flow() {
+    let mut l = lab();
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::udp(mac(1), mac(4), [0; 4], [0; 4], 1, 1),
+    );
+    assert_eq!(l.f.engine.mac_table(l.br).len(), 1);
+    // The flow idles out (60 s), then the MAC outlives it by mac_ttl (30 s).
+    l.f.advance(Duration::from_secs(61));
+    assert_eq!(l.f.engine.flow_count(), 0);
+    assert_eq!(l.f.engine.mac_table(l.br).len(), 1);
+    l.f.advance(Duration::from_secs(31));
+    assert!(l.f.engine.mac_table(l.br).is_empty());
+}
+
+#[test]
+fn packet_in_budget_per_port() {
+    let mut l = lab();
+    let cfg = Config {
+        packet_in_rate: 1,
+        packet_in_burst: 2,
+        ..Config::default()
+    };
+    l.f.engine = Engine::new(cfg);
+    l.f.sync();
+    for dpid in l.hv {
+        l.f.connect(dpid);
+    }
+    l.f.sync();
+    // A port whose frames never get a flow (distinct sources): two answered, then dropped.
+    for i in 0..5u8 {
+        l.f.send(
+            l.hv[0],
+            l.of[0],
+            frames::udp([2, 0, 0, 1, 0, i], mac(9), [0; 4], [0; 4], 1, 1),
+        );
+    }
+    assert_eq!(l.f.engine.stats().budget_drops, 3);
+    // Another port is unaffected.
+    l.f.send(
+        l.hv[1],
+        l.of[1],
+        frames::udp(mac(2), mac(9), [0; 4], [0; 4], 1, 1),
+    );
+    assert_eq!(l.f.engine.stats().budget_drops, 3);
+    l.f.advance(Duration::from_secs(2));
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::udp(mac(1), mac(9), [0; 4], [0; 4], 1, 1),
+    );
+    assert_eq!(l.f.engine.stats().budget_drops, 3);
+}
+
+#[test]
+fn garbage_is_counted_never_a_panic() {
+    let mut l = lab();
+    let mut out = Vec::new();
+    for data in [vec![], vec![1, 2, 3], vec![0xff; 14], vec![0; 60]] {
+        let pin = ofproto::PacketIn {
+            buffer_id: ofproto::OFP_NO_BUFFER,
+            total_len: data.len() as u16,
+            reason: ofproto::PacketInReason::NoMatch,
+            table_id: TABLE_CACHE,
+            cookie: 0,
+            match_: ofproto::Match::from_iter([OxmField::InPort(l.of[0])]),
+            data: data.into(),
+        };
+        l.f.engine.handle(
+            l.f.now,
+            &Event::PacketIn {
+                dpid: l.hv[0],
+                packet_in: pin,
+            },
+            &mut out,
+        );
+    }
+    assert_eq!(l.f.engine.stats().unparseable, 2);
+    // From an unknown switch or table: ignored.
+    let pin = ofproto::PacketIn {
+        buffer_id: ofproto::OFP_NO_BUFFER,
+        total_len: 0,
+        reason: ofproto::PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: ofproto::Match::from_iter([OxmField::InPort(77)]),
+        data: frames::arp_request(mac(1), [0; 4], [0; 4]).into(),
+    };
+    l.f.engine.handle(
+        l.f.now,
+        &Event::PacketIn {
+            dpid: 999,
+            packet_in: pin,
+        },
+        &mut out,
+    );
+    assert_eq!(l.f.engine.stats().unknown_ingress, 1);
+    let _ = &mut l;
+}

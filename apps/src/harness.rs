@@ -1,0 +1,674 @@
+//! An in-memory fabric for engine tests, in the style of quinn's `Pair`: the engine plus N
+//! emulated `br-int`s with a toy OpenFlow 1.3 flow table each, joined by emulated tunnels, on a
+//! simulated clock. Tests read "fixture + frames in → flows and frames out", with no sockets.
+//!
+//! The flow table interprets what the engine uses (tables with goto, `write_metadata`,
+//! `apply_actions` with `output`, `set_field` of MACs and `tun_id`; matches on `in_port`,
+//! `metadata`, `tun_id` and the Ethernet/IPv4/ARP/L4 fields). Like Faucet's `FakeOFTable` it
+//! refuses two overlapping flows at one priority (a test failure), and it keeps, for every
+//! flow-cache entry, the packet that caused it, so [`Fabric::oracle`] can re-simulate each one.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ofproto::consts::OFPTT_ALL;
+use ofproto::{
+    port_no, Action, FeaturesReply, FlowMod, FlowModCommand, FlowRemoved, FlowRemovedReason,
+    Instruction, Match, Message, OxmField, PacketIn, PacketInReason, OFP_NO_BUFFER,
+};
+use topology::model::datapath_id;
+use uuid::Uuid;
+
+use crate::bindings::{Bindings, HostPorts, Interface, Tunnel};
+use crate::engine::flowkey::{Header, L4};
+use crate::engine::pipeline::TABLE_CACHE;
+use crate::engine::Engine;
+use crate::{App, Event, Output};
+
+/// Test frames, built with etherparse.
+pub mod frames {
+    use etherparse::PacketBuilder;
+
+    /// A UDP/IPv4 frame.
+    pub fn udp(
+        src: [u8; 6],
+        dst: [u8; 6],
+        ip_src: [u8; 4],
+        ip_dst: [u8; 4],
+        sport: u16,
+        dport: u16,
+    ) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(src, dst)
+            .ipv4(ip_src, ip_dst, 64)
+            .udp(sport, dport);
+        let payload = b"strowger";
+        let mut out = Vec::with_capacity(b.size(payload.len()));
+        // Writing into a Vec cannot fail.
+        let _ = b.write(&mut out, payload);
+        out
+    }
+
+    /// An ARP request from `src`/`spa` for `tpa`, broadcast.
+    pub fn arp_request(src: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
+        let mut f = Vec::with_capacity(42);
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa);
+        f
+    }
+}
+
+/// One flow entry of an emulated switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Table.
+    pub table: u8,
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// Match.
+    pub match_: Match,
+    /// Instructions.
+    pub instructions: Vec<Instruction>,
+    idle: u16,
+    hard: u16,
+    flags: u16,
+    added: Instant,
+    last_hit: Instant,
+    /// The packet that made the engine install it: (in_port, frame).
+    pub witness: Option<(u32, Vec<u8>)>,
+}
+
+impl Entry {
+    /// The actions of its `apply_actions` (empty: drop).
+    pub fn actions(&self) -> Vec<Action> {
+        self.instructions
+            .iter()
+            .find_map(|i| match i {
+                Instruction::ApplyActions(a) => Some(a.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An emulated `br-int`.
+#[derive(Debug)]
+pub struct EmuSwitch {
+    /// Its datapath id.
+    pub dpid: u64,
+    /// Its host.
+    pub host: Uuid,
+    /// Flow entries, every table.
+    pub flows: Vec<Entry>,
+    /// VIFs: (name, ofport, iface-id).
+    pub interfaces: Vec<(String, u32, Option<String>, u64)>,
+    /// Tunnel ports: ofport → peer host.
+    pub tunnels: BTreeMap<u32, Uuid>,
+    /// Frames sent out of VIFs: (ofport, frame).
+    pub delivered: Vec<(u32, Vec<u8>)>,
+    /// Whether its session is up.
+    pub connected: bool,
+    next_ofport: u32,
+}
+
+struct Pkt {
+    dpid: u64,
+    in_port: u32,
+    /// Set for a packet out of a tunnel: the sending host (the receiver's in_port is its
+    /// tunnel port from there).
+    from: Option<Uuid>,
+    frame: Vec<u8>,
+    tun_id: u64,
+}
+
+/// The engine and its emulated switches.
+pub struct Fabric {
+    /// The engine under test.
+    pub engine: Engine,
+    /// The topology it runs on.
+    pub network: topology::Network,
+    /// Emulated switches by datapath id.
+    pub switches: BTreeMap<u64, EmuSwitch>,
+    /// The simulated clock.
+    pub now: Instant,
+    /// Every message the engine sent, in order.
+    pub log: Vec<Output>,
+    /// Packet-ins the engine received.
+    pub packet_ins: usize,
+    seen: u64,
+}
+
+impl Fabric {
+    /// A fabric over `network` with no switches.
+    pub fn new(network: topology::Network, engine: Engine) -> Fabric {
+        Fabric {
+            engine,
+            network,
+            switches: BTreeMap::new(),
+            now: Instant::now(),
+            log: Vec::new(),
+            packet_ins: 0,
+            seen: 0,
+        }
+    }
+
+    /// Adds an emulated switch for host `host` and connects it.
+    pub fn add_switch(&mut self, host: Uuid) -> u64 {
+        let dpid = datapath_id(host);
+        self.switches.insert(
+            dpid,
+            EmuSwitch {
+                dpid,
+                host,
+                flows: Vec::new(),
+                interfaces: Vec::new(),
+                tunnels: BTreeMap::new(),
+                delivered: Vec::new(),
+                connected: false,
+                next_ofport: 1,
+            },
+        );
+        self.connect(dpid);
+        dpid
+    }
+
+    /// (Re)connects a switch: the engine sees `SwitchUp`.
+    pub fn connect(&mut self, dpid: u64) {
+        if let Some(s) = self.switches.get_mut(&dpid) {
+            s.connected = true;
+        }
+        let ev = Event::SwitchUp {
+            dpid,
+            features: FeaturesReply {
+                datapath_id: dpid,
+                n_buffers: 0,
+                n_tables: 254,
+                auxiliary_id: 0,
+                capabilities: 0,
+            },
+            ports: vec![],
+        };
+        self.deliver(&ev, None);
+    }
+
+    /// Full-mesh tunnels between every pair of switches, then new bindings.
+    pub fn mesh(&mut self) {
+        let all: Vec<(u64, Uuid)> = self.switches.values().map(|s| (s.dpid, s.host)).collect();
+        for (dpid, _) in &all {
+            for (_, peer) in &all {
+                let s = self.switches.get_mut(dpid).expect("switch exists");
+                if *peer == s.host || s.tunnels.values().any(|p| p == peer) {
+                    continue;
+                }
+                let ofport = 100 + s.next_ofport;
+                s.next_ofport += 1;
+                s.tunnels.insert(ofport, *peer);
+            }
+        }
+        self.sync_bindings();
+    }
+
+    /// Plugs an interface named `name` with `iface-id` into switch `dpid`; returns its ofport.
+    pub fn plug(&mut self, dpid: u64, name: &str, iface_id: Option<Uuid>) -> u32 {
+        self.seen += 1;
+        let seen = self.seen;
+        let s = self.switches.get_mut(&dpid).expect("switch exists");
+        let ofport = s.next_ofport;
+        s.next_ofport += 1;
+        s.interfaces.push((
+            name.to_string(),
+            ofport,
+            iface_id.map(|u| u.to_string()),
+            seen,
+        ));
+        self.sync_bindings();
+        ofport
+    }
+
+    /// Unplugs interface `ofport` of `dpid`.
+    pub fn unplug(&mut self, dpid: u64, ofport: u32) {
+        if let Some(s) = self.switches.get_mut(&dpid) {
+            s.interfaces.retain(|i| i.1 != ofport);
+        }
+        self.sync_bindings();
+    }
+
+    /// The bindings the controller would build from the switches now.
+    pub fn bindings(&self) -> Bindings {
+        let hosts: Vec<HostPorts> = self
+            .switches
+            .values()
+            .map(|s| HostPorts {
+                host: s.host,
+                interfaces: s
+                    .interfaces
+                    .iter()
+                    .map(|(name, ofport, id, seen)| Interface {
+                        name: name.clone(),
+                        ofport: Some(*ofport),
+                        iface_id: id.clone(),
+                        seen: *seen,
+                    })
+                    .collect(),
+                tunnels: s
+                    .tunnels
+                    .iter()
+                    .map(|(o, p)| Tunnel {
+                        peer: *p,
+                        ofport: *o,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Bindings::build(&self.network.snapshot(), &hosts)
+    }
+
+    /// Hands the engine the current snapshot, then bindings rebuilt on it.
+    pub fn sync(&mut self) {
+        let ev = Event::Topology(self.network.snapshot());
+        self.deliver(&ev, None);
+        self.sync_bindings();
+    }
+
+    fn sync_bindings(&mut self) {
+        let ev = Event::Bindings(Arc::new(self.bindings()));
+        self.deliver(&ev, None);
+    }
+
+    /// Changes the topology and tells the engine.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut topology::Txn) -> topology::Result<T>) -> T {
+        let (t, _) = self.network.write(f).expect("valid topology change");
+        self.sync();
+        t
+    }
+
+    /// A frame arrives on `ofport` of `dpid` (from a VM).
+    pub fn send(&mut self, dpid: u64, ofport: u32, frame: Vec<u8>) {
+        let mut q = VecDeque::new();
+        q.push_back(Pkt {
+            dpid,
+            in_port: ofport,
+            from: None,
+            frame,
+            tun_id: 0,
+        });
+        self.run(q);
+    }
+
+    /// Frames delivered to VIFs since the last call: (dpid, ofport, frame), in order.
+    pub fn take_delivered(&mut self) -> Vec<(u64, u32, Vec<u8>)> {
+        let mut v = Vec::new();
+        for s in self.switches.values_mut() {
+            for (p, f) in s.delivered.drain(..) {
+                v.push((s.dpid, p, f));
+            }
+        }
+        v
+    }
+
+    /// Lets time pass: expires flows (FLOW_REMOVED to the engine) and fires engine timers.
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        let now = self.now;
+        let mut removed = Vec::new();
+        for s in self.switches.values_mut() {
+            s.flows.retain(|e| {
+                let idle = e.idle > 0 && now >= e.last_hit + Duration::from_secs(e.idle.into());
+                let hard = e.hard > 0 && now >= e.added + Duration::from_secs(e.hard.into());
+                if (idle || hard) && e.flags & 1 != 0 {
+                    removed.push((s.dpid, e.clone(), idle));
+                }
+                !(idle || hard)
+            });
+        }
+        for (dpid, e, idle) in removed {
+            let ev = Event::FlowRemoved {
+                dpid,
+                removed: FlowRemoved {
+                    cookie: e.cookie,
+                    priority: e.priority,
+                    reason: if idle {
+                        FlowRemovedReason::IdleTimeout
+                    } else {
+                        FlowRemovedReason::HardTimeout
+                    },
+                    table_id: e.table,
+                    duration_sec: 0,
+                    duration_nsec: 0,
+                    idle_timeout: e.idle,
+                    hard_timeout: e.hard,
+                    packet_count: 0,
+                    byte_count: 0,
+                    match_: e.match_.clone(),
+                },
+            };
+            self.deliver(&ev, None);
+        }
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            let mut out = Vec::new();
+            self.engine.handle_timeout(now, &mut out);
+            self.apply(out, None);
+        }
+    }
+
+    /// The flow-cache entries of `dpid` (priority above the miss).
+    pub fn cache(&self, dpid: u64) -> Vec<&Entry> {
+        self.switches
+            .get(&dpid)
+            .map(|s| {
+                s.flows
+                    .iter()
+                    .filter(|e| e.table == TABLE_CACHE && e.priority > 0)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The test oracle: every installed flow-cache entry, re-simulated now from the packet that
+    /// made it, compiles to the same priority, match and actions. Returns how many were checked.
+    pub fn oracle(&self) -> usize {
+        let snap = self.network.snapshot();
+        let mut n = 0;
+        for s in self.switches.values() {
+            for e in s
+                .flows
+                .iter()
+                .filter(|e| e.table == TABLE_CACHE && e.priority > 0)
+            {
+                let Some((in_port, frame)) = &e.witness else {
+                    panic!("flow without witness: {e:?}");
+                };
+                let key = e.match_.fields.iter().find_map(|f| match f {
+                    OxmField::Metadata { value, .. } => Some(*value as u32),
+                    _ => None,
+                });
+                let port = key
+                    .and_then(|k| snap.port_by_tunnel_key(k))
+                    .map(|p| p.id)
+                    .expect("cache flows match a port's key");
+                let header = Header::parse(frame).expect("witness parses");
+                let c = self.engine.dry_run(s.dpid, port, *in_port, header);
+                assert_eq!(
+                    (c.priority, &c.match_, c.actions.clone()),
+                    (e.priority, &e.match_, e.actions()),
+                    "stale flow on {:x}: {e:?}\nre-simulated: {:?}",
+                    s.dpid,
+                    c.simulation
+                );
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn deliver(&mut self, ev: &Event, witness: Option<(u32, Vec<u8>)>) {
+        let mut out = Vec::new();
+        self.engine.handle(self.now, ev, &mut out);
+        self.apply(out, witness);
+    }
+
+    fn apply(&mut self, out: Vec<Output>, witness: Option<(u32, Vec<u8>)>) {
+        let mut q = VecDeque::new();
+        for o in out {
+            self.log.push(o.clone());
+            let now = self.now;
+            let Some(s) = self.switches.get_mut(&o.dpid) else {
+                continue;
+            };
+            if !s.connected {
+                continue;
+            }
+            match o.message {
+                Message::FlowMod(fm) => s.flow_mod(now, fm, witness.clone()),
+                Message::PacketOut(po) => {
+                    let data = po.data.to_vec();
+                    s.execute(&po.actions, po.in_port, data, 0, &mut q);
+                }
+                _ => {}
+            }
+        }
+        self.run(q);
+    }
+
+    fn run(&mut self, mut q: VecDeque<Pkt>) {
+        let mut budget = 10_000;
+        while let Some(mut p) = q.pop_front() {
+            budget -= 1;
+            assert!(budget > 0, "packet storm in the fabric");
+            let now = self.now;
+            let Some(s) = self.switches.get_mut(&p.dpid) else {
+                continue;
+            };
+            if !s.connected {
+                continue;
+            }
+            if let Some(from) = p.from {
+                match s.tunnels.iter().find(|(_, h)| **h == from) {
+                    Some((ofport, _)) => p.in_port = *ofport,
+                    None => continue,
+                }
+            }
+            if let Some(pin) = s.pipeline(now, p, &mut q) {
+                self.packet_ins += 1;
+                let witness = (pin.match_.in_port().unwrap_or(0), pin.data.to_vec());
+                let ev = Event::PacketIn {
+                    dpid: s.dpid,
+                    packet_in: pin,
+                };
+                let mut out = Vec::new();
+                self.engine.handle(self.now, &ev, &mut out);
+                self.apply(out, Some(witness));
+            }
+        }
+    }
+}
+
+impl EmuSwitch {
+    fn flow_mod(&mut self, now: Instant, fm: FlowMod, witness: Option<(u32, Vec<u8>)>) {
+        let cookie_ok = |e: &Entry| e.cookie & fm.cookie_mask == fm.cookie & fm.cookie_mask;
+        match fm.command {
+            FlowModCommand::Add => {
+                for e in &self.flows {
+                    if e.table == fm.table_id
+                        && e.priority == fm.priority
+                        && e.match_ != fm.match_
+                        && overlaps(&e.match_, &fm.match_)
+                    {
+                        panic!(
+                            "overlapping flows at priority {} in table {}:\n  {:?}\n  {:?}",
+                            fm.priority, fm.table_id, e.match_, fm.match_
+                        );
+                    }
+                }
+                self.flows.retain(|e| {
+                    !(e.table == fm.table_id && e.priority == fm.priority && e.match_ == fm.match_)
+                });
+                self.flows.push(Entry {
+                    table: fm.table_id,
+                    priority: fm.priority,
+                    cookie: fm.cookie,
+                    match_: fm.match_,
+                    instructions: fm.instructions,
+                    idle: fm.idle_timeout,
+                    hard: fm.hard_timeout,
+                    flags: fm.flags,
+                    added: now,
+                    last_hit: now,
+                    witness: if fm.table_id == TABLE_CACHE {
+                        witness
+                    } else {
+                        None
+                    },
+                });
+            }
+            FlowModCommand::Delete => {
+                assert!(
+                    fm.match_.fields.is_empty(),
+                    "only match-all deletes are emulated"
+                );
+                self.flows.retain(|e| {
+                    !((fm.table_id == OFPTT_ALL || e.table == fm.table_id) && cookie_ok(e))
+                });
+            }
+            FlowModCommand::DeleteStrict => {
+                self.flows.retain(|e| {
+                    !(e.table == fm.table_id
+                        && e.priority == fm.priority
+                        && e.match_ == fm.match_
+                        && cookie_ok(e))
+                });
+            }
+            other => panic!("unexpected flow mod command {other:?}"),
+        }
+    }
+
+    /// Runs a packet through the tables; a packet-in if it reached the controller.
+    fn pipeline(&mut self, now: Instant, p: Pkt, q: &mut VecDeque<Pkt>) -> Option<PacketIn> {
+        let mut table = 0u8;
+        let mut metadata = 0u64;
+        let mut tun_id = p.tun_id;
+        let mut frame = p.frame;
+        let mut pin = None;
+        loop {
+            let header = Header::parse(&frame)?;
+            let best = self
+                .flows
+                .iter_mut()
+                .filter(|e| e.table == table)
+                .filter(|e| matches(&e.match_, p.in_port, metadata, tun_id, &header))
+                .max_by_key(|e| e.priority)?;
+            best.last_hit = now;
+            let instructions = best.instructions.clone();
+            let mut next = None;
+            for i in instructions {
+                match i {
+                    Instruction::WriteMetadata { metadata: m, mask } => {
+                        metadata = (metadata & !mask) | (m & mask)
+                    }
+                    Instruction::GotoTable(t) => next = Some(t),
+                    Instruction::ApplyActions(actions) => {
+                        for a in &actions {
+                            if let Action::Output {
+                                port: port_no::CONTROLLER,
+                                ..
+                            } = a
+                            {
+                                pin = Some(PacketIn {
+                                    buffer_id: OFP_NO_BUFFER,
+                                    total_len: frame.len() as u16,
+                                    reason: PacketInReason::NoMatch,
+                                    table_id: table,
+                                    cookie: 0,
+                                    match_: Match::from_iter([
+                                        OxmField::InPort(p.in_port),
+                                        OxmField::Metadata {
+                                            value: metadata,
+                                            mask: None,
+                                        },
+                                    ]),
+                                    data: frame.clone().into(),
+                                });
+                            }
+                        }
+                        let (f, t) = self.execute(&actions, p.in_port, frame, tun_id, q);
+                        frame = f;
+                        tun_id = t;
+                    }
+                    other => panic!("unexpected instruction {other:?}"),
+                }
+            }
+            match next {
+                Some(t) => table = t,
+                None => return pin,
+            }
+        }
+    }
+
+    /// Applies actions to a frame; outputs go to VIFs, tunnels (the peer's queue) or nowhere.
+    fn execute(
+        &mut self,
+        actions: &[Action],
+        in_port: u32,
+        mut frame: Vec<u8>,
+        mut tun_id: u64,
+        q: &mut VecDeque<Pkt>,
+    ) -> (Vec<u8>, u64) {
+        for a in actions {
+            match a {
+                Action::SetField(OxmField::TunnelId { value, .. }) => tun_id = *value,
+                Action::SetField(OxmField::EthDst { value, .. }) => {
+                    frame[0..6].copy_from_slice(value)
+                }
+                Action::SetField(OxmField::EthSrc { value, .. }) => {
+                    frame[6..12].copy_from_slice(value)
+                }
+                Action::Output { port, .. } => {
+                    let port = *port;
+                    if port == port_no::CONTROLLER {
+                        continue;
+                    }
+                    assert_ne!(
+                        port, in_port,
+                        "output to the in_port is a no-op in OpenFlow"
+                    );
+                    if let Some(peer) = self.tunnels.get(&port) {
+                        let peer_dpid = datapath_id(*peer);
+                        q.push_back(Pkt {
+                            dpid: peer_dpid,
+                            in_port: 0,
+                            from: Some(self.host),
+                            frame: frame.clone(),
+                            tun_id,
+                        });
+                    } else if self.interfaces.iter().any(|i| i.1 == port) {
+                        self.delivered.push((port, frame.clone()));
+                    }
+                }
+                other => panic!("unexpected action {other:?}"),
+            }
+        }
+        (frame, tun_id)
+    }
+}
+
+fn matches(m: &Match, in_port: u32, metadata: u64, tun_id: u64, h: &Header) -> bool {
+    m.fields.iter().all(|f| match f {
+        OxmField::InPort(p) => *p == in_port,
+        OxmField::Metadata { value, mask } => {
+            let mask = mask.unwrap_or(u64::MAX);
+            metadata & mask == value & mask
+        }
+        OxmField::TunnelId { value, mask } => {
+            let mask = mask.unwrap_or(u64::MAX);
+            tun_id & mask == value & mask
+        }
+        OxmField::EthSrc { value, mask: None } => *value == h.eth_src,
+        OxmField::EthDst { value, mask: None } => *value == h.eth_dst,
+        OxmField::EthType(t) => *t == h.eth_type,
+        OxmField::Ipv4Src { value, mask: None } => h.ipv4.is_some_and(|i| i.src == *value),
+        OxmField::Ipv4Dst { value, mask: None } => h.ipv4.is_some_and(|i| i.dst == *value),
+        OxmField::IpProto(p) => h.ipv4.is_some_and(|i| i.proto == *p),
+        OxmField::UdpSrc(p) => matches!(h.l4, L4::Udp(s, _) if s == *p),
+        OxmField::UdpDst(p) => matches!(h.l4, L4::Udp(_, d) if d == *p),
+        OxmField::TcpSrc(p) => matches!(h.l4, L4::Tcp(s, _) if s == *p),
+        OxmField::TcpDst(p) => matches!(h.l4, L4::Tcp(_, d) if d == *p),
+        other => panic!("field not emulated: {other:?}"),
+    })
+}
+
+/// Whether some packet could match both: every field both constrain has the same value.
+fn overlaps(a: &Match, b: &Match) -> bool {
+    a.fields.iter().all(|fa| {
+        b.fields
+            .iter()
+            .find(|fb| fb.key() == fa.key())
+            .is_none_or(|fb| fb == fa)
+    })
+}

@@ -1,0 +1,119 @@
+//! Feeds the app the topology and the port bindings, in order, on its one stream.
+//!
+//! Every topology snapshot goes to the app as `Event::Topology`, then — if they changed — the
+//! bindings rebuilt on it from the provisioner's host views (`Event::Bindings`). Snapshots are
+//! never skipped out of order: a watch may coalesce revisions, but the app always gets the newest
+//! one before any bindings built on it. The same bindings are published on a `watch` for REST
+//! (a port's live `ofport`/`up`, the unbound interfaces).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use apps::bindings::{HostPorts, Interface, Tunnel};
+use apps::{Bindings, Event};
+use tokio::sync::watch;
+use topology::Snapshot;
+use uuid::Uuid;
+
+use crate::openflow::AppHost;
+use crate::provision::HostViews;
+
+/// Remembers when each (host, interface, iface-id) was first seen, so that of two hosts plugging
+/// the same port id the later one wins ("newest wins"), stably across rebuilds.
+#[derive(Debug, Default)]
+pub struct Builder {
+    first_seen: HashMap<(Uuid, String, Option<String>), u64>,
+    counter: u64,
+}
+
+impl Builder {
+    /// The bindings of `views` on `snapshot`.
+    pub fn build(&mut self, snapshot: &Snapshot, views: &HostViews) -> Bindings {
+        let mut live = HashMap::new();
+        let mut hosts = Vec::with_capacity(views.len());
+        for (host, view) in views {
+            if !view.connected {
+                continue;
+            }
+            let mut interfaces = Vec::with_capacity(view.interfaces.len());
+            for (name, i) in &view.interfaces {
+                let key = (*host, name.clone(), i.iface_id.clone());
+                let seen = match self.first_seen.get(&key) {
+                    Some(s) => *s,
+                    None => {
+                        self.counter += 1;
+                        if let Some(id) = &i.iface_id {
+                            tracing::info!(%host, interface = %name, iface_id = %id, "interface plugged");
+                        }
+                        self.counter
+                    }
+                };
+                live.insert(key, seen);
+                interfaces.push(Interface {
+                    name: name.clone(),
+                    ofport: i.ofport,
+                    iface_id: i.iface_id.clone(),
+                    seen,
+                });
+            }
+            // One tunnel per peer: VXLAN when the hosts share zones of both kinds.
+            let mut tunnels: Vec<Tunnel> = Vec::new();
+            for ((peer, _kind), t) in &view.tunnels {
+                let Some(ofport) = t.ofport else { continue };
+                // Keys sort VXLAN before GRE, so the first tunnel to a peer is the one kept.
+                if tunnels.iter().any(|x| x.peer == *peer) {
+                    continue;
+                }
+                tunnels.push(Tunnel {
+                    peer: *peer,
+                    ofport,
+                });
+            }
+            hosts.push(HostPorts {
+                host: *host,
+                interfaces,
+                tunnels,
+            });
+        }
+        self.first_seen = live;
+        let b = Bindings::build(snapshot, &hosts);
+        for u in b.unbound() {
+            if u.reason == apps::bindings::UnboundReason::Superseded {
+                tracing::warn!(host = %u.host, interface = %u.interface, iface_id = ?u.iface_id, "port plugged on another host more recently: this interface is not bound");
+            }
+        }
+        b
+    }
+}
+
+/// Runs until `shutdown`: every snapshot and every change of the host views reaches the app.
+pub async fn follow(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut views: watch::Receiver<HostViews>,
+    app: AppHost,
+    published: watch::Sender<Arc<Bindings>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut builder = Builder::default();
+    let mut last_rev = None;
+    let mut last: Option<Arc<Bindings>> = None;
+    loop {
+        let snap = snapshots.borrow_and_update().clone();
+        if last_rev != Some(snap.revision()) {
+            app.broadcast(&Event::Topology(snap.clone()));
+            last_rev = Some(snap.revision());
+        }
+        let b = builder.build(&snap, &views.borrow_and_update());
+        if last.as_deref() != Some(&b) {
+            let b = Arc::new(b);
+            app.broadcast(&Event::Bindings(b.clone()));
+            published.send_replace(b.clone());
+            last = Some(b);
+        }
+        tokio::select! {
+            r = snapshots.changed() => if r.is_err() { break },
+            r = views.changed() => if r.is_err() { break },
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+}
