@@ -106,9 +106,10 @@ fn bench(c: &mut Criterion) {
     };
     let mut engine = std::mem::take(&mut f.engine);
     // No budget: the benchmark is one port's packet-ins at full speed.
-    let mut cfg = apps::engine::Config::default();
-    cfg.packet_in_rate = 0;
-    engine.set_config(cfg);
+    engine.set_config(apps::engine::Config {
+        packet_in_rate: 0,
+        ..Default::default()
+    });
     let mut out = Vec::with_capacity(8);
     let now = Instant::now();
     let mut g = c.benchmark_group("engine");
