@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use topology::model::{datapath_id, Port};
 use topology::Snapshot;
 use uuid::Uuid;
@@ -132,10 +134,10 @@ pub struct UnboundInterface {
 /// The bindings of every host, indexed both ways.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bindings {
-    ports: HashMap<Uuid, Location>,
-    attachments: HashMap<(u64, u32), Attachment>,
-    tunnels: HashMap<(Uuid, Uuid), u32>,
-    hosts: HashMap<u64, Uuid>,
+    ports: FxHashMap<Uuid, Location>,
+    attachments: FxHashMap<(u64, u32), Attachment>,
+    tunnels: FxHashMap<(Uuid, Uuid), u32>,
+    hosts: FxHashMap<u64, Uuid>,
     unbound: Vec<UnboundInterface>,
 }
 

@@ -25,6 +25,8 @@ pub mod sim;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,15 +140,16 @@ pub struct Engine {
     config: Config,
     snapshot: Arc<Snapshot>,
     bindings: Arc<Bindings>,
-    switches: HashMap<u64, SwitchState>,
+    switches: FxHashMap<u64, SwitchState>,
     macs: MacTable,
-    mac_meta: HashMap<(Uuid, [u8; 6]), MacMeta>,
+    mac_meta: FxHashMap<(Uuid, [u8; 6]), MacMeta>,
     mac_expiry: BinaryHeap<Reverse<(Instant, Uuid, [u8; 6])>>,
-    flows: HashMap<u64, FlowRecord>,
-    by_tag: HashMap<Tag, HashSet<u64>>,
-    by_match: HashMap<(u64, u16, Match), u64>,
+    flows: FxHashMap<u64, FlowRecord>,
+    by_tag: FxHashMap<Tag, FxHashSet<u64>>,
+    /// Hash of (datapath, priority, match) → cookies (records are compared to resolve clashes).
+    by_match: FxHashMap<u64, SmallVec<[u64; 1]>>,
     next_cookie: u64,
-    buckets: HashMap<(u64, u32), Bucket>,
+    buckets: FxHashMap<(u64, u32), Bucket>,
     stats: Stats,
 }
 
@@ -187,15 +190,15 @@ impl Engine {
             config,
             snapshot: Arc::new(Snapshot::default()),
             bindings: Arc::new(Bindings::default()),
-            switches: HashMap::new(),
-            macs: HashMap::new(),
-            mac_meta: HashMap::new(),
+            switches: FxHashMap::default(),
+            macs: MacTable::default(),
+            mac_meta: FxHashMap::default(),
             mac_expiry: BinaryHeap::new(),
-            flows: HashMap::new(),
-            by_tag: HashMap::new(),
-            by_match: HashMap::new(),
+            flows: FxHashMap::default(),
+            by_tag: FxHashMap::default(),
+            by_match: FxHashMap::default(),
             next_cookie: 1,
-            buckets: HashMap::new(),
+            buckets: FxHashMap::default(),
             stats: Stats::default(),
         }
     }
@@ -443,22 +446,29 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         let error = c.simulation.is_error();
-        let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
-        self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
-        // The switch replaces a flow with the same match and priority: the old cookie is gone.
-        if let Some(old) = self
-            .by_match
-            .insert((dpid, c.priority, c.match_.clone()), cookie)
-        {
-            self.remove_flow(now, old);
-            self.by_match
-                .insert((dpid, c.priority, c.match_.clone()), cookie);
-        }
         let tags = if error {
             SmallVec::new()
         } else {
             c.simulation.tags.clone()
         };
+        // The switch replaces a flow with the same match and priority. If it depended on the
+        // same things, it keeps its cookie (a packet-in raced the first install); otherwise
+        // the old record goes.
+        let h = match_hash(dpid, c.priority, &c.match_);
+        if let Some(old) = self.find_flow(h, dpid, c.priority, &c.match_) {
+            let same = self
+                .flows
+                .get(&old)
+                .is_some_and(|f| f.tags == tags && f.learned == learned);
+            if same {
+                self.emit_flow(dpid, old, c, error, out);
+                return;
+            }
+            self.remove_flow(now, old);
+        }
+        let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
+        self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
+        self.by_match.entry(h).or_default().push(cookie);
         for t in &tags {
             self.by_tag.entry(*t).or_default().insert(cookie);
         }
@@ -478,6 +488,25 @@ impl Engine {
                 learned,
             },
         );
+        self.emit_flow(dpid, cookie, c, error, out);
+    }
+
+    fn find_flow(&self, h: u64, dpid: u64, priority: u16, m: &Match) -> Option<u64> {
+        self.by_match.get(&h)?.iter().copied().find(|c| {
+            self.flows
+                .get(c)
+                .is_some_and(|f| f.dpid == dpid && f.priority == priority && f.match_ == *m)
+        })
+    }
+
+    fn emit_flow(
+        &mut self,
+        dpid: u64,
+        cookie: u64,
+        c: &Compiled,
+        error: bool,
+        out: &mut Vec<Output>,
+    ) {
         self.stats.flows_installed += 1;
         let (idle, hard) = if error {
             (0, self.config.error_timeout)
@@ -580,9 +609,12 @@ impl Engine {
                 }
             }
         }
-        let k = (f.dpid, f.priority, f.match_);
-        if self.by_match.get(&k) == Some(&cookie) {
-            self.by_match.remove(&k);
+        let h = match_hash(f.dpid, f.priority, &f.match_);
+        if let Some(v) = self.by_match.get_mut(&h) {
+            v.retain(|c| *c != cookie);
+            if v.is_empty() {
+                self.by_match.remove(&h);
+            }
         }
         if let Some(key) = f.learned {
             if let Some(m) = self.mac_meta.get_mut(&key) {
@@ -684,6 +716,14 @@ impl Engine {
             self.remove_flow(now, r.cookie);
         }
     }
+}
+
+fn match_hash(dpid: u64, priority: u16, m: &Match) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    (dpid, priority).hash(&mut h);
+    m.hash(&mut h);
+    h.finish()
 }
 
 fn diff_tags<R: topology::Resource>(

@@ -11,8 +11,6 @@
 //! every branch walks on with its own copy of the header, and their reads are unioned into the
 //! one flow's match.
 
-use std::collections::HashMap;
-
 use smallvec::SmallVec;
 use topology::model::{Bridge, Port};
 use topology::{DeviceKind, Snapshot};
@@ -25,7 +23,7 @@ use crate::bindings::Bindings;
 pub const MAX_DEVICES: usize = 12;
 
 /// A MAC table entry's port, by (bridge, MAC).
-pub type MacTable = HashMap<(Uuid, [u8; 6]), Uuid>;
+pub type MacTable = rustc_hash::FxHashMap<(Uuid, [u8; 6]), Uuid>;
 
 /// What the simulation reads.
 #[derive(Clone, Copy)]

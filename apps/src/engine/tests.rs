@@ -108,7 +108,7 @@ fn simulation_floods_unknown_and_reads_only_macs() {
     let l = lab();
     let snap = l.f.network.snapshot();
     let bindings = l.f.bindings();
-    let macs = MacTable::new();
+    let macs = MacTable::default();
     let ctx = Context {
         snapshot: &snap,
         bindings: &bindings,
@@ -136,7 +136,7 @@ fn simulation_floods_unknown_and_reads_only_macs() {
     assert_eq!(s.effects.len(), 1);
 
     // Known destination: one egress, tagged with the MAC entry.
-    let mut macs = MacTable::new();
+    let mut macs = MacTable::default();
     macs.insert((l.br, mac(9)), l.ports[3]);
     let s = simulate(Context { macs: &macs, ..ctx }, l.ports[0], h);
     assert_eq!(s.egress.len(), 1);
@@ -161,7 +161,7 @@ fn admin_down_port_and_bridge_drop() {
     l.f.write(|t| t.update_port(p));
     let snap = l.f.network.snapshot();
     let bindings = l.f.bindings();
-    let macs = MacTable::new();
+    let macs = MacTable::default();
     let ctx = Context {
         snapshot: &snap,
         bindings: &bindings,
