@@ -117,3 +117,130 @@ pub async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provision::{HostView, InterfaceView, TunnelKind, TunnelPort};
+    use topology::model::{Bridge, DatapathType, Host, Port};
+
+    fn network() -> (topology::Network, [Uuid; 3], Uuid) {
+        let n = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+        let (ids, _) = n
+            .write(|t| {
+                let mut hosts = [Uuid::nil(); 3];
+                for (i, h) in hosts.iter_mut().enumerate() {
+                    *h = t
+                        .create_host(Host {
+                            id: Uuid::nil(),
+                            name: format!("hv{i}"),
+                            tunnel_ip: None,
+                            ovsdb: None,
+                            datapath_type: DatapathType::System,
+                            connected: false,
+                            datapath_id: None,
+                        })?
+                        .id;
+                }
+                let br = t
+                    .create_bridge(Bridge {
+                        id: Uuid::nil(),
+                        name: "b".into(),
+                        tenant_id: None,
+                        admin_state_up: true,
+                        inbound_filter_id: None,
+                        outbound_filter_id: None,
+                    })?
+                    .id;
+                let p = t
+                    .create_port(
+                        br,
+                        Port {
+                            id: Uuid::nil(),
+                            device_id: br,
+                            admin_state_up: true,
+                            inbound_filter_id: None,
+                            outbound_filter_id: None,
+                            peer_id: None,
+                            host_id: None,
+                            interface_name: None,
+                            tunnel_key: 0,
+                            mac: None,
+                            address: None,
+                        },
+                    )?
+                    .id;
+                Ok((hosts, p))
+            })
+            .unwrap();
+        (n, ids.0, ids.1)
+    }
+
+    fn view(ifaces: &[(&str, u32, Option<Uuid>)], tunnels: &[(Uuid, TunnelKind, u32)]) -> HostView {
+        HostView {
+            connected: true,
+            interfaces: ifaces
+                .iter()
+                .map(|(n, o, id)| {
+                    (
+                        n.to_string(),
+                        InterfaceView {
+                            ofport: Some(*o),
+                            iface_id: id.map(|u| u.to_string()),
+                            up: true,
+                        },
+                    )
+                })
+                .collect(),
+            tunnels: tunnels
+                .iter()
+                .map(|(p, k, o)| {
+                    (
+                        (*p, *k),
+                        TunnelPort {
+                            name: format!("t{o}"),
+                            ofport: Some(*o),
+                        },
+                    )
+                })
+                .collect(),
+            ..HostView::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_plug_wins_and_one_tunnel_per_peer() {
+        let (n, [h0, h1, h2], p) = network();
+        let snap = n.snapshot();
+        let mut b = Builder::default();
+        let mut views = HostViews::new();
+        // h0 is in a VXLAN zone and a GRE zone with h1, and a GRE zone with h2.
+        views.insert(
+            h0,
+            view(
+                &[("vm", 1, Some(p))],
+                &[
+                    (h1, TunnelKind::Vxlan, 10),
+                    (h1, TunnelKind::Gre, 11),
+                    (h2, TunnelKind::Gre, 12),
+                ],
+            ),
+        );
+        let first = b.build(&snap, &views);
+        assert_eq!(first.port(p).map(|l| l.host), Some(h0));
+        assert_eq!(first.tunnel(h0, h1), Some(10));
+        assert_eq!(first.tunnel(h0, h2), Some(12));
+        // The same port id plugged on h1 later: h1 wins, and keeps winning on rebuilds.
+        views.insert(h1, view(&[("vm-moved", 3, Some(p))], &[]));
+        for _ in 0..2 {
+            let b2 = b.build(&snap, &views);
+            assert_eq!(b2.port(p).map(|l| (l.host, l.ofport)), Some((h1, 3)));
+        }
+        // Unplugged on h1: back on h0.
+        views.insert(h1, view(&[], &[]));
+        assert_eq!(b.build(&snap, &views).port(p).map(|l| l.host), Some(h0));
+        // A disconnected host's interfaces bind nothing.
+        views.get_mut(&h0).unwrap().connected = false;
+        assert!(b.build(&snap, &views).port(p).is_none());
+    }
+}
