@@ -116,7 +116,7 @@ fn unknown_app_is_refused() {
         let _ = stderr.read_to_string(&mut err);
     }
     assert!(
-        err.contains("unknown app \"nope\" (known: l2switch)"),
+        err.contains("unknown app \"nope\" (known: engine, l2switch)"),
         "{err}"
     );
 }

@@ -537,3 +537,47 @@ fn garbage_is_counted_never_a_panic() {
     assert_eq!(l.f.engine.stats().unknown_ingress, 1);
     let _ = &mut l;
 }
+
+#[test]
+fn a_refused_flow_is_forgotten_by_its_cookie() {
+    let mut l = lab();
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::arp_request(mac(1), [0; 4], [0; 4]),
+    );
+    assert_eq!(l.f.engine.flow_count(), 1);
+    let cookie = l.f.cache(l.hv[0])[0].cookie;
+    // What OVS quotes back: the first 64 bytes of the FLOW_MOD, whose cookie is at 8..16.
+    let fm =
+        l.f.log
+            .iter()
+            .find_map(|o| match &o.message {
+                Message::FlowMod(fm) if fm.cookie == cookie => Some(fm.clone()),
+                _ => None,
+            })
+            .unwrap();
+    let bytes = ofproto::OfMessage {
+        version: 4,
+        xid: 9,
+        body: Message::FlowMod(fm),
+    }
+    .to_bytes();
+    let error = ofproto::ErrorMsg {
+        kind: ofproto::ErrorType::from_type_code(5, 1),
+        data: bytes.slice(..64.min(bytes.len())),
+    };
+    assert_eq!(crate::error_cookie(&error), Some(cookie));
+    let mut out = Vec::new();
+    l.f.engine.handle(
+        l.f.now,
+        &Event::SwitchError {
+            dpid: l.hv[0],
+            xid: 9,
+            error,
+        },
+        &mut out,
+    );
+    assert_eq!(l.f.engine.flow_count(), 0);
+    assert_eq!(l.f.engine.stats().switch_errors, 1);
+}
