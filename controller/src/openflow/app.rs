@@ -13,8 +13,10 @@
 //! `SwitchUp` can never be undone by its old session's late `SwitchDown` or packet-ins.
 //!
 //! Outputs for the calling connection's own switch go straight into its session (the caller's
-//! `local` sink); outputs for other switches are queued with `try_send`: a switch whose queue
-//! is full loses that message (logged) instead of stalling the caller.
+//! `local` sink); outputs for other switches are queued with `try_send`. Lossless or resync: a
+//! switch whose queue is full is not stalled on and does not lose that message silently — its
+//! session is closed (`CloseReason::Resync`, counted per switch and logged) and sends nothing
+//! more, so its reconnect starts from scratch; the rest of the batch for it is skipped.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -41,7 +43,8 @@ struct Inner {
     timer: Option<Instant>,
     /// Reused between calls so answering allocates nothing once warm.
     out: Vec<Output>,
-    dropped: u64,
+    /// Sessions closed because an app output did not fit their queue.
+    resyncs: u64,
 }
 
 impl std::fmt::Debug for AppHost {
@@ -59,7 +62,7 @@ impl AppHost {
                 app,
                 timer: None,
                 out: Vec::new(),
-                dropped: 0,
+                resyncs: 0,
             })),
             switches,
             name,
@@ -172,10 +175,15 @@ impl AppHost {
             inner.timer = timer;
             self.timer_moved.notify_one();
         }
-        let Inner { out, dropped, .. } = inner;
+        let Inner { out, resyncs, .. } = inner;
+        // Switches being resynced by this batch: the rest of the batch for them is moot.
+        let mut resyncing: Vec<u64> = Vec::new();
         for Output { dpid, message } in out.drain(..) {
             if Some(dpid) == own {
                 local(message);
+                continue;
+            }
+            if resyncing.contains(&dpid) {
                 continue;
             }
             let Some(switch) = self.switches.get(dpid) else {
@@ -184,14 +192,14 @@ impl AppHost {
             match switch.try_send(message) {
                 Ok(()) | Err(SendError::Gone) => {}
                 Err(SendError::Full) => {
-                    *dropped += 1;
-                    if dropped.is_power_of_two() {
-                        tracing::warn!(
-                            dpid,
-                            dropped = *dropped,
-                            "switch queue full: app output dropped"
-                        );
-                    }
+                    *resyncs += 1;
+                    resyncing.push(dpid);
+                    switch.resync();
+                    tracing::warn!(
+                        dpid = %super::conn::DpidFmt(dpid),
+                        resyncs = *resyncs,
+                        "switch queue full: closing the session to resync it rather than lose app output"
+                    );
                 }
             }
         }
@@ -205,7 +213,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::openflow::registry::{Command, SwitchHandle};
+    use crate::openflow::registry::{Command, ConnShared, SwitchHandle};
     use crate::openflow::test_util::features;
 
     /// Records every event and answers each packet-in with one PACKET_OUT to switch `cookie`.
@@ -312,5 +320,62 @@ mod tests {
         // Unknown destination: dropped quietly.
         host.event(1, &packet_in(1, 99), |m| local.push(m));
         assert!(local.is_empty());
+    }
+
+    /// Sends three barriers to switch `cookie` for each packet-in.
+    struct Burst;
+
+    impl App for Burst {
+        fn name(&self) -> &'static str {
+            "burst"
+        }
+        fn handle(&mut self, _now: Instant, event: &Event, out: &mut Vec<Output>) {
+            if let Event::PacketIn { packet_in, .. } = event {
+                for _ in 0..3 {
+                    out.push(Output {
+                        dpid: packet_in.cookie,
+                        message: Message::BarrierRequest,
+                    });
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_resyncs_the_switch_instead_of_losing_output() {
+        let host = AppHost::new(Box::new(Burst), Switches::new());
+        let (h1, _rx1) = handle(1, 1);
+        // Switch 2's queue holds one message.
+        let (tx, mut rx2) = mpsc::channel(1);
+        let shared = Arc::new(ConnShared::default());
+        let peer = "127.0.0.1:2".parse().expect("literal address");
+        let h2 = SwitchHandle::new(2, peer, features(2), tx, shared.clone());
+        let (h3, mut rx3) = handle(3, 3);
+        host.switch_up(h1, features(1), vec![], |_| {});
+        host.switch_up(h2, features(2), vec![], |_| {});
+        host.switch_up(h3, features(3), vec![], |_| {});
+        let killed = shared.kill.notified();
+        host.event(1, &packet_in(1, 2), |_| {});
+        // The first fit; the second did not: the session is marked and told to close, and the
+        // third was not queued behind the gap.
+        assert!(matches!(rx2.try_recv(), Ok(Command::Send(_))));
+        assert!(rx2.try_recv().is_err());
+        assert!(shared.resync.load(std::sync::atomic::Ordering::Acquire));
+        assert_eq!(
+            host.switches().get(2).map(|h| h.counters().resyncs),
+            Some(1)
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(1), killed)
+            .await
+            .expect("the connection is told to close");
+        // Other switches are unaffected.
+        host.event(1, &packet_in(1, 3), |_| {});
+        for _ in 0..3 {
+            assert!(matches!(rx3.try_recv(), Ok(Command::Send(_))));
+        }
+        assert_eq!(
+            host.switches().get(3).map(|h| h.counters().resyncs),
+            Some(0)
+        );
     }
 }

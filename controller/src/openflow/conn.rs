@@ -114,7 +114,11 @@ impl Driver {
             let room = self.out.len() < HIGH_WATER;
             tokio::select! {
                 _ = &mut stop => self.session.close(CloseReason::Shutdown),
-                _ = &mut kill => self.session.close(CloseReason::Replaced),
+                _ = &mut kill => self.session.close(if shared.resync.load(std::sync::atomic::Ordering::Acquire) {
+                    CloseReason::Resync
+                } else {
+                    CloseReason::Replaced
+                }),
                 r = writer.write(&self.out), if !self.out.is_empty() => match r {
                     Ok(n) => self.out.advance(n),
                     Err(e) => self.session.close(CloseReason::Io(e.to_string())),
@@ -196,6 +200,14 @@ impl Driver {
     }
 
     fn command(&mut self, cmd: Command) {
+        // Resyncing: what is still queued behind the message that did not fit must not go out.
+        if self
+            .shared
+            .resync
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.session.close(CloseReason::Resync);
+        }
         let now = Instant::now();
         let reason = self.session.close_reason().cloned();
         let Some(mut ready) = self.session.ready(now) else {

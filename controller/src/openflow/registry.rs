@@ -45,8 +45,11 @@ pub enum SendError {
 /// What a connection task shares with its handles besides the command queue.
 #[derive(Debug, Default)]
 pub struct ConnShared {
-    /// Fired to make the connection close (it was replaced).
+    /// Fired to make the connection close (it was replaced, or must resync).
     pub(crate) kill: Notify,
+    /// Set before `kill` when the close is a resync (an app output did not fit): from then on
+    /// the connection sends nothing more, so no partial batch reaches the switch.
+    pub(crate) resync: std::sync::atomic::AtomicBool,
     /// Traffic counters, written by the connection task only.
     pub(crate) counters: Counters,
 }
@@ -59,6 +62,7 @@ pub struct Counters {
     pub(crate) msgs_out: AtomicU64,
     pub(crate) packet_ins: AtomicU64,
     pub(crate) switch_errors: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
 }
 
 impl Counters {
@@ -78,6 +82,8 @@ pub struct CountersSnapshot {
     pub packet_ins: u64,
     /// ERRORs the switch sent.
     pub switch_errors: u64,
+    /// Times this session was closed for a resync (app output did not fit its queue).
+    pub resyncs: u64,
 }
 
 /// A connected, identified switch. Cheap to clone; every clone talks to the same connection.
@@ -184,11 +190,20 @@ impl SwitchHandle {
             msgs_out: c.msgs_out.load(Ordering::Relaxed),
             packet_ins: c.packet_ins.load(Ordering::Relaxed),
             switch_errors: c.switch_errors.load(Ordering::Relaxed),
+            resyncs: c.resyncs.load(Ordering::Relaxed),
         }
     }
 
     /// Tells the connection to close (it was replaced).
     fn close(&self) {
+        self.shared.kill.notify_one();
+    }
+
+    /// Tells the connection to close for a resync: it sends nothing more, and the switch's
+    /// reconnect starts from scratch.
+    pub(crate) fn resync(&self) {
+        Counters::add(&self.shared.counters.resyncs, 1);
+        self.shared.resync.store(true, Ordering::Release);
         self.shared.kill.notify_one();
     }
 }

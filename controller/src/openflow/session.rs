@@ -120,6 +120,11 @@ pub enum CloseReason {
     /// The same datapath connected again; the newer session wins.
     #[error("replaced by a newer connection from the same datapath")]
     Replaced,
+    /// The app's output for this switch did not fit its queue: rather than lose part of a
+    /// batch (a dropped flow DELETE would leave a forbidden flow in place), the session closes
+    /// and the switch's reconnect starts from scratch.
+    #[error("resync: app output did not fit the switch's queue")]
+    Resync,
     /// The controller is shutting down.
     #[error("controller shutting down")]
     Shutdown,
