@@ -55,6 +55,8 @@ fn bench(c: &mut Criterion) {
                             tunnel_key: 0,
                             mac: None,
                             address: None,
+                            ofport: None,
+                            up: false,
                         },
                     )?
                     .id,

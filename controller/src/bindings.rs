@@ -167,6 +167,8 @@ mod tests {
                             tunnel_key: 0,
                             mac: None,
                             address: None,
+                            ofport: None,
+                            up: false,
                         },
                     )?
                     .id;

@@ -364,6 +364,81 @@ async fn a_switch_that_stops_reading_gets_backpressure_then_dead_peer() {
     ctl.stop().await;
 }
 
+/// Answers a packet-in from datapath 0x81 with twice as many messages for datapath 0x82 as its
+/// queue holds, all in one batch.
+struct Overflow;
+
+impl apps::App for Overflow {
+    fn name(&self) -> &'static str {
+        "overflow"
+    }
+    fn handle(&mut self, _now: std::time::Instant, event: &Event, out: &mut Vec<apps::Output>) {
+        if let Event::PacketIn { dpid: 0x81, .. } = event {
+            for _ in 0..2 * strowger::openflow::conn::COMMAND_QUEUE {
+                out.push(apps::Output {
+                    dpid: 0x82,
+                    message: Message::BarrierRequest,
+                });
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn app_output_that_does_not_fit_resyncs_the_other_switch() {
+    let (logs, _guard) = capture_logs();
+    let ctl = Controller::start_with(Box::new(Overflow), Config::default()).await;
+    let mut a = FakeSwitch::handshake(ctl.addr, 0x81).await;
+    let mut b = FakeSwitch::handshake(ctl.addr, 0x82).await;
+    ctl.wait_switch(0x81).await;
+    let first = ctl.wait_switch(0x82).await;
+    a.send(OfMessage::new(0, packet_in(1, frame([0xff; 6], H1))))
+        .await;
+    // The batch did not fit: 0x82's session is closed rather than sent a batch with a gap,
+    // and the app hears it go down.
+    let seen = b.until_closed().await;
+    let barriers = seen
+        .iter()
+        .filter(|m| m.body == Message::BarrierRequest)
+        .count();
+    assert!(
+        barriers < 2 * strowger::openflow::conn::COMMAND_QUEUE,
+        "{barriers} barriers sent: the whole batch, though it did not fit"
+    );
+    assert_eq!(first.counters().resyncs, 1);
+    wait_for(|| {
+        ctl.events()
+            .iter()
+            .any(|e| matches!(e, Event::SwitchDown { dpid: 0x82 }))
+            .then_some(())
+    })
+    .await;
+    // It reconnects from scratch; its resync count survives the session it ended.
+    let mut b = FakeSwitch::handshake(ctl.addr, 0x82).await;
+    let second = wait_for(|| ctl.switches.get(0x82).filter(|h| h.conn() != first.conn())).await;
+    assert_eq!(second.counters().resyncs, 1);
+    let ups = ctl
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::SwitchUp { dpid: 0x82, .. }))
+        .count();
+    assert_eq!(ups, 2);
+    still_healthy(&ctl, &mut b, 0x82).await;
+    still_healthy(&ctl, &mut a, 0x81).await;
+    ctl.stop().await;
+    let logs =
+        String::from_utf8_lossy(&logs.lock().map(|l| l.clone()).unwrap_or_default()).into_owned();
+    for expected in [
+        "switch queue full: closing the session to resync it",
+        "closing switch connection: resync: app output did not fit the switch's queue",
+    ] {
+        assert!(
+            logs.contains(expected),
+            "no log line {expected:?} in:\n{logs}"
+        );
+    }
+}
+
 /// A small deterministic PRNG (xorshift64*), so a failure replays exactly.
 struct Rng(u64);
 

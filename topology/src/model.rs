@@ -337,6 +337,15 @@ pub struct Port {
     #[schema(schema_with = schema::cidr_opt)]
     #[serde(default)]
     pub address: Option<IpNet>,
+    /// Runtime state, filled by the controller: the OpenFlow port of the bound interface.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub ofport: Option<u32>,
+    /// Runtime state, filled by the controller: bound, and the interface is on its host's
+    /// br-int with an OpenFlow port.
+    #[serde(default)]
+    #[schema(read_only)]
+    pub up: bool,
 }
 
 /// The body of `POST /ports/{id}/link`.

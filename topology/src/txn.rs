@@ -464,6 +464,8 @@ impl Txn {
         p.peer_id = None;
         p.host_id = None;
         p.interface_name = None;
+        p.ofport = None;
+        p.up = false;
         if kind == DeviceKind::Router && p.mac.is_none() && p.address.is_some() {
             p.mac = Some(self.generate_mac(p.id));
         }
@@ -491,6 +493,8 @@ impl Txn {
         p.peer_id = old.peer_id;
         p.host_id = old.host_id;
         p.interface_name = old.interface_name.clone();
+        p.ofport = None;
+        p.up = false;
         if kind == DeviceKind::Router && p.mac.is_none() {
             p.mac = old.mac;
         }

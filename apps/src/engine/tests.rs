@@ -25,6 +25,8 @@ pub(crate) fn bridge_port() -> Port {
         tunnel_key: 0,
         mac: None,
         address: None,
+        ofport: None,
+        up: false,
     }
 }
 

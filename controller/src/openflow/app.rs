@@ -80,6 +80,12 @@ impl AppHost {
         &self.switches
     }
 
+    /// How many sessions were closed for a resync because an app output did not fit their
+    /// queue, over all switches since start (each switch's own count is in its counters).
+    pub fn resyncs(&self) -> u64 {
+        self.lock().resyncs
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic inside the app poisons the lock; its state is whatever the app left, which
         // is better for every other switch than refusing all events from now on.
@@ -168,7 +174,8 @@ impl AppHost {
     }
 
     /// Sends what the app answered: to the calling connection's own switch through `local`,
-    /// to every other switch through its queue.
+    /// to every other switch through its queue; a switch whose queue cannot take a message is
+    /// resynced instead (see the module doc), never left with a gap.
     fn route(&self, inner: &mut Inner, own: Option<u64>, mut local: impl FnMut(Message)) {
         let timer = inner.app.poll_timeout();
         if timer != inner.timer {
@@ -176,24 +183,24 @@ impl AppHost {
             self.timer_moved.notify_one();
         }
         let Inner { out, resyncs, .. } = inner;
-        // Switches being resynced by this batch: the rest of the batch for them is moot.
-        let mut resyncing: Vec<u64> = Vec::new();
         for Output { dpid, message } in out.drain(..) {
             if Some(dpid) == own {
                 local(message);
                 continue;
             }
-            if resyncing.contains(&dpid) {
-                continue;
-            }
             let Some(switch) = self.switches.get(dpid) else {
                 continue;
             };
+            // A session being resynced sends nothing more: the rest of this batch (and of any
+            // batch before its connection task has closed it) is moot, and skipping it here
+            // keeps one resync from being counted again for each later message.
+            if switch.is_resyncing() {
+                continue;
+            }
             match switch.try_send(message) {
                 Ok(()) | Err(SendError::Gone) => {}
                 Err(SendError::Full) => {
                     *resyncs += 1;
-                    resyncing.push(dpid);
                     switch.resync();
                     tracing::warn!(
                         dpid = %super::conn::DpidFmt(dpid),
@@ -322,7 +329,7 @@ mod tests {
         assert!(local.is_empty());
     }
 
-    /// Sends three barriers to switch `cookie` for each packet-in.
+    /// For each packet-in, three barriers to each of switches 2 and 3, interleaved.
     struct Burst;
 
     impl App for Burst {
@@ -330,52 +337,79 @@ mod tests {
             "burst"
         }
         fn handle(&mut self, _now: Instant, event: &Event, out: &mut Vec<Output>) {
-            if let Event::PacketIn { packet_in, .. } = event {
+            if let Event::PacketIn { .. } = event {
                 for _ in 0..3 {
-                    out.push(Output {
-                        dpid: packet_in.cookie,
-                        message: Message::BarrierRequest,
-                    });
+                    for dpid in [2, 3] {
+                        out.push(Output {
+                            dpid,
+                            message: Message::BarrierRequest,
+                        });
+                    }
                 }
             }
         }
+    }
+
+    /// A handle whose queue holds `capacity` commands, and what it shares with its connection.
+    fn handle_with(
+        conn: ConnId,
+        dpid: u64,
+        capacity: usize,
+    ) -> (SwitchHandle, mpsc::Receiver<Command>, Arc<ConnShared>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let shared = Arc::new(ConnShared::default());
+        let peer = "127.0.0.1:1".parse().expect("literal address");
+        let h = SwitchHandle::new(conn, peer, features(dpid), tx, shared.clone());
+        (h, rx, shared)
+    }
+
+    fn queued(rx: &mut mpsc::Receiver<Command>) -> usize {
+        std::iter::from_fn(|| rx.try_recv().ok()).count()
     }
 
     #[tokio::test]
     async fn a_full_queue_resyncs_the_switch_instead_of_losing_output() {
         let host = AppHost::new(Box::new(Burst), Switches::new());
         let (h1, _rx1) = handle(1, 1);
-        // Switch 2's queue holds one message.
-        let (tx, mut rx2) = mpsc::channel(1);
-        let shared = Arc::new(ConnShared::default());
-        let peer = "127.0.0.1:2".parse().expect("literal address");
-        let h2 = SwitchHandle::new(2, peer, features(2), tx, shared.clone());
-        let (h3, mut rx3) = handle(3, 3);
+        // Switch 2's queue holds one message, switch 3's four.
+        let (h2, mut rx2, shared2) = handle_with(2, 2, 1);
+        let (h3, mut rx3, shared3) = handle_with(3, 3, 4);
         host.switch_up(h1, features(1), vec![], |_| {});
         host.switch_up(h2, features(2), vec![], |_| {});
         host.switch_up(h3, features(3), vec![], |_| {});
-        let killed = shared.kill.notified();
-        host.event(1, &packet_in(1, 2), |_| {});
-        // The first fit; the second did not: the session is marked and told to close, and the
-        // third was not queued behind the gap.
-        assert!(matches!(rx2.try_recv(), Ok(Command::Send(_))));
-        assert!(rx2.try_recv().is_err());
-        assert!(shared.resync.load(std::sync::atomic::Ordering::Acquire));
-        assert_eq!(
-            host.switches().get(2).map(|h| h.counters().resyncs),
-            Some(1)
-        );
+        let killed = shared2.kill.notified();
+        host.event(1, &packet_in(1, 0), |_| {});
+        // Switch 2 took the first message; the second did not fit, so its session is marked
+        // and told to close, and the third was not even tried (one resync, not two).
+        assert_eq!(queued(&mut rx2), 1);
+        assert!(shared2.is_resyncing());
+        let counters = |dpid| host.switches().get(dpid).map(|h| h.counters().resyncs);
+        assert_eq!(counters(2), Some(1));
+        assert_eq!(host.resyncs(), 1);
+        // The kill is a stored permit: it is there for a connection task that waits only now.
         tokio::time::timeout(std::time::Duration::from_secs(1), killed)
             .await
             .expect("the connection is told to close");
-        // Other switches are unaffected.
-        host.event(1, &packet_in(1, 3), |_| {});
-        for _ in 0..3 {
-            assert!(matches!(rx3.try_recv(), Ok(Command::Send(_))));
-        }
-        assert_eq!(
-            host.switches().get(3).map(|h| h.counters().resyncs),
-            Some(0)
-        );
+        // Switch 3, interleaved in the same batch, got all of its messages.
+        assert_eq!(queued(&mut rx3), 3);
+        assert!(!shared3.is_resyncing());
+        assert_eq!(counters(3), Some(0));
+
+        // Until its connection has closed, later batches skip the resyncing switch even though
+        // its queue has room again: nothing may follow the gap.
+        host.event(1, &packet_in(1, 0), |_| {});
+        assert_eq!(queued(&mut rx2), 0);
+        assert_eq!(queued(&mut rx3), 3);
+        assert_eq!(host.resyncs(), 1);
+
+        // The switch reconnects: a fresh session gets everything, and the datapath's resync
+        // count survives the session it ended.
+        host.switch_down(2, 2);
+        let (h2, mut rx2, shared2) = handle_with(4, 2, 4);
+        host.switch_up(h2, features(2), vec![], |_| {});
+        host.event(1, &packet_in(1, 0), |_| {});
+        assert_eq!(queued(&mut rx2), 3);
+        assert!(!shared2.is_resyncing());
+        assert_eq!(counters(2), Some(1));
     }
 }

@@ -6,7 +6,9 @@
 //!   as the socket accepts, so bursts go out many messages per write;
 //! - while that buffer holds more than [`HIGH_WATER`] bytes, the task stops reading the socket
 //!   and stops taking commands: the switch and every sender (apps, REST) feel backpressure
-//!   instead of the controller buffering without bound;
+//!   instead of the controller buffering without bound (an app, which must not wait, answers
+//!   a full queue by resyncing the switch: see `app.rs`; the session then closes with
+//!   `CloseReason::Resync` and takes no more commands);
 //! - the app is called inline for each event, before the next read, so a slow app slows
 //!   packet-in reading rather than queueing or dropping events; its answers for this switch
 //!   go out with the write that follows the read that caused them.
@@ -114,7 +116,8 @@ impl Driver {
             let room = self.out.len() < HIGH_WATER;
             tokio::select! {
                 _ = &mut stop => self.session.close(CloseReason::Shutdown),
-                _ = &mut kill => self.session.close(if shared.resync.load(std::sync::atomic::Ordering::Acquire) {
+                // Replaced by a newer session, or told to resync: the flag says which.
+                _ = &mut kill => self.session.close(if shared.is_resyncing() {
                     CloseReason::Resync
                 } else {
                     CloseReason::Replaced
@@ -200,12 +203,9 @@ impl Driver {
     }
 
     fn command(&mut self, cmd: Command) {
-        // Resyncing: what is still queued behind the message that did not fit must not go out.
-        if self
-            .shared
-            .resync
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        // Resyncing: what is still queued behind the message that did not fit must not go out,
+        // even if this wake-up took the commands before the kill.
+        if self.shared.is_resyncing() {
             self.session.close(CloseReason::Resync);
         }
         let now = Instant::now();

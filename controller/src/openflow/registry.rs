@@ -6,7 +6,7 @@
 //! `.await`: handles are cloned out of the map, then used.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -47,11 +47,20 @@ pub enum SendError {
 pub struct ConnShared {
     /// Fired to make the connection close (it was replaced, or must resync).
     pub(crate) kill: Notify,
-    /// Set before `kill` when the close is a resync (an app output did not fit): from then on
-    /// the connection sends nothing more, so no partial batch reaches the switch.
-    pub(crate) resync: std::sync::atomic::AtomicBool,
+    /// Set before `kill` when the close is a resync (an app output did not fit), so the
+    /// connection closes with `CloseReason::Resync` rather than `Replaced`. From then on it
+    /// takes no more commands: what it already took was queued before the message that did not
+    /// fit, so the switch never sees a batch with a gap in it.
+    pub(crate) resync: AtomicBool,
     /// Traffic counters, written by the connection task only.
     pub(crate) counters: Counters,
+}
+
+impl ConnShared {
+    /// Whether the connection was told to close for a resync.
+    pub(crate) fn is_resyncing(&self) -> bool {
+        self.resync.load(Ordering::Acquire)
+    }
 }
 
 /// Per-connection counters. Relaxed atomics: each is written by one task and read for display,
@@ -62,7 +71,6 @@ pub struct Counters {
     pub(crate) msgs_out: AtomicU64,
     pub(crate) packet_ins: AtomicU64,
     pub(crate) switch_errors: AtomicU64,
-    pub(crate) resyncs: AtomicU64,
 }
 
 impl Counters {
@@ -82,7 +90,10 @@ pub struct CountersSnapshot {
     pub packet_ins: u64,
     /// ERRORs the switch sent.
     pub switch_errors: u64,
-    /// Times this session was closed for a resync (app output did not fit its queue).
+    /// Times a session of this datapath was closed for a resync (an app output did not fit
+    /// its queue) since the controller started. Unlike the others it is kept per datapath,
+    /// not per connection: a resync ends the session, so a per-session count would be gone
+    /// with it before anyone could read it.
     pub resyncs: u64,
 }
 
@@ -96,6 +107,8 @@ pub struct SwitchHandle {
     connected_at: SystemTime,
     tx: mpsc::Sender<Command>,
     shared: Arc<ConnShared>,
+    /// The datapath's resync count, shared with its later sessions once registered.
+    resyncs: Arc<AtomicU64>,
 }
 
 impl SwitchHandle {
@@ -114,6 +127,7 @@ impl SwitchHandle {
             connected_at: SystemTime::now(),
             tx,
             shared,
+            resyncs: Arc::default(),
         }
     }
 
@@ -190,7 +204,7 @@ impl SwitchHandle {
             msgs_out: c.msgs_out.load(Ordering::Relaxed),
             packet_ins: c.packet_ins.load(Ordering::Relaxed),
             switch_errors: c.switch_errors.load(Ordering::Relaxed),
-            resyncs: c.resyncs.load(Ordering::Relaxed),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
         }
     }
 
@@ -199,10 +213,16 @@ impl SwitchHandle {
         self.shared.kill.notify_one();
     }
 
+    /// Whether the connection was told to close for a resync (it sends nothing more).
+    pub(crate) fn is_resyncing(&self) -> bool {
+        self.shared.is_resyncing()
+    }
+
     /// Tells the connection to close for a resync: it sends nothing more, and the switch's
-    /// reconnect starts from scratch.
+    /// reconnect starts from scratch. The kill is a stored permit (`notify_one`), so it lands
+    /// even while the connection task is busy and not waiting on it.
     pub(crate) fn resync(&self) {
-        Counters::add(&self.shared.counters.resyncs, 1);
+        Counters::add(&self.resyncs, 1);
         self.shared.resync.store(true, Ordering::Release);
         self.shared.kill.notify_one();
     }
@@ -212,6 +232,9 @@ impl SwitchHandle {
 #[derive(Debug, Clone, Default)]
 pub struct Switches {
     inner: Arc<DashMap<u64, SwitchHandle>>,
+    /// Resync counts by datapath, kept across its sessions: one entry per datapath ever
+    /// registered, so bounded by the switches of the deployment.
+    resyncs: Arc<DashMap<u64, Arc<AtomicU64>>>,
 }
 
 impl Switches {
@@ -251,7 +274,8 @@ impl Switches {
     /// Registers an identified switch. A session already registered for the same datapath is
     /// told to close and returned: the newer connection wins, because a switch that reconnects
     /// has given up on the old one (which may linger until its dead-peer timeout).
-    pub(crate) fn register(&self, handle: SwitchHandle) -> Option<SwitchHandle> {
+    pub(crate) fn register(&self, mut handle: SwitchHandle) -> Option<SwitchHandle> {
+        handle.resyncs = self.resyncs.entry(handle.dpid).or_default().clone();
         let old = self.inner.insert(handle.dpid, handle);
         if let Some(old) = &old {
             old.close();

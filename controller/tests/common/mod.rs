@@ -49,13 +49,18 @@ pub struct Controller {
 
 impl Controller {
     pub async fn start(config: Config) -> Controller {
+        Self::start_with(apps::by_name("l2switch").expect("l2switch exists"), config).await
+    }
+
+    /// Like `start`, with `app` instead of `l2switch`.
+    pub async fn start_with(app: Box<dyn App>, config: Config) -> Controller {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let switches = Switches::new();
         let (stop, stop_rx) = watch::channel(false);
         let events = Arc::new(Mutex::new(Vec::new()));
         let app = Recording {
-            inner: apps::by_name("l2switch").expect("l2switch exists"),
+            inner: app,
             seen: events.clone(),
         };
         let ctx = Context::new(

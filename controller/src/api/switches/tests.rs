@@ -135,7 +135,7 @@ async fn health_and_switch_list() {
     assert_eq!(v[0]["n_tables"], json!(254));
     assert_eq!(
         v[0]["counters"],
-        json!({"msgs_in": 0, "msgs_out": 0, "packet_ins": 0, "switch_errors": 0})
+        json!({"msgs_in": 0, "msgs_out": 0, "packet_ins": 0, "switch_errors": 0, "resyncs": 0})
     );
 }
 

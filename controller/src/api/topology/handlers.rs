@@ -97,11 +97,16 @@ pub async fn delete<R: Crud>(
 
 pub async fn list_children<Parent: Resource, C: Child>(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     P(parent): P<Uuid>,
 ) -> Result<Json<Vec<C>>, ApiError> {
     let s = net.snapshot();
     s.find::<Parent>(parent)?;
-    Ok(Json(C::children(&s, parent)))
+    let mut v = C::children(&s, parent);
+    for c in &mut v {
+        c.annotate(&rt);
+    }
+    Ok(Json(v))
 }
 
 pub async fn create_child<Parent: Resource, C: Child>(
@@ -337,4 +342,39 @@ pub async fn delete_member(
 ) -> Result<StatusCode, ApiError> {
     write(&net, move |t| t.remove_member(zone, host)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- runtime views ----
+
+/// An interface on a host's br-int that carries no logical port (`GET /unbound_interfaces`):
+/// the engine drops its packets with one flow.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UnboundInterface {
+    /// The host.
+    pub host_id: Uuid,
+    /// The interface.
+    pub interface_name: String,
+    /// Its OpenFlow port, if assigned.
+    pub ofport: Option<u32>,
+    /// Its `external_ids:iface-id`, if any.
+    pub iface_id: Option<String>,
+    /// `no_iface_id`, `unknown_port`, `bound_elsewhere` or `superseded` (the same port id was
+    /// plugged on another host more recently).
+    pub reason: String,
+}
+
+pub async fn list_unbound(Extension(rt): Extension<Runtime>) -> Json<Vec<UnboundInterface>> {
+    let b = rt.bindings();
+    Json(
+        b.unbound()
+            .iter()
+            .map(|u| UnboundInterface {
+                host_id: u.host,
+                interface_name: u.interface.clone(),
+                ofport: u.ofport,
+                iface_id: u.iface_id.clone(),
+                reason: u.reason.as_str().to_string(),
+            })
+            .collect(),
+    )
 }

@@ -153,6 +153,23 @@ impl Crud for Port {
     fn delete(t: &mut Txn, id: Uuid) -> topology::Result<()> {
         t.delete_port(id)
     }
+    /// Where the port is live: a port bound by its interface's iface-id shows that host and
+    /// interface (never stored); `ofport`/`up` say whether the interface is really there.
+    fn annotate(&mut self, rt: &Runtime) {
+        let b = rt.bindings();
+        match b.port(self.id) {
+            Some(l) => {
+                self.host_id = Some(l.host);
+                self.interface_name = Some(l.interface.clone());
+                self.ofport = Some(l.ofport);
+                self.up = true;
+            }
+            None => {
+                self.ofport = None;
+                self.up = false;
+            }
+        }
+    }
 }
 impl Child for Port {
     fn create_in(t: &mut Txn, parent: Uuid, v: Self) -> topology::Result<Self> {
@@ -329,6 +346,7 @@ pub fn routes_with(net: Network, runtime: Runtime) -> axum::Router {
             "/tunnel_zones/{id}/members/{host_id}",
             get(read_member).put(update_member).delete(delete_member),
         )
+        .route("/unbound_interfaces", get(list_unbound))
         .route("/openapi.json", get(openapi::serve))
         .with_state(net)
         .layer(axum::Extension(runtime))

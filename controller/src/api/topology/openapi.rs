@@ -110,6 +110,7 @@ pub fn operations() -> Vec<Operation> {
         (Get, "/ports/{id}/binding", None, One("Binding")),
         (Put, "/ports/{id}/binding", Some("Binding"), One("Port")),
         (Delete, "/ports/{id}/binding", None, NoContent),
+        (Get, "/unbound_interfaces", None, Many("UnboundInterface")),
     ]);
     ops
 }
@@ -128,6 +129,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<Port>(&mut v);
     add::<Link>(&mut v);
     add::<Binding>(&mut v);
+    add::<super::handlers::UnboundInterface>(&mut v);
     add::<Route>(&mut v);
     add::<Chain>(&mut v);
     add::<Rule>(&mut v);

@@ -107,6 +107,99 @@ fn id(v: &Value) -> String {
 }
 
 #[tokio::test]
+async fn ports_show_their_live_binding_and_unbound_interfaces_are_listed() {
+    use apps::bindings::{HostPorts, Interface};
+    let net = Network::open(Arc::new(MemStore::new())).unwrap();
+    let (_views, hosts_rx) = tokio::sync::watch::channel(crate::provision::HostViews::new());
+    let (bindings, rx) = tokio::sync::watch::channel(Arc::new(apps::Bindings::default()));
+    let app = crate::api::app(vec![super::routes_with(
+        net.clone(),
+        super::Runtime::new(hosts_rx).with_bindings(rx),
+    )]);
+    let h = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "hv1"}))).await);
+    let b = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "net"}))).await);
+    let p1 = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/bridges/{b}/ports"),
+        Some(json!({})),
+    )
+    .await);
+    let p2 = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/bridges/{b}/ports"),
+        Some(json!({})),
+    )
+    .await);
+    let created = ok(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(
+        (created["up"].clone(), created["ofport"].clone()),
+        (json!(false), Value::Null)
+    );
+    // hv1's br-int has p1's VIF (by iface-id) and an interface naming no port.
+    let iface = |name: &str, ofport, iface_id: &str| Interface {
+        name: name.into(),
+        ofport: Some(ofport),
+        iface_id: Some(iface_id.into()),
+        seen: 1,
+    };
+    let host: uuid::Uuid = h.parse().unwrap();
+    bindings.send_replace(Arc::new(apps::Bindings::build(
+        &net.snapshot(),
+        &[HostPorts {
+            host,
+            interfaces: vec![iface("tap1", 5, &p1), iface("junk", 6, "nope")],
+            tunnels: vec![],
+        }],
+    )));
+    let one = ok(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(one["host_id"], h.as_str());
+    assert_eq!(one["interface_name"], "tap1");
+    assert_eq!(
+        (one["ofport"].clone(), one["up"].clone()),
+        (json!(5), json!(true))
+    );
+    let other = ok(&app, Method::GET, &format!("/ports/{p2}"), None).await;
+    assert_eq!(
+        (other["up"].clone(), other["host_id"].clone()),
+        (json!(false), Value::Null)
+    );
+    let listed = ok(&app, Method::GET, &format!("/bridges/{b}/ports"), None).await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == p1.as_str() && p["up"] == true),
+        "{listed}"
+    );
+    let unbound = ok(&app, Method::GET, "/unbound_interfaces", None).await;
+    assert_eq!(
+        unbound,
+        json!([{"host_id": h, "interface_name": "junk", "ofport": 6, "iface_id": "nope", "reason": "unknown_port"}])
+    );
+    // Runtime state, never stored: the record has no binding, and a PUT cannot write one.
+    let stored = net.snapshot();
+    let rec = stored
+        .get::<topology::model::Port>(p1.parse().unwrap())
+        .unwrap();
+    assert_eq!((rec.host_id, rec.ofport, rec.up), (None, None, false));
+    ok(
+        &app,
+        Method::PUT,
+        &format!("/ports/{p2}"),
+        Some(json!({"ofport": 9, "up": true})),
+    )
+    .await;
+    let rec = net.snapshot();
+    let rec = rec
+        .get::<topology::model::Port>(p2.parse().unwrap())
+        .unwrap();
+    assert_eq!((rec.ofport, rec.up), (None, false));
+}
+
+#[tokio::test]
 async fn hosts_show_the_provisioners_runtime_state_read_only() {
     use crate::provision::{HostView, HostViews};
     let (views, rx) = tokio::sync::watch::channel(HostViews::new());
