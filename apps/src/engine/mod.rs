@@ -248,14 +248,11 @@ impl Engine {
             macs: &self.macs,
         };
         let simulation = sim::simulate(ctx, port, header);
-        let key = self.bindings.port(port).map_or_else(
-            || {
-                self.snapshot
-                    .get::<topology::model::Port>(port)
-                    .map_or(0, |p| p.tunnel_key)
-            },
-            |l| l.key,
-        );
+        // The classifier wrote the port's tunnel key as metadata.
+        let key = self
+            .snapshot
+            .get::<topology::model::Port>(port)
+            .map_or(0, |p| p.tunnel_key);
         let here = self.bindings.host(dpid);
         let mut actions = Vec::new();
         let mut current = header;
