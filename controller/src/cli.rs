@@ -58,6 +58,19 @@ pub enum Verb {
     },
 }
 
+/// Verbs of hosts: the standard ones, and their runtime views.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum HostVerb {
+    #[command(flatten)]
+    Std(Verb),
+    /// List the interfaces on a host's br-int (or every host's) that carry no logical port,
+    /// with the reason.
+    Unbound {
+        /// Host (name or id); every host when absent.
+        host: Option<String>,
+    },
+}
+
 /// Verbs of ports.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum PortVerb {
@@ -229,6 +242,7 @@ macro_rules! args {
     };
 }
 args!(StdArgs, Verb);
+args!(HostArgs, HostVerb);
 args!(PortArgs, PortVerb);
 args!(ChildArgs, ChildVerb);
 args!(MemberArgs, MemberVerb);
@@ -237,8 +251,8 @@ args!(DhcpHostArgs, DhcpHostVerb);
 /// The resource subcommands, flattened into `strowger`'s own.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Command {
-    /// Hypervisors running OVS.
-    Host(StdArgs),
+    /// Hypervisors running OVS, and the interfaces on them no port is bound to.
+    Host(HostArgs),
     /// Tunnel zones.
     TunnelZone(StdArgs),
     /// Members of tunnel zones.
@@ -487,7 +501,10 @@ fn columns(kind: &str) -> &'static [&'static str] {
             "peer_id",
             "host_id",
             "interface_name",
+            "ofport",
+            "up",
         ],
+        "unbound_interfaces" => &["host_id", "interface_name", "ofport", "iface_id", "reason"],
         "routes" => &[
             "id",
             "dst",
@@ -624,8 +641,8 @@ impl Printer {
 
 fn client_of(cmd: &Command) -> &Client {
     match cmd {
-        Command::Host(a)
-        | Command::TunnelZone(a)
+        Command::Host(a) => &a.client,
+        Command::TunnelZone(a)
         | Command::Bridge(a)
         | Command::Router(a)
         | Command::Chain(a)
@@ -699,7 +716,7 @@ async fn standard(api: &Api, out: &Printer, coll: &'static str, verb: Verb) -> R
 
 async fn dispatch(api: &Api, out: &Printer, cmd: Command) -> Res<()> {
     match cmd {
-        Command::Host(a) => standard(api, out, "hosts", a.verb).await,
+        Command::Host(a) => hosts(api, out, a.verb).await,
         Command::TunnelZone(a) => standard(api, out, "tunnel_zones", a.verb).await,
         Command::Bridge(a) => standard(api, out, "bridges", a.verb).await,
         Command::Router(a) => standard(api, out, "routers", a.verb).await,
@@ -712,6 +729,22 @@ async fn dispatch(api: &Api, out: &Printer, cmd: Command) -> Res<()> {
         Command::Dhcp(a) => dhcp(api, out, a.verb).await,
         Command::Member(a) => members(api, out, a.verb).await,
         Command::DhcpHost(a) => dhcp_hosts(api, out, a.verb).await,
+    }
+}
+
+async fn hosts(api: &Api, out: &Printer, verb: HostVerb) -> Res<()> {
+    match verb {
+        HostVerb::Std(v) => standard(api, out, "hosts", v).await,
+        HostVerb::Unbound { host: None } => {
+            out.list("unbound_interfaces", &api.get("/unbound_interfaces").await?);
+            Ok(())
+        }
+        HostVerb::Unbound { host: Some(h) } => {
+            let h = api.resolve("/hosts", &h).await?;
+            let path = format!("/hosts/{h}/unbound_interfaces");
+            out.list("unbound_interfaces", &api.get(&path).await?);
+            Ok(())
+        }
     }
 }
 
@@ -978,6 +1011,56 @@ mod tests {
         assert!(lines[0].starts_with("ID  NAME       TENANT_ID  ADMIN_STATE_UP"));
         assert!(lines[1].starts_with("a   long-name  -          true"));
         assert!(lines[2].starts_with("bb  x          t          false"));
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("strowger").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    #[test]
+    fn host_takes_the_standard_verbs_and_unbound() {
+        let Command::Host(a) = parse(&["host", "unbound", "hv1", "--json"]) else {
+            panic!("not a host command")
+        };
+        assert!(a.client.json);
+        assert!(matches!(a.verb, HostVerb::Unbound { host: Some(h) } if h == "hv1"));
+        let Command::Host(a) = parse(&["host", "unbound"]) else {
+            panic!("not a host command")
+        };
+        assert!(matches!(a.verb, HostVerb::Unbound { host: None }));
+        let Command::Host(a) = parse(&["host", "show", "hv1"]) else {
+            panic!("not a host command")
+        };
+        assert!(matches!(a.verb, HostVerb::Std(Verb::Show { id }) if id == "hv1"));
+    }
+
+    #[test]
+    fn unbound_interfaces_and_port_state_render_as_tables() {
+        let rows = vec![
+            json!({"host_id": "h1", "interface_name": "junk", "ofport": 6,
+            "iface_id": "nope", "reason": "unknown_port"}),
+        ];
+        let t = table("unbound_interfaces", &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("HOST_ID  INTERFACE_NAME  OFPORT  IFACE_ID  REASON"),
+            "{t}"
+        );
+        assert!(lines[1].starts_with("h1       junk            6       nope      unknown_port"));
+        let port = json!({"id": "p", "host_id": "h1", "interface_name": "tap1", "ofport": null,
+            "up": false});
+        let t = table("ports", &[port]);
+        assert!(t.lines().next().unwrap().ends_with("OFPORT  UP"), "{t}");
+        assert!(t.lines().nth(1).unwrap().ends_with("-       false"), "{t}");
     }
 
     #[test]

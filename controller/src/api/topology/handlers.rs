@@ -111,14 +111,16 @@ pub async fn list_children<Parent: Resource, C: Child>(
 
 pub async fn create_child<Parent: Resource, C: Child>(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     P(parent): P<Uuid>,
     Body(v): Body<C>,
 ) -> Result<Created<C>, ApiError> {
-    let (v, rev) = write(&net, move |t| {
+    let (mut v, rev) = write(&net, move |t| {
         t.snapshot().find::<Parent>(parent)?;
         C::create_in(t, parent, v)
     })
     .await?;
+    v.annotate(&rt);
     Ok((StatusCode::CREATED, etag(rev), Json(v)))
 }
 
@@ -233,11 +235,14 @@ pub async fn delete_dhcp_host(
 
 pub async fn link(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     P(id): P<Uuid>,
     Body(l): Body<Link>,
 ) -> Result<Item<Port>, ApiError> {
     let (p, rev) = write(&net, move |t| t.link(id, l.peer_id)).await?;
-    Ok((etag(rev), Json(Port::clone(&p))))
+    let mut p = Port::clone(&p);
+    p.annotate(&rt);
+    Ok((etag(rev), Json(p)))
 }
 
 pub async fn unlink(State(net): State<Network>, P(id): P<Uuid>) -> Result<StatusCode, ApiError> {
@@ -262,11 +267,14 @@ pub async fn read_binding(
 
 pub async fn bind(
     State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
     P(id): P<Uuid>,
     Body(b): Body<Binding>,
 ) -> Result<Item<Port>, ApiError> {
     let (p, rev) = write(&net, move |t| t.bind(id, b)).await?;
-    Ok((etag(rev), Json(Port::clone(&p))))
+    let mut p = Port::clone(&p);
+    p.annotate(&rt);
+    Ok((etag(rev), Json(p)))
 }
 
 pub async fn unbind(State(net): State<Network>, P(id): P<Uuid>) -> Result<StatusCode, ApiError> {
@@ -363,18 +371,31 @@ pub struct UnboundInterface {
     pub reason: String,
 }
 
+/// The unbound interfaces of `host`, or of every host.
+fn unbound(rt: &Runtime, host: Option<Uuid>) -> Vec<UnboundInterface> {
+    rt.bindings()
+        .unbound()
+        .iter()
+        .filter(|u| host.is_none_or(|h| u.host == h))
+        .map(|u| UnboundInterface {
+            host_id: u.host,
+            interface_name: u.interface.clone(),
+            ofport: u.ofport,
+            iface_id: u.iface_id.clone(),
+            reason: u.reason.as_str().to_string(),
+        })
+        .collect()
+}
+
 pub async fn list_unbound(Extension(rt): Extension<Runtime>) -> Json<Vec<UnboundInterface>> {
-    let b = rt.bindings();
-    Json(
-        b.unbound()
-            .iter()
-            .map(|u| UnboundInterface {
-                host_id: u.host,
-                interface_name: u.interface.clone(),
-                ofport: u.ofport,
-                iface_id: u.iface_id.clone(),
-                reason: u.reason.as_str().to_string(),
-            })
-            .collect(),
-    )
+    Json(unbound(&rt, None))
+}
+
+pub async fn list_host_unbound(
+    State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
+    P(host): P<Uuid>,
+) -> Result<Json<Vec<UnboundInterface>>, ApiError> {
+    net.snapshot().find::<Host>(host)?;
+    Ok(Json(unbound(&rt, Some(host))))
 }

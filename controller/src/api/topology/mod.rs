@@ -155,9 +155,18 @@ impl Crud for Port {
     }
     /// Where the port is live: a port bound by its interface's iface-id shows that host and
     /// interface (never stored); `ofport`/`up` say whether the interface is really there.
+    /// An explicit binding keeps its stored host and interface, and is only `up` where the
+    /// bindings put it: bindings built before a `PUT /ports/{id}/binding` may still locate
+    /// the port by iface-id elsewhere, and must not hide the binding just written.
     fn annotate(&mut self, rt: &Runtime) {
         let b = rt.bindings();
-        match b.port(self.id) {
+        let live = b
+            .port(self.id)
+            .filter(|l| match (self.host_id, &self.interface_name) {
+                (Some(h), Some(i)) => l.host == h && l.interface == *i,
+                _ => true,
+            });
+        match live {
             Some(l) => {
                 self.host_id = Some(l.host);
                 self.interface_name = Some(l.interface.clone());
@@ -347,6 +356,7 @@ pub fn routes_with(net: Network, runtime: Runtime) -> axum::Router {
             get(read_member).put(update_member).delete(delete_member),
         )
         .route("/unbound_interfaces", get(list_unbound))
+        .route("/hosts/{id}/unbound_interfaces", get(list_host_unbound))
         .route("/openapi.json", get(openapi::serve))
         .with_state(net)
         .layer(axum::Extension(runtime))

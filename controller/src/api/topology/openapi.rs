@@ -111,6 +111,12 @@ pub fn operations() -> Vec<Operation> {
         (Put, "/ports/{id}/binding", Some("Binding"), One("Port")),
         (Delete, "/ports/{id}/binding", None, NoContent),
         (Get, "/unbound_interfaces", None, Many("UnboundInterface")),
+        (
+            Get,
+            "/hosts/{id}/unbound_interfaces",
+            None,
+            Many("UnboundInterface"),
+        ),
     ]);
     ops
 }

@@ -199,6 +199,166 @@ async fn ports_show_their_live_binding_and_unbound_interfaces_are_listed() {
     assert_eq!((rec.ofport, rec.up), (None, false));
 }
 
+/// Explicit bindings keep the stored host and interface and are `up` only while that interface
+/// is on br-int with an ofport; a host's unbound interfaces are listed per host, 404 for an
+/// unknown host.
+#[tokio::test]
+async fn explicit_bindings_show_up_only_when_their_interface_is_there() {
+    use apps::bindings::{HostPorts, Interface};
+    let net = Network::open(Arc::new(MemStore::new())).unwrap();
+    let (_views, hosts_rx) = tokio::sync::watch::channel(crate::provision::HostViews::new());
+    let (bindings, rx) = tokio::sync::watch::channel(Arc::new(apps::Bindings::default()));
+    let app = crate::api::app(vec![super::routes_with(
+        net.clone(),
+        super::Runtime::new(hosts_rx).with_bindings(rx),
+    )]);
+    let h1 = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "hv1"}))).await);
+    let h2 = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "hv2"}))).await);
+    let b = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "net"}))).await);
+    let ports = format!("/bridges/{b}/ports");
+    let p1 = id(&ok(&app, Method::POST, &ports, Some(json!({}))).await);
+    let p2 = id(&ok(&app, Method::POST, &ports, Some(json!({}))).await);
+    let iface = |name: &str, ofport: Option<u32>, iface_id: Option<&str>| Interface {
+        name: name.into(),
+        ofport,
+        iface_id: iface_id.map(str::to_owned),
+        seen: 1,
+    };
+    let publish = |hosts: Vec<HostPorts>| {
+        bindings.send_replace(Arc::new(apps::Bindings::build(&net.snapshot(), &hosts)));
+    };
+    let (host1, host2): (uuid::Uuid, uuid::Uuid) = (h1.parse().unwrap(), h2.parse().unwrap());
+    // p1 plugs itself on hv1 by iface-id.
+    publish(vec![HostPorts {
+        host: host1,
+        interfaces: vec![iface("tap1", Some(3), Some(&p1))],
+        tunnels: vec![],
+    }]);
+    let shown = ok(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(
+        (shown["host_id"].as_str(), shown["up"].clone()),
+        (Some(h1.as_str()), json!(true))
+    );
+
+    // Bound explicitly to hv2's tap-x, which hv2 does not have yet: the answer keeps the stored
+    // binding even though the bindings still place p1 on hv1, and the port is down.
+    let bound = ok(
+        &app,
+        Method::PUT,
+        &format!("/ports/{p1}/binding"),
+        Some(json!({"host_id": h2, "interface_name": "tap-x"})),
+    )
+    .await;
+    let want_down = json!([h2, "tap-x", null, false]);
+    let state = |p: &Value| json!([p["host_id"], p["interface_name"], p["ofport"], p["up"]]);
+    assert_eq!(state(&bound), want_down, "{bound}");
+    publish(vec![HostPorts {
+        host: host1,
+        interfaces: vec![iface("tap1", Some(3), Some(&p1))],
+        tunnels: vec![],
+    }]);
+    let shown = ok(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(state(&shown), want_down, "{shown}");
+    // hv1's tap1 still claims p1, which is bound elsewhere now.
+    let on_h1 = ok(
+        &app,
+        Method::GET,
+        &format!("/hosts/{h1}/unbound_interfaces"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        on_h1,
+        json!([{"host_id": h1, "interface_name": "tap1", "ofport": 3, "iface_id": p1,
+            "reason": "bound_elsewhere"}])
+    );
+
+    // tap-x appears without an ofport: still down. Then with one: up, with its ofport.
+    let h2_ifaces = |ofport| HostPorts {
+        host: host2,
+        interfaces: vec![iface("tap-x", ofport, None), iface("eth9", Some(8), None)],
+        tunnels: vec![],
+    };
+    publish(vec![h2_ifaces(None)]);
+    let shown = ok(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(state(&shown), want_down, "{shown}");
+    publish(vec![h2_ifaces(Some(7))]);
+    let shown = ok(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(state(&shown), json!([h2, "tap-x", 7, true]), "{shown}");
+    let all = ok(&app, Method::GET, "/ports", None).await;
+    let listed: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].clone(), state(p)))
+        .collect();
+    assert!(
+        listed.contains(&(json!(p1), json!([h2, "tap-x", 7, true]))),
+        "{all}"
+    );
+    assert!(
+        listed.contains(&(json!(p2), json!([null, null, null, false]))),
+        "{all}"
+    );
+    let on_h2 = ok(
+        &app,
+        Method::GET,
+        &format!("/hosts/{h2}/unbound_interfaces"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        on_h2,
+        json!([{"host_id": h2, "interface_name": "eth9", "ofport": 8, "iface_id": null,
+            "reason": "no_iface_id"}])
+    );
+    let everywhere = ok(&app, Method::GET, "/unbound_interfaces", None).await;
+    assert_eq!(everywhere, on_h2);
+    ok(
+        &app,
+        Method::GET,
+        &format!("/hosts/{h1}/unbound_interfaces"),
+        None,
+    )
+    .await;
+    let unknown = uuid::Uuid::new_v4();
+    expect(
+        &app,
+        Method::GET,
+        &format!("/hosts/{unknown}/unbound_interfaces"),
+        None,
+        (404, "not_found", None),
+    )
+    .await;
+
+    // A PUT claiming other runtime state is accepted, stores none of it, and shows the live
+    // state; the record's revision does not move when only the bindings change.
+    let before = call(&app, Method::GET, &format!("/ports/{p1}"), None)
+        .await
+        .etag;
+    let put = ok(
+        &app,
+        Method::PUT,
+        &format!("/ports/{p1}"),
+        Some(json!({"ofport": 99, "up": false})),
+    )
+    .await;
+    assert_eq!(state(&put), json!([h2, "tap-x", 7, true]), "{put}");
+    let rec = net.snapshot();
+    let rec = rec
+        .get::<topology::model::Port>(p1.parse().unwrap())
+        .unwrap();
+    assert_eq!((rec.ofport, rec.up), (None, false));
+    let after_put = call(&app, Method::GET, &format!("/ports/{p1}"), None)
+        .await
+        .etag;
+    assert_ne!(before, after_put);
+    publish(vec![]);
+    let r = call(&app, Method::GET, &format!("/ports/{p1}"), None).await;
+    assert_eq!(r.etag, after_put);
+    assert_eq!(state(&r.body), want_down, "{}", r.body);
+}
+
 #[tokio::test]
 async fn hosts_show_the_provisioners_runtime_state_read_only() {
     use crate::provision::{HostView, HostViews};
