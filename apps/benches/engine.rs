@@ -6,61 +6,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use apps::engine::Engine;
-use apps::harness::{frames, Fabric};
+use apps::harness::{fixtures, frames, Fabric};
 use apps::{App, Event};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ofproto::{Match, OxmField, PacketIn, PacketInReason, OFP_NO_BUFFER};
-use topology::model::{Bridge, DatapathType, Host, Port};
-use uuid::Uuid;
 
 fn bench(c: &mut Criterion) {
     let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
     let ((h1, h2), ports) = network
         .write(|t| {
-            let mk = |n: &str| Host {
-                id: Uuid::nil(),
-                name: n.into(),
-                tunnel_ip: None,
-                ovsdb: None,
-                datapath_type: DatapathType::System,
-                connected: false,
-                datapath_id: None,
-            };
+            let mk = fixtures::host;
             let h1 = t.create_host(mk("hv1"))?.id;
             let h2 = t.create_host(mk("hv2"))?.id;
-            let br = t
-                .create_bridge(Bridge {
-                    id: Uuid::nil(),
-                    name: "net".into(),
-                    tenant_id: None,
-                    admin_state_up: true,
-                    inbound_filter_id: None,
-                    outbound_filter_id: None,
-                })?
-                .id;
+            let br = t.create_bridge(fixtures::bridge("net", None))?.id;
             let mut ports = vec![];
             for _ in 0..8 {
-                ports.push(
-                    t.create_port(
-                        br,
-                        Port {
-                            id: Uuid::nil(),
-                            device_id: br,
-                            admin_state_up: true,
-                            inbound_filter_id: None,
-                            outbound_filter_id: None,
-                            peer_id: None,
-                            host_id: None,
-                            interface_name: None,
-                            tunnel_key: 0,
-                            mac: None,
-                            address: None,
-                            ofport: None,
-                            up: false,
-                        },
-                    )?
-                    .id,
-                );
+                ports.push(t.create_port(br, fixtures::bridge_port())?.id);
             }
             Ok(((h1, h2), ports))
         })

@@ -299,8 +299,9 @@ impl Bindings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::harness::fixtures;
     use std::sync::Arc;
-    use topology::model::{Binding, Bridge, DatapathType, Host};
+    use topology::model::Binding;
 
     struct Fixture {
         network: topology::Network,
@@ -316,31 +317,11 @@ mod tests {
             .write(|txn| {
                 let mut hosts = vec![];
                 for n in ["hv1", "hv2"] {
-                    hosts.push(
-                        txn.create_host(Host {
-                            id: Uuid::nil(),
-                            name: n.into(),
-                            tunnel_ip: None,
-                            ovsdb: None,
-                            datapath_type: DatapathType::System,
-                            connected: false,
-                            datapath_id: None,
-                        })?
-                        .id,
-                    );
+                    hosts.push(txn.create_host(fixtures::host(n))?.id);
                 }
-                let br = txn
-                    .create_bridge(Bridge {
-                        id: Uuid::nil(),
-                        name: "net".into(),
-                        tenant_id: None,
-                        admin_state_up: true,
-                        inbound_filter_id: None,
-                        outbound_filter_id: None,
-                    })?
-                    .id;
-                let p1 = txn.create_port(br, crate::engine::tests::bridge_port())?.id;
-                let p2 = txn.create_port(br, crate::engine::tests::bridge_port())?.id;
+                let br = txn.create_bridge(fixtures::bridge("net", None))?.id;
+                let p1 = txn.create_port(br, fixtures::bridge_port())?.id;
+                let p2 = txn.create_port(br, fixtures::bridge_port())?.id;
                 Ok((hosts[0], hosts[1], p1, p2))
             })
             .unwrap();

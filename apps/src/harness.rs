@@ -26,6 +26,56 @@ use crate::engine::pipeline::TABLE_CACHE;
 use crate::engine::Engine;
 use crate::{App, Event, Output};
 
+/// Records with every field at its default, for fixtures (the store fills in ids and keys).
+pub mod fixtures {
+    use topology::model::{Bridge, DatapathType, Host, Port};
+    use uuid::Uuid;
+
+    /// A host that dials in, with a `system` datapath.
+    pub fn host(name: &str) -> Host {
+        Host {
+            id: Uuid::nil(),
+            name: name.into(),
+            tunnel_ip: None,
+            ovsdb: None,
+            datapath_type: DatapathType::System,
+            connected: false,
+            datapath_id: None,
+        }
+    }
+
+    /// An enabled bridge of `tenant`.
+    pub fn bridge(name: &str, tenant: Option<&str>) -> Bridge {
+        Bridge {
+            id: Uuid::nil(),
+            name: name.into(),
+            tenant_id: tenant.map(Into::into),
+            admin_state_up: true,
+            inbound_filter_id: None,
+            outbound_filter_id: None,
+        }
+    }
+
+    /// An enabled bridge port (no filters, no link, no binding).
+    pub fn bridge_port() -> Port {
+        Port {
+            id: Uuid::nil(),
+            device_id: Uuid::nil(),
+            admin_state_up: true,
+            inbound_filter_id: None,
+            outbound_filter_id: None,
+            peer_id: None,
+            host_id: None,
+            interface_name: None,
+            tunnel_key: 0,
+            mac: None,
+            address: None,
+            ofport: None,
+            up: false,
+        }
+    }
+}
+
 /// Test frames, built with etherparse.
 pub mod frames {
     use etherparse::PacketBuilder;

@@ -122,7 +122,7 @@ pub async fn follow(
 mod tests {
     use super::*;
     use crate::provision::{HostView, InterfaceView, TunnelKind, TunnelPort};
-    use topology::model::{Bridge, DatapathType, Host, Port};
+    use apps::harness::fixtures;
 
     fn network() -> (topology::Network, [Uuid; 3], Uuid) {
         let n = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
@@ -130,48 +130,10 @@ mod tests {
             .write(|t| {
                 let mut hosts = [Uuid::nil(); 3];
                 for (i, h) in hosts.iter_mut().enumerate() {
-                    *h = t
-                        .create_host(Host {
-                            id: Uuid::nil(),
-                            name: format!("hv{i}"),
-                            tunnel_ip: None,
-                            ovsdb: None,
-                            datapath_type: DatapathType::System,
-                            connected: false,
-                            datapath_id: None,
-                        })?
-                        .id;
+                    *h = t.create_host(fixtures::host(&format!("hv{i}")))?.id;
                 }
-                let br = t
-                    .create_bridge(Bridge {
-                        id: Uuid::nil(),
-                        name: "b".into(),
-                        tenant_id: None,
-                        admin_state_up: true,
-                        inbound_filter_id: None,
-                        outbound_filter_id: None,
-                    })?
-                    .id;
-                let p = t
-                    .create_port(
-                        br,
-                        Port {
-                            id: Uuid::nil(),
-                            device_id: br,
-                            admin_state_up: true,
-                            inbound_filter_id: None,
-                            outbound_filter_id: None,
-                            peer_id: None,
-                            host_id: None,
-                            interface_name: None,
-                            tunnel_key: 0,
-                            mac: None,
-                            address: None,
-                            ofport: None,
-                            up: false,
-                        },
-                    )?
-                    .id;
+                let br = t.create_bridge(fixtures::bridge("b", None))?.id;
+                let p = t.create_port(br, fixtures::bridge_port())?.id;
                 Ok((hosts, p))
             })
             .unwrap();

@@ -4,53 +4,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ofproto::{Action, Message, OxmField};
-use topology::model::{Bridge, DatapathType, Host, Port};
+use topology::model::{Bridge, Port};
 use uuid::Uuid;
 
 use super::flowkey::{Field, Header};
 use super::sim::{simulate, Context, DropReason, MacTable, Tag};
 use super::*;
+use crate::harness::fixtures::{self, bridge_port, host};
 use crate::harness::{frames, Fabric};
 
-pub(crate) fn bridge_port() -> Port {
-    Port {
-        id: Uuid::nil(),
-        device_id: Uuid::nil(),
-        admin_state_up: true,
-        inbound_filter_id: None,
-        outbound_filter_id: None,
-        peer_id: None,
-        host_id: None,
-        interface_name: None,
-        tunnel_key: 0,
-        mac: None,
-        address: None,
-        ofport: None,
-        up: false,
-    }
-}
-
-fn host(name: &str) -> Host {
-    Host {
-        id: Uuid::nil(),
-        name: name.into(),
-        tunnel_ip: None,
-        ovsdb: None,
-        datapath_type: DatapathType::System,
-        connected: false,
-        datapath_id: None,
-    }
-}
-
 fn bridge(name: &str, tenant: &str) -> Bridge {
-    Bridge {
-        id: Uuid::nil(),
-        name: name.into(),
-        tenant_id: Some(tenant.into()),
-        admin_state_up: true,
-        inbound_filter_id: None,
-        outbound_filter_id: None,
-    }
+    fixtures::bridge(name, Some(tenant))
 }
 
 fn mac(n: u8) -> [u8; 6] {
