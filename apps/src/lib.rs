@@ -201,6 +201,90 @@ pub trait App: Send {
     fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
         let _ = (now, out);
     }
+    /// Answers a read-only question about the app's runtime state (the REST views of MAC and
+    /// ARP tables); `None` when the app keeps no such state. Called under the same lock as
+    /// `handle`, so it must be quick.
+    fn query(&self, now: Instant, query: &Query) -> Option<Answer> {
+        let _ = (now, query);
+        None
+    }
+}
+
+/// A question about an app's runtime state (see [`App::query`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// The learned MACs of a virtual bridge.
+    MacTable {
+        /// The bridge.
+        bridge: uuid::Uuid,
+    },
+    /// The ARP cache of a virtual router.
+    ArpTable {
+        /// The router.
+        router: uuid::Uuid,
+    },
+}
+
+/// The answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Entries of a bridge's MAC table, in MAC order.
+    MacTable(Vec<MacEntry>),
+    /// Entries of a router's ARP cache, in address order.
+    ArpTable(Vec<ArpEntry>),
+}
+
+/// One learned MAC of a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacEntry {
+    /// The MAC.
+    pub mac: [u8; 6],
+    /// The bridge port it was learned on.
+    pub port_id: uuid::Uuid,
+    /// How many installed flows deliver to it (it expires some time after the last one goes).
+    pub flows: u32,
+}
+
+/// The state of a router's ARP entry (RFC 4861-like: resolving, reachable, stale, failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpState {
+    /// Requests are out, no answer yet (packets may be parked for it).
+    Resolving,
+    /// Answered recently.
+    Reachable,
+    /// Old: still used, refreshed on next use.
+    Stale,
+    /// No answer after every retry: packets to it get ICMP host unreachable until it expires.
+    Failed,
+}
+
+impl ArpState {
+    /// The name shown in REST and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArpState::Resolving => "resolving",
+            ArpState::Reachable => "reachable",
+            ArpState::Stale => "stale",
+            ArpState::Failed => "failed",
+        }
+    }
+}
+
+/// One entry of a router's ARP cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArpEntry {
+    /// The neighbour's address.
+    pub ip: std::net::Ipv4Addr,
+    /// Its MAC, once known.
+    pub mac: Option<[u8; 6]>,
+    /// The router port it is reached through.
+    pub port_id: uuid::Uuid,
+    /// Where the entry stands.
+    pub state: ArpState,
+    /// Seconds until the entry next changes state (expires, goes stale, or is retried).
+    pub expires_in_secs: u64,
+    /// Packets parked waiting for it.
+    pub parked: usize,
 }
 
 /// Names accepted by [`by_name`]; the first is the default.
