@@ -422,9 +422,9 @@ impl Fabric {
     }
 
     /// The test oracle: every installed flow-cache entry, re-simulated now from the packet that
-    /// made it, compiles to the same priority, match and actions. Returns how many were checked.
+    /// made it (as the engine recorded it), matches that packet and compiles to the same
+    /// priority, match and actions. Returns how many were checked.
     pub fn oracle(&self) -> usize {
-        let snap = self.network.snapshot();
         let mut n = 0;
         for s in self.switches.values() {
             for e in s
@@ -432,19 +432,18 @@ impl Fabric {
                 .iter()
                 .filter(|e| e.table == TABLE_CACHE && e.priority > 0)
             {
-                let Some((in_port, frame)) = &e.witness else {
-                    panic!("flow without witness: {e:?}");
+                let Some((port, in_port, header)) = self.engine.flow_origin(e.cookie) else {
+                    panic!("flow the engine does not know: {e:?}");
                 };
                 let key = e.match_.fields.iter().find_map(|f| match f {
-                    OxmField::Metadata { value, .. } => Some(*value as u32),
+                    OxmField::Metadata { value, .. } => Some(*value),
                     _ => None,
                 });
-                let port = key
-                    .and_then(|k| snap.port_by_tunnel_key(k))
-                    .map(|p| p.id)
-                    .expect("cache flows match a port's key");
-                let header = Header::parse(frame).expect("witness parses");
-                let c = self.engine.dry_run(s.dpid, port, *in_port, header);
+                assert!(
+                    matches(&e.match_, in_port, key.unwrap_or(0), 0, &header),
+                    "flow does not match the packet that made it: {e:?}\n{header:?}"
+                );
+                let c = self.engine.dry_run(s.dpid, port, in_port, header);
                 assert_eq!(
                     (c.priority, &c.match_, c.actions.clone()),
                     (e.priority, &e.match_, e.actions()),
@@ -479,7 +478,8 @@ impl Fabric {
                 Message::FlowMod(fm) => s.flow_mod(now, fm, witness.clone()),
                 Message::PacketOut(po) => {
                     let data = po.data.to_vec();
-                    s.execute(&po.actions, po.in_port, data, 0, &mut q);
+                    let (_, _, punted) = s.execute(&po.actions, po.in_port, data, 0, &mut q);
+                    assert!(!punted, "the engine sent a packet whose TTL runs out");
                 }
                 _ => {}
             }
@@ -627,9 +627,27 @@ impl EmuSwitch {
                                 });
                             }
                         }
-                        let (f, t) = self.execute(&actions, p.in_port, frame, tun_id, q);
+                        let (f, t, punted) = self.execute(&actions, p.in_port, frame, tun_id, q);
                         frame = f;
                         tun_id = t;
+                        if punted {
+                            // dec_ttl found TTL ≤ 1: the switch stops and asks the controller.
+                            return Some(PacketIn {
+                                buffer_id: OFP_NO_BUFFER,
+                                total_len: frame.len() as u16,
+                                reason: PacketInReason::InvalidTtl,
+                                table_id: table,
+                                cookie: 0,
+                                match_: Match::from_iter([
+                                    OxmField::InPort(p.in_port),
+                                    OxmField::Metadata {
+                                        value: metadata,
+                                        mask: None,
+                                    },
+                                ]),
+                                data: frame.clone().into(),
+                            });
+                        }
                     }
                     other => panic!("unexpected instruction {other:?}"),
                 }
@@ -649,9 +667,14 @@ impl EmuSwitch {
         mut frame: Vec<u8>,
         mut tun_id: u64,
         q: &mut VecDeque<Pkt>,
-    ) -> (Vec<u8>, u64) {
+    ) -> (Vec<u8>, u64, bool) {
         for a in actions {
             match a {
+                Action::DecNwTtl => {
+                    if !dec_ttl(&mut frame) {
+                        return (frame, tun_id, true);
+                    }
+                }
                 Action::SetField(OxmField::TunnelId { value, .. }) => tun_id = *value,
                 Action::SetField(OxmField::EthDst { value, .. }) => {
                     frame[0..6].copy_from_slice(value)
@@ -684,7 +707,7 @@ impl EmuSwitch {
                 other => panic!("unexpected action {other:?}"),
             }
         }
-        (frame, tun_id)
+        (frame, tun_id, false)
     }
 }
 
@@ -702,8 +725,17 @@ fn matches(m: &Match, in_port: u32, metadata: u64, tun_id: u64, h: &Header) -> b
         OxmField::EthSrc { value, mask: None } => *value == h.eth_src,
         OxmField::EthDst { value, mask: None } => *value == h.eth_dst,
         OxmField::EthType(t) => *t == h.eth_type,
-        OxmField::Ipv4Src { value, mask: None } => h.ipv4.is_some_and(|i| i.src == *value),
-        OxmField::Ipv4Dst { value, mask: None } => h.ipv4.is_some_and(|i| i.dst == *value),
+        OxmField::Ipv4Src { value, mask } => {
+            h.ipv4.is_some_and(|i| masked_eq(i.src, *value, *mask))
+        }
+        OxmField::Ipv4Dst { value, mask } => {
+            h.ipv4.is_some_and(|i| masked_eq(i.dst, *value, *mask))
+        }
+        OxmField::ArpOp(op) => h.arp.is_some_and(|a| a.op == *op),
+        OxmField::ArpSpa { value, mask } => h.arp.is_some_and(|a| masked_eq(a.spa, *value, *mask)),
+        OxmField::ArpTpa { value, mask } => h.arp.is_some_and(|a| masked_eq(a.tpa, *value, *mask)),
+        OxmField::Icmpv4Type(t) => matches!(h.l4, L4::Icmp(x, _) if x == *t),
+        OxmField::Icmpv4Code(c) => matches!(h.l4, L4::Icmp(_, x) if x == *c),
         OxmField::IpProto(p) => h.ipv4.is_some_and(|i| i.proto == *p),
         OxmField::UdpSrc(p) => matches!(h.l4, L4::Udp(s, _) if s == *p),
         OxmField::UdpDst(p) => matches!(h.l4, L4::Udp(_, d) if d == *p),
@@ -713,12 +745,63 @@ fn matches(m: &Match, in_port: u32, metadata: u64, tun_id: u64, h: &Header) -> b
     })
 }
 
-/// Whether some packet could match both: every field both constrain has the same value.
+/// Whether some packet could match both: every field both constrain can take one value (an
+/// IPv4 prefix overlaps another when one contains the other).
 fn overlaps(a: &Match, b: &Match) -> bool {
     a.fields.iter().all(|fa| {
         b.fields
             .iter()
             .find(|fb| fb.key() == fa.key())
-            .is_none_or(|fb| fb == fa)
+            .is_none_or(|fb| match (fa, fb) {
+                (
+                    OxmField::Ipv4Src { value: x, mask: mx },
+                    OxmField::Ipv4Src { value: y, mask: my },
+                )
+                | (
+                    OxmField::Ipv4Dst { value: x, mask: mx },
+                    OxmField::Ipv4Dst { value: y, mask: my },
+                ) => {
+                    let m = u32::from(mx.unwrap_or(std::net::Ipv4Addr::BROADCAST))
+                        & u32::from(my.unwrap_or(std::net::Ipv4Addr::BROADCAST));
+                    u32::from(*x) & m == u32::from(*y) & m
+                }
+                _ => fb == fa,
+            })
     })
+}
+
+fn masked_eq(
+    have: std::net::Ipv4Addr,
+    value: std::net::Ipv4Addr,
+    mask: Option<std::net::Ipv4Addr>,
+) -> bool {
+    let m = u32::from(mask.unwrap_or(std::net::Ipv4Addr::BROADCAST));
+    u32::from(have) & m == u32::from(value) & m
+}
+
+/// OpenFlow's `dec_ttl` on an untagged IPv4 frame; false (frame unchanged) when TTL ≤ 1.
+fn dec_ttl(frame: &mut [u8]) -> bool {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return true;
+    }
+    if frame[22] <= 1 {
+        return false;
+    }
+    frame[22] -= 1;
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let Some(h) = frame.get_mut(14..14 + ihl) else {
+        return true;
+    };
+    h[10] = 0;
+    h[11] = 0;
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let ck = !(sum as u16);
+    h[10..12].copy_from_slice(&ck.to_be_bytes());
+    true
 }

@@ -93,6 +93,10 @@ pub struct Ipv4 {
     pub proto: u8,
     /// TTL.
     pub ttl: u8,
+    /// Total length by the header (what an MTU check compares).
+    pub total_len: u16,
+    /// Don't fragment.
+    pub df: bool,
 }
 
 /// ARP fields.
@@ -100,6 +104,8 @@ pub struct Ipv4 {
 pub struct Arp {
     /// Operation.
     pub op: u16,
+    /// Sender hardware address.
+    pub sha: [u8; 6],
     /// Sender protocol address.
     pub spa: Ipv4Addr,
     /// Target protocol address.
@@ -123,6 +129,49 @@ pub struct Header {
     pub l4: L4,
 }
 
+/// What a simulation read: the fields, and for the IPv4 addresses how many leading bits (a
+/// route decides on a prefix, so its flow matches the prefix, not the address).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Seen {
+    /// The fields read.
+    pub fields: FieldSet,
+    /// Leading bits of `ipv4_src` read (meaningful when `fields` has it).
+    pub nw_src_len: u8,
+    /// Leading bits of `ipv4_dst` read.
+    pub nw_dst_len: u8,
+}
+
+impl Seen {
+    /// Nothing read.
+    pub const EMPTY: Seen = Seen {
+        fields: FieldSet::EMPTY,
+        nw_src_len: 0,
+        nw_dst_len: 0,
+    };
+
+    /// What either read (forks: every branch's reads shape the one flow).
+    pub fn union(self, o: Seen) -> Seen {
+        Seen {
+            fields: self.fields.union(o.fields),
+            nw_src_len: self.nw_src_len.max(o.nw_src_len),
+            nw_dst_len: self.nw_dst_len.max(o.nw_dst_len),
+        }
+    }
+
+    /// Whether `f` was read.
+    pub fn contains(self, f: Field) -> bool {
+        self.fields.contains(f)
+    }
+}
+
+fn prefix_mask(len: u8) -> Ipv4Addr {
+    Ipv4Addr::from(
+        u32::MAX
+            .checked_shl(32 - u32::from(len.min(32)))
+            .unwrap_or(0),
+    )
+}
+
 impl Header {
     /// The header of an Ethernet frame; `None` when shorter than an Ethernet header.
     pub fn parse(frame: &[u8]) -> Option<Header> {
@@ -138,11 +187,14 @@ impl Header {
                 dst,
                 proto: ip.proto,
                 ttl: ip.ttl,
+                total_len: ip.total_len,
+                df: ip.dont_fragment,
             }),
             _ => None,
         });
         let arp = v.arp.as_ref().map(|a| Arp {
             op: a.op,
+            sha: a.sha,
             spa: a.spa,
             tpa: a.tpa,
         });
@@ -174,9 +226,11 @@ impl Header {
         }
     }
 
-    /// The match on `fields` of this header, after `metadata`, with the prerequisites OpenFlow
-    /// requires (`eth_type` before IP or ARP fields, `ip_proto` before transport ports).
-    pub fn to_match(&self, metadata: u64, fields: FieldSet) -> Match {
+    /// The match on what was `seen` of this header, after `metadata`, with the prerequisites
+    /// OpenFlow requires (`eth_type` before IP or ARP fields, `ip_proto` before transport ports).
+    /// IPv4 addresses read as a prefix are matched with that prefix's mask.
+    pub fn to_match(&self, metadata: u64, seen: Seen) -> Match {
+        let fields = seen.fields;
         let mut m: Vec<OxmField> = Vec::with_capacity(4);
         m.push(OxmField::Metadata {
             value: metadata,
@@ -211,17 +265,18 @@ impl Header {
             m.push(OxmField::EthType(self.eth_type));
         }
         if let Some(ip) = &self.ipv4 {
-            if fields.contains(Field::Ipv4Src) {
-                m.push(OxmField::Ipv4Src {
-                    value: ip.src,
-                    mask: None,
-                });
+            let prefix = |addr: Ipv4Addr, len: u8| {
+                let mask = prefix_mask(len);
+                let value = Ipv4Addr::from(u32::from(addr) & u32::from(mask));
+                (value, (len < 32).then_some(mask))
+            };
+            if fields.contains(Field::Ipv4Src) && seen.nw_src_len > 0 {
+                let (value, mask) = prefix(ip.src, seen.nw_src_len);
+                m.push(OxmField::Ipv4Src { value, mask });
             }
-            if fields.contains(Field::Ipv4Dst) {
-                m.push(OxmField::Ipv4Dst {
-                    value: ip.dst,
-                    mask: None,
-                });
+            if fields.contains(Field::Ipv4Dst) && seen.nw_dst_len > 0 {
+                let (value, mask) = prefix(ip.dst, seen.nw_dst_len);
+                m.push(OxmField::Ipv4Dst { value, mask });
             }
             let l4 = [Field::TpSrc, Field::TpDst, Field::IcmpType, Field::IcmpCode];
             if fields.contains(Field::IpProto) || l4.iter().any(|f| fields.contains(*f)) {
@@ -275,9 +330,18 @@ impl Header {
         m.into_iter().collect()
     }
 
-    /// The `set_field` actions that turn `self` into `to` (Ethernet and IPv4 addresses), and
-    /// `dec_ttl` when `to`'s TTL is lower.
+    /// The actions that turn `self` into `to`: `dec_ttl` once per router hop first, then the
+    /// `set_field`s of Ethernet and IPv4 addresses.
+    ///
+    /// TTL first: a switch that finds TTL ≤ 1 at a `dec_ttl` stops there and hands the packet
+    /// to the controller (OFPR_INVALID_TTL), and it must arrive as it entered, not half
+    /// rewritten, so that the simulation can answer it with time exceeded.
     pub fn diff(&self, to: &Header, out: &mut Vec<Action>) {
+        if let (Some(a), Some(b)) = (&self.ipv4, &to.ipv4) {
+            for _ in b.ttl..a.ttl {
+                out.push(Action::DecNwTtl);
+            }
+        }
         if self.eth_src != to.eth_src {
             out.push(Action::SetField(OxmField::EthSrc {
                 value: to.eth_src,
@@ -303,18 +367,18 @@ impl Header {
                     mask: None,
                 }));
             }
-            for _ in b.ttl..a.ttl {
-                out.push(Action::DecNwTtl);
-            }
         }
     }
 }
 
-/// A packet under simulation: its header now, and which fields have been read.
+/// A packet under simulation: its header now, which fields have been read, and which were
+/// written (a field a device wrote no longer depends on the packet, so reading it later marks
+/// nothing: a bridge after a router reads the MACs the router set, not the packet's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tracked {
     header: Header,
-    seen: FieldSet,
+    seen: Seen,
+    written: FieldSet,
 }
 
 impl Tracked {
@@ -322,17 +386,18 @@ impl Tracked {
     pub fn new(header: Header) -> Tracked {
         Tracked {
             header,
-            seen: FieldSet::EMPTY,
+            seen: Seen::EMPTY,
+            written: FieldSet::EMPTY,
         }
     }
 
     /// What has been read so far.
-    pub fn seen(&self) -> FieldSet {
+    pub fn seen(&self) -> Seen {
         self.seen
     }
 
     /// Adds what a branch read (forks: every branch's reads shape the one flow).
-    pub fn absorb(&mut self, seen: FieldSet) {
+    pub fn absorb(&mut self, seen: Seen) {
         self.seen = self.seen.union(seen);
     }
 
@@ -341,28 +406,145 @@ impl Tracked {
         &self.header
     }
 
+    fn mark(&mut self, f: Field) {
+        if !self.written.contains(f) {
+            self.seen.fields.insert(f);
+        }
+    }
+
     /// `eth_src`, marked read.
     pub fn eth_src(&mut self) -> [u8; 6] {
-        self.seen.insert(Field::EthSrc);
+        self.mark(Field::EthSrc);
         self.header.eth_src
     }
 
     /// `eth_dst`, marked read.
     pub fn eth_dst(&mut self) -> [u8; 6] {
-        self.seen.insert(Field::EthDst);
+        self.mark(Field::EthDst);
         self.header.eth_dst
     }
 
     /// `eth_type`, marked read.
     pub fn eth_type(&mut self) -> u16 {
-        self.seen.insert(Field::EthType);
+        self.mark(Field::EthType);
         self.header.eth_type
+    }
+
+    /// `ip_proto`, marked read; `None` when not IPv4.
+    pub fn ip_proto(&mut self) -> Option<u8> {
+        let ip = self.header.ipv4?;
+        self.mark(Field::IpProto);
+        Some(ip.proto)
+    }
+
+    /// The first `len` bits of `ipv4_dst`, marked read (the rest of the address is returned
+    /// but must not decide anything).
+    pub fn ipv4_dst_prefix(&mut self, len: u8) -> Option<Ipv4Addr> {
+        let ip = self.header.ipv4?;
+        if len > 0 && !self.written.contains(Field::Ipv4Dst) {
+            self.seen.fields.insert(Field::Ipv4Dst);
+            self.seen.nw_dst_len = self.seen.nw_dst_len.max(len.min(32));
+        }
+        Some(ip.dst)
+    }
+
+    /// `ipv4_dst`, all of it, marked read.
+    pub fn ipv4_dst(&mut self) -> Option<Ipv4Addr> {
+        self.ipv4_dst_prefix(32)
+    }
+
+    /// The first `len` bits of `ipv4_src`, marked read.
+    pub fn ipv4_src_prefix(&mut self, len: u8) -> Option<Ipv4Addr> {
+        let ip = self.header.ipv4?;
+        if len > 0 && !self.written.contains(Field::Ipv4Src) {
+            self.seen.fields.insert(Field::Ipv4Src);
+            self.seen.nw_src_len = self.seen.nw_src_len.max(len.min(32));
+        }
+        Some(ip.src)
+    }
+
+    /// `ipv4_src`, all of it, marked read.
+    pub fn ipv4_src(&mut self) -> Option<Ipv4Addr> {
+        self.ipv4_src_prefix(32)
+    }
+
+    /// TCP/UDP source port, marked read; `None` for other protocols.
+    pub fn tp_src(&mut self) -> Option<u16> {
+        match self.header.l4 {
+            L4::Tcp(s, _) | L4::Udp(s, _) => {
+                self.mark(Field::IpProto);
+                self.mark(Field::TpSrc);
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// TCP/UDP destination port, marked read; `None` for other protocols.
+    pub fn tp_dst(&mut self) -> Option<u16> {
+        match self.header.l4 {
+            L4::Tcp(_, d) | L4::Udp(_, d) => {
+                self.mark(Field::IpProto);
+                self.mark(Field::TpDst);
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+
+    /// ICMP type, marked read; `None` when not ICMP.
+    pub fn icmp_type(&mut self) -> Option<u8> {
+        match self.header.l4 {
+            L4::Icmp(t, _) => {
+                self.mark(Field::IpProto);
+                self.mark(Field::IcmpType);
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
+    /// `arp_op`, marked read; `None` when not ARP.
+    pub fn arp_op(&mut self) -> Option<u16> {
+        let a = self.header.arp?;
+        self.mark(Field::ArpOp);
+        Some(a.op)
+    }
+
+    /// `arp_spa`, marked read.
+    pub fn arp_spa(&mut self) -> Option<Ipv4Addr> {
+        let a = self.header.arp?;
+        self.mark(Field::ArpSpa);
+        Some(a.spa)
+    }
+
+    /// `arp_tpa`, marked read.
+    pub fn arp_tpa(&mut self) -> Option<Ipv4Addr> {
+        let a = self.header.arp?;
+        self.mark(Field::ArpTpa);
+        Some(a.tpa)
+    }
+
+    /// The IPv4 TTL, *not* marked read: flows never match TTL. A forwarded flow carries
+    /// `dec_ttl`, and the switch hands a packet whose TTL runs out to the controller, which
+    /// simulates it again and answers time exceeded; only that simulation looks at the TTL.
+    pub fn ttl_unmatched(&self) -> Option<u8> {
+        self.header.ipv4.map(|ip| ip.ttl)
     }
 
     /// Rewrites the Ethernet addresses (no read).
     pub fn set_eth(&mut self, src: [u8; 6], dst: [u8; 6]) {
         self.header.eth_src = src;
         self.header.eth_dst = dst;
+        self.written.insert(Field::EthSrc);
+        self.written.insert(Field::EthDst);
+    }
+
+    /// Decrements the TTL (a router hop; becomes `dec_ttl`).
+    pub fn dec_ttl(&mut self) {
+        if let Some(ip) = &mut self.header.ipv4 {
+            ip.ttl = ip.ttl.saturating_sub(1);
+        }
     }
 }
 
@@ -374,14 +556,17 @@ mod tests {
     fn reads_are_recorded_and_match_only_them() {
         let h = Header::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], 0x0800);
         let mut t = Tracked::new(h);
-        assert_eq!(t.seen(), FieldSet::EMPTY);
+        assert_eq!(t.seen(), Seen::EMPTY);
         let _ = t.header();
-        assert_eq!(t.seen(), FieldSet::EMPTY);
+        assert_eq!(t.seen(), Seen::EMPTY);
         t.eth_dst();
         let m = h.to_match(7, t.seen());
         assert_eq!(m.fields.len(), 2);
         m.validate_prerequisites().unwrap();
         t.set_eth([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 2]);
+        assert!(!t.seen().contains(Field::EthSrc));
+        // A written field read later marks nothing: it no longer depends on the packet.
+        t.eth_src();
         assert!(!t.seen().contains(Field::EthSrc));
         let mut acts = vec![];
         h.diff(t.header(), &mut acts);
@@ -399,10 +584,66 @@ mod tests {
             53,
         );
         let h = Header::parse(&frame).unwrap();
-        let mut s = FieldSet::EMPTY;
-        s.insert(Field::TpDst);
-        let m = h.to_match(1, s);
+        let mut t = Tracked::new(h);
+        t.tp_dst();
+        let m = h.to_match(1, t.seen());
         m.validate_prerequisites().unwrap();
         assert!(m.ip_proto() == Some(17) && m.eth_type() == Some(0x0800));
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_read_matches_the_prefix_and_the_longest_read_wins() {
+        let frame = crate::harness::frames::udp(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            [10, 0, 0, 1],
+            [10, 1, 2, 3],
+            1000,
+            53,
+        );
+        let h = Header::parse(&frame).unwrap();
+        let mut t = Tracked::new(h);
+        t.ipv4_dst_prefix(16);
+        let m = h.to_match(1, t.seen());
+        assert!(m.fields.contains(&OxmField::Ipv4Dst {
+            value: Ipv4Addr::new(10, 1, 0, 0),
+            mask: Some(Ipv4Addr::new(255, 255, 0, 0)),
+        }));
+        t.ipv4_dst_prefix(8);
+        assert_eq!(t.seen().nw_dst_len, 16);
+        t.ipv4_dst();
+        let m = h.to_match(1, t.seen());
+        assert!(m.fields.contains(&OxmField::Ipv4Dst {
+            value: Ipv4Addr::new(10, 1, 2, 3),
+            mask: None,
+        }));
+        m.validate_prerequisites().unwrap();
+    }
+
+    #[test]
+    fn ttl_goes_first_in_the_actions_and_is_never_matched() {
+        let frame = crate::harness::frames::udp(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            [10, 0, 0, 1],
+            [10, 1, 2, 3],
+            1000,
+            53,
+        );
+        let h = Header::parse(&frame).unwrap();
+        let mut t = Tracked::new(h);
+        assert_eq!(t.ttl_unmatched(), Some(64));
+        t.set_eth([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 4]);
+        t.dec_ttl();
+        assert_eq!(t.seen(), Seen::EMPTY);
+        let mut acts = vec![];
+        h.diff(t.header(), &mut acts);
+        assert_eq!(acts[0], Action::DecNwTtl);
+        assert_eq!(acts.len(), 3);
     }
 }

@@ -19,12 +19,17 @@
 //! identical (the newer replaces the older, and the engine retires the older's cookie) or
 //! disjoint. Never two overlapping flows at one priority.
 
+pub mod arp;
+pub mod dhcp;
 pub mod flowkey;
+pub mod index;
 pub mod pipeline;
+pub mod reply;
+pub mod route;
 pub mod sim;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
@@ -39,10 +44,11 @@ use topology::Snapshot;
 use uuid::Uuid;
 
 use crate::bindings::{Attachment, Bindings};
-use crate::{App, Event, Output};
+use crate::{Answer, App, Event, MacEntry, Output, Query};
 use flowkey::Header;
+use index::Index;
 use pipeline::{Key, TABLE_CACHE};
-use sim::{Context, Effect, MacTable, Simulation, Tag};
+use sim::{Context, Effect, FlowKind, MacTable, Simulation, Start, Tag};
 
 /// The name on the command line.
 pub const NAME: &str = "engine";
@@ -67,6 +73,13 @@ pub struct Config {
     pub packet_in_burst: u32,
     /// MACs remembered in all bridges together; a full table stops learning new ones.
     pub max_macs: usize,
+    /// Routers' ARP caches.
+    pub arp: arp::Config,
+    /// The MTU of a virtual network whose DHCP subnet does not set one: a 1500-byte underlay
+    /// less VXLAN's 50 bytes (GRE's are fewer, so it fits both).
+    pub mtu: u16,
+    /// The bridges' DHCP servers.
+    pub dhcp: dhcp::DhcpConfig,
 }
 
 impl Default for Config {
@@ -79,6 +92,9 @@ impl Default for Config {
             packet_in_rate: 200,
             packet_in_burst: 400,
             max_macs: 1 << 20,
+            arp: arp::Config::default(),
+            mtu: 1450,
+            dhcp: dhcp::DhcpConfig::default(),
         }
     }
 }
@@ -106,6 +122,12 @@ pub struct Stats {
     pub switch_errors: u64,
     /// MACs learned (new or moved).
     pub macs_learned: u64,
+    /// Answers the virtual devices sent, by kind (ARP replies, ICMP, DHCP).
+    pub answers: HashMap<&'static str, u64>,
+    /// Answers decided but not sent, by reason (a refused ICMP error, an ignored DHCP client).
+    pub unanswered: HashMap<&'static str, u64>,
+    /// Packets simulated again after their next hop answered or failed.
+    pub resimulated: u64,
 }
 
 struct FlowRecord {
@@ -113,6 +135,9 @@ struct FlowRecord {
     priority: u16,
     match_: Match,
     tags: SmallVec<[Tag; 6]>,
+    /// The packet whose simulation made it: (ingress port, its OpenFlow port, header). What
+    /// `explain` and the tests' oracle simulate again.
+    origin: (Uuid, u32, Header),
     /// The MAC entry this flow keeps alive (its source, learned on its ingress port).
     learned: Option<(Uuid, [u8; 6])>,
 }
@@ -139,7 +164,9 @@ struct SwitchState {
 pub struct Engine {
     config: Config,
     snapshot: Arc<Snapshot>,
+    index: Arc<Index>,
     bindings: Arc<Bindings>,
+    arp: arp::Cache,
     switches: FxHashMap<u64, SwitchState>,
     macs: MacTable,
     mac_meta: FxHashMap<(Uuid, [u8; 6]), MacMeta>,
@@ -170,9 +197,26 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// How many answers to answers one packet may cause (an ARP request the bridge answers).
+const MAX_ANSWER_DEPTH: u8 = 3;
+
+/// A packet to simulate.
+struct Job {
+    dpid: u64,
+    start: Start,
+    frame: bytes::Bytes,
+    buffer_id: u32,
+    /// How many generations of answers led to it.
+    depth: u8,
+}
+
 /// A flow the engine would install for a packet, and the packet-out that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
+    /// Where the simulation started.
+    pub simulation_start: Start,
+    /// The header simulated.
+    pub header: Header,
     /// The simulation it came from.
     pub simulation: Simulation,
     /// Priority in the flow cache.
@@ -187,6 +231,8 @@ impl Engine {
     /// An engine with no topology yet.
     pub fn new(config: Config) -> Engine {
         Engine {
+            arp: arp::Cache::new(config.arp.clone()),
+            index: Arc::new(Index::build(&Snapshot::default(), config.mtu)),
             config,
             snapshot: Arc::new(Snapshot::default()),
             bindings: Arc::new(Bindings::default()),
@@ -205,7 +251,21 @@ impl Engine {
 
     /// Replaces the tunables (tests, benchmarks); state is kept.
     pub fn set_config(&mut self, config: Config) {
+        self.arp.set_config(config.arp.clone());
+        if config.mtu != self.config.mtu {
+            self.index = Arc::new(Index::build(&self.snapshot, config.mtu));
+        }
         self.config = config;
+    }
+
+    /// The routers' ARP caches.
+    pub fn arp(&self) -> &arp::Cache {
+        &self.arp
+    }
+
+    /// The ingress port, OpenFlow port and header that made the flow with this cookie.
+    pub fn flow_origin(&self, cookie: u64) -> Option<(Uuid, u32, Header)> {
+        self.flows.get(&cookie).map(|f| f.origin)
     }
 
     /// What it counted.
@@ -238,16 +298,22 @@ impl Engine {
     /// Simulates `frame` entering datapath `dpid` at ingress `port` and compiles the result,
     /// changing nothing: what a packet-in would install, for the tests' oracle and for traces.
     pub fn dry_run(&self, dpid: u64, port: Uuid, in_port: u32, header: Header) -> Compiled {
-        self.compile(dpid, port, in_port, header)
+        self.compile(dpid, Start::Ingress { port, in_port }, header)
     }
 
-    fn compile(&self, dpid: u64, port: Uuid, in_port: u32, header: Header) -> Compiled {
+    fn compile(&self, dpid: u64, start: Start, header: Header) -> Compiled {
         let ctx = Context {
             snapshot: &self.snapshot,
+            index: &self.index,
             bindings: &self.bindings,
             macs: &self.macs,
+            arp: &self.arp,
         };
-        let simulation = sim::simulate(ctx, port, header);
+        let simulation = sim::simulate(ctx, start, header);
+        let (port, in_port) = match start {
+            Start::Ingress { port, in_port } => (port, in_port),
+            Start::Egress { port } => (port, ofproto::port_no::CONTROLLER),
+        };
         // The classifier wrote the port's tunnel key as metadata.
         let key = self
             .snapshot
@@ -291,7 +357,9 @@ impl Engine {
             }
         }
         Compiled {
-            priority: PRIO_CACHE_BASE + simulation.seen.bits(),
+            simulation_start: start,
+            header,
+            priority: PRIO_CACHE_BASE + simulation.seen.fields.bits(),
             match_: header.to_match(u64::from(key), simulation.seen),
             simulation,
             actions,
@@ -304,6 +372,12 @@ impl Engine {
         out.push(Output {
             dpid,
             message: Message::FlowMod(pipeline::delete_all()),
+        });
+        // Packets whose TTL a flow's dec_ttl finds expired come to us (OVS leaves
+        // OFPR_INVALID_TTL off by default): the simulation answers them with time exceeded.
+        out.push(Output {
+            dpid,
+            message: Message::SetAsync(pipeline::async_config()),
         });
         self.sync_pipeline(dpid, out);
     }
@@ -397,40 +471,174 @@ impl Engine {
             self.stats.unknown_ingress += 1;
             return;
         };
+        let start = Start::Ingress { port, in_port };
+        let mut work = VecDeque::from([Job {
+            dpid,
+            start,
+            frame: pin.data.clone(),
+            buffer_id: pin.buffer_id,
+            depth: 0,
+        }]);
+        let _ = header;
+        self.drain(now, &mut work, out);
+    }
+
+    /// Simulates every job in `work` (a packet-in, the answers it caused, the packets its
+    /// answers release), in order.
+    fn drain(&mut self, now: Instant, work: &mut VecDeque<Job>, out: &mut Vec<Output>) {
+        while let Some(job) = work.pop_front() {
+            self.process(now, job, work, out);
+        }
+    }
+
+    fn process(&mut self, now: Instant, job: Job, work: &mut VecDeque<Job>, out: &mut Vec<Output>) {
+        let Job {
+            dpid,
+            start,
+            frame,
+            buffer_id,
+            depth,
+        } = job;
+        if !self.switches.contains_key(&dpid) {
+            return;
+        }
+        let Some(header) = Header::parse(&frame) else {
+            self.stats.unparseable += 1;
+            return;
+        };
         self.stats.simulations += 1;
-        let compiled = self.compile(dpid, port, in_port, header);
+        let compiled = self.compile(dpid, start, header);
+        let sim = &compiled.simulation;
         // Effects first: what learning invalidates is older than the flow about to go in.
         let mut learned = None;
-        for e in &compiled.simulation.effects {
+        let mut todo = Vec::new();
+        for e in &sim.effects {
             match *e {
                 Effect::Learn { bridge, mac, port } => {
                     if self.learn(now, bridge, mac, port, out) {
                         learned = Some((bridge, mac));
                     }
                 }
+                Effect::ArpLearn {
+                    router,
+                    port,
+                    ip,
+                    mac,
+                    create,
+                } => self
+                    .arp
+                    .learn(now, router, port, ip, mac, create, &mut todo),
             }
         }
-        if let Some(reason) = compiled.simulation.drop {
-            if compiled.simulation.egress.is_empty() {
+        if let Some(reason) = sim.drop {
+            if sim.egress.is_empty() {
                 *self.stats.drops.entry(reason.as_str()).or_default() += 1;
             }
         }
-        self.install(now, dpid, &compiled, learned, out);
+        if let Some(r) = sim.resolve {
+            let parked = arp::Parked {
+                dpid,
+                start,
+                frame: frame.clone(),
+            };
+            self.arp
+                .resolve(now, r.router, r.port, r.ip, parked, &mut todo);
+        }
+        let in_port = match start {
+            Start::Ingress { in_port, .. } => {
+                if sim.flow != FlowKind::None {
+                    self.install(now, dpid, &compiled, learned, in_port, out);
+                }
+                in_port
+            }
+            // Generated packets install nothing: only what enters from a VM is cached.
+            Start::Egress { .. } => ofproto::port_no::CONTROLLER,
+        };
         if !compiled.actions.is_empty() {
-            let data = if pin.buffer_id == OFP_NO_BUFFER {
-                pin.data.clone()
+            let (buffer_id, data) = if buffer_id == OFP_NO_BUFFER {
+                (OFP_NO_BUFFER, frame.clone())
             } else {
-                bytes::Bytes::new()
+                (buffer_id, bytes::Bytes::new())
             };
             out.push(Output {
                 dpid,
                 message: Message::PacketOut(PacketOut {
-                    buffer_id: pin.buffer_id,
+                    buffer_id,
                     in_port,
                     actions: compiled.actions.clone(),
                     data,
                 }),
             });
+        }
+        for g in &compiled.simulation.generated {
+            match reply::build(&g.reply, &frame, &self.snapshot, &self.config.dhcp) {
+                Ok(answer) if depth < MAX_ANSWER_DEPTH => {
+                    *self.stats.answers.entry(g.reply.kind()).or_default() += 1;
+                    work.push_back(Job {
+                        dpid,
+                        start: Start::Egress { port: g.from },
+                        frame: answer.into(),
+                        buffer_id: OFP_NO_BUFFER,
+                        depth: depth + 1,
+                    });
+                }
+                Ok(_) => *self.stats.unanswered.entry("depth").or_default() += 1,
+                Err(why) => *self.stats.unanswered.entry(why.as_str()).or_default() += 1,
+            }
+        }
+        self.run_todo(now, todo, work, out);
+    }
+
+    /// Carries out what the ARP caches asked for.
+    fn run_todo(
+        &mut self,
+        now: Instant,
+        todo: Vec<arp::Todo>,
+        work: &mut VecDeque<Job>,
+        out: &mut Vec<Output>,
+    ) {
+        for t in todo {
+            match t {
+                arp::Todo::Request { port, ip, dpid, .. } => {
+                    let Some(p) = self.snapshot.get::<topology::model::Port>(port) else {
+                        continue;
+                    };
+                    let (Some(mac), Some((spa, _))) = (p.mac, route::port_v4(p)) else {
+                        continue;
+                    };
+                    // From the switch that asked; if it left, from any (the request floods the
+                    // bridge behind the port, wherever its ports are).
+                    let Some(dpid) = Some(dpid)
+                        .filter(|d| self.switches.contains_key(d))
+                        .or_else(|| self.switches.keys().min().copied())
+                    else {
+                        continue;
+                    };
+                    *self.stats.answers.entry("arp_request").or_default() += 1;
+                    work.push_back(Job {
+                        dpid,
+                        start: Start::Egress { port },
+                        frame: reply::arp_request(mac.0, spa, ip).into(),
+                        buffer_id: OFP_NO_BUFFER,
+                        depth: 1,
+                    });
+                }
+                arp::Todo::Changed { router, ip } => {
+                    self.invalidate(now, &[Tag::Arp(router, ip)], out)
+                }
+                arp::Todo::Release(packets) => {
+                    for p in packets {
+                        self.stats.resimulated += 1;
+                        work.push_back(Job {
+                            dpid: p.dpid,
+                            start: p.start,
+                            frame: p.frame,
+                            buffer_id: OFP_NO_BUFFER,
+                            depth: 0,
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -440,10 +648,11 @@ impl Engine {
         dpid: u64,
         c: &Compiled,
         learned: Option<(Uuid, [u8; 6])>,
+        in_port: u32,
         out: &mut Vec<Output>,
     ) {
-        let error = c.simulation.is_error();
-        let tags = if error {
+        let error = c.simulation.flow == FlowKind::Short;
+        let tags = if c.simulation.is_error() {
             SmallVec::new()
         } else {
             c.simulation.tags.clone()
@@ -483,6 +692,14 @@ impl Engine {
                 match_: c.match_.clone(),
                 tags,
                 learned,
+                origin: (
+                    match c.simulation_start {
+                        Start::Ingress { port, .. } => port,
+                        Start::Egress { port } => port,
+                    },
+                    in_port,
+                    c.header,
+                ),
             },
         );
         self.emit_flow(dpid, cookie, c, error, out);
@@ -628,12 +845,44 @@ impl Engine {
 
     fn topology(&mut self, now: Instant, snap: &Arc<Snapshot>, out: &mut Vec<Output>) {
         let old = std::mem::replace(&mut self.snapshot, snap.clone());
+        self.index = Arc::new(Index::build(snap, self.config.mtu));
         let mut tags = Vec::new();
+        // A port's peer's device reads it too (a bridge answers ARP for its routers' ports).
+        let peer_device = |id: Uuid| {
+            [&old, snap]
+                .into_iter()
+                .filter_map(move |s| s.get::<topology::model::Port>(id))
+                .map(|p| Tag::Device(p.device_id))
+        };
         diff_tags::<topology::model::Port>(&old, snap, &mut tags, |p| {
-            vec![Tag::Port(p.id), Tag::Device(p.device_id)]
+            let mut t = vec![Tag::Port(p.id), Tag::Device(p.device_id)];
+            if let Some(peer) = p.peer_id {
+                t.push(Tag::Port(peer));
+                t.extend(peer_device(peer));
+            }
+            t
         });
         diff_tags::<topology::model::Bridge>(&old, snap, &mut tags, |b| vec![Tag::Device(b.id)]);
         diff_tags::<topology::model::Router>(&old, snap, &mut tags, |r| vec![Tag::Device(r.id)]);
+        // Coarse for now, as MidoNet 5.x: a route change re-simulates the router's flows.
+        diff_tags::<topology::model::Route>(&old, snap, &mut tags, |r| {
+            vec![Tag::Device(r.router_id)]
+        });
+        diff_tags::<topology::model::DhcpSubnet>(&old, snap, &mut tags, |d| {
+            vec![Tag::Device(d.bridge_id)]
+        });
+        // ARP entries of routers or ports that are gone.
+        let mut todo = Vec::new();
+        self.arp.retain(
+            |router, port| {
+                snap.get::<topology::model::Port>(port)
+                    .is_some_and(|p| p.device_id == router)
+            },
+            &mut todo,
+        );
+        let mut work = VecDeque::new();
+        self.run_todo(now, todo, &mut work, out);
+        self.drain(now, &mut work, out);
         // MACs learned on ports that left their bridge have nowhere to be.
         let stale: Vec<_> = self
             .macs
@@ -800,10 +1049,35 @@ impl App for Engine {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.mac_expiry.peek().map(|Reverse((at, _, _))| *at)
+        let mac = self.mac_expiry.peek().map(|Reverse((at, _, _))| *at);
+        match (mac, self.arp.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn query(&self, now: Instant, query: &Query) -> Option<Answer> {
+        Some(match *query {
+            Query::MacTable { bridge } => Answer::MacTable(
+                self.mac_table(bridge)
+                    .into_iter()
+                    .map(|(mac, port_id)| MacEntry {
+                        mac,
+                        port_id,
+                        flows: self.mac_meta.get(&(bridge, mac)).map_or(0, |m| m.refs),
+                    })
+                    .collect(),
+            ),
+            Query::ArpTable { router } => Answer::ArpTable(self.arp.table(now, router)),
+        })
     }
 
     fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let mut todo = Vec::new();
+        self.arp.handle_timeout(now, &mut todo);
+        let mut work = VecDeque::new();
+        self.run_todo(now, todo, &mut work, out);
+        self.drain(now, &mut work, out);
         while let Some(Reverse((at, bridge, mac))) = self.mac_expiry.peek().copied() {
             if at > now {
                 break;

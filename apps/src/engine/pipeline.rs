@@ -135,6 +135,20 @@ pub fn diff(
     mods
 }
 
+/// The asynchronous messages the engine wants: packet-ins for table misses, `output:CONTROLLER`
+/// and expired TTLs (`dec_ttl` at TTL ≤ 1; OVS leaves these off unless asked), every port
+/// status, and every flow removal.
+pub fn async_config() -> ofproto::AsyncConfig {
+    const NO_MATCH: u32 = 1 << 0;
+    const ACTION: u32 = 1 << 1;
+    const INVALID_TTL: u32 = 1 << 2;
+    ofproto::AsyncConfig {
+        packet_in_mask: [NO_MATCH | ACTION | INVALID_TTL, 0],
+        port_status_mask: [0b111, 0b111],
+        flow_removed_mask: [0b1111, 0],
+    }
+}
+
 /// Deletes every flow in every table (the reconcile on connect: nothing survives that the
 /// engine did not make in this session).
 pub fn delete_all() -> FlowMod {

@@ -1,22 +1,45 @@
 //! The simulation: one packet walked through the logical topology, as a pure function.
 //!
-//! `simulate(ctx, ingress port, header) → Simulation` reads an immutable [`Context`] (the topology
-//! snapshot, the bindings, the MAC tables) and returns what happens to the packet, the fields it
-//! read, the tags of everything the result depended on, and the effects to apply afterwards (MAC
-//! learning). It does no I/O, reads no clock and changes nothing, so the same code answers a
-//! packet-in, re-checks an installed flow (the oracle of the tests) and will serve traces.
+//! `simulate(ctx, start, header) → Simulation` reads an immutable [`Context`] (the topology
+//! snapshot and its derived [`Index`], the bindings, the MAC tables, the routers' ARP caches)
+//! and returns what happens to the packet, the fields it read, the tags of everything the result
+//! depended on, the packets the virtual devices answer with, and the effects to apply
+//! afterwards (MAC and ARP learning). It does no I/O, reads no clock and changes nothing, so the
+//! same code answers a packet-in, re-checks an installed flow (the oracle of the tests) and will
+//! serve traces.
 //!
 //! The walk: port ingress → device → port egress → (interior port: the peer's ingress) … until an
 //! exterior port, counted against a loop guard of [`MAX_DEVICES`] as MidoNet did. A flood forks:
 //! every branch walks on with its own copy of the header, and their reads are unioned into the
 //! one flow's match.
+//!
+//! Devices:
+//! - a **bridge** learns source MACs (effect), answers ARP for addresses it knows (its routers'
+//!   ports, its DHCP hosts) and DHCP for its subnets (generated replies), delivers to a router
+//!   port by its MAC, to a learned MAC, or floods;
+//! - a **router** takes frames for its port's MAC (or broadcast ARP), answers ARP for the port's
+//!   address from senders in the port's subnet and learns them, answers echo requests to any of
+//!   its addresses, routes by longest prefix (ECMP by a 5-tuple hash), decrements the TTL (time
+//!   exceeded at ≤ 1), checks the egress MTU of DF packets (fragmentation needed), resolves the
+//!   next hop (statically from the topology, else its ARP cache; unknown: the packet is parked,
+//!   failed: host unreachable) and rewrites the MACs.
+//!
+//! A result that a flow cannot reproduce — a generated answer, a parked packet, an expired TTL,
+//! a malformed header — installs no flow ([`FlowKind::None`]): every such packet comes to the
+//! controller (bounded by the per-port packet-in budget).
 
+use std::net::Ipv4Addr;
+
+use ofproto::packet::Icmpv4Error;
 use smallvec::SmallVec;
-use topology::model::{Bridge, Port};
+use topology::model::{Bridge, Port, Router};
 use topology::{DeviceKind, Snapshot};
 use uuid::Uuid;
 
-use super::flowkey::{FieldSet, Header, Tracked};
+use super::arp::{Cache as ArpCache, Neighbour};
+use super::flowkey::{Header, Seen, Tracked};
+use super::index::Index;
+use super::route::{port_v4, Target};
 use crate::bindings::Bindings;
 
 /// How many device ingresses one packet may make before it is dropped as a loop.
@@ -25,15 +48,46 @@ pub const MAX_DEVICES: usize = 12;
 /// A MAC table entry's port, by (bridge, MAC).
 pub type MacTable = rustc_hash::FxHashMap<(Uuid, [u8; 6]), Uuid>;
 
+const ETH_ARP: u16 = 0x0806;
+const ETH_IPV4: u16 = 0x0800;
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+const PROTO_ICMP: u8 = 1;
+const PROTO_UDP: u8 = 17;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const DHCP_SERVER_PORT: u16 = 67;
+
 /// What the simulation reads.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// The topology.
     pub snapshot: &'a Snapshot,
+    /// What is derived from it.
+    pub index: &'a Index,
     /// Where ports are.
     pub bindings: &'a Bindings,
     /// Learned MACs of every bridge.
     pub macs: &'a MacTable,
+    /// Routers' ARP caches.
+    pub arp: &'a ArpCache,
+}
+
+/// Where a simulation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Start {
+    /// A packet entering the virtual network at logical port `port` (OpenFlow port `in_port`).
+    Ingress {
+        /// The logical port.
+        port: Uuid,
+        /// Its OpenFlow port on the switch that asked.
+        in_port: u32,
+    },
+    /// A packet a device generated, leaving by logical port `port` (egress, so it reaches the
+    /// port's peer or the VM behind it).
+    Egress {
+        /// The logical port.
+        port: Uuid,
+    },
 }
 
 /// Why a packet was dropped.
@@ -51,15 +105,38 @@ pub enum DropReason {
     NoEgress,
     /// More than [`MAX_DEVICES`] devices: a loop in the topology.
     Loop,
-    /// A router port on the way: routing is not part of the engine yet, so nothing crosses a
-    /// router and a packet for it is dropped, tagged with the router (so its flows go when
-    /// routing arrives with a topology change).
-    Router,
+    /// A header the devices had to read is truncated or malformed.
+    Malformed,
+    /// A router got a frame not addressed to its port's MAC.
+    NotForRouter,
+    /// A router got something other than IPv4 or ARP.
+    NotIpv4,
+    /// A router port without an IPv4 address.
+    NoAddress,
+    /// An ARP a router ignores (for another address, from outside the subnet, not a request
+    /// or reply).
+    ArpIgnored,
+    /// A packet for the router itself that it does not answer.
+    ToRouter,
+    /// No route (answered with ICMP network unreachable).
+    NoRoute,
+    /// A blackhole route.
+    Blackhole,
+    /// A reject route (answered with ICMP administratively prohibited).
+    Rejected,
+    /// TTL ran out (answered with ICMP time exceeded).
+    TtlExpired,
+    /// DF set and larger than the egress MTU (answered with ICMP fragmentation needed).
+    TooBig,
+    /// The next hop is being resolved: the packet is parked.
+    Unresolved,
+    /// The next hop did not answer ARP (answered with ICMP host unreachable).
+    HostUnreachable,
 }
 
 impl DropReason {
-    /// Whether the drop says something about the topology (a normal, tagged drop flow) or is an
-    /// error that should be retried soon (a short, untagged drop flow).
+    /// Whether the drop is an error that should be retried soon (a short, untagged drop flow
+    /// that nothing it read makes right later).
     pub fn is_error(self) -> bool {
         matches!(self, DropReason::UnknownPort | DropReason::Loop)
     }
@@ -73,7 +150,19 @@ impl DropReason {
             DropReason::SameSegment => "same_segment",
             DropReason::NoEgress => "no_egress",
             DropReason::Loop => "loop",
-            DropReason::Router => "router",
+            DropReason::Malformed => "malformed",
+            DropReason::NotForRouter => "not_for_router",
+            DropReason::NotIpv4 => "not_ipv4",
+            DropReason::NoAddress => "no_address",
+            DropReason::ArpIgnored => "arp_ignored",
+            DropReason::ToRouter => "to_router",
+            DropReason::NoRoute => "no_route",
+            DropReason::Blackhole => "blackhole",
+            DropReason::Rejected => "rejected",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::TooBig => "too_big",
+            DropReason::Unresolved => "unresolved",
+            DropReason::HostUnreachable => "host_unreachable",
         }
     }
 }
@@ -83,12 +172,14 @@ impl DropReason {
 pub enum Tag {
     /// A port's settings or binding.
     Port(Uuid),
-    /// A device's settings or its set of ports.
+    /// A device's settings, its set of ports, its routes or DHCP subnets.
     Device(Uuid),
     /// A learned MAC of a bridge: flows delivering to it.
     Mac(Uuid, [u8; 6]),
     /// Floods of a bridge for an unknown unicast destination: go once it is learned.
     Flood(Uuid, [u8; 6]),
+    /// A router's ARP entry: flows rewriting to its MAC, or dropping while it failed.
+    Arp(Uuid, Ipv4Addr),
 }
 
 /// One copy of the packet leaving the virtual network.
@@ -98,6 +189,52 @@ pub struct Egress {
     pub port: Uuid,
     /// The header as it leaves (the diff against the ingress header becomes actions).
     pub header: Header,
+}
+
+/// A packet a device answers with, built by the engine from the frame that asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// An ARP reply to the request, saying `mac`.
+    ArpReply {
+        /// The MAC answered.
+        mac: [u8; 6],
+    },
+    /// An ICMP echo reply to the request (from the address it was sent to).
+    EchoReply,
+    /// An ICMP error about the packet, from router port `(mac, ip)`.
+    IcmpError {
+        /// Which.
+        error: Icmpv4Error,
+        /// Source MAC (the router port).
+        mac: [u8; 6],
+        /// Source address.
+        ip: Ipv4Addr,
+    },
+    /// The DHCP server of `bridge` answers.
+    Dhcp {
+        /// The bridge.
+        bridge: Uuid,
+    },
+}
+
+/// A generated packet: `reply` to the simulated frame, leaving by logical port `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    /// The port whose egress it takes (the one the asking packet came in by).
+    pub from: Uuid,
+    /// What to answer.
+    pub reply: Reply,
+}
+
+/// The router needs the MAC of `ip` behind `port` and the ARP cache does not have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolve {
+    /// The router.
+    pub router: Uuid,
+    /// The egress port.
+    pub port: Uuid,
+    /// The next hop.
+    pub ip: Ipv4Addr,
 }
 
 /// Something to do once the simulation is done (never during it).
@@ -112,6 +249,31 @@ pub enum Effect {
         /// The port it came in by.
         port: Uuid,
     },
+    /// A router heard `ip` is at `mac` on `port`.
+    ArpLearn {
+        /// The router.
+        router: Uuid,
+        /// The router port.
+        port: Uuid,
+        /// The neighbour's address.
+        ip: Ipv4Addr,
+        /// Its MAC.
+        mac: [u8; 6],
+        /// Whether a new entry may be made (an ARP addressed to the router), or only an
+        /// existing one refreshed (a gratuitous ARP).
+        create: bool,
+    },
+}
+
+/// What kind of flow a result installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// A normal flow-cache entry (idle + hard timeout).
+    Cache,
+    /// A short drop (errors, a failed next hop): retried soon.
+    Short,
+    /// None: the controller must see every such packet (answers, parking, TTL, garbage).
+    None,
 }
 
 /// The result of one simulation.
@@ -122,11 +284,17 @@ pub struct Simulation {
     /// Why nothing was sent, when `egress` is empty.
     pub drop: Option<DropReason>,
     /// The fields that decided the result: the flow's match.
-    pub seen: FieldSet,
+    pub seen: Seen,
     /// What the result depended on.
     pub tags: SmallVec<[Tag; 6]>,
     /// To apply after the simulation.
     pub effects: SmallVec<[Effect; 1]>,
+    /// Answers the devices send.
+    pub generated: SmallVec<[Generated; 1]>,
+    /// A next hop to resolve (the packet is parked).
+    pub resolve: Option<Resolve>,
+    /// What flow to install.
+    pub flow: FlowKind,
 }
 
 impl Simulation {
@@ -140,29 +308,49 @@ struct Walk<'a> {
     ctx: Context<'a>,
     devices: usize,
     out: Simulation,
+    /// The result cannot be a flow (see [`FlowKind::None`]).
+    consumed: bool,
+    /// The result is a short drop.
+    short: bool,
 }
 
-/// Simulates `header` entering the virtual network at logical port `ingress`.
-pub fn simulate(ctx: Context<'_>, ingress: Uuid, header: Header) -> Simulation {
+/// Simulates `header` from `start` through the virtual network.
+pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
     let mut w = Walk {
         ctx,
         devices: 0,
         out: Simulation {
             egress: SmallVec::new(),
             drop: None,
-            seen: FieldSet::EMPTY,
+            seen: Seen::EMPTY,
             tags: SmallVec::new(),
             effects: SmallVec::new(),
+            generated: SmallVec::new(),
+            resolve: None,
+            flow: FlowKind::Cache,
         },
+        consumed: false,
+        short: false,
     };
     let mut pkt = Tracked::new(header);
-    if let Err(reason) = w.ingress(ingress, &mut pkt) {
+    let r = match start {
+        Start::Ingress { port, .. } => w.ingress(port, &mut pkt),
+        Start::Egress { port } => w.egress(port, &mut pkt),
+    };
+    if let Err(reason) = r {
         w.out.drop = Some(reason);
     }
     w.out.seen = w.out.seen.union(pkt.seen());
-    if w.out.egress.is_empty() && w.out.drop.is_none() {
+    if w.out.egress.is_empty() && w.out.drop.is_none() && !w.consumed {
         w.out.drop = Some(DropReason::NoEgress);
     }
+    w.out.flow = if w.consumed {
+        FlowKind::None
+    } else if w.short || w.out.is_error() {
+        FlowKind::Short
+    } else {
+        FlowKind::Cache
+    };
     if w.out.is_error() {
         // An error drop is short-lived and untagged: nothing it read makes it right later.
         w.out.tags.clear();
@@ -175,6 +363,11 @@ pub fn simulate(ctx: Context<'_>, ingress: Uuid, header: Header) -> Simulation {
 impl Walk<'_> {
     fn tag(&mut self, t: Tag) {
         self.out.tags.push(t);
+    }
+
+    fn generate(&mut self, from: Uuid, reply: Reply) {
+        self.out.generated.push(Generated { from, reply });
+        self.consumed = true;
     }
 
     fn ingress(&mut self, port_id: Uuid, pkt: &mut Tracked) -> Result<(), DropReason> {
@@ -194,10 +387,7 @@ impl Walk<'_> {
         }
         match self.ctx.snapshot.device_kind(port.device_id) {
             Some(DeviceKind::Bridge) => self.bridge(port.device_id, &port, pkt),
-            Some(DeviceKind::Router) => {
-                self.tag(Tag::Device(port.device_id));
-                Err(DropReason::Router)
-            }
+            Some(DeviceKind::Router) => self.router(port.device_id, &port, pkt),
             None => Err(DropReason::UnknownPort),
         }
     }
@@ -212,16 +402,33 @@ impl Walk<'_> {
         if !up {
             return Err(DropReason::DeviceDown);
         }
-        let src = pkt.eth_src();
-        if !is_multicast(&src) {
-            self.out.effects.push(Effect::Learn {
-                bridge: id,
-                mac: src,
-                port: inport.id,
-            });
+        // A router's MACs are known from the topology, not learned.
+        if inport.peer_id.is_none() {
+            let src = pkt.eth_src();
+            if !is_multicast(&src) {
+                self.out.effects.push(Effect::Learn {
+                    bridge: id,
+                    mac: src,
+                    port: inport.id,
+                });
+            }
         }
         let dst = pkt.eth_dst();
-        if !is_multicast(&dst) {
+        if is_multicast(&dst) {
+            if self.bridge_services(id, inport, pkt)? {
+                return Ok(());
+            }
+        } else {
+            if let Some(port) = self.ctx.index.router_mac(id, dst) {
+                if port == inport.id {
+                    return Err(DropReason::SameSegment);
+                }
+                return self.egress(port, pkt);
+            }
+            if self.ctx.index.is_dhcp_server(id, dst) && self.is_dhcp_request(pkt) {
+                self.generate(inport.id, Reply::Dhcp { bridge: id });
+                return Ok(());
+            }
             if let Some(&port) = self.ctx.macs.get(&(id, dst)) {
                 self.tag(Tag::Mac(id, dst));
                 if port == inport.id {
@@ -234,7 +441,7 @@ impl Walk<'_> {
         // Flood: every other port of the bridge, each branch with its own header copy. A port
         // that fails (down, a loop behind it) only loses its own copy.
         let snapshot = self.ctx.snapshot;
-        let mut seen = FieldSet::EMPTY;
+        let mut seen = Seen::EMPTY;
         for p in snapshot.ports_of(id) {
             if p.id == inport.id {
                 continue;
@@ -248,6 +455,298 @@ impl Walk<'_> {
         }
         pkt.absorb(seen);
         Ok(())
+    }
+
+    /// ARP suppression and DHCP for a broadcast; true when the bridge answered it.
+    fn bridge_services(
+        &mut self,
+        id: Uuid,
+        inport: &Port,
+        pkt: &mut Tracked,
+    ) -> Result<bool, DropReason> {
+        let index = self.ctx.index;
+        // A plain L2 bridge answers nothing: its floods need not read past the MACs.
+        if !index.answers_arp(id) && !index.serves_dhcp(id) {
+            return Ok(false);
+        }
+        match pkt.eth_type() {
+            ETH_ARP => {
+                let Some(op) = pkt.arp_op() else {
+                    self.consumed = true;
+                    return Err(DropReason::Malformed);
+                };
+                if op != ARP_REQUEST {
+                    return Ok(false);
+                }
+                let tpa = pkt.arp_tpa().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let Some(known) = index.bridge_ip(id, tpa) else {
+                    return Ok(false);
+                };
+                let spa = pkt.arp_spa().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                // A gratuitous ARP announces; it is flooded, never answered.
+                if spa == tpa || known.subnet.is_some_and(|n| !n.contains(&spa)) {
+                    return Ok(false);
+                }
+                self.generate(inport.id, Reply::ArpReply { mac: known.mac });
+                Ok(true)
+            }
+            ETH_IPV4 if index.serves_dhcp(id) => {
+                if self.is_dhcp_request(pkt) {
+                    self.generate(inport.id, Reply::Dhcp { bridge: id });
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn is_dhcp_request(&mut self, pkt: &mut Tracked) -> bool {
+        pkt.eth_type() == ETH_IPV4
+            && pkt.ip_proto() == Some(PROTO_UDP)
+            && pkt.tp_dst() == Some(DHCP_SERVER_PORT)
+    }
+
+    fn router(&mut self, id: Uuid, inport: &Port, pkt: &mut Tracked) -> Result<(), DropReason> {
+        self.tag(Tag::Device(id));
+        let up = self
+            .ctx
+            .snapshot
+            .get::<Router>(id)
+            .is_some_and(|r| r.admin_state_up);
+        if !up {
+            return Err(DropReason::DeviceDown);
+        }
+        let (Some((ip, net)), Some(mac)) = (port_v4(inport), inport.mac.map(|m| m.0)) else {
+            return Err(DropReason::NoAddress);
+        };
+        let dst = pkt.eth_dst();
+        let broadcast = dst == [0xff; 6];
+        if dst != mac && !broadcast {
+            return Err(DropReason::NotForRouter);
+        }
+        match pkt.eth_type() {
+            ETH_ARP => self.router_arp(id, inport, ip, net, pkt),
+            ETH_IPV4 if !broadcast => self.route(id, inport, mac, ip, pkt),
+            ETH_IPV4 => Err(DropReason::NotForRouter),
+            _ => Err(DropReason::NotIpv4),
+        }
+    }
+
+    fn router_arp(
+        &mut self,
+        id: Uuid,
+        inport: &Port,
+        ip: Ipv4Addr,
+        net: ipnet::Ipv4Net,
+        pkt: &mut Tracked,
+    ) -> Result<(), DropReason> {
+        let (Some(op), Some(tpa)) = (pkt.arp_op(), pkt.arp_tpa()) else {
+            self.consumed = true;
+            return Err(DropReason::Malformed);
+        };
+        let spa = pkt.arp_spa().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let sha = pkt.header().arp.map_or([0; 6], |a| a.sha);
+        let usable = net.contains(&spa) && spa != ip && !is_multicast(&sha) && sha != [0; 6];
+        if tpa != ip {
+            // A gratuitous ARP from the subnet refreshes an entry the router already has.
+            if spa == tpa && usable {
+                self.out.effects.push(Effect::ArpLearn {
+                    router: id,
+                    port: inport.id,
+                    ip: spa,
+                    mac: sha,
+                    create: false,
+                });
+                self.consumed = true;
+            }
+            return Err(DropReason::ArpIgnored);
+        }
+        if !usable || !(op == ARP_REQUEST || op == ARP_REPLY) {
+            return Err(DropReason::ArpIgnored);
+        }
+        // Like Linux: an ARP addressed to us from the subnet tells us the sender too.
+        self.out.effects.push(Effect::ArpLearn {
+            router: id,
+            port: inport.id,
+            ip: spa,
+            mac: sha,
+            create: true,
+        });
+        self.consumed = true;
+        if op == ARP_REQUEST {
+            let mac = inport.mac.map_or([0; 6], |m| m.0);
+            self.generate(inport.id, Reply::ArpReply { mac });
+        }
+        Ok(())
+    }
+
+    fn route(
+        &mut self,
+        id: Uuid,
+        inport: &Port,
+        in_mac: [u8; 6],
+        in_ip: Ipv4Addr,
+        pkt: &mut Tracked,
+    ) -> Result<(), DropReason> {
+        let Some(ip) = pkt.header().ipv4 else {
+            self.consumed = true;
+            return Err(DropReason::Malformed);
+        };
+        let ctx = self.ctx;
+        let Some(table) = ctx.index.routes(id) else {
+            return Err(DropReason::UnknownPort);
+        };
+        let src = if table.src_len() > 0 {
+            pkt.ipv4_src_prefix(table.src_len()).unwrap_or(ip.src)
+        } else {
+            ip.src
+        };
+        let lookup = table.lookup(ip.dst, src);
+        pkt.ipv4_dst_prefix(lookup.dst_len);
+        let error = |error| Reply::IcmpError {
+            error,
+            mac: in_mac,
+            ip: in_ip,
+        };
+        let entry = match lookup.chosen.len() {
+            0 => {
+                self.generate(inport.id, error(Icmpv4Error::NetUnreachable));
+                return Err(DropReason::NoRoute);
+            }
+            1 => lookup.chosen[0],
+            n => lookup.chosen[ecmp_hash(pkt) as usize % n],
+        };
+        match entry.target {
+            Target::Local { port } => self.local(id, inport, port, pkt),
+            Target::Blackhole => Err(DropReason::Blackhole),
+            Target::Reject => {
+                self.generate(inport.id, error(Icmpv4Error::AdminProhibited));
+                Err(DropReason::Rejected)
+            }
+            Target::Forward { port, gateway } => {
+                self.forward(id, inport, (in_mac, in_ip), port, gateway, pkt)
+            }
+        }
+    }
+
+    /// A packet for one of the router's own addresses.
+    fn local(
+        &mut self,
+        _router: Uuid,
+        inport: &Port,
+        _owner: Uuid,
+        pkt: &mut Tracked,
+    ) -> Result<(), DropReason> {
+        pkt.ipv4_dst();
+        match pkt.ip_proto() {
+            Some(PROTO_ICMP) => {
+                if pkt.icmp_type() == Some(ICMP_ECHO_REQUEST) {
+                    self.generate(inport.id, Reply::EchoReply);
+                    return Ok(());
+                }
+                Err(DropReason::ToRouter)
+            }
+            Some(PROTO_UDP) => {
+                // A DHCP renewal unicast to the gateway, when the gateway is the server.
+                let bridge = inport
+                    .peer_id
+                    .and_then(|p| self.ctx.snapshot.get::<Port>(p))
+                    .map(|p| p.device_id)
+                    .filter(|b| self.ctx.index.serves_dhcp(*b));
+                if let (Some(bridge), Some(DHCP_SERVER_PORT)) = (bridge, pkt.tp_dst()) {
+                    self.generate(inport.id, Reply::Dhcp { bridge });
+                    return Ok(());
+                }
+                // Nothing listens on a virtual router: what traceroute's last hop says.
+                let (mac, ip) = (inport.mac.map_or([0; 6], |m| m.0), pkt.header().ipv4);
+                let ip = ip.map_or(Ipv4Addr::UNSPECIFIED, |i| i.dst);
+                self.generate(
+                    inport.id,
+                    Reply::IcmpError {
+                        error: Icmpv4Error::PortUnreachable,
+                        mac,
+                        ip,
+                    },
+                );
+                Err(DropReason::ToRouter)
+            }
+            _ => Err(DropReason::ToRouter),
+        }
+    }
+
+    fn forward(
+        &mut self,
+        id: Uuid,
+        inport: &Port,
+        (in_mac, in_ip): ([u8; 6], Ipv4Addr),
+        port_id: Uuid,
+        gateway: Option<Ipv4Addr>,
+        pkt: &mut Tracked,
+    ) -> Result<(), DropReason> {
+        let error = |error| Reply::IcmpError {
+            error,
+            mac: in_mac,
+            ip: in_ip,
+        };
+        if pkt.ttl_unmatched().is_some_and(|t| t <= 1) {
+            self.generate(inport.id, error(Icmpv4Error::TtlExceeded));
+            return Err(DropReason::TtlExpired);
+        }
+        let ctx = self.ctx;
+        let Some(port) = ctx.snapshot.get::<Port>(port_id) else {
+            return Err(DropReason::UnknownPort);
+        };
+        self.tag(Tag::Port(port.id));
+        if !port.admin_state_up {
+            return Err(DropReason::PortDown);
+        }
+        let Some(out_mac) = port.mac.map(|m| m.0) else {
+            return Err(DropReason::NoAddress);
+        };
+        let next_hop = match gateway {
+            Some(g) => g,
+            None => pkt.ipv4_dst().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
+        // Path MTU discovery needs the answer from here; what a flow lets through later is
+        // bounded by the MTU the network's DHCP hands out.
+        if let Some(ip) = pkt.header().ipv4 {
+            let mtu = ctx.index.mtu(port.id);
+            if ip.df && ip.total_len > mtu {
+                self.generate(
+                    inport.id,
+                    error(Icmpv4Error::FragmentationNeeded { next_hop_mtu: mtu }),
+                );
+                return Err(DropReason::TooBig);
+            }
+        }
+        let mac = match ctx.index.static_neighbour(ctx.snapshot, port, next_hop) {
+            Some(mac) => mac,
+            None => {
+                self.tag(Tag::Arp(id, next_hop));
+                match ctx.arp.neighbour(id, next_hop) {
+                    Some(Neighbour::Known(mac)) => mac,
+                    Some(Neighbour::Failed) => {
+                        self.generate(inport.id, error(Icmpv4Error::HostUnreachable));
+                        self.consumed = false;
+                        self.short = true;
+                        return Err(DropReason::HostUnreachable);
+                    }
+                    Some(Neighbour::Pending) | None => {
+                        self.out.resolve = Some(Resolve {
+                            router: id,
+                            port: port.id,
+                            ip: next_hop,
+                        });
+                        self.consumed = true;
+                        return Err(DropReason::Unresolved);
+                    }
+                }
+            }
+        };
+        pkt.set_eth(out_mac, mac);
+        pkt.dec_ttl();
+        self.egress(port.id, pkt)
     }
 
     fn egress(&mut self, port_id: Uuid, pkt: &mut Tracked) -> Result<(), DropReason> {
@@ -271,6 +770,21 @@ impl Walk<'_> {
         }
         Ok(())
     }
+}
+
+/// The ECMP choice reads the 5-tuple: a flow's packets always take the same route.
+fn ecmp_hash(pkt: &mut Tracked) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    (
+        pkt.ipv4_src(),
+        pkt.ipv4_dst(),
+        pkt.ip_proto(),
+        pkt.tp_src(),
+        pkt.tp_dst(),
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 fn is_multicast(mac: &[u8; 6]) -> bool {

@@ -17,6 +17,10 @@ fn bridge(name: &str, tenant: &str) -> Bridge {
     fixtures::bridge(name, Some(tenant))
 }
 
+fn at(port: Uuid) -> Start {
+    Start::Ingress { port, in_port: 0 }
+}
+
 fn mac(n: u8) -> [u8; 6] {
     [2, 0, 0, 0, 0, n]
 }
@@ -75,10 +79,14 @@ fn simulation_floods_unknown_and_reads_only_macs() {
     let snap = l.f.network.snapshot();
     let bindings = l.f.bindings();
     let macs = MacTable::default();
+    let index = Index::build(&snap, 1450);
+    let arp = arp::Cache::default();
     let ctx = Context {
         snapshot: &snap,
+        index: &index,
         bindings: &bindings,
         macs: &macs,
+        arp: &arp,
     };
     let h = Header::parse(&frames::udp(
         mac(1),
@@ -89,7 +97,7 @@ fn simulation_floods_unknown_and_reads_only_macs() {
         2,
     ))
     .unwrap();
-    let s = simulate(ctx, l.ports[0], h);
+    let s = simulate(ctx, at(l.ports[0]), h);
     let mut out: Vec<Uuid> = s.egress.iter().map(|e| e.port).collect();
     out.sort();
     let mut want = l.ports[1..].to_vec();
@@ -104,16 +112,16 @@ fn simulation_floods_unknown_and_reads_only_macs() {
     // Known destination: one egress, tagged with the MAC entry.
     let mut macs = MacTable::default();
     macs.insert((l.br, mac(9)), l.ports[3]);
-    let s = simulate(Context { macs: &macs, ..ctx }, l.ports[0], h);
+    let s = simulate(Context { macs: &macs, ..ctx }, at(l.ports[0]), h);
     assert_eq!(s.egress.len(), 1);
     assert_eq!(s.egress[0].port, l.ports[3]);
     assert!(s.tags.contains(&Tag::Mac(l.br, mac(9))));
     // Learned on the ingress port itself: dropped, it is already on that segment.
-    let s = simulate(Context { macs: &macs, ..ctx }, l.ports[3], h);
+    let s = simulate(Context { macs: &macs, ..ctx }, at(l.ports[3]), h);
     assert_eq!(s.drop, Some(DropReason::SameSegment));
     assert!(s.egress.is_empty() && !s.is_error());
     // Unknown ingress: an error drop, untagged.
-    let s = simulate(ctx, Uuid::new_v4(), h);
+    let s = simulate(ctx, at(Uuid::new_v4()), h);
     assert!(s.is_error() && s.tags.is_empty());
 }
 
@@ -128,15 +136,19 @@ fn admin_down_port_and_bridge_drop() {
     let snap = l.f.network.snapshot();
     let bindings = l.f.bindings();
     let macs = MacTable::default();
+    let index = Index::build(&snap, 1450);
+    let arp = arp::Cache::default();
     let ctx = Context {
         snapshot: &snap,
+        index: &index,
         bindings: &bindings,
         macs: &macs,
+        arp: &arp,
     };
     let h = Header::ethernet(mac(1), BCAST, 0x0806);
-    assert_eq!(simulate(ctx, p0, h).drop, Some(DropReason::PortDown));
+    assert_eq!(simulate(ctx, at(p0), h).drop, Some(DropReason::PortDown));
     // A down port reads nothing: the drop flow matches the port alone.
-    assert_eq!(simulate(ctx, p0, h).seen, flowkey::FieldSet::EMPTY);
+    assert_eq!(simulate(ctx, at(p0), h).seen, flowkey::Seen::EMPTY);
     let mut b = Bridge::clone(snap.get::<Bridge>(br).unwrap());
     b.admin_state_up = false;
     l.f.write(|t| t.update_bridge(b));
@@ -146,7 +158,7 @@ fn admin_down_port_and_bridge_drop() {
         ..ctx
     };
     assert_eq!(
-        simulate(ctx, l.ports[1], h).drop,
+        simulate(ctx, at(l.ports[1]), h).drop,
         Some(DropReason::DeviceDown)
     );
 }

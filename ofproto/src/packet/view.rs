@@ -60,6 +60,11 @@ pub struct IpView {
     pub ecn: u8,
     /// The payload is a fragment, so no L4 header is read from it.
     pub fragmented: bool,
+    /// The datagram's length by its header (IPv4 total length; IPv6 40 + payload length), which
+    /// a switch's truncation of the frame does not change: what a router's MTU check compares.
+    pub total_len: u16,
+    /// The sender forbids fragmentation in transit (IPv4 DF; always true for IPv6).
+    pub dont_fragment: bool,
 }
 
 /// The transport (or ICMP) header fields OpenFlow can match on.
@@ -154,6 +159,8 @@ impl PacketView {
                     dscp: h.dcp().value(),
                     ecn: h.ecn().value(),
                     fragmented: ip.is_payload_fragmented(),
+                    total_len: h.total_len(),
+                    dont_fragment: h.dont_fragment(),
                 });
             }
             Some(LaxNetSlice::Ipv6(ip)) => {
@@ -166,6 +173,8 @@ impl PacketView {
                     dscp: h.dscp().value(),
                     ecn: h.ecn().value(),
                     fragmented: ip.is_payload_fragmented(),
+                    total_len: 40u16.saturating_add(h.payload_length()),
+                    dont_fragment: true,
                 });
             }
             None => {}
