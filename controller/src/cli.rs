@@ -1,6 +1,7 @@
 //! The CLI client: `strowger <resource> <verb> …` over the REST API (ovn-nbctl / midonet-cli
-//! style). Names (or unique id prefixes) are accepted wherever an id is expected; output is a
-//! table, or the API's JSON with `--json`; API errors are printed as the API gave them.
+//! style), plus the runtime views (`host unbound`, `bridge mac-table`, `router arp-table`).
+//! Names (or unique id prefixes) are accepted wherever an id is expected; output is a table, or
+//! the API's JSON with `--json`; API errors are printed as the API gave them.
 //!
 //! Fields are set as `key=value` pairs: values that parse as JSON (numbers, booleans, null,
 //! arrays, objects) are sent as such, anything else as a string; list fields take
@@ -68,6 +69,30 @@ pub enum HostVerb {
     Unbound {
         /// Host (name or id); every host when absent.
         host: Option<String>,
+    },
+}
+
+/// Verbs of bridges: the standard ones, and the MAC table the app has learned.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BridgeVerb {
+    #[command(flatten)]
+    Std(Verb),
+    /// List the MACs a bridge has learned: the port behind each, and how many flows use it.
+    MacTable {
+        /// Bridge (name or id).
+        bridge: String,
+    },
+}
+
+/// Verbs of routers: the standard ones, and the ARP cache the app holds.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum RouterVerb {
+    #[command(flatten)]
+    Std(Verb),
+    /// List a router's ARP cache: each neighbour's MAC, state, and packets waiting for it.
+    ArpTable {
+        /// Router (name or id).
+        router: String,
     },
 }
 
@@ -243,6 +268,8 @@ macro_rules! args {
 }
 args!(StdArgs, Verb);
 args!(HostArgs, HostVerb);
+args!(BridgeArgs, BridgeVerb);
+args!(RouterArgs, RouterVerb);
 args!(PortArgs, PortVerb);
 args!(ChildArgs, ChildVerb);
 args!(MemberArgs, MemberVerb);
@@ -257,10 +284,10 @@ pub enum Command {
     TunnelZone(StdArgs),
     /// Members of tunnel zones.
     Member(MemberArgs),
-    /// Virtual L2 bridges.
-    Bridge(StdArgs),
-    /// Virtual L3 routers.
-    Router(StdArgs),
+    /// Virtual L2 bridges, and the MACs they have learned.
+    Bridge(BridgeArgs),
+    /// Virtual L3 routers, and their ARP caches.
+    Router(RouterArgs),
     /// Ports of bridges and routers, links and bindings.
     Port(PortArgs),
     /// Routes of a router.
@@ -505,6 +532,8 @@ fn columns(kind: &str) -> &'static [&'static str] {
             "up",
         ],
         "unbound_interfaces" => &["host_id", "interface_name", "ofport", "iface_id", "reason"],
+        "mac_table" => &["mac", "port_id", "flows"],
+        "arp_table" => &["ip", "mac", "state", "expires_in_secs", "parked", "port_id"],
         "routes" => &[
             "id",
             "dst",
@@ -642,9 +671,9 @@ impl Printer {
 fn client_of(cmd: &Command) -> &Client {
     match cmd {
         Command::Host(a) => &a.client,
+        Command::Bridge(a) => &a.client,
+        Command::Router(a) => &a.client,
         Command::TunnelZone(a)
-        | Command::Bridge(a)
-        | Command::Router(a)
         | Command::Chain(a)
         | Command::PortGroup(a)
         | Command::IpAddrGroup(a) => &a.client,
@@ -718,8 +747,8 @@ async fn dispatch(api: &Api, out: &Printer, cmd: Command) -> Res<()> {
     match cmd {
         Command::Host(a) => hosts(api, out, a.verb).await,
         Command::TunnelZone(a) => standard(api, out, "tunnel_zones", a.verb).await,
-        Command::Bridge(a) => standard(api, out, "bridges", a.verb).await,
-        Command::Router(a) => standard(api, out, "routers", a.verb).await,
+        Command::Bridge(a) => bridges(api, out, a.verb).await,
+        Command::Router(a) => routers(api, out, a.verb).await,
         Command::Chain(a) => standard(api, out, "chains", a.verb).await,
         Command::PortGroup(a) => standard(api, out, "port_groups", a.verb).await,
         Command::IpAddrGroup(a) => standard(api, out, "ip_addr_groups", a.verb).await,
@@ -743,6 +772,34 @@ async fn hosts(api: &Api, out: &Printer, verb: HostVerb) -> Res<()> {
             let h = api.resolve("/hosts", &h).await?;
             let path = format!("/hosts/{h}/unbound_interfaces");
             out.list("unbound_interfaces", &api.get(&path).await?);
+            Ok(())
+        }
+    }
+}
+
+async fn bridges(api: &Api, out: &Printer, verb: BridgeVerb) -> Res<()> {
+    match verb {
+        BridgeVerb::Std(v) => standard(api, out, "bridges", v).await,
+        BridgeVerb::MacTable { bridge } => {
+            let b = api.resolve("/bridges", &bridge).await?;
+            out.list(
+                "mac_table",
+                &api.get(&format!("/bridges/{b}/mac_table")).await?,
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn routers(api: &Api, out: &Printer, verb: RouterVerb) -> Res<()> {
+    match verb {
+        RouterVerb::Std(v) => standard(api, out, "routers", v).await,
+        RouterVerb::ArpTable { router } => {
+            let r = api.resolve("/routers", &router).await?;
+            out.list(
+                "arp_table",
+                &api.get(&format!("/routers/{r}/arp_table")).await?,
+            );
             Ok(())
         }
     }
@@ -1041,6 +1098,59 @@ mod tests {
             panic!("not a host command")
         };
         assert!(matches!(a.verb, HostVerb::Std(Verb::Show { id }) if id == "hv1"));
+    }
+
+    #[test]
+    fn bridges_and_routers_take_the_standard_verbs_and_their_tables() {
+        let Command::Bridge(a) = parse(&["bridge", "mac-table", "net1", "--json"]) else {
+            panic!("not a bridge command")
+        };
+        assert!(a.client.json);
+        assert!(matches!(a.verb, BridgeVerb::MacTable { bridge } if bridge == "net1"));
+        let Command::Bridge(a) = parse(&["bridge", "delete", "net1"]) else {
+            panic!("not a bridge command")
+        };
+        assert!(matches!(a.verb, BridgeVerb::Std(Verb::Delete { id }) if id == "net1"));
+        let Command::Router(a) = parse(&["router", "arp-table", "r1"]) else {
+            panic!("not a router command")
+        };
+        assert!(!a.client.json);
+        assert!(matches!(a.verb, RouterVerb::ArpTable { router } if router == "r1"));
+        let Command::Router(a) = parse(&["router", "list"]) else {
+            panic!("not a router command")
+        };
+        assert!(matches!(a.verb, RouterVerb::Std(Verb::List)));
+    }
+
+    #[test]
+    fn mac_and_arp_tables_render_as_tables() {
+        let rows = vec![json!({"mac": "02:00:00:00:00:01", "port_id": "p1", "flows": 3})];
+        let t = table("mac_table", &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "MAC                PORT_ID  FLOWS", "{t}");
+        assert_eq!(lines[1], "02:00:00:00:00:01  p1       3", "{t}");
+        let rows = vec![
+            json!({"ip": "10.0.0.5", "mac": "02:00:00:00:00:05", "port_id": "p1",
+                "state": "reachable", "expires_in_secs": 25, "parked": 0}),
+            json!({"ip": "10.0.0.9", "mac": null, "port_id": "p1",
+                "state": "resolving", "expires_in_secs": 1, "parked": 2}),
+        ];
+        let t = table("arp_table", &rows);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0], "IP        MAC                STATE      EXPIRES_IN_SECS  PARKED  PORT_ID",
+            "{t}"
+        );
+        assert_eq!(
+            lines[1], "10.0.0.5  02:00:00:00:00:05  reachable  25               0       p1",
+            "{t}"
+        );
+        assert_eq!(
+            lines[2], "10.0.0.9  -                  resolving  1                2       p1",
+            "{t}"
+        );
+        // No entries: the header alone.
+        assert_eq!(table("arp_table", &[]).lines().count(), 1);
     }
 
     #[test]

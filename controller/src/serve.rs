@@ -93,12 +93,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let bindings_task = tokio::spawn(crate::bindings::follow(
         network.subscribe(),
         provisioner.views(),
-        app_host,
+        app_host.clone(),
         bindings_tx,
         stop_rx.clone(),
     ));
-    let runtime =
-        crate::api::topology::Runtime::new(provisioner.views()).with_bindings(bindings_rx);
+    // The MAC and ARP views ask the app itself, under its lock, at the moment of the request.
+    let app_query: crate::api::topology::AppQuery =
+        std::sync::Arc::new(move |q: &apps::Query| app_host.query(q));
+    let runtime = crate::api::topology::Runtime::new(provisioner.views())
+        .with_bindings(bindings_rx)
+        .with_app(app_query);
     let app = crate::api::app(vec![
         crate::api::topology::routes_with(network.clone(), runtime),
         crate::api::switches::routes(switches),

@@ -1,6 +1,6 @@
 //! The `strowger serve` binary: OpenFlow and REST come up on the given addresses, a switch
 //! handshakes, the REST API lists it, SIGTERM ends the process cleanly; an unknown `--app` is
-//! refused at start-up.
+//! refused at start-up; the CLI's runtime views reach the served API.
 
 mod common;
 
@@ -134,6 +134,65 @@ fn cli(api: SocketAddr, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the CLI against `api`, expecting it to fail; its stderr.
+fn cli_fails(api: SocketAddr, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_strowger"))
+        .args(args)
+        .args(["--api", &format!("http://{api}")])
+        .output()
+        .expect("run the CLI");
+    assert!(
+        !out.status.success(),
+        "strowger {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `bridge mac-table` and `router arp-table` resolve names and prefixes, reach the served
+/// views (empty: nothing has been learned without switches), and print a table or `--json`;
+/// an unknown device is the API's 404.
+#[test]
+fn mac_and_arp_tables_through_the_cli() {
+    let api = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_strowger"))
+        .args(["serve", "--in-memory"])
+        .args(["--openflow-listen", &free_port().to_string()])
+        .args(["--api-listen", &api.to_string()])
+        .args(["--ovsdb-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn strowger");
+    let _child = Running(child);
+    testbed::Sandbox::wait_until(Duration::from_secs(10), || http_get(api, "/api/v1/health"))
+        .expect("REST up");
+    cli(api, &["bridge", "create", "net1"]);
+    let router: serde_json::Value =
+        serde_json::from_str(&cli(api, &["router", "create", "r1", "--json"])).expect("JSON");
+    let router_id = router["id"].as_str().expect("an id").to_owned();
+
+    let table = cli(api, &["bridge", "mac-table", "net1"]);
+    assert_eq!(table, "MAC  PORT_ID  FLOWS\n");
+    let json = cli(api, &["bridge", "mac-table", "net1", "--json"]);
+    assert_eq!(json.trim(), "[]");
+    let table = cli(api, &["router", "arp-table", &router_id[..8]]);
+    assert_eq!(table, "IP  MAC  STATE  EXPIRES_IN_SECS  PARKED  PORT_ID\n");
+    let json = cli(api, &["router", "arp-table", "r1", "--json"]);
+    assert_eq!(json.trim(), "[]");
+
+    // A bridge's name is no router's, and an unknown id is the API's own 404.
+    let err = cli_fails(api, &["router", "arp-table", "net1"]);
+    assert!(
+        err.contains("no /routers item named or prefixed \"net1\""),
+        "{err}"
+    );
+    let unknown = "00000000-0000-4000-8000-000000000001";
+    let err = cli_fails(api, &["bridge", "mac-table", unknown]);
+    assert!(err.starts_with("HTTP 404: "), "{err}");
+    assert!(err.contains("\"not_found\""), "{err}");
 }
 
 /// A host created through the CLI with a real OVS's OVSDB socket: the controller provisions its

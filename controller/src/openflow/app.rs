@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use apps::{App, Event, Output};
+use apps::{Answer, App, Event, Output, Query};
 use ofproto::{FeaturesReply, Message, Port};
 
 use super::{ConnId, SendError, SwitchHandle, Switches};
@@ -138,6 +138,13 @@ impl AppHost {
     pub fn broadcast(&self, event: &Event) {
         let mut inner = self.lock();
         self.deliver(&mut inner, event, |_| {});
+    }
+
+    /// Asks the app about its runtime state (a bridge's MAC table, a router's ARP cache) for
+    /// the REST views. The lock is held only for the app's answer, which must be quick: it is
+    /// the lock every packet-in takes.
+    pub fn query(&self, query: &Query) -> Option<Answer> {
+        self.lock().app.query(Instant::now(), query)
     }
 
     /// Runs the app's timers until `shutdown`: sleeps until its `poll_timeout`, woken early
@@ -327,6 +334,54 @@ mod tests {
         // Unknown destination: dropped quietly.
         host.event(1, &packet_in(1, 99), |m| local.push(m));
         assert!(local.is_empty());
+    }
+
+    /// Answers a MAC table query for bridge 1 with one entry per event it has seen.
+    struct Tables(u32);
+
+    impl App for Tables {
+        fn name(&self) -> &'static str {
+            "tables"
+        }
+        fn handle(&mut self, _now: Instant, _event: &Event, _out: &mut Vec<Output>) {
+            self.0 += 1;
+        }
+        fn query(&self, _now: Instant, query: &Query) -> Option<Answer> {
+            match query {
+                Query::MacTable { bridge } if *bridge == uuid::Uuid::from_u128(1) => {
+                    Some(Answer::MacTable(vec![apps::MacEntry {
+                        mac: [2, 0, 0, 0, 0, 1],
+                        port_id: uuid::Uuid::from_u128(2),
+                        flows: self.0,
+                    }]))
+                }
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn query_asks_the_hosted_app_about_its_state_now() {
+        let host = AppHost::new(Box::new(Tables(0)), Switches::new());
+        let bridge = Query::MacTable {
+            bridge: uuid::Uuid::from_u128(1),
+        };
+        let flows = |a: Option<Answer>| match a {
+            Some(Answer::MacTable(v)) => v.iter().map(|e| e.flows).collect::<Vec<_>>(),
+            other => panic!("expected a MAC table, got {other:?}"),
+        };
+        assert_eq!(flows(host.query(&bridge)), vec![0]);
+        // The answer reflects what the app has seen since.
+        host.broadcast(&Event::SwitchDown { dpid: 1 });
+        host.broadcast(&Event::SwitchDown { dpid: 2 });
+        assert_eq!(flows(host.query(&bridge)), vec![2]);
+        let router = Query::ArpTable {
+            router: uuid::Uuid::from_u128(1),
+        };
+        assert_eq!(host.query(&router), None);
+        // An app without runtime tables answers nothing.
+        let plain = AppHost::new(Box::new(Burst), Switches::new());
+        assert_eq!(plain.query(&bridge), None);
     }
 
     /// For each packet-in, three barriers to each of switches 2 and 3, interleaved.

@@ -399,3 +399,118 @@ pub async fn list_host_unbound(
     net.snapshot().find::<Host>(host)?;
     Ok(Json(unbound(&rt, Some(host))))
 }
+
+/// One learned MAC of a bridge (`GET /bridges/{id}/mac_table`), as the app holds it now.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MacTableEntry {
+    /// The MAC.
+    pub mac: MacAddr,
+    /// The bridge port it was learned on.
+    pub port_id: Uuid,
+    /// How many installed flows deliver to it; it expires some time after the last one goes.
+    pub flows: u32,
+}
+
+impl From<apps::MacEntry> for MacTableEntry {
+    fn from(e: apps::MacEntry) -> Self {
+        MacTableEntry {
+            mac: MacAddr(e.mac),
+            port_id: e.port_id,
+            flows: e.flows,
+        }
+    }
+}
+
+/// One entry of a router's ARP cache (`GET /routers/{id}/arp_table`), as the app holds it now.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ArpTableEntry {
+    /// The neighbour's address.
+    #[schema(value_type = String, format = Ipv4)]
+    pub ip: std::net::Ipv4Addr,
+    /// Its MAC, once known (null while resolving); always present.
+    #[schema(required = true)]
+    pub mac: Option<MacAddr>,
+    /// The router port it is reached through.
+    pub port_id: Uuid,
+    /// `resolving`, `reachable`, `stale` or `failed`.
+    #[schema(schema_with = arp_state_schema)]
+    pub state: &'static str,
+    /// Seconds until the entry next changes state (expires, goes stale, or is retried).
+    pub expires_in_secs: u64,
+    /// Packets parked waiting for it.
+    pub parked: u64,
+}
+
+impl From<apps::ArpEntry> for ArpTableEntry {
+    fn from(e: apps::ArpEntry) -> Self {
+        ArpTableEntry {
+            ip: e.ip,
+            mac: e.mac.map(MacAddr),
+            port_id: e.port_id,
+            state: e.state.as_str(),
+            expires_in_secs: e.expires_in_secs,
+            // A count of packets cannot exceed u64 on any platform we build for.
+            parked: u64::try_from(e.parked).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// The schema of an ARP entry's state: the names `apps::ArpState::as_str` gives.
+fn arp_state_schema() -> utoipa::openapi::schema::Object {
+    use apps::ArpState::{self, *};
+    // Exhaustive, so a new state does not compile until it is listed below too.
+    let _every = |s: ArpState| match s {
+        Resolving | Reachable | Stale | Failed => (),
+    };
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(
+            "Where the entry stands: `resolving` (requests out, packets may be parked), \
+             `reachable`, `stale` (refreshed on next use) or `failed` (no answer: ICMP host \
+             unreachable until it expires).",
+        ))
+        .enum_values(Some(
+            [Resolving, Reachable, Stale, Failed].map(ArpState::as_str),
+        ))
+        .build()
+}
+
+/// An answer of the wrong kind is the app's bug, not the client's: a 500 that says so, rather
+/// than an empty table that would hide it.
+fn wrong_answer(query: &apps::Query, answer: &apps::Answer) -> ApiError {
+    ApiError::internal(format!(
+        "the app answered {query:?} with a different table ({} entries)",
+        match answer {
+            apps::Answer::MacTable(v) => v.len(),
+            apps::Answer::ArpTable(v) => v.len(),
+        }
+    ))
+}
+
+pub async fn mac_table(
+    State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
+    P(bridge): P<Uuid>,
+) -> Result<Json<Vec<MacTableEntry>>, ApiError> {
+    net.snapshot().find::<Bridge>(bridge)?;
+    let query = apps::Query::MacTable { bridge };
+    match rt.query(&query) {
+        None => Ok(Json(Vec::new())),
+        Some(apps::Answer::MacTable(v)) => Ok(Json(v.into_iter().map(Into::into).collect())),
+        Some(other) => Err(wrong_answer(&query, &other)),
+    }
+}
+
+pub async fn arp_table(
+    State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
+    P(router): P<Uuid>,
+) -> Result<Json<Vec<ArpTableEntry>>, ApiError> {
+    net.snapshot().find::<Router>(router)?;
+    let query = apps::Query::ArpTable { router };
+    match rt.query(&query) {
+        None => Ok(Json(Vec::new())),
+        Some(apps::Answer::ArpTable(v)) => Ok(Json(v.into_iter().map(Into::into).collect())),
+        Some(other) => Err(wrong_answer(&query, &other)),
+    }
+}

@@ -1,5 +1,6 @@
 //! The REST API of the logical model (DESIGN §3): hosts, tunnel zones, bridges, routers, ports,
-//! links, bindings, routes, chains and rules, port groups, IP address groups, DHCP. Handlers are
+//! links, bindings, routes, chains and rules, port groups, IP address groups, DHCP; and the
+//! runtime views (unbound interfaces, a bridge's MAC table, a router's ARP cache). Handlers are
 //! generic over [`topology::Resource`]; each write runs on a blocking thread (the store may
 //! fsync) through [`topology::Network::write`]. Responses carry an `ETag` (the revision that
 //! last wrote the record); `PUT` and `DELETE` honour `If-Match`.
@@ -33,13 +34,29 @@ pub trait Crud: Resource {
     fn annotate(&mut self, _rt: &Runtime) {}
 }
 
+/// Asks the running app about its runtime state (`AppHost::query` in `serve`, a closure in
+/// tests): a function rather than the host itself, so this module needs no switch or socket.
+pub type AppQuery = Arc<dyn Fn(&apps::Query) -> Option<apps::Answer> + Send + Sync>;
+
 /// What the controller knows at run time about stored records, shown in their read-only fields
 /// and never written to the store (it would be stale after a restart, and every connect would
-/// bump the record's revision under clients' `If-Match`).
-#[derive(Debug, Clone, Default)]
+/// bump the record's revision under clients' `If-Match`); and the app's own tables (MAC, ARP),
+/// shown as views.
+#[derive(Clone, Default)]
 pub struct Runtime {
     hosts: Option<tokio::sync::watch::Receiver<crate::provision::HostViews>>,
     bindings: Option<tokio::sync::watch::Receiver<Arc<apps::Bindings>>>,
+    app: Option<AppQuery>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("hosts", &self.hosts)
+            .field("bindings", &self.bindings)
+            .field("app", &self.app.as_ref().map(|_| "AppQuery"))
+            .finish()
+    }
 }
 
 impl Runtime {
@@ -48,6 +65,7 @@ impl Runtime {
         Runtime {
             hosts: Some(hosts),
             bindings: None,
+            app: None,
         }
     }
 
@@ -58,6 +76,17 @@ impl Runtime {
     ) -> Self {
         self.bindings = Some(bindings);
         self
+    }
+
+    /// Adds the app to ask for its MAC and ARP tables.
+    pub fn with_app(mut self, app: AppQuery) -> Self {
+        self.app = Some(app);
+        self
+    }
+
+    /// The app's answer to `query`; `None` without an app, or when it keeps no such state.
+    pub fn query(&self, query: &apps::Query) -> Option<apps::Answer> {
+        self.app.as_ref().and_then(|q| q(query))
     }
 
     /// The bindings now (empty when there are none).
@@ -357,6 +386,8 @@ pub fn routes_with(net: Network, runtime: Runtime) -> axum::Router {
         )
         .route("/unbound_interfaces", get(list_unbound))
         .route("/hosts/{id}/unbound_interfaces", get(list_host_unbound))
+        .route("/bridges/{id}/mac_table", get(mac_table))
+        .route("/routers/{id}/arp_table", get(arp_table))
         .route("/openapi.json", get(openapi::serve))
         .with_state(net)
         .layer(axum::Extension(runtime))

@@ -117,6 +117,8 @@ pub fn operations() -> Vec<Operation> {
             None,
             Many("UnboundInterface"),
         ),
+        (Get, "/bridges/{id}/mac_table", None, Many("MacTableEntry")),
+        (Get, "/routers/{id}/arp_table", None, Many("ArpTableEntry")),
     ]);
     ops
 }
@@ -136,6 +138,8 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<Link>(&mut v);
     add::<Binding>(&mut v);
     add::<super::handlers::UnboundInterface>(&mut v);
+    add::<super::handlers::MacTableEntry>(&mut v);
+    add::<super::handlers::ArpTableEntry>(&mut v);
     add::<Route>(&mut v);
     add::<Chain>(&mut v);
     add::<Rule>(&mut v);

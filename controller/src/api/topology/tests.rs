@@ -1143,6 +1143,210 @@ async fn groups_dhcp_and_tunnel_zones() {
     );
 }
 
+/// The app's answers a fake query function gives, keyed by the exact question.
+type Answers = Arc<std::sync::Mutex<Vec<(apps::Query, apps::Answer)>>>;
+
+/// The topology routes whose runtime asks `answers` for the app's tables.
+fn app_answering(net: Network, answers: &Answers) -> axum::Router {
+    let answers = answers.clone();
+    let query: super::AppQuery = Arc::new(move |q: &apps::Query| {
+        let answers = answers.lock().unwrap();
+        answers.iter().find(|(k, _)| k == q).map(|(_, a)| a.clone())
+    });
+    crate::api::app(vec![super::routes_with(
+        net,
+        super::Runtime::default().with_app(query),
+    )])
+}
+
+/// An entry's keys are exactly the properties of its OpenAPI schema, all of them required.
+fn matches_schema(doc: &Value, schema: &str, entry: &Value) {
+    let s = &doc["components"]["schemas"][schema];
+    let props: BTreeSet<&str> = s["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {schema} has no properties: {s}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let keys: BTreeSet<&str> = entry
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, props, "{schema}: {entry}");
+    let required: BTreeSet<&str> = s["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(required, props, "{schema}: every field is always present");
+}
+
+#[tokio::test]
+async fn mac_and_arp_tables_show_what_the_app_answers() {
+    use apps::{Answer, ArpEntry, ArpState, MacEntry, Query};
+    let answers = Answers::default();
+    let app = app_answering(Network::open(Arc::new(MemStore::new())).unwrap(), &answers);
+    let b = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "net"}))).await);
+    let quiet = id(&ok(
+        &app,
+        Method::POST,
+        "/bridges",
+        Some(json!({"name": "quiet"})),
+    )
+    .await);
+    let r = id(&ok(&app, Method::POST, "/routers", Some(json!({"name": "r1"}))).await);
+    let bp = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/bridges/{b}/ports"),
+        Some(json!({})),
+    )
+    .await);
+    let rp = id(&ok(
+        &app,
+        Method::POST,
+        &format!("/routers/{r}/ports"),
+        Some(json!({"address": "10.0.0.1/24"})),
+    )
+    .await);
+    let uuid = |s: &str| s.parse::<uuid::Uuid>().unwrap();
+    answers.lock().unwrap().extend([
+        (
+            Query::MacTable { bridge: uuid(&b) },
+            Answer::MacTable(vec![
+                MacEntry {
+                    mac: [0x02, 0, 0, 0, 0, 0x0a],
+                    port_id: uuid(&bp),
+                    flows: 3,
+                },
+                MacEntry {
+                    mac: [0xfa, 0x16, 0x3e, 0xab, 0xcd, 0xef],
+                    port_id: uuid(&bp),
+                    flows: 0,
+                },
+            ]),
+        ),
+        (
+            Query::ArpTable { router: uuid(&r) },
+            Answer::ArpTable(vec![
+                ArpEntry {
+                    ip: "10.0.0.5".parse().unwrap(),
+                    mac: Some([0x02, 0, 0, 0, 0, 0x05]),
+                    port_id: uuid(&rp),
+                    state: ArpState::Reachable,
+                    expires_in_secs: 25,
+                    parked: 0,
+                },
+                ArpEntry {
+                    ip: "10.0.0.9".parse().unwrap(),
+                    mac: None,
+                    port_id: uuid(&rp),
+                    state: ArpState::Resolving,
+                    expires_in_secs: 1,
+                    parked: 2,
+                },
+                ArpEntry {
+                    ip: "10.0.0.10".parse().unwrap(),
+                    mac: None,
+                    port_id: uuid(&rp),
+                    state: ArpState::Failed,
+                    expires_in_secs: 7,
+                    parked: 0,
+                },
+            ]),
+        ),
+    ]);
+    let macs = ok(&app, Method::GET, &format!("/bridges/{b}/mac_table"), None).await;
+    assert_eq!(
+        macs,
+        json!([
+            {"mac": "02:00:00:00:00:0a", "port_id": bp, "flows": 3},
+            {"mac": "fa:16:3e:ab:cd:ef", "port_id": bp, "flows": 0},
+        ])
+    );
+    let arps = ok(&app, Method::GET, &format!("/routers/{r}/arp_table"), None).await;
+    assert_eq!(
+        arps,
+        json!([
+            {"ip": "10.0.0.5", "mac": "02:00:00:00:00:05", "port_id": rp, "state": "reachable",
+                "expires_in_secs": 25, "parked": 0},
+            {"ip": "10.0.0.9", "mac": null, "port_id": rp, "state": "resolving",
+                "expires_in_secs": 1, "parked": 2},
+            {"ip": "10.0.0.10", "mac": null, "port_id": rp, "state": "failed",
+                "expires_in_secs": 7, "parked": 0},
+        ])
+    );
+    // What is shown is what the OpenAPI document promises.
+    let doc = ok(&app, Method::GET, "/openapi.json", None).await;
+    for e in macs.as_array().unwrap() {
+        matches_schema(&doc, "MacTableEntry", e);
+    }
+    for e in arps.as_array().unwrap() {
+        matches_schema(&doc, "ArpTableEntry", e);
+        let states = &doc["components"]["schemas"]["ArpTableEntry"]["properties"]["state"]["enum"];
+        assert!(states.as_array().unwrap().contains(&e["state"]), "{states}");
+    }
+    // The app has nothing for this bridge: an empty table.
+    let none = ok(
+        &app,
+        Method::GET,
+        &format!("/bridges/{quiet}/mac_table"),
+        None,
+    )
+    .await;
+    assert_eq!(none, json!([]));
+    // Unknown devices, and a device of the other kind, are 404 whatever the app would say.
+    answers.lock().unwrap().push((
+        Query::MacTable { bridge: uuid(&r) },
+        Answer::MacTable(vec![]),
+    ));
+    let unknown = uuid::Uuid::new_v4();
+    for uri in [
+        format!("/bridges/{unknown}/mac_table"),
+        format!("/routers/{unknown}/arp_table"),
+        format!("/bridges/{r}/mac_table"),
+        format!("/routers/{b}/arp_table"),
+    ] {
+        expect(&app, Method::GET, &uri, None, (404, "not_found", None)).await;
+    }
+    expect(
+        &app,
+        Method::GET,
+        "/routers/not-a-uuid/arp_table",
+        None,
+        (400, "bad_request", None),
+    )
+    .await;
+    // An answer of the wrong kind is the app's bug: a 500 naming it, not an empty table.
+    let r2 = id(&ok(&app, Method::POST, "/routers", Some(json!({"name": "r2"}))).await);
+    answers.lock().unwrap().push((
+        Query::ArpTable { router: uuid(&r2) },
+        Answer::MacTable(vec![]),
+    ));
+    expect(
+        &app,
+        Method::GET,
+        &format!("/routers/{r2}/arp_table"),
+        None,
+        (500, "internal", None),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mac_and_arp_tables_are_empty_without_an_app_answer() {
+    let app = app();
+    let b = id(&ok(&app, Method::POST, "/bridges", Some(json!({"name": "net"}))).await);
+    let r = id(&ok(&app, Method::POST, "/routers", Some(json!({"name": "r1"}))).await);
+    let macs = ok(&app, Method::GET, &format!("/bridges/{b}/mac_table"), None).await;
+    assert_eq!(macs, json!([]));
+    let arps = ok(&app, Method::GET, &format!("/routers/{r}/arp_table"), None).await;
+    assert_eq!(arps, json!([]));
+}
+
 #[tokio::test]
 async fn openapi_lists_every_routed_operation() {
     let app = app();
@@ -1157,6 +1361,8 @@ async fn openapi_lists_every_routed_operation() {
         "DhcpSubnet",
         "ErrorBody",
         "MacAddr",
+        "MacTableEntry",
+        "ArpTableEntry",
     ] {
         assert!(
             doc["components"]["schemas"][name].is_object(),
