@@ -71,6 +71,22 @@ pub enum Neighbour {
     Failed,
 }
 
+/// `mac` answered for `ip` behind `router` on `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    /// The router.
+    pub router: Uuid,
+    /// The router port it was heard on.
+    pub port: Uuid,
+    /// The neighbour's address.
+    pub ip: Ipv4Addr,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Whether an unknown entry may be created (an ARP addressed to the router may; a
+    /// gratuitous one only refreshes).
+    pub create: bool,
+}
+
 /// A packet waiting for a next hop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parked {
@@ -175,11 +191,9 @@ impl Cache {
     }
 
     fn jitter(&self, d: Duration, router: Uuid, ip: Ipv4Addr, n: u8) -> Duration {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = rustc_hash::FxBuildHasher.build_hasher();
-        (router, ip, n).hash(&mut h);
+        use std::hash::BuildHasher;
         // 0.75 ..= 1.25 in 1/1024 steps.
-        let f = 768 + (h.finish() % 513) as u32;
+        let f = 768 + (rustc_hash::FxBuildHasher.hash_one((router, ip, n)) % 513) as u32;
         d * f / 1024
     }
 
@@ -247,18 +261,15 @@ impl Cache {
         self.stats.parked += 1;
     }
 
-    /// `mac` answered for `ip` behind `router` on `port`. `create`: whether an unknown entry
-    /// may be created (an ARP addressed to the router may; a gratuitous one only updates).
-    pub fn learn(
-        &mut self,
-        now: Instant,
-        router: Uuid,
-        port: Uuid,
-        ip: Ipv4Addr,
-        mac: [u8; 6],
-        create: bool,
-        todo: &mut Vec<Todo>,
-    ) {
+    /// A router heard an ARP (see [`Heard`]).
+    pub fn learn(&mut self, now: Instant, heard: Heard, todo: &mut Vec<Todo>) {
+        let Heard {
+            router,
+            port,
+            ip,
+            mac,
+            create,
+        } = heard;
         let key = (router, ip);
         let before = self.neighbour(router, ip);
         let room = self.records.len() < self.config.max_entries;
@@ -431,6 +442,16 @@ mod tests {
 
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
 
+    fn heard(router: Uuid, port: Uuid, mac: [u8; 6], create: bool) -> Heard {
+        Heard {
+            router,
+            port,
+            ip: IP,
+            mac,
+            create,
+        }
+    }
+
     #[test]
     fn a_hundred_packets_while_unresolved_send_one_request_and_park_four() {
         let mut c = Cache::new(Config::default());
@@ -448,7 +469,7 @@ mod tests {
         assert_eq!(c.stats().park_drops, 96);
         assert_eq!(c.neighbour(r, IP), Some(Neighbour::Pending));
         todo.clear();
-        c.learn(t0, r, p, IP, [2, 0, 0, 0, 0, 9], true, &mut todo);
+        c.learn(t0, heard(r, p, [2, 0, 0, 0, 0, 9], true), &mut todo);
         let released: Vec<_> = todo
             .iter()
             .filter_map(|t| match t {
@@ -511,7 +532,7 @@ mod tests {
         let (r, p, t0) = (Uuid::new_v4(), Uuid::new_v4(), Instant::now());
         let mut todo = vec![];
         let mac = [2, 0, 0, 0, 0, 7];
-        c.learn(t0, r, p, IP, mac, true, &mut todo);
+        c.learn(t0, heard(r, p, mac, true), &mut todo);
         assert!(todo.is_empty(), "a new entry changes no flow");
         let t1 = c.poll_timeout().unwrap();
         assert!(t1 >= t0 + cfg.reachable * 3 / 4);
@@ -522,7 +543,7 @@ mod tests {
         assert_eq!(c.neighbour(r, IP), Some(Neighbour::Known(mac)));
         // An answer with a new MAC: flows through the old one must go.
         todo.clear();
-        c.learn(t1, r, p, IP, [2, 0, 0, 0, 0, 8], true, &mut todo);
+        c.learn(t1, heard(r, p, [2, 0, 0, 0, 0, 8], true), &mut todo);
         assert!(matches!(todo[..], [Todo::Changed { .. }]));
         // Unanswered refreshes remove it.
         let mut now = t1;
@@ -540,7 +561,7 @@ mod tests {
         let mut c = Cache::new(Config::default());
         let (r, p, t0) = (Uuid::new_v4(), Uuid::new_v4(), Instant::now());
         let mut todo = vec![];
-        c.learn(t0, r, p, IP, [2, 0, 0, 0, 0, 1], false, &mut todo);
+        c.learn(t0, heard(r, p, [2, 0, 0, 0, 0, 1], false), &mut todo);
         assert_eq!(c.neighbour(r, IP), None);
     }
 

@@ -19,6 +19,9 @@ use uuid::Uuid;
 use super::dhcp;
 use super::route::{port_v4, Table};
 
+/// A bridge's DHCP servers: (MAC, address).
+type Servers = SmallVec<[([u8; 6], Ipv4Addr); 1]>;
+
 /// Who a bridge answers ARP requests for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownIp {
@@ -36,7 +39,7 @@ pub struct Index {
     /// Bridges with any entry in `bridge_ips` (a set; the value is unused).
     arp_bridges: FxHashMap<Uuid, ()>,
     router_macs: FxHashMap<(Uuid, [u8; 6]), Uuid>,
-    dhcp_servers: FxHashMap<Uuid, SmallVec<[([u8; 6], Ipv4Addr); 1]>>,
+    dhcp_servers: FxHashMap<Uuid, Servers>,
     mtu: FxHashMap<Uuid, u16>,
     default_mtu: u16,
 }

@@ -519,15 +519,7 @@ impl Engine {
                         learned = Some((bridge, mac));
                     }
                 }
-                Effect::ArpLearn {
-                    router,
-                    port,
-                    ip,
-                    mac,
-                    create,
-                } => self
-                    .arp
-                    .learn(now, router, port, ip, mac, create, &mut todo),
+                Effect::ArpLearn(heard) => self.arp.learn(now, heard, &mut todo),
             }
         }
         if let Some(reason) = sim.drop {
@@ -1095,5 +1087,7 @@ impl App for Engine {
     }
 }
 
+#[cfg(test)]
+mod router_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -221,7 +221,7 @@ mod tests {
     }
 
     fn table(mut entries: Vec<Entry>) -> Table {
-        entries.sort_by(|a, b| b.dst.prefix_len().cmp(&a.dst.prefix_len()));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.dst.prefix_len()));
         let src_len = entries
             .iter()
             .map(|e| e.src.prefix_len())

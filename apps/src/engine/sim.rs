@@ -36,7 +36,7 @@ use topology::model::{Bridge, Port, Router};
 use topology::{DeviceKind, Snapshot};
 use uuid::Uuid;
 
-use super::arp::{Cache as ArpCache, Neighbour};
+use super::arp::{Cache as ArpCache, Heard, Neighbour};
 use super::flowkey::{Header, Seen, Tracked};
 use super::index::Index;
 use super::route::{port_v4, Target};
@@ -249,20 +249,8 @@ pub enum Effect {
         /// The port it came in by.
         port: Uuid,
     },
-    /// A router heard `ip` is at `mac` on `port`.
-    ArpLearn {
-        /// The router.
-        router: Uuid,
-        /// The router port.
-        port: Uuid,
-        /// The neighbour's address.
-        ip: Ipv4Addr,
-        /// Its MAC.
-        mac: [u8; 6],
-        /// Whether a new entry may be made (an ARP addressed to the router), or only an
-        /// existing one refreshed (a gratuitous ARP).
-        create: bool,
-    },
+    /// A router heard an ARP.
+    ArpLearn(Heard),
 }
 
 /// What kind of flow a result installs.
@@ -551,13 +539,13 @@ impl Walk<'_> {
         if tpa != ip {
             // A gratuitous ARP from the subnet refreshes an entry the router already has.
             if spa == tpa && usable {
-                self.out.effects.push(Effect::ArpLearn {
+                self.out.effects.push(Effect::ArpLearn(Heard {
                     router: id,
                     port: inport.id,
                     ip: spa,
                     mac: sha,
                     create: false,
-                });
+                }));
                 self.consumed = true;
             }
             return Err(DropReason::ArpIgnored);
@@ -566,13 +554,13 @@ impl Walk<'_> {
             return Err(DropReason::ArpIgnored);
         }
         // Like Linux: an ARP addressed to us from the subnet tells us the sender too.
-        self.out.effects.push(Effect::ArpLearn {
+        self.out.effects.push(Effect::ArpLearn(Heard {
             router: id,
             port: inport.id,
             ip: spa,
             mac: sha,
             create: true,
-        });
+        }));
         self.consumed = true;
         if op == ARP_REQUEST {
             let mac = inport.mac.map_or([0; 6], |m| m.0);
@@ -774,17 +762,14 @@ impl Walk<'_> {
 
 /// The ECMP choice reads the 5-tuple: a flow's packets always take the same route.
 fn ecmp_hash(pkt: &mut Tracked) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    (
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one((
         pkt.ipv4_src(),
         pkt.ipv4_dst(),
         pkt.ip_proto(),
         pkt.tp_src(),
         pkt.tp_dst(),
-    )
-        .hash(&mut h);
-    h.finish()
+    ))
 }
 
 fn is_multicast(mac: &[u8; 6]) -> bool {

@@ -1,0 +1,788 @@
+//! Router, ARP and ICMP tests: fixture + frames → frames and flows, on the in-memory fabric.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use ipnet::IpNet;
+use ofproto::{Action, OxmField};
+use topology::model::{MacAddr, Port, Route, RouteType, Router};
+use uuid::Uuid;
+
+use super::*;
+use crate::harness::fixtures::{self, bridge_port, host};
+use crate::harness::{frames, Fabric};
+
+fn vm_mac(n: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0xaa, n]
+}
+
+fn router_port(addr: &str, mac: [u8; 6]) -> Port {
+    Port {
+        mac: Some(MacAddr(mac)),
+        address: Some(addr.parse().unwrap()),
+        ..bridge_port()
+    }
+}
+
+fn router(name: &str) -> Router {
+    let b = fixtures::bridge(name, Some("acme"));
+    Router {
+        id: b.id,
+        name: b.name,
+        tenant_id: b.tenant_id,
+        admin_state_up: true,
+        inbound_filter_id: None,
+        outbound_filter_id: None,
+    }
+}
+
+const RP1_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+const RP2_MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
+
+/// hv1, hv2, hv3; router r: rp1 10.0.1.1/24 ↔ net1, rp2 10.0.2.1/24 ↔ net2.
+/// VMs: a on net1 at hv1 (10.0.1.10), b on net2 at hv2 (10.0.2.20), c on net2 at hv1
+/// (10.0.2.30), d on net1 at hv3 (10.0.1.40).
+struct Lab {
+    f: Fabric,
+    hv: [u64; 3],
+    r: Uuid,
+    rp: [Uuid; 2],
+    net: [Uuid; 2],
+    /// a, b, c, d: logical port and ofport.
+    vm: [(Uuid, u32); 4],
+}
+
+fn lab() -> Lab {
+    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+    let (hosts, r, rp, net, vms) = network
+        .write(|t| {
+            let hosts = [
+                t.create_host(host("hv1"))?.id,
+                t.create_host(host("hv2"))?.id,
+                t.create_host(host("hv3"))?.id,
+            ];
+            let r = t.create_router(router("r"))?.id;
+            let net = [
+                t.create_bridge(fixtures::bridge("net1", Some("acme")))?.id,
+                t.create_bridge(fixtures::bridge("net2", Some("acme")))?.id,
+            ];
+            let rp = [
+                t.create_port(r, router_port("10.0.1.1/24", RP1_MAC))?.id,
+                t.create_port(r, router_port("10.0.2.1/24", RP2_MAC))?.id,
+            ];
+            for i in 0..2 {
+                let bp = t.create_port(net[i], bridge_port())?.id;
+                t.link(rp[i], bp)?;
+            }
+            let on = [0, 1, 1, 0];
+            let mut vms = [Uuid::nil(); 4];
+            for (i, v) in vms.iter_mut().enumerate() {
+                *v = t.create_port(net[on[i]], bridge_port())?.id;
+            }
+            Ok((hosts, r, rp, net, vms))
+        })
+        .unwrap()
+        .0;
+    let mut f = Fabric::new(network, Engine::default());
+    f.sync();
+    let hv = hosts.map(|h| f.add_switch(h));
+    f.mesh();
+    let place = [0, 1, 0, 2];
+    let mut vm = [(Uuid::nil(), 0); 4];
+    for i in 0..4 {
+        vm[i] = (
+            vms[i],
+            f.plug(hv[place[i]], &format!("vm{i}"), Some(vms[i])),
+        );
+    }
+    Lab {
+        f,
+        hv,
+        r,
+        rp,
+        net,
+        vm,
+    }
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn udp(src: [u8; 6], dst: [u8; 6], ip_src: &str, ip_dst: &str, ttl: u8, dport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src, dst)
+        .ipv4(ip(ip_src).octets(), ip(ip_dst).octets(), ttl)
+        .udp(40000, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, b"strowger-payload").unwrap();
+    out
+}
+
+fn echo(src: [u8; 6], dst: [u8; 6], ip_src: &str, ip_dst: &str, ttl: u8) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src, dst)
+        .ipv4(ip(ip_src).octets(), ip(ip_dst).octets(), ttl)
+        .icmpv4_echo_request(7, 1);
+    let mut out = Vec::new();
+    b.write(&mut out, b"ping").unwrap();
+    out
+}
+
+fn arp_reply(sha: [u8; 6], spa: &str, tha: [u8; 6], tpa: &str) -> Vec<u8> {
+    let mut f = Vec::with_capacity(42);
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&ip(spa).octets());
+    f.extend_from_slice(&tha);
+    f.extend_from_slice(&ip(tpa).octets());
+    f
+}
+
+/// The ICMP (type, code) of a frame, and its IPv4 source and destination.
+fn icmp_of(frame: &[u8]) -> Option<(u8, u8, Ipv4Addr, Ipv4Addr)> {
+    let p = SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(NetSlice::Ipv4(ip)) = &p.net else {
+        return None;
+    };
+    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        return None;
+    };
+    // The checksum must be right: a real host drops the frame otherwise.
+    let want = icmp.icmp_type().calc_checksum(icmp.payload());
+    assert_eq!(icmp.checksum(), want, "ICMP checksum");
+    Some((
+        icmp.type_u8(),
+        icmp.code_u8(),
+        ip.header().source_addr(),
+        ip.header().destination_addr(),
+    ))
+}
+
+/// Delivered frames that are ARP requests, as (dpid, ofport, target).
+fn arp_requests(got: &[(u64, u32, Vec<u8>)]) -> Vec<(u64, u32, Ipv4Addr)> {
+    got.iter()
+        .filter_map(|(d, p, f)| {
+            let h = flowkey::Header::parse(f)?;
+            let a = h.arp?;
+            (a.op == 1).then_some((*d, *p, a.tpa))
+        })
+        .collect()
+}
+
+impl Lab {
+    /// b answers the router's ARP for 10.0.2.20.
+    fn b_answers(&mut self) {
+        let (hv, of) = (self.hv[1], self.vm[1].1);
+        self.f.send(
+            hv,
+            of,
+            arp_reply(vm_mac(2), "10.0.2.20", RP2_MAC, "10.0.2.1"),
+        );
+    }
+}
+
+#[test]
+fn first_packet_parks_until_arp_answers_then_is_routed_with_ttl_and_macs_rewritten() {
+    let mut l = lab();
+    let (hv1, hv2) = (l.hv[0], l.hv[1]);
+    let frame = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64, 5001);
+    l.f.send(hv1, l.vm[0].1, frame.clone());
+    // The router asks for 10.0.2.20 on net2: b (hv2) and c (hv1) hear it; nothing else moves.
+    let got = l.f.take_delivered();
+    let mut reqs = arp_requests(&got);
+    reqs.sort();
+    let mut want = vec![
+        (hv1, l.vm[2].1, ip("10.0.2.20")),
+        (hv2, l.vm[1].1, ip("10.0.2.20")),
+    ];
+    want.sort();
+    assert_eq!(reqs, want, "{got:?}");
+    assert_eq!(got.len(), 2);
+    let req = &got[0].2;
+    assert_eq!(&req[6..12], &RP2_MAC, "asked from the egress port's MAC");
+    assert_eq!(&req[28..32], &[10, 0, 2, 1], "and its address");
+    assert!(
+        l.f.cache(hv1).is_empty(),
+        "a parked packet installs nothing"
+    );
+
+    l.b_answers();
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (d, p, out) = &got[0];
+    assert_eq!((*d, *p), (hv2, l.vm[1].1));
+    // Byte for byte: new MACs, TTL 63, checksum updated, the rest untouched.
+    let mut expect = frame.clone();
+    expect[0..6].copy_from_slice(&vm_mac(2));
+    expect[6..12].copy_from_slice(&RP2_MAC);
+    expect[22] = 63;
+    let ip_hdr = etherparse::Ipv4HeaderSlice::from_slice(&expect[14..]).unwrap();
+    let ck = ip_hdr.to_header().calc_header_checksum();
+    expect[24..26].copy_from_slice(&ck.to_be_bytes());
+    assert_eq!(out, &expect);
+
+    // The flow on hv1: dec_ttl first, MACs, one tunnel copy to b's key; dst exact (on-link).
+    let cache = l.f.cache(hv1);
+    assert_eq!(cache.len(), 1);
+    let acts = cache[0].actions();
+    assert_eq!(acts[0], Action::DecNwTtl);
+    assert!(acts.contains(&Action::SetField(OxmField::EthDst {
+        value: vm_mac(2),
+        mask: None
+    })));
+    assert!(cache[0].match_.fields.contains(&OxmField::Ipv4Dst {
+        value: ip("10.0.2.20"),
+        mask: None
+    }));
+    // The source MAC is the ingress bridge's (learning); routing reads no source address.
+    assert!(
+        !cache[0]
+            .match_
+            .fields
+            .iter()
+            .any(|f| matches!(f, OxmField::Ipv4Src { .. })),
+        "{:?}",
+        cache[0].match_
+    );
+    // The next packet goes by the flow.
+    let n = l.f.packet_ins;
+    l.f.send(hv1, l.vm[0].1, frame);
+    assert_eq!(l.f.packet_ins, n);
+    assert_eq!(l.f.take_delivered().len(), 1);
+    assert_eq!(l.f.oracle(), 1);
+    // The ARP table shows it.
+    let Some(crate::Answer::ArpTable(t)) =
+        l.f.engine
+            .query(l.f.now, &crate::Query::ArpTable { router: l.r })
+    else {
+        panic!("no ARP table");
+    };
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].ip, t[0].mac, t[0].state),
+        (ip("10.0.2.20"), Some(vm_mac(2)), crate::ArpState::Reachable)
+    );
+}
+
+#[test]
+fn a_hundred_packets_while_unresolved_cause_one_request_then_host_unreachable() {
+    let mut l = lab();
+    let hv1 = l.hv[0];
+    for i in 0..100u16 {
+        let frame = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.99", 64, 6000 + i);
+        l.f.send(hv1, l.vm[0].1, frame);
+    }
+    let got = l.f.take_delivered();
+    assert_eq!(arp_requests(&got).len(), 2, "one request, heard by b and c");
+    assert_eq!(got.len(), 2);
+    assert_eq!(l.f.engine.arp().parked(), 4);
+    // Retries: one per interval, whatever arrives meanwhile.
+    let mut requests = 1;
+    for _ in 0..40 {
+        l.f.advance(Duration::from_millis(250));
+        let frame = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.99", 64, 7000);
+        l.f.send(hv1, l.vm[0].1, frame);
+        let got = l.f.take_delivered();
+        requests += arp_requests(&got).len() / 2;
+        let unreachable: Vec<_> = got
+            .iter()
+            .filter_map(|(_, p, f)| icmp_of(f).map(|i| (*p, i)))
+            .collect();
+        if !unreachable.is_empty() {
+            // Failed: every parked packet is answered host unreachable from the ingress port.
+            assert!(unreachable.iter().all(|(p, (t, c, s, d))| *p == l.vm[0].1
+                && (*t, *c) == (3, 1)
+                && *s == ip("10.0.1.1")
+                && *d == ip("10.0.1.10")));
+            // The 4 parked ones; the packet sent in the same tick already meets the drop flow.
+            assert_eq!(unreachable.len(), 4);
+            break;
+        }
+    }
+    assert_eq!(requests, 3, "three attempts");
+    // A short drop flow now holds the rest back, tagged with the entry.
+    let cache = l.f.cache(hv1);
+    assert_eq!(cache.len(), 1);
+    assert!(cache[0].actions().is_empty());
+    assert_eq!(l.f.oracle(), 1);
+    // When the address answers after all (a gratuitous ARP is not enough; a reply to us is),
+    // the drop flow goes.
+    l.f.send(
+        l.hv[1],
+        l.vm[1].1,
+        arp_reply(vm_mac(9), "10.0.2.99", RP2_MAC, "10.0.2.1"),
+    );
+    assert!(
+        l.f.cache(hv1).is_empty(),
+        "the failed entry's drop flow is invalidated"
+    );
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded_from_the_ingress_port_also_through_an_installed_flow() {
+    let mut l = lab();
+    let hv1 = l.hv[0];
+    let a = l.vm[0].1;
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64, 1),
+    );
+    l.b_answers();
+    l.f.take_delivered();
+    assert_eq!(l.f.cache(hv1).len(), 1);
+    // A traceroute probe with TTL 1 matches the flow: its dec_ttl hands it to the controller.
+    let n = l.f.packet_ins;
+    let probe = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 1, 1);
+    l.f.send(hv1, a, probe.clone());
+    assert_eq!(l.f.packet_ins, n + 1);
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, a);
+    let (t, c, s, d) = icmp_of(&got[0].2).expect("ICMP");
+    assert_eq!((t, c, s, d), (11, 0, ip("10.0.1.1"), ip("10.0.1.10")));
+    assert_eq!(&got[0].2[6..12], &RP1_MAC);
+    // It quotes the probe's IP header and 8 bytes of UDP (traceroute matches on them).
+    let quoted = &got[0].2[14 + 20 + 8..];
+    assert_eq!(&quoted[..28], &probe[14..14 + 28]);
+    assert_eq!(l.f.cache(hv1).len(), 1, "no flow for the expired packet");
+    assert_eq!(l.f.oracle(), 1);
+}
+
+#[test]
+fn the_router_answers_arp_and_echo_for_its_addresses() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    l.f.send(
+        hv1,
+        a,
+        frames::arp_request(vm_mac(1), [10, 0, 1, 10], [10, 0, 1, 1]),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    let h = flowkey::Header::parse(&got[0].2).unwrap();
+    let arp = h.arp.unwrap();
+    assert_eq!((arp.op, arp.sha, arp.spa), (2, RP1_MAC, ip("10.0.1.1")));
+    assert_eq!(h.eth_dst, vm_mac(1));
+    // Echo to the near and the far address of the router.
+    for target in ["10.0.1.1", "10.0.2.1"] {
+        l.f.send(hv1, a, echo(vm_mac(1), RP1_MAC, "10.0.1.10", target, 64));
+        let got = l.f.take_delivered();
+        assert_eq!(got.len(), 1, "{target}");
+        let (t, c, s, d) = icmp_of(&got[0].2).unwrap();
+        assert_eq!((t, c, s, d), (0, 0, ip(target), ip("10.0.1.10")));
+        assert_eq!(&got[0].2[6..12], &RP1_MAC);
+    }
+    // UDP to the router: port unreachable (traceroute's last hop when it is the router).
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.1", 64, 33434),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(icmp_of(&got[0].2).map(|i| (i.0, i.1)), Some((3, 3)));
+    assert!(l.f.cache(hv1).is_empty(), "answers install no flow");
+    assert_eq!(*l.f.engine.stats().answers.get("echo_reply").unwrap(), 2);
+    // From outside the subnet: no answer (flooded on net1 like any ARP: d hears it).
+    l.f.send(
+        hv1,
+        a,
+        frames::arp_request(vm_mac(1), [10, 9, 9, 9], [10, 0, 1, 1]),
+    );
+    let got = l.f.take_delivered();
+    assert!(got
+        .iter()
+        .all(|(_, _, f)| flowkey::Header::parse(f).unwrap().arp.unwrap().op == 1));
+    assert_eq!(got.len(), 1, "d hears it");
+    assert_eq!(l.f.oracle(), 1);
+}
+
+fn add_route(l: &mut Lab, dst: &str, rtype: RouteType, port: Option<Uuid>, gw: Option<&str>) {
+    let r = l.r;
+    l.f.write(|t| {
+        t.create_route(
+            r,
+            Route {
+                id: Uuid::nil(),
+                router_id: r,
+                dst: dst.parse().unwrap(),
+                src: "0.0.0.0/0".parse().unwrap(),
+                next_hop_port: port,
+                next_hop_gateway: gw.map(|g| g.parse().unwrap()),
+                route_type: rtype,
+                weight: 100,
+            },
+        )
+    });
+}
+
+#[test]
+fn no_route_blackhole_and_reject() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "8.8.8.8", 64, 53),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(
+        icmp_of(&got[0].2).map(|i| (i.0, i.1, i.2)),
+        Some((3, 0, ip("10.0.1.1")))
+    );
+    add_route(&mut l, "8.8.0.0/16", RouteType::Reject, None, None);
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "8.8.8.8", 64, 53),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(icmp_of(&got[0].2).map(|i| (i.0, i.1)), Some((3, 13)));
+    add_route(&mut l, "8.8.8.0/24", RouteType::Blackhole, None, None);
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "8.8.8.8", 64, 53),
+    );
+    assert!(l.f.take_delivered().is_empty(), "blackholes are silent");
+    let cache = l.f.cache(hv1);
+    assert_eq!(cache.len(), 1);
+    assert!(cache[0].actions().is_empty());
+    assert!(cache[0].match_.fields.contains(&OxmField::Ipv4Dst {
+        value: ip("8.8.8.0"),
+        mask: Some(ip("255.255.255.0"))
+    }));
+    assert_eq!(l.f.oracle(), 1);
+    // A new route changes the router: its flows go.
+    add_route(&mut l, "8.8.8.8/32", RouteType::Reject, None, None);
+    assert!(l.f.cache(hv1).is_empty());
+}
+
+#[test]
+fn a_gateway_route_matches_the_prefix_not_the_address() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    // c (hv1, net2) is the gateway to 192.168.0.0/16.
+    let rp2 = l.rp[1];
+    add_route(
+        &mut l,
+        "192.168.0.0/16",
+        RouteType::Normal,
+        Some(rp2),
+        Some("10.0.2.30"),
+    );
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "192.168.1.1", 64, 1),
+    );
+    l.f.take_delivered();
+    l.f.send(
+        l.hv[0],
+        l.vm[2].1,
+        arp_reply(vm_mac(3), "10.0.2.30", RP2_MAC, "10.0.2.1"),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].1, &got[0].2[0..6]), (l.vm[2].1, &vm_mac(3)[..]));
+    // Another address under the prefix takes the same flow.
+    let n = l.f.packet_ins;
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "192.168.77.5", 64, 1),
+    );
+    assert_eq!(l.f.packet_ins, n);
+    assert_eq!(l.f.take_delivered().len(), 1);
+    let cache = l.f.cache(hv1);
+    assert_eq!(cache.len(), 1);
+    assert!(cache[0].match_.fields.contains(&OxmField::Ipv4Dst {
+        value: ip("192.168.0.0"),
+        mask: Some(ip("255.255.0.0"))
+    }));
+    assert_eq!(l.f.oracle(), 1);
+}
+
+#[test]
+fn ecmp_spreads_by_five_tuple_and_is_stable() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    let rp2 = l.rp[1];
+    add_route(
+        &mut l,
+        "172.16.0.0/12",
+        RouteType::Normal,
+        Some(rp2),
+        Some("10.0.2.20"),
+    );
+    let rp2 = l.rp[1];
+    add_route(
+        &mut l,
+        "172.16.0.0/12",
+        RouteType::Normal,
+        Some(rp2),
+        Some("10.0.2.30"),
+    );
+    l.f.send(
+        l.hv[1],
+        l.vm[1].1,
+        arp_reply(vm_mac(2), "10.0.2.20", RP2_MAC, "10.0.2.1"),
+    );
+    l.f.send(
+        hv1,
+        l.vm[2].1,
+        arp_reply(vm_mac(3), "10.0.2.30", RP2_MAC, "10.0.2.1"),
+    );
+    l.f.take_delivered();
+    let mut via = std::collections::BTreeMap::new();
+    for port in 0..32u16 {
+        for _ in 0..2 {
+            let f = udp(
+                vm_mac(1),
+                RP1_MAC,
+                "10.0.1.10",
+                "172.16.5.5",
+                64,
+                1000 + port,
+            );
+            l.f.send(hv1, a, f);
+            let got = l.f.take_delivered();
+            assert_eq!(got.len(), 1);
+            let prev = via.insert(port, got[0].2[0..6].to_vec());
+            assert!(
+                prev.is_none_or(|p| p == got[0].2[0..6]),
+                "a flow changed its path"
+            );
+        }
+    }
+    let distinct: std::collections::BTreeSet<_> = via.values().collect();
+    assert_eq!(distinct.len(), 2, "both next hops carry traffic");
+    assert_eq!(l.f.oracle(), 32);
+}
+
+#[test]
+fn df_packets_larger_than_the_network_mtu_get_fragmentation_needed() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    let b = PacketBuilder::ethernet2(vm_mac(1), RP1_MAC)
+        .ipv4(ip("10.0.1.10").octets(), ip("10.0.2.20").octets(), 64)
+        .udp(1, 2);
+    let mut big = Vec::new();
+    b.write(&mut big, &[0u8; 1472]).unwrap();
+    big[14 + 6] |= 0x40; // DF
+    let ck = etherparse::Ipv4HeaderSlice::from_slice(&big[14..])
+        .unwrap()
+        .to_header()
+        .calc_header_checksum();
+    big[24..26].copy_from_slice(&ck.to_be_bytes());
+    l.f.send(hv1, a, big);
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    let (t, c, _, _) = icmp_of(&got[0].2).unwrap();
+    assert_eq!((t, c), (3, 4));
+    // Next-hop MTU in bytes 6..8 of the ICMP header.
+    assert_eq!(&got[0].2[14 + 20 + 6..14 + 20 + 8], &1450u16.to_be_bytes());
+}
+
+/// r (tenant) ↔ provider router p over a router-to-router link; p routes to net3 (hv3).
+#[test]
+fn two_routers_in_a_row_route_across_their_link() {
+    let mut l = lab();
+    let (r, hv3) = (l.r, l.hv[2]);
+    let (p, e, net3) = l.f.write(|t| {
+        let p = t.create_router(router("provider"))?.id;
+        let up = t
+            .create_port(r, router_port("169.254.0.1/30", [2, 0, 0, 0, 9, 1]))?
+            .id;
+        let down = t
+            .create_port(p, router_port("169.254.0.2/30", [2, 0, 0, 0, 9, 2]))?
+            .id;
+        t.link(up, down)?;
+        let net3 = t.create_bridge(fixtures::bridge("ext", None))?.id;
+        let pp = t
+            .create_port(p, router_port("203.0.113.1/24", [2, 0, 0, 0, 9, 3]))?
+            .id;
+        let bp = t.create_port(net3, bridge_port())?.id;
+        t.link(pp, bp)?;
+        let e = t.create_port(net3, bridge_port())?.id;
+        t.create_route(
+            r,
+            Route {
+                id: Uuid::nil(),
+                router_id: r,
+                dst: "0.0.0.0/0".parse().unwrap(),
+                src: "0.0.0.0/0".parse().unwrap(),
+                next_hop_port: Some(up),
+                next_hop_gateway: Some("169.254.0.2".parse().unwrap()),
+                route_type: RouteType::Normal,
+                weight: 100,
+            },
+        )?;
+        Ok((p, e, net3))
+    });
+    let _ = (p, net3);
+    let eo = l.f.plug(hv3, "ext0", Some(e));
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "203.0.113.7", 64, 9),
+    );
+    // p resolves 203.0.113.7 on ext; the external host answers.
+    let got = l.f.take_delivered();
+    assert_eq!(arp_requests(&got), vec![(hv3, eo, ip("203.0.113.7"))]);
+    l.f.send(
+        hv3,
+        eo,
+        arp_reply(vm_mac(7), "203.0.113.7", [2, 0, 0, 0, 9, 3], "203.0.113.1"),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2[22], 62, "two hops, two decrements");
+    assert_eq!(&got[0].2[6..12], &[2, 0, 0, 0, 9, 3]);
+    let acts = l.f.cache(hv1)[0].actions();
+    assert_eq!(&acts[..2], &[Action::DecNwTtl, Action::DecNwTtl]);
+    assert_eq!(l.f.oracle(), 1);
+    // TTL 2: the second router's dec_ttl expires it in the first simulation.
+    let n = l.f.packet_ins;
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "203.0.113.7", 2, 9),
+    );
+    assert_eq!(l.f.packet_ins, n + 1);
+    let got = l.f.take_delivered();
+    assert_eq!(icmp_of(&got[0].2).map(|i| (i.0, i.1)), Some((11, 0)));
+}
+
+#[test]
+fn bad_input_gets_a_defined_answer_never_a_storm() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    // Truncated ARP to the router's MAC.
+    let mut arp = frames::arp_request(vm_mac(1), [10, 0, 1, 10], [10, 0, 1, 1]);
+    arp[0..6].copy_from_slice(&RP1_MAC);
+    arp.truncate(30);
+    l.f.send(hv1, a, arp);
+    // Truncated IPv4 to the router's MAC.
+    let mut t = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64, 1);
+    t.truncate(20);
+    l.f.send(hv1, a, t);
+    assert!(l.f.cache(hv1).is_empty(), "garbage installs no flow");
+    // A routing loop between two routers: an error drop, not a storm.
+    let r = l.r;
+    let (up, p) = l.f.write(|t| {
+        let p = t.create_router(router("other"))?.id;
+        let up = t
+            .create_port(r, router_port("169.254.1.1/30", [2, 0, 0, 0, 8, 1]))?
+            .id;
+        let down = t
+            .create_port(p, router_port("169.254.1.2/30", [2, 0, 0, 0, 8, 2]))?
+            .id;
+        t.link(up, down)?;
+        for (router, port, gw) in [(r, up, "169.254.1.2"), (p, down, "169.254.1.1")] {
+            t.create_route(
+                router,
+                Route {
+                    id: Uuid::nil(),
+                    router_id: router,
+                    dst: "0.0.0.0/0".parse().unwrap(),
+                    src: "0.0.0.0/0".parse().unwrap(),
+                    next_hop_port: Some(port),
+                    next_hop_gateway: Some(gw.parse().unwrap()),
+                    route_type: RouteType::Normal,
+                    weight: 100,
+                },
+            )?;
+        }
+        Ok((up, p))
+    });
+    let _ = (up, p);
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "1.1.1.1", 64, 1),
+    );
+    assert!(l.f.take_delivered().is_empty());
+    assert_eq!(*l.f.engine.stats().drops.get("loop").unwrap(), 1);
+    assert_eq!(l.f.cache(hv1).len(), 1, "a short error drop");
+    // An admin-down router port drops, tagged: bringing it up removes the drop.
+    let rp1 = l.rp[0];
+    let mut port = Port::clone(l.f.network.snapshot().get::<Port>(rp1).unwrap());
+    port.admin_state_up = false;
+    l.f.write(|t| t.update_port(port.clone()));
+    l.f.send(
+        hv1,
+        a,
+        echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.1.1", 64),
+    );
+    assert!(l.f.take_delivered().is_empty());
+    assert_eq!(*l.f.engine.stats().drops.get("port_down").unwrap(), 1);
+    port.admin_state_up = true;
+    l.f.write(|t| t.update_port(port));
+    l.f.send(
+        hv1,
+        a,
+        echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.1.1", 64),
+    );
+    assert_eq!(l.f.take_delivered().len(), 1);
+    let _ = IpNet::default();
+}
+
+#[test]
+fn tenants_with_overlapping_subnets_route_apart() {
+    // Two copies of the same tenant topology: each VM reaches only its own router's side.
+    let mut l = lab();
+    let hv1 = l.hv[0];
+    let (r2, rp2, vms) = l.f.write(|t| {
+        let r2 = t.create_router(router("r2"))?.id;
+        let n1 = t.create_bridge(fixtures::bridge("n1", Some("other")))?.id;
+        let n2 = t.create_bridge(fixtures::bridge("n2", Some("other")))?.id;
+        let p1 = t
+            .create_port(r2, router_port("10.0.1.1/24", [2, 0, 0, 0, 7, 1]))?
+            .id;
+        let p2 = t
+            .create_port(r2, router_port("10.0.2.1/24", [2, 0, 0, 0, 7, 2]))?
+            .id;
+        let b1 = t.create_port(n1, bridge_port())?.id;
+        let b2 = t.create_port(n2, bridge_port())?.id;
+        t.link(p1, b1)?;
+        t.link(p2, b2)?;
+        let v1 = t.create_port(n1, bridge_port())?.id;
+        let v2 = t.create_port(n2, bridge_port())?.id;
+        Ok((r2, [p1, p2], [v1, v2]))
+    });
+    let _ = (r2, rp2);
+    let o1 = l.f.plug(hv1, "o1", Some(vms[0]));
+    let o2 = l.f.plug(l.hv[1], "o2", Some(vms[1]));
+    // The other tenant's 10.0.1.10 (same IP, different MAC) to its 10.0.2.20.
+    l.f.send(
+        hv1,
+        o1,
+        udp(
+            vm_mac(0x11),
+            [2, 0, 0, 0, 7, 1],
+            "10.0.1.10",
+            "10.0.2.20",
+            64,
+            1,
+        ),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(arp_requests(&got), vec![(l.hv[1], o2, ip("10.0.2.20"))]);
+    l.f.send(
+        l.hv[1],
+        o2,
+        arp_reply(vm_mac(0x22), "10.0.2.20", [2, 0, 0, 0, 7, 2], "10.0.2.1"),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].0, got[0].1), (l.hv[1], o2));
+    // And tenant acme's b never heard any of it; its own router never learned 10.0.2.20.
+    assert!(l.f.engine.arp().neighbour(l.r, ip("10.0.2.20")).is_none());
+    let _ = l.net;
+    assert_eq!(l.f.oracle(), 1);
+}
