@@ -1,6 +1,9 @@
 //! Test support shared by the OpenFlow integration tests: an in-process controller on an
-//! ephemeral port, an app that records what it sees, and a scripted switch over real TCP.
+//! ephemeral port, an app that records what it sees, and a scripted switch over real TCP;
+//! [`lab`] for the engine's end-to-end tests on sandbox hypervisors.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod lab;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
