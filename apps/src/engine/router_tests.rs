@@ -7,34 +7,21 @@ use std::time::Duration;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use ipnet::IpNet;
 use ofproto::{Action, OxmField};
-use topology::model::{MacAddr, Port, Route, RouteType, Router};
+use topology::model::{Port, Route, RouteType, Router};
 use uuid::Uuid;
 
 use super::*;
-use crate::harness::fixtures::{self, bridge_port, host};
+use crate::harness::fixtures::{self, bridge_port, host, router_port};
 use crate::harness::{frames, Fabric};
 
 fn vm_mac(n: u8) -> [u8; 6] {
     [2, 0, 0, 0, 0xaa, n]
 }
 
-fn router_port(addr: &str, mac: [u8; 6]) -> Port {
-    Port {
-        mac: Some(MacAddr(mac)),
-        address: Some(addr.parse().unwrap()),
-        ..bridge_port()
-    }
-}
-
 fn router(name: &str) -> Router {
-    let b = fixtures::bridge(name, Some("acme"));
     Router {
-        id: b.id,
-        name: b.name,
-        tenant_id: b.tenant_id,
-        admin_state_up: true,
-        inbound_filter_id: None,
-        outbound_filter_id: None,
+        tenant_id: Some("acme".into()),
+        ..fixtures::router(name)
     }
 }
 
