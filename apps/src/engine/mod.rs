@@ -19,6 +19,7 @@
 //! identical (the newer replaces the older, and the engine retires the older's cookie) or
 //! disjoint. Never two overlapping flows at one priority.
 
+pub mod dhcp;
 pub mod flowkey;
 pub mod pipeline;
 pub mod sim;
