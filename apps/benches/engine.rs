@@ -118,7 +118,9 @@ fn routed(c: &mut Criterion) {
                 .into_iter()
                 .enumerate()
             {
-                let br = t.create_bridge(fixtures::bridge(&format!("net{i}"), None))?.id;
+                let br = t
+                    .create_bridge(fixtures::bridge(&format!("net{i}"), None))?
+                    .id;
                 let rp = t.create_port(r, fixtures::router_port(addr, mac))?.id;
                 let bp = t.create_port(br, fixtures::bridge_port())?.id;
                 t.link(rp, bp)?;
@@ -152,7 +154,11 @@ fn routed(c: &mut Criterion) {
     reply.extend_from_slice(&[10, 0, 2, 1]);
     f.send(d2, b, reply);
     let got = f.take_delivered();
-    assert_eq!(got.last().map(|d| d.1), Some(b), "the parked packet was routed");
+    assert_eq!(
+        got.last().map(|d| d.1),
+        Some(b),
+        "the parked packet was routed"
+    );
     let header = apps::engine::flowkey::Header::parse(&frame).unwrap();
     let engine = std::mem::take(&mut f.engine);
     let mut g = c.benchmark_group("engine");
