@@ -1,5 +1,6 @@
-//! Simulate + compile for a known-MAC bridge hop, in-process: the engine's whole answer to one
-//! packet-in (parse, ingress lookup, simulation, flow and packet-out built), no I/O.
+//! Simulate + compile in-process: a known-MAC bridge hop, and bridge → router → bridge with the
+//! next hop resolved; the engine's whole answer to one packet-in (parse, ingress lookup,
+//! simulation, flow and packet-out built), no I/O.
 //! `cargo bench -p apps --bench engine`; figures in BENCHMARKS.md.
 
 use std::sync::Arc;
@@ -102,5 +103,75 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// a (net1, hv1) → router → b (net2, hv2), b's MAC in the router's ARP cache.
+fn routed(c: &mut Criterion) {
+    const RP1: [u8; 6] = [2, 0, 0, 0, 1, 1];
+    const RP2: [u8; 6] = [2, 0, 0, 0, 2, 1];
+    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+    let ((h1, h2), (pa, pb)) = network
+        .write(|t| {
+            let h1 = t.create_host(fixtures::host("hv1"))?.id;
+            let h2 = t.create_host(fixtures::host("hv2"))?.id;
+            let r = t.create_router(fixtures::router("r"))?.id;
+            let mut vms = vec![];
+            for (i, (addr, mac)) in [("10.0.1.1/24", RP1), ("10.0.2.1/24", RP2)]
+                .into_iter()
+                .enumerate()
+            {
+                let br = t
+                    .create_bridge(fixtures::bridge(&format!("net{i}"), None))?
+                    .id;
+                let rp = t.create_port(r, fixtures::router_port(addr, mac))?.id;
+                let bp = t.create_port(br, fixtures::bridge_port())?.id;
+                t.link(rp, bp)?;
+                for _ in 0..8 {
+                    vms.push(t.create_port(br, fixtures::bridge_port())?.id);
+                }
+            }
+            Ok(((h1, h2), (vms[0], vms[8])))
+        })
+        .unwrap()
+        .0;
+    let mut f = Fabric::new(network, Engine::default());
+    f.sync();
+    let d1 = f.add_switch(h1);
+    let d2 = f.add_switch(h2);
+    f.mesh();
+    let a = f.plug(d1, "vm-a", Some(pa));
+    let b = f.plug(d2, "vm-b", Some(pb));
+    let a_mac = [2, 0, 0, 0, 0xa, 1];
+    let b_mac = [2, 0, 0, 0, 0xb, 1];
+    let frame = frames::udp(a_mac, RP1, [10, 0, 1, 10], [10, 0, 2, 20], 1000, 2000);
+    // The first packet makes the router ask for b; b answers.
+    f.send(d1, a, frame.clone());
+    let mut reply = Vec::with_capacity(42);
+    reply.extend_from_slice(&RP2);
+    reply.extend_from_slice(&b_mac);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&b_mac);
+    reply.extend_from_slice(&[10, 0, 2, 20]);
+    reply.extend_from_slice(&RP2);
+    reply.extend_from_slice(&[10, 0, 2, 1]);
+    f.send(d2, b, reply);
+    let got = f.take_delivered();
+    assert_eq!(
+        got.last().map(|d| d.1),
+        Some(b),
+        "the parked packet was routed"
+    );
+    let header = apps::engine::flowkey::Header::parse(&frame).unwrap();
+    let engine = std::mem::take(&mut f.engine);
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("simulate_compile_bridge_router_bridge", |bench| {
+        bench.iter(|| {
+            let c = engine.dry_run(d1, pa, a, header);
+            // dec_ttl, eth_src, eth_dst, tun_id, output.
+            assert_eq!(c.actions.len(), 5);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, routed);
 criterion_main!(benches);

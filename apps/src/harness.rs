@@ -28,7 +28,7 @@ use crate::{App, Event, Output};
 
 /// Records with every field at its default, for fixtures (the store fills in ids and keys).
 pub mod fixtures {
-    use topology::model::{Bridge, DatapathType, Host, Port};
+    use topology::model::{Bridge, DatapathType, Host, MacAddr, Port, Router};
     use uuid::Uuid;
 
     /// A host that dials in, with a `system` datapath.
@@ -53,6 +53,29 @@ pub mod fixtures {
             admin_state_up: true,
             inbound_filter_id: None,
             outbound_filter_id: None,
+        }
+    }
+
+    /// An enabled router with no tenant.
+    pub fn router(name: &str) -> Router {
+        Router {
+            id: Uuid::nil(),
+            name: name.into(),
+            tenant_id: None,
+            admin_state_up: true,
+            inbound_filter_id: None,
+            outbound_filter_id: None,
+        }
+    }
+
+    /// An enabled router port with `address` (`10.0.0.1/24`) and `mac`.
+    ///
+    /// Panics on a malformed address: fixtures are written by tests, not users.
+    pub fn router_port(address: &str, mac: [u8; 6]) -> Port {
+        Port {
+            mac: Some(MacAddr(mac)),
+            address: Some(address.parse().expect("a CIDR address")),
+            ..bridge_port()
         }
     }
 

@@ -9,7 +9,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bytes::BytesMut;
-use ofproto::packet::{self, DhcpLease, DhcpMessageType, Icmpv4Error, Icmpv6Error, PacketView, L2};
+use ofproto::packet::{
+    self, DhcpFrame, DhcpOptions, DhcpView, Icmpv4Error, Icmpv6Error, PacketView, L2,
+};
 use ofproto::{Action, Decoder, Instruction, Match, Message, OfMessage};
 
 const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
@@ -86,25 +88,40 @@ pub fn packet_view(data: &[u8]) {
         assert_eq!(r.ip_dst(), view.ip_src());
         assert!(err.len() <= 14 + 4 + 1280, "RFC 4443 size cap");
     }
-    let lease = DhcpLease {
-        server_mac: ROUTER_MAC,
-        server_ip: router4,
-        client_ip: Ipv4Addr::new(10, 0, 0, 5),
-        subnet_mask: Ipv4Addr::new(255, 255, 255, 0),
-        router: Some(router4),
-        dns_servers: vec![router4],
-        lease_secs: 3600,
-        mtu: Some(1400),
-        domain_name: Some("example".into()),
-    };
-    if let Some(reply) = packet::dhcp_reply(data, &lease) {
-        let r = PacketView::parse(&reply).expect("DHCP reply parses");
-        let dhcp = r.dhcp.expect("a DHCP reply");
-        assert!(matches!(
-            dhcp.message_type,
-            Some(DhcpMessageType::Offer | DhcpMessageType::Ack | DhcpMessageType::Nak)
-        ));
-        assert_eq!(Some(dhcp.xid), view.dhcp.map(|d| d.xid));
+    // A DHCP message re-emitted from its view, as a server would echo it, reads back the same.
+    if let (Some(dhcp), Some(message_type)) = (view.dhcp, view.dhcp.and_then(|d| d.message_type)) {
+        let frame = DhcpFrame {
+            l2: L2::reply_to(&view, ROUTER_MAC),
+            src_ip: router4,
+            dst_ip: Ipv4Addr::BROADCAST,
+            dst_port: packet::DHCP_CLIENT_PORT,
+            message_type,
+            xid: dhcp.xid,
+            chaddr: dhcp.chaddr,
+            ciaddr: dhcp.ciaddr,
+            yiaddr: dhcp.yiaddr,
+            giaddr: dhcp.giaddr,
+            broadcast: dhcp.broadcast,
+            options: DhcpOptions {
+                server_id: dhcp.server_id,
+                ..DhcpOptions::default()
+            },
+        };
+        let built = packet::dhcp_frame(&frame).expect("a view's fields always encode");
+        let again = PacketView::parse(&built)
+            .and_then(|v| v.dhcp)
+            .expect("DHCP frame parses");
+        assert!(matches!(again.op, 1 | 2), "op follows the message type");
+        // `op` follows the type rather than the input's op; option 50 is a client's.
+        assert_eq!(
+            DhcpView {
+                op: dhcp.op,
+                requested_ip: dhcp.requested_ip,
+                ..again
+            },
+            dhcp,
+            "DHCP re-emitted from its view"
+        );
     }
 }
 

@@ -15,7 +15,8 @@ use etherparse::{
 };
 use ofproto::display::Mac;
 use ofproto::packet::{
-    self, ArpView, DhcpLease, Icmpv4Error, Icmpv6Error, L4View, PacketView, Vlan, L2,
+    self, ArpView, ClasslessRoute, DhcpFrame, DhcpMessageType, DhcpOptions, Icmpv4Error,
+    Icmpv6Error, L4View, PacketView, Vlan, L2,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -353,26 +354,100 @@ fn frames() -> Vec<Vec<u8>> {
             v6,
         ));
     }
-    let lease = DhcpLease {
-        server_mac: ROUTER_MAC,
-        server_ip: Ipv4Addr::new(10, 0, 0, 1),
-        client_ip: Ipv4Addr::new(10, 0, 0, 7),
-        subnet_mask: Ipv4Addr::new(255, 255, 255, 0),
-        router: Some(Ipv4Addr::new(10, 0, 0, 1)),
-        dns_servers: vec![Ipv4Addr::new(10, 0, 0, 1)],
-        lease_secs: 600,
+    // Server messages as the engine sends them: OFFER broadcast and unicast, ACK, NAK, one to a
+    // relay agent (port 67 both ways) and one in a VLAN, with every option the engine writes.
+    let (server, client) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 7));
+    let options = DhcpOptions {
+        server_id: Some(server),
+        subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+        router: Some(server),
+        dns_servers: vec![server, Ipv4Addr::new(8, 8, 8, 8)],
+        lease_secs: Some(600),
+        renew_secs: Some(300),
+        rebind_secs: Some(525),
         mtu: Some(1400),
         domain_name: None,
+        host_name: Some("vm7".into()),
+        classless_routes: vec![ClasslessRoute {
+            dest: Ipv4Addr::new(169, 254, 169, 254),
+            prefix_len: 32,
+            gateway: server,
+        }],
     };
+    let chaddr = [0x52, 0x54, 0, 0, 0, 7];
+    let base = DhcpFrame {
+        l2: L2 {
+            src: ROUTER_MAC,
+            dst: [0xff; 6],
+            vlan: None,
+            inner_vlan: None,
+        },
+        src_ip: server,
+        dst_ip: Ipv4Addr::BROADCAST,
+        dst_port: 68,
+        message_type: DhcpMessageType::Offer,
+        xid: 0xabcd_0001,
+        chaddr,
+        ciaddr: Ipv4Addr::UNSPECIFIED,
+        yiaddr: client,
+        giaddr: Ipv4Addr::UNSPECIFIED,
+        broadcast: true,
+        options,
+    };
+    let unicast = DhcpFrame {
+        l2: L2 {
+            dst: chaddr,
+            ..base.l2
+        },
+        dst_ip: client,
+        broadcast: false,
+        ..base.clone()
+    };
+    let relay = Ipv4Addr::new(10, 0, 9, 1);
+    let replies_dhcp = [
+        base.clone(),
+        unicast.clone(),
+        DhcpFrame {
+            message_type: DhcpMessageType::Ack,
+            ..unicast.clone()
+        },
+        DhcpFrame {
+            message_type: DhcpMessageType::Nak,
+            yiaddr: Ipv4Addr::UNSPECIFIED,
+            options: DhcpOptions {
+                server_id: Some(server),
+                ..DhcpOptions::default()
+            },
+            ..base.clone()
+        },
+        DhcpFrame {
+            dst_ip: relay,
+            dst_port: 67,
+            giaddr: relay,
+            ..unicast.clone()
+        },
+        DhcpFrame {
+            l2: L2 {
+                vlan: Some(Vlan {
+                    tpid: 0x8100,
+                    vid: 10,
+                    pcp: 3,
+                }),
+                ..unicast.l2
+            },
+            ..unicast
+        },
+    ];
+    for reply in &replies_dhcp {
+        replies.push(packet::dhcp_frame(reply).expect("a DHCP frame"));
+    }
     for (t, req, bcast) in [
         (1, None, true),
         (1, None, false),
-        (3, Some(lease.client_ip), false),
+        (3, Some(client), false),
         (3, Some(Ipv4Addr::new(10, 0, 0, 99)), false),
     ] {
-        let f = dhcp_client(t, req, bcast);
-        replies.push(packet::dhcp_reply(&f, &lease).expect("a DHCP reply"));
-        frames.push(f);
+        frames.push(dhcp_client(t, req, bcast));
     }
     assert!(replies.len() > 100, "builders answered {}", replies.len());
     frames.extend(replies);

@@ -327,7 +327,10 @@ impl Header {
                 });
             }
         }
-        m.into_iter().collect()
+        // Reuses the Vec's buffer instead of collecting into a second one.
+        Match {
+            fields: smallvec::SmallVec::from_vec(m),
+        }
     }
 
     /// The actions that turn `self` into `to`: `dec_ttl` once per router hop first, then the

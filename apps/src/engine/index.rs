@@ -8,6 +8,7 @@
 //! for the scale issue.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 use rustc_hash::FxHashMap;
@@ -31,9 +32,22 @@ pub struct KnownIp {
     pub subnet: Option<Ipv4Net>,
 }
 
+/// A port with what the walk needs of its device, in one hash lookup (the snapshot's ordered
+/// maps cost a B-tree descent for each of port, device kind and device state).
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    /// The port.
+    pub port: Arc<Port>,
+    /// Its device's kind.
+    pub kind: DeviceKind,
+    /// Its device's `admin_state_up`.
+    pub device_up: bool,
+}
+
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
+    ports: FxHashMap<Uuid, PortInfo>,
     routes: FxHashMap<Uuid, Table>,
     bridge_ips: FxHashMap<(Uuid, Ipv4Addr), KnownIp>,
     /// Bridges with any entry in `bridge_ips` (a set; the value is unused).
@@ -54,6 +68,31 @@ impl Index {
         };
         for r in snapshot.list::<topology::model::Router>() {
             ix.routes.insert(r.id, Table::build(snapshot, r.id));
+        }
+        for p in snapshot.list::<Port>() {
+            let (kind, device_up) = match snapshot.device_kind(p.device_id) {
+                Some(DeviceKind::Bridge) => (
+                    DeviceKind::Bridge,
+                    snapshot
+                        .get::<topology::model::Bridge>(p.device_id)
+                        .is_some_and(|b| b.admin_state_up),
+                ),
+                Some(DeviceKind::Router) => (
+                    DeviceKind::Router,
+                    snapshot
+                        .get::<topology::model::Router>(p.device_id)
+                        .is_some_and(|r| r.admin_state_up),
+                ),
+                None => continue,
+            };
+            ix.ports.insert(
+                p.id,
+                PortInfo {
+                    port: p.clone(),
+                    kind,
+                    device_up,
+                },
+            );
         }
         for b in snapshot.list::<topology::model::Bridge>() {
             for p in snapshot.ports_of(b.id) {
@@ -103,6 +142,11 @@ impl Index {
         ix
     }
 
+    /// A port and its device's kind and state.
+    pub fn port(&self, id: Uuid) -> Option<&PortInfo> {
+        self.ports.get(&id)
+    }
+
     /// A router's table (empty for an unknown router).
     pub fn routes(&self, router: Uuid) -> Option<&Table> {
         self.routes.get(&router)
@@ -143,14 +187,10 @@ impl Index {
     /// The MAC of next hop `ip` behind router port `port` when the topology itself says it, so
     /// no ARP is needed: the peer router port of a router-to-router link, or an address a
     /// bridge knows (another router's port, a DHCP host) behind a router-to-bridge link.
-    pub fn static_neighbour(
-        &self,
-        snapshot: &Snapshot,
-        port: &Port,
-        ip: Ipv4Addr,
-    ) -> Option<[u8; 6]> {
-        let peer = snapshot.get::<Port>(port.peer_id?)?;
-        match snapshot.device_kind(peer.device_id)? {
+    pub fn static_neighbour(&self, port: &Port, ip: Ipv4Addr) -> Option<[u8; 6]> {
+        let info = self.port(port.peer_id?)?;
+        let peer = &info.port;
+        match info.kind {
             DeviceKind::Router => peer.mac.map(|m| m.0),
             DeviceKind::Bridge => self
                 .bridge_ip(peer.device_id, ip)

@@ -134,7 +134,7 @@ struct FlowRecord {
     dpid: u64,
     priority: u16,
     match_: Match,
-    tags: SmallVec<[Tag; 6]>,
+    tags: Box<[Tag]>,
     /// The packet whose simulation made it: (ingress port, its OpenFlow port, header). What
     /// `explain` and the tests' oracle simulate again.
     origin: (Uuid, u32, Header),
@@ -644,11 +644,13 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         let error = c.simulation.flow == FlowKind::Short;
-        let tags = if c.simulation.is_error() {
-            SmallVec::new()
-        } else {
-            c.simulation.tags.clone()
-        };
+        let mut tags: SmallVec<[Tag; 12]> = SmallVec::new();
+        if !c.simulation.is_error() {
+            tags.extend_from_slice(&c.simulation.tags);
+            tags.sort_unstable();
+            tags.dedup();
+        }
+        let tags = &tags[..];
         // The switch replaces a flow with the same match and priority. If it depended on the
         // same things, it keeps its cookie (a packet-in raced the first install); otherwise
         // the old record goes.
@@ -657,7 +659,7 @@ impl Engine {
             let same = self
                 .flows
                 .get(&old)
-                .is_some_and(|f| f.tags == tags && f.learned == learned);
+                .is_some_and(|f| *f.tags == *tags && f.learned == learned);
             if same {
                 self.emit_flow(dpid, old, c, error, out);
                 return;
@@ -667,7 +669,7 @@ impl Engine {
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
         self.by_match.entry(h).or_default().push(cookie);
-        for t in &tags {
+        for t in tags {
             self.by_tag.entry(*t).or_default().insert(cookie);
         }
         if let Some(k) = learned {
@@ -682,7 +684,7 @@ impl Engine {
                 dpid,
                 priority: c.priority,
                 match_: c.match_.clone(),
-                tags,
+                tags: tags.into(),
                 learned,
                 origin: (
                     match c.simulation_start {

@@ -7,34 +7,21 @@ use std::time::Duration;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use ipnet::IpNet;
 use ofproto::{Action, OxmField};
-use topology::model::{MacAddr, Port, Route, RouteType, Router};
+use topology::model::{Port, Route, RouteType, Router};
 use uuid::Uuid;
 
 use super::*;
-use crate::harness::fixtures::{self, bridge_port, host};
+use crate::harness::fixtures::{self, bridge_port, host, router_port};
 use crate::harness::{frames, Fabric};
 
 fn vm_mac(n: u8) -> [u8; 6] {
     [2, 0, 0, 0, 0xaa, n]
 }
 
-fn router_port(addr: &str, mac: [u8; 6]) -> Port {
-    Port {
-        mac: Some(MacAddr(mac)),
-        address: Some(addr.parse().unwrap()),
-        ..bridge_port()
-    }
-}
-
 fn router(name: &str) -> Router {
-    let b = fixtures::bridge(name, Some("acme"));
     Router {
-        id: b.id,
-        name: b.name,
-        tenant_id: b.tenant_id,
-        admin_state_up: true,
-        inbound_filter_id: None,
-        outbound_filter_id: None,
+        tenant_id: Some("acme".into()),
+        ..fixtures::router(name)
     }
 }
 
@@ -785,4 +772,210 @@ fn tenants_with_overlapping_subnets_route_apart() {
     assert!(l.f.engine.arp().neighbour(l.r, ip("10.0.2.20")).is_none());
     let _ = l.net;
     assert_eq!(l.f.oracle(), 1);
+}
+
+mod dhcp_fabric {
+    use super::*;
+    use smoltcp::wire::{DhcpMessageType as WireType, DhcpPacket, DhcpRepr, EthernetAddress};
+    use topology::model::{DhcpHost, DhcpSubnet};
+
+    fn subnet(prefix: &str, gateway: &str) -> DhcpSubnet {
+        DhcpSubnet {
+            id: Uuid::nil(),
+            bridge_id: Uuid::nil(),
+            subnet: prefix.parse().unwrap(),
+            gateway: Some(gateway.parse().unwrap()),
+            server_addr: None,
+            dns_servers: vec!["10.0.0.53".parse().unwrap()],
+            mtu: Some(1400),
+            opt121_routes: vec![],
+            enabled: true,
+            hosts: vec![],
+        }
+    }
+
+    /// net1 serves 10.0.1.0/24 (a → .10), net2 10.0.2.0/24 (b → .20); gateways are the
+    /// router ports, so the router port is each subnet's DHCP server.
+    fn lab_with_dhcp() -> Lab {
+        let mut l = lab();
+        let (n1, n2) = (l.net[0], l.net[1]);
+        l.f.write(|t| {
+            for (net, prefix, gw, m, addr) in [
+                (n1, "10.0.1.0/24", "10.0.1.1", vm_mac(1), "10.0.1.10"),
+                (n2, "10.0.2.0/24", "10.0.2.1", vm_mac(2), "10.0.2.20"),
+            ] {
+                let s = t.create_dhcp_subnet(net, subnet(prefix, gw))?.id;
+                let host = DhcpHost {
+                    mac: topology::model::MacAddr(m),
+                    ip: addr.parse().unwrap(),
+                    name: None,
+                };
+                t.put_dhcp_host(s, host, false)?;
+            }
+            Ok(())
+        });
+        l
+    }
+
+    fn client(
+        msg: WireType,
+        mac: [u8; 6],
+        requested: Option<&str>,
+        ciaddr: &str,
+        to: ([u8; 6], &str),
+    ) -> Vec<u8> {
+        let repr = DhcpRepr {
+            message_type: msg,
+            transaction_id: 0x1234,
+            secs: 0,
+            client_hardware_address: EthernetAddress(mac),
+            client_ip: ip(ciaddr),
+            your_ip: Ipv4Addr::UNSPECIFIED,
+            server_ip: Ipv4Addr::UNSPECIFIED,
+            router: None,
+            subnet_mask: None,
+            relay_agent_ip: Ipv4Addr::UNSPECIFIED,
+            broadcast: false,
+            requested_ip: requested.map(ip),
+            client_identifier: None,
+            server_identifier: None,
+            parameter_request_list: Some(&[1, 3, 6, 26, 121]),
+            dns_servers: None,
+            max_size: None,
+            lease_duration: None,
+            renew_duration: None,
+            rebind_duration: None,
+            additional_options: &[],
+        };
+        let mut payload = vec![0; repr.buffer_len()];
+        repr.emit(&mut DhcpPacket::new_unchecked(&mut payload[..]))
+            .unwrap();
+        let b = PacketBuilder::ethernet2(mac, to.0)
+            .ipv4(ip(ciaddr).octets(), ip(to.1).octets(), 64)
+            .udp(68, 67);
+        let mut out = Vec::new();
+        b.write(&mut out, &payload).unwrap();
+        out
+    }
+
+    /// (message type, yiaddr) of a delivered DHCP reply.
+    fn reply(frame: &[u8]) -> (u8, Ipv4Addr) {
+        let v = ofproto::packet::PacketView::parse(frame).unwrap();
+        let d = v.dhcp.expect("a DHCP reply");
+        (u8::from(d.message_type.unwrap()), d.yiaddr)
+    }
+
+    #[test]
+    fn a_vm_gets_offer_and_ack_from_its_bridge_and_renews_through_the_gateway() {
+        let mut l = lab_with_dhcp();
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        let bcast = ([0xff; 6], "255.255.255.255");
+        l.f.send(
+            hv1,
+            a,
+            client(WireType::Discover, vm_mac(1), None, "0.0.0.0", bcast),
+        );
+        let got = l.f.take_delivered();
+        assert_eq!(got.len(), 1, "only the client hears the answer: {got:?}");
+        assert_eq!(got[0].1, a);
+        assert_eq!(reply(&got[0].2), (2, ip("10.0.1.10")));
+        assert_eq!(&got[0].2[6..12], &RP1_MAC, "from the gateway's MAC");
+        let req = client(
+            WireType::Request,
+            vm_mac(1),
+            Some("10.0.1.10"),
+            "0.0.0.0",
+            bcast,
+        );
+        l.f.send(hv1, a, req);
+        let got = l.f.take_delivered();
+        assert_eq!(reply(&got[0].2), (5, ip("10.0.1.10")));
+        // Renewing: unicast to the server, which is the router port.
+        let renew = client(
+            WireType::Request,
+            vm_mac(1),
+            None,
+            "10.0.1.10",
+            (RP1_MAC, "10.0.1.1"),
+        );
+        l.f.send(hv1, a, renew);
+        let got = l.f.take_delivered();
+        assert_eq!(got.len(), 1);
+        assert_eq!(reply(&got[0].2), (5, ip("10.0.1.10")));
+        assert!(l.f.cache(hv1).is_empty(), "DHCP installs no flow");
+        // A MAC with no lease gets nothing, and it is counted.
+        l.f.send(
+            hv1,
+            a,
+            client(WireType::Discover, vm_mac(0x77), None, "0.0.0.0", bcast),
+        );
+        assert!(l.f.take_delivered().is_empty());
+        assert_eq!(
+            l.f.engine.stats().unanswered.get("unknown_client"),
+            Some(&1)
+        );
+        assert_eq!(l.f.engine.stats().answers.get("dhcp"), Some(&3));
+    }
+
+    #[test]
+    fn leases_answer_arp_and_resolve_next_hops_without_asking() {
+        let mut l = lab_with_dhcp();
+        // d asks for a's leased address: the bridge answers with a's MAC; a hears nothing.
+        let (hv3, d) = (l.hv[2], l.vm[3].1);
+        l.f.send(
+            hv3,
+            d,
+            frames::arp_request(vm_mac(4), [10, 0, 1, 40], [10, 0, 1, 10]),
+        );
+        let got = l.f.take_delivered();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, d);
+        let arp = flowkey::Header::parse(&got[0].2).unwrap().arp.unwrap();
+        assert_eq!((arp.op, arp.sha), (2, vm_mac(1)));
+        // A gratuitous ARP is flooded, not answered.
+        l.f.send(
+            hv3,
+            d,
+            frames::arp_request(vm_mac(4), [10, 0, 1, 40], [10, 0, 1, 40]),
+        );
+        let got = l.f.take_delivered();
+        assert_eq!(
+            got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
+            vec![(l.hv[0], l.vm[0].1)]
+        );
+        // The router routes to b's leased address at once: no ARP, no parking.
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64, 1),
+        );
+        // b has not spoken yet, so net2 floods the unicast to b and c, as a switch does.
+        let got = l.f.take_delivered();
+        let mut to: Vec<_> = got.iter().map(|(h, p, _)| (*h, *p)).collect();
+        to.sort();
+        let mut want = vec![(l.hv[1], l.vm[1].1), (l.hv[0], l.vm[2].1)];
+        want.sort();
+        assert_eq!(to, want);
+        assert!(got.iter().all(|(_, _, f)| f[0..6] == vm_mac(2)));
+        assert_eq!(l.f.engine.arp().stats().requests, 0);
+        assert_eq!(l.f.oracle(), 1);
+        // Changing the lease changes the router's flows (the bridge's DHCP is part of them).
+        let n2 = l.net[1];
+        let s =
+            l.f.network
+                .snapshot()
+                .dhcp_subnets_of(n2)
+                .next()
+                .unwrap()
+                .id;
+        l.f.write(|t| {
+            t.delete_dhcp_host(s, topology::model::MacAddr(vm_mac(2)))?;
+            Ok(())
+        });
+        assert!(
+            l.f.cache(hv1).is_empty(),
+            "the routed flow went with the lease"
+        );
+    }
 }

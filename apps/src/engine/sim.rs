@@ -32,7 +32,7 @@ use std::net::Ipv4Addr;
 
 use ofproto::packet::Icmpv4Error;
 use smallvec::SmallVec;
-use topology::model::{Bridge, Port, Router};
+use topology::model::Port;
 use topology::{DeviceKind, Snapshot};
 use uuid::Uuid;
 
@@ -274,7 +274,7 @@ pub struct Simulation {
     /// The fields that decided the result: the flow's match.
     pub seen: Seen,
     /// What the result depended on.
-    pub tags: SmallVec<[Tag; 6]>,
+    pub tags: SmallVec<[Tag; 12]>,
     /// To apply after the simulation.
     pub effects: SmallVec<[Effect; 1]>,
     /// Answers the devices send.
@@ -343,12 +343,12 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
         // An error drop is short-lived and untagged: nothing it read makes it right later.
         w.out.tags.clear();
     }
-    w.out.tags.sort_unstable();
-    w.out.tags.dedup();
     w.out
 }
 
 impl Walk<'_> {
+    /// Records a dependency. Duplicates are allowed (a flood meets a device once per branch):
+    /// the flow index deduplicates when it installs, so dry runs do not pay for it.
     fn tag(&mut self, t: Tag) {
         self.out.tags.push(t);
     }
@@ -363,33 +363,24 @@ impl Walk<'_> {
         if self.devices > MAX_DEVICES {
             return Err(DropReason::Loop);
         }
-        let port = self
-            .ctx
-            .snapshot
-            .get::<Port>(port_id)
-            .ok_or(DropReason::UnknownPort)?
-            .clone();
+        let ctx = self.ctx;
+        let info = ctx.index.port(port_id).ok_or(DropReason::UnknownPort)?;
+        let port = &*info.port;
         self.tag(Tag::Port(port.id));
         if !port.admin_state_up {
             return Err(DropReason::PortDown);
         }
-        match self.ctx.snapshot.device_kind(port.device_id) {
-            Some(DeviceKind::Bridge) => self.bridge(port.device_id, &port, pkt),
-            Some(DeviceKind::Router) => self.router(port.device_id, &port, pkt),
-            None => Err(DropReason::UnknownPort),
+        self.tag(Tag::Device(port.device_id));
+        if !info.device_up {
+            return Err(DropReason::DeviceDown);
+        }
+        match info.kind {
+            DeviceKind::Bridge => self.bridge(port.device_id, port, pkt),
+            DeviceKind::Router => self.router(port.device_id, port, pkt),
         }
     }
 
     fn bridge(&mut self, id: Uuid, inport: &Port, pkt: &mut Tracked) -> Result<(), DropReason> {
-        self.tag(Tag::Device(id));
-        let up = self
-            .ctx
-            .snapshot
-            .get::<Bridge>(id)
-            .is_some_and(|b| b.admin_state_up);
-        if !up {
-            return Err(DropReason::DeviceDown);
-        }
         // A router's MACs are known from the topology, not learned.
         if inport.peer_id.is_none() {
             let src = pkt.eth_src();
@@ -496,15 +487,6 @@ impl Walk<'_> {
     }
 
     fn router(&mut self, id: Uuid, inport: &Port, pkt: &mut Tracked) -> Result<(), DropReason> {
-        self.tag(Tag::Device(id));
-        let up = self
-            .ctx
-            .snapshot
-            .get::<Router>(id)
-            .is_some_and(|r| r.admin_state_up);
-        if !up {
-            return Err(DropReason::DeviceDown);
-        }
         let (Some((ip, net)), Some(mac)) = (port_v4(inport), inport.mac.map(|m| m.0)) else {
             return Err(DropReason::NoAddress);
         };
@@ -639,8 +621,8 @@ impl Walk<'_> {
                 // A DHCP renewal unicast to the gateway, when the gateway is the server.
                 let bridge = inport
                     .peer_id
-                    .and_then(|p| self.ctx.snapshot.get::<Port>(p))
-                    .map(|p| p.device_id)
+                    .and_then(|p| self.ctx.index.port(p))
+                    .map(|p| p.port.device_id)
                     .filter(|b| self.ctx.index.serves_dhcp(*b));
                 if let (Some(bridge), Some(DHCP_SERVER_PORT)) = (bridge, pkt.tp_dst()) {
                     self.generate(inport.id, Reply::Dhcp { bridge });
@@ -682,11 +664,11 @@ impl Walk<'_> {
             return Err(DropReason::TtlExpired);
         }
         let ctx = self.ctx;
-        let Some(port) = ctx.snapshot.get::<Port>(port_id) else {
+        let Some(port) = ctx.index.port(port_id).map(|i| &*i.port) else {
             return Err(DropReason::UnknownPort);
         };
-        self.tag(Tag::Port(port.id));
         if !port.admin_state_up {
+            self.tag(Tag::Port(port.id));
             return Err(DropReason::PortDown);
         }
         let Some(out_mac) = port.mac.map(|m| m.0) else {
@@ -708,7 +690,7 @@ impl Walk<'_> {
                 return Err(DropReason::TooBig);
             }
         }
-        let mac = match ctx.index.static_neighbour(ctx.snapshot, port, next_hop) {
+        let mac = match ctx.index.static_neighbour(port, next_hop) {
             Some(mac) => mac,
             None => {
                 self.tag(Tag::Arp(id, next_hop));
@@ -738,7 +720,8 @@ impl Walk<'_> {
     }
 
     fn egress(&mut self, port_id: Uuid, pkt: &mut Tracked) -> Result<(), DropReason> {
-        let Some(port) = self.ctx.snapshot.get::<Port>(port_id) else {
+        let ctx = self.ctx;
+        let Some(port) = ctx.index.port(port_id).map(|i| &*i.port) else {
             return Err(DropReason::UnknownPort);
         };
         self.tag(Tag::Port(port.id));

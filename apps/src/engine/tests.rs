@@ -153,8 +153,10 @@ fn admin_down_port_and_bridge_drop() {
     b.admin_state_up = false;
     l.f.write(|t| t.update_bridge(b));
     let snap = l.f.network.snapshot();
+    let index = Index::build(&snap, 1450);
     let ctx = Context {
         snapshot: &snap,
+        index: &index,
         ..ctx
     };
     assert_eq!(

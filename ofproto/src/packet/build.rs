@@ -62,8 +62,9 @@ impl L2 {
         }
     }
 
-    /// The envelope of a reply to `view`: addresses swapped, the request's VLAN tags kept.
-    pub(crate) fn reply_to(view: &PacketView, src: [u8; 6]) -> L2 {
+    /// The envelope of a reply to `view` from `src`: to the request's source, in the request's
+    /// VLAN tags (a reply must come back on the segment the request came from).
+    pub fn reply_to(view: &PacketView, src: [u8; 6]) -> L2 {
         L2 {
             src,
             dst: view.eth_src,

@@ -1,21 +1,26 @@
-//! DHCPv4 in packet-in payloads: a summary of client messages, and OFFER/ACK/NAK replies (smoltcp wire).
+//! DHCPv4 in packet-in payloads: a summary of client messages ([`DhcpView`]) and a field-explicit
+//! builder for a server's messages ([`DhcpFrame`], [`dhcp_frame`]), over smoltcp's wire types.
+//!
+//! Which message answers which, with which address and options, is server policy and lives in
+//! the engine (`apps::engine::dhcp`); this module only reads and writes the wire format.
 //!
 //! smoltcp's `DhcpPacket` is a checked view whose accessors cannot panic once `new_checked`
 //! passed, and whose option iterator stops at the first malformed option; `DhcpRepr` emits
-//! replies. (dhcproto was tried first and dropped: its decoder panics on hostile input, e.g. a
-//! wire `hlen` above 16 or a RapidCommit option with a payload, which a controller must survive.)
+//! the fixed fields. (dhcproto was tried first and dropped: its decoder panics on hostile input,
+//! e.g. a wire `hlen` above 16 or a RapidCommit option with a payload, which a controller must
+//! survive.)
 
 use std::fmt;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 use smoltcp::wire::{
-    DhcpMessageType as WireType, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress,
+    DhcpMessageType as WireType, DhcpOpCode, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress,
 };
 
-use super::view::{ser_mac, PacketView};
+use super::view::ser_mac;
+use super::DHCP_SERVER_PORT;
 use super::{build, L2};
-use super::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT};
 
 /// DHCP message type (option 53), RFC 2132 §9.6 and later additions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -145,159 +150,217 @@ impl DhcpView {
 
 /// The magic cookie that starts DHCP options (RFC 2131 §3).
 const DHCP_MAGIC: u32 = 0x6382_5363;
-/// Option codes (RFC 2132) this module reads or writes itself.
+/// Option codes (RFC 2132, RFC 3442) this module reads or writes.
+const OPT_SUBNET_MASK: u8 = 1;
+const OPT_ROUTER: u8 = 3;
 const OPT_DNS: u8 = 6;
+const OPT_HOST_NAME: u8 = 12;
 const OPT_DOMAIN_NAME: u8 = 15;
 const OPT_MTU: u8 = 26;
 const OPT_REQUESTED_IP: u8 = 50;
+const OPT_LEASE_TIME: u8 = 51;
 const OPT_MESSAGE_TYPE: u8 = 53;
 const OPT_SERVER_ID: u8 = 54;
+const OPT_RENEWAL_TIME: u8 = 58;
+const OPT_REBINDING_TIME: u8 = 59;
+const OPT_CLASSLESS_ROUTES: u8 = 121;
 /// RFC 1542 §3.2.1: BOOTP messages are at least 300 bytes; older clients drop shorter ones.
 const BOOTP_MIN_LEN: usize = 300;
 
-/// What a DHCP server (the controller, on behalf of a virtual network) hands one client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DhcpLease {
-    /// MAC the reply comes from (the virtual router's port).
-    pub server_mac: [u8; 6],
-    /// Server identifier and IP source of the reply.
-    pub server_ip: Ipv4Addr,
-    /// The address given to the client (`yiaddr`).
-    pub client_ip: Ipv4Addr,
+/// One classless static route of option 121 (RFC 3442): `dest/prefix_len` via `gateway`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClasslessRoute {
+    /// The destination network; host bits beyond `prefix_len` are not sent.
+    pub dest: Ipv4Addr,
+    /// The destination's prefix length, 0..=32 (0 with `dest` 0.0.0.0 is a default route).
+    pub prefix_len: u8,
+    /// The router to send through; 0.0.0.0 means the destination is on-link.
+    pub gateway: Ipv4Addr,
+}
+
+/// The options a server puts in a reply, besides the message type (option 53), which
+/// [`DhcpFrame::message_type`] gives. An empty `Vec` or `None` leaves the option out.
+///
+/// The builder only encodes: which options a reply carries (none but the server identifier in a
+/// NAK, no lease time in an ACK to INFORM, a default route in option 121 because RFC 3442 clients
+/// ignore option 3 when they get 121) is the caller's policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DhcpOptions {
+    /// Option 54, the server identifier.
+    pub server_id: Option<Ipv4Addr>,
     /// Option 1.
-    pub subnet_mask: Ipv4Addr,
+    pub subnet_mask: Option<Ipv4Addr>,
     /// Option 3, the default gateway.
     pub router: Option<Ipv4Addr>,
     /// Option 6.
     pub dns_servers: Vec<Ipv4Addr>,
-    /// Option 51, in seconds (clients derive T1/T2 from it, RFC 2131 §4.4.5).
-    pub lease_secs: u32,
-    /// Option 26, for overlays whose tunnel headers shrink the path MTU.
+    /// Option 51, the lease time in seconds.
+    pub lease_secs: Option<u32>,
+    /// Option 58, T1: when the client starts renewing with this server.
+    pub renew_secs: Option<u32>,
+    /// Option 59, T2: when the client starts rebinding with any server.
+    pub rebind_secs: Option<u32>,
+    /// Option 26, the interface MTU (overlays shrink the path MTU by their tunnel headers).
     pub mtu: Option<u16>,
     /// Option 15.
     pub domain_name: Option<String>,
+    /// Option 12, the client's host name.
+    pub host_name: Option<String>,
+    /// Option 121, classless static routes, in the order given.
+    pub classless_routes: Vec<ClasslessRoute>,
 }
 
-/// Answers a client's DHCP frame: DISCOVER → OFFER, REQUEST → ACK (or NAK when the client asks
-/// for an address other than the lease's), INFORM → ACK without an address.
-///
-/// `None` when the frame is not a DHCP client message, asks nothing of us (RELEASE, DECLINE, a
-/// REQUEST for another server), or the reply does not encode (an over-long domain name).
-pub fn dhcp_reply(request_frame: &[u8], lease: &DhcpLease) -> Option<Vec<u8>> {
-    let view = PacketView::parse(request_frame)?;
-    if view.l4_ports()? != (DHCP_CLIENT_PORT, DHCP_SERVER_PORT) {
-        return None;
-    }
-    let dhcp = view.dhcp?;
-    if dhcp.op != 1 {
-        return None;
-    }
-    let ours = |sid: Option<Ipv4Addr>| sid.is_none_or(|sid| sid == lease.server_ip);
-    let msg_type = dhcp.message_type?;
-    let reply_type = match msg_type {
-        DhcpMessageType::Discover => WireType::Offer,
-        DhcpMessageType::Request if !ours(dhcp.server_id) => return None,
-        DhcpMessageType::Request => {
-            // SELECTING / INIT-REBOOT name the address in option 50; RENEWING / REBINDING in ciaddr.
-            if dhcp.requested_ip.unwrap_or(dhcp.ciaddr) == lease.client_ip {
-                WireType::Ack
-            } else {
-                WireType::Nak
-            }
-        }
-        DhcpMessageType::Inform => WireType::Ack,
-        _ => return None,
-    };
-    let nak = reply_type == WireType::Nak;
-    let inform = msg_type == DhcpMessageType::Inform;
+/// A DHCP message sent by a server, every field explicit: the Ethernet/IPv4/UDP envelope
+/// (source port 67), the fixed BOOTP fields, and the options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpFrame {
+    /// Ethernet addresses and VLAN tags.
+    pub l2: L2,
+    /// IPv4 source: the server.
+    pub src_ip: Ipv4Addr,
+    /// IPv4 destination: the client, a relay, or 255.255.255.255.
+    pub dst_ip: Ipv4Addr,
+    /// UDP destination port: 68 to a client, 67 to a relay agent.
+    pub dst_port: u16,
+    /// Option 53. BOOTP `op` follows it: BOOTREQUEST for the client's messages (DISCOVER,
+    /// REQUEST, DECLINE, RELEASE, INFORM), BOOTREPLY for every other type.
+    pub message_type: DhcpMessageType,
+    /// Transaction id (the client's, echoed).
+    pub xid: u32,
+    /// Client hardware address.
+    pub chaddr: [u8; 6],
+    /// Client's address (`ciaddr`).
+    pub ciaddr: Ipv4Addr,
+    /// The address given to the client (`yiaddr`).
+    pub yiaddr: Ipv4Addr,
+    /// Relay agent address (`giaddr`).
+    pub giaddr: Ipv4Addr,
+    /// The BROADCAST flag.
+    pub broadcast: bool,
+    /// Everything else.
+    pub options: DhcpOptions,
+}
 
-    let dns: Vec<u8> = lease
-        .dns_servers
-        .iter()
-        .flat_map(|ip| ip.octets())
-        .collect();
-    let mtu = lease.mtu.map(u16::to_be_bytes);
-    let mut extra = Vec::with_capacity(3);
-    if !nak {
-        if !dns.is_empty() {
-            extra.push(DhcpOption {
-                kind: OPT_DNS,
-                data: &dns,
-            });
-        }
-        if let Some(mtu) = &mtu {
-            extra.push(DhcpOption {
-                kind: OPT_MTU,
-                data: mtu,
-            });
-        }
-        if let Some(domain) = &lease.domain_name {
-            extra.push(DhcpOption {
-                kind: OPT_DOMAIN_NAME,
-                data: domain.as_bytes(),
-            });
-        }
-    }
-    // An option carries at most 255 bytes; longer data would not encode.
-    if extra.iter().any(|opt| opt.data.len() > 255) {
+/// Builds a DHCP frame, padding the BOOTP message to 300 bytes (RFC 1542 §3.2.1).
+///
+/// `None` when it cannot be encoded: an option longer than 255 bytes (a long name, too many
+/// DNS servers or routes; RFC 3396 long options are not written) or a route prefix beyond 32.
+pub fn dhcp_frame(frame: &DhcpFrame) -> Option<Vec<u8>> {
+    let options = encode_options(&frame.options)?;
+    if options.iter().any(|(_, data)| data.len() > 255) {
         return None;
     }
+    let additional: Vec<DhcpOption<'_>> = options
+        .iter()
+        .map(|(kind, data)| DhcpOption { kind: *kind, data })
+        .collect();
+    let message_type = WireType::from(u8::from(frame.message_type));
+    // Every option goes through `additional_options`, so the builder alone decides what is sent:
+    // smoltcp's own fields cap DNS servers at three and have no T1/T2.
     let repr = DhcpRepr {
-        message_type: reply_type,
-        transaction_id: dhcp.xid,
+        message_type,
+        transaction_id: frame.xid,
         secs: 0,
-        client_hardware_address: EthernetAddress(dhcp.chaddr),
-        client_ip: if inform {
-            dhcp.ciaddr
-        } else {
-            Ipv4Addr::UNSPECIFIED
-        },
-        your_ip: if nak || inform {
-            Ipv4Addr::UNSPECIFIED
-        } else {
-            lease.client_ip
-        },
+        client_hardware_address: EthernetAddress(frame.chaddr),
+        client_ip: frame.ciaddr,
+        your_ip: frame.yiaddr,
         server_ip: Ipv4Addr::UNSPECIFIED,
-        router: lease.router.filter(|_| !nak),
-        subnet_mask: Some(lease.subnet_mask).filter(|_| !nak),
-        relay_agent_ip: dhcp.giaddr,
-        broadcast: dhcp.broadcast,
+        router: None,
+        subnet_mask: None,
+        relay_agent_ip: frame.giaddr,
+        broadcast: frame.broadcast,
         requested_ip: None,
         client_identifier: None,
-        server_identifier: Some(lease.server_ip),
+        server_identifier: None,
         parameter_request_list: None,
         dns_servers: None,
         max_size: None,
-        lease_duration: Some(lease.lease_secs).filter(|_| !nak && !inform),
+        lease_duration: None,
         renew_duration: None,
         rebind_duration: None,
-        additional_options: &extra,
+        additional_options: &additional,
     };
     let mut payload = vec![0; repr.buffer_len().max(BOOTP_MIN_LEN)];
-    repr.emit(&mut DhcpPacket::new_unchecked(&mut payload[..]))
-        .ok()?;
-
-    // RFC 2131 §4.1: to the relay when relayed; broadcast when the client cannot take unicast
-    // yet (broadcast flag) or the answer is a NAK; to a renewing client's ciaddr; else to yiaddr.
-    let (dst_mac, dst_ip, dst_port) = if !dhcp.giaddr.is_unspecified() {
-        (view.eth_src, dhcp.giaddr, DHCP_SERVER_PORT)
-    } else if nak || dhcp.broadcast {
-        ([0xff; 6], Ipv4Addr::BROADCAST, DHCP_CLIENT_PORT)
-    } else if !dhcp.ciaddr.is_unspecified() {
-        (dhcp.chaddr, dhcp.ciaddr, DHCP_CLIENT_PORT)
-    } else {
-        (dhcp.chaddr, lease.client_ip, DHCP_CLIENT_PORT)
-    };
-    let l2 = L2 {
-        dst: dst_mac,
-        ..L2::reply_to(&view, lease.server_mac)
-    };
+    let mut packet = DhcpPacket::new_unchecked(&mut payload[..]);
+    repr.emit(&mut packet).ok()?;
+    // smoltcp derives `op` from the message type and writes 0 for types it does not know; a
+    // server's message of any other type is a reply.
+    if matches!(message_type, WireType::Unknown(_)) {
+        packet.set_opcode(DhcpOpCode::Reply);
+    }
     build::udp_v4(
-        l2,
-        lease.server_ip,
-        dst_ip,
+        frame.l2,
+        frame.src_ip,
+        frame.dst_ip,
         DHCP_SERVER_PORT,
-        dst_port,
+        frame.dst_port,
         &payload,
     )
+}
+
+/// The options as `(code, data)` in code order (RFC 2131 does not ask for an order, but code
+/// order makes captures easy to compare). `None` when a route's prefix length exceeds 32.
+fn encode_options(o: &DhcpOptions) -> Option<Vec<(u8, Vec<u8>)>> {
+    let mut out: Vec<(u8, Vec<u8>)> = Vec::with_capacity(12);
+    let mut put = |code: u8, data: Option<Vec<u8>>| {
+        if let Some(data) = data {
+            out.push((code, data));
+        }
+    };
+    let addrs = |list: &[Ipv4Addr]| {
+        (!list.is_empty()).then(|| list.iter().flat_map(|ip| ip.octets()).collect())
+    };
+    put(OPT_SUBNET_MASK, o.subnet_mask.map(|m| m.octets().to_vec()));
+    put(OPT_ROUTER, o.router.map(|r| r.octets().to_vec()));
+    put(OPT_DNS, addrs(&o.dns_servers));
+    put(
+        OPT_HOST_NAME,
+        o.host_name.as_ref().map(|n| n.as_bytes().to_vec()),
+    );
+    put(
+        OPT_DOMAIN_NAME,
+        o.domain_name.as_ref().map(|n| n.as_bytes().to_vec()),
+    );
+    put(OPT_MTU, o.mtu.map(|m| m.to_be_bytes().to_vec()));
+    put(
+        OPT_LEASE_TIME,
+        o.lease_secs.map(|s| s.to_be_bytes().to_vec()),
+    );
+    put(OPT_SERVER_ID, o.server_id.map(|s| s.octets().to_vec()));
+    put(
+        OPT_RENEWAL_TIME,
+        o.renew_secs.map(|s| s.to_be_bytes().to_vec()),
+    );
+    put(
+        OPT_REBINDING_TIME,
+        o.rebind_secs.map(|s| s.to_be_bytes().to_vec()),
+    );
+    if !o.classless_routes.is_empty() {
+        let mut data = Vec::with_capacity(o.classless_routes.len() * 9);
+        for route in &o.classless_routes {
+            route.encode(&mut data)?;
+        }
+        put(OPT_CLASSLESS_ROUTES, Some(data));
+    }
+    Some(out)
+}
+
+impl ClasslessRoute {
+    /// Appends the RFC 3442 §5 encoding: the prefix length, the destination's significant
+    /// octets (`ceil(prefix_len / 8)` of them, host bits cleared), then the router's 4 octets.
+    /// `None` when the prefix length exceeds 32.
+    fn encode(&self, out: &mut Vec<u8>) -> Option<()> {
+        if self.prefix_len > 32 {
+            return None;
+        }
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix_len))
+            .unwrap_or(0);
+        let dest = (u32::from(self.dest) & mask).to_be_bytes();
+        let significant = usize::from(self.prefix_len).div_ceil(8);
+        out.push(self.prefix_len);
+        out.extend_from_slice(&dest[..significant]);
+        out.extend_from_slice(&self.gateway.octets());
+        Some(())
+    }
 }

@@ -1,4 +1,4 @@
-//! Packet payloads of PACKET_IN / PACKET_OUT: a never-panicking header summary and reply builders.
+//! Packet payloads of PACKET_IN / PACKET_OUT: a never-panicking header summary and frame builders.
 //!
 //! OpenFlow carries whole Ethernet frames (possibly cut at `miss_send_len`). A controller needs a
 //! handful of header fields from them to decide what to do, and a few frames of its own to send
@@ -6,13 +6,15 @@
 //!
 //! * [`PacketView::parse`] reads Ethernet, 802.1Q/802.1ad, ARP, IPv4, IPv6, ICMP, ICMPv6, TCP, UDP
 //!   and DHCP with etherparse's *lax* slicer (so a frame truncated by the switch still yields the
-//!   headers it does contain) and dhcproto. It copies out only fixed-size fields, never payload,
-//!   and never panics: layers it cannot read are simply `None`.
-//! * The builders in [`build`] and [`dhcp`] take the frame that asks for a reply and return the
-//!   reply frame, or `None` when that frame does not call for one (not a request, a truncated
-//!   echo, an ICMP error about an ICMP error, …). Headers are written by etherparse's
-//!   `PacketBuilder` and dhcproto's encoder, which compute lengths and checksums; this module does
-//!   no byte offsets of its own.
+//!   headers it does contain) and smoltcp's checked DHCP view. It copies out only fixed-size
+//!   fields, never payload, and never panics: layers it cannot read are simply `None`.
+//! * The reply builders in [`build`] take the frame that asks for a reply and return the reply
+//!   frame, or `None` when that frame does not call for one (not a request, a truncated echo, an
+//!   ICMP error about an ICMP error, …): what RFC 792/826/1812/4443 fix leaves no policy to choose.
+//! * [`dhcp_frame`] is field-explicit instead: a DHCP server's answer is policy (which lease,
+//!   which options, where to send it), decided by the engine in `apps`, so the caller names every
+//!   field and the builder only encodes. Headers are written by etherparse's `PacketBuilder` and
+//!   smoltcp's `DhcpRepr`, which compute lengths and checksums.
 
 pub mod build;
 pub mod dhcp;
@@ -22,7 +24,7 @@ pub use build::{
     arp_frame, arp_reply, icmpv4_echo_reply, icmpv4_error, icmpv6_echo_reply, icmpv6_error,
     Icmpv4Error, Icmpv6Error, L2,
 };
-pub use dhcp::{dhcp_reply, DhcpLease, DhcpMessageType, DhcpView};
+pub use dhcp::{dhcp_frame, ClasslessRoute, DhcpFrame, DhcpMessageType, DhcpOptions, DhcpView};
 pub use view::{ArpView, IpView, L4View, PacketView, Vlan};
 
 /// EtherType of IPv4 (`eth_type=0x0800`).

@@ -355,25 +355,70 @@ fn dhcp_client_frame(
     out
 }
 
-fn lease() -> DhcpLease {
-    DhcpLease {
-        server_mac: ROUTER_MAC,
-        server_ip: Ipv4Addr::new(10, 0, 0, 254),
-        client_ip: Ipv4Addr::new(10, 0, 0, 5),
-        subnet_mask: Ipv4Addr::new(255, 255, 255, 0),
-        router: Some(Ipv4Addr::new(10, 0, 0, 254)),
-        dns_servers: vec![Ipv4Addr::new(10, 0, 0, 53)],
-        lease_secs: 3600,
-        mtu: Some(1400),
-        domain_name: Some("tenant.example".into()),
+/// A server frame with every field and option set, in two VLAN tags.
+fn full_frame() -> DhcpFrame {
+    DhcpFrame {
+        l2: L2 {
+            src: ROUTER_MAC,
+            dst: MAC1,
+            vlan: Some(Vlan {
+                tpid: 0x88a8,
+                vid: 100,
+                pcp: 1,
+            }),
+            inner_vlan: Some(Vlan {
+                tpid: ETH_TYPE_VLAN,
+                vid: 10,
+                pcp: 3,
+            }),
+        },
+        src_ip: Ipv4Addr::new(10, 0, 0, 254),
+        dst_ip: Ipv4Addr::new(10, 0, 0, 5),
+        dst_port: DHCP_CLIENT_PORT,
+        message_type: DhcpMessageType::Ack,
+        xid: 0x1234_5678,
+        chaddr: MAC1,
+        ciaddr: Ipv4Addr::new(10, 0, 0, 5),
+        yiaddr: Ipv4Addr::new(10, 0, 0, 5),
+        giaddr: Ipv4Addr::UNSPECIFIED,
+        broadcast: false,
+        options: DhcpOptions {
+            server_id: Some(Ipv4Addr::new(10, 0, 0, 254)),
+            subnet_mask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+            router: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            dns_servers: vec![
+                Ipv4Addr::new(10, 0, 0, 53),
+                Ipv4Addr::new(8, 8, 8, 8),
+                Ipv4Addr::new(8, 8, 4, 4),
+                Ipv4Addr::new(1, 1, 1, 1),
+            ],
+            lease_secs: Some(86_400),
+            renew_secs: Some(43_200),
+            rebind_secs: Some(75_600),
+            mtu: Some(1450),
+            domain_name: Some("tenant.example".into()),
+            host_name: Some("vm-5".into()),
+            classless_routes: vec![
+                ClasslessRoute {
+                    dest: Ipv4Addr::new(169, 254, 169, 254),
+                    prefix_len: 32,
+                    gateway: Ipv4Addr::new(10, 0, 0, 2),
+                },
+                ClasslessRoute {
+                    dest: Ipv4Addr::UNSPECIFIED,
+                    prefix_len: 0,
+                    gateway: Ipv4Addr::new(10, 0, 0, 1),
+                },
+            ],
+        },
     }
 }
 
-/// The raw options of a DHCP reply frame, as `(code, data)`.
+/// The raw options of a DHCP frame, as `(code, data)`, read with smoltcp's option iterator
+/// (not with the builder's code).
 fn reply_options(frame: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let payload = build::udp_payload(frame).expect("udp");
     let pkt = DhcpPacket::new_checked(payload).expect("dhcp");
-    DhcpRepr::parse(&pkt).expect("smoltcp accepts the reply");
     pkt.options().map(|o| (o.kind, o.data.to_vec())).collect()
 }
 
@@ -385,84 +430,260 @@ fn option(frame: &[u8], code: u8) -> Option<Vec<u8>> {
 }
 
 #[test]
-fn dhcp_discover_gets_offer() {
+fn dhcp_client_messages_are_read() {
     let discover = dhcp_client_frame(WireType::Discover, None, None, true);
     let view = PacketView::parse(&discover).expect("ethernet");
     let dhcp = view.dhcp.expect("dhcp");
     assert_eq!(dhcp.message_type, Some(DhcpMessageType::Discover));
     assert_eq!((dhcp.op, dhcp.xid, dhcp.chaddr), (1, 0x1234_5678, MAC1));
     assert!(dhcp.broadcast);
+    assert_eq!((dhcp.requested_ip, dhcp.server_id), (None, None));
     assert!(view.to_string().ends_with(",dhcp=discover"));
 
-    let offer = dhcp_reply(&discover, &lease()).expect("an offer");
-    assert_checksums_valid(&offer);
-    let ov = PacketView::parse(&offer).expect("ethernet");
+    let server = Ipv4Addr::new(10, 0, 0, 254);
+    let wanted = Ipv4Addr::new(10, 0, 0, 5);
+    let request = dhcp_client_frame(WireType::Request, Some(wanted), Some(server), false);
+    let dhcp = PacketView::parse(&request)
+        .and_then(|v| v.dhcp)
+        .expect("dhcp");
+    assert_eq!(dhcp.message_type, Some(DhcpMessageType::Request));
     assert_eq!(
-        (ov.eth_src, ov.eth_dst),
-        (ROUTER_MAC, [0xff; 6]),
-        "broadcast flag"
+        (dhcp.requested_ip, dhcp.server_id),
+        (Some(wanted), Some(server))
     );
-    assert_eq!(ov.l4_ports(), Some((DHCP_SERVER_PORT, DHCP_CLIENT_PORT)));
-    let od = ov.dhcp.expect("dhcp");
-    assert_eq!(od.message_type, Some(DhcpMessageType::Offer));
+    assert!(!dhcp.broadcast);
+    // Not DHCP at all: UDP to port 53.
     assert_eq!(
-        (od.op, od.xid, od.yiaddr),
-        (2, 0x1234_5678, lease().client_ip)
+        PacketView::parse(&frame(UDP4_HEX)).and_then(|v| v.dhcp),
+        None
     );
-    assert_eq!(option(&offer, 1), Some(vec![255, 255, 255, 0]));
-    assert_eq!(option(&offer, 3), Some(vec![10, 0, 0, 254]));
-    assert_eq!(option(&offer, 6), Some(vec![10, 0, 0, 53]));
-    assert_eq!(option(&offer, 15), Some(b"tenant.example".to_vec()));
-    assert_eq!(option(&offer, 26), Some(1400u16.to_be_bytes().to_vec()));
-    assert_eq!(option(&offer, 51), Some(3600u32.to_be_bytes().to_vec()));
-    assert_eq!(option(&offer, 54), Some(vec![10, 0, 0, 254]));
-    assert!(build::udp_payload(&offer).expect("udp").len() >= 300);
 }
 
 #[test]
-fn dhcp_request_gets_ack_or_nak() {
-    let l = lease();
-    let ok = dhcp_client_frame(
-        WireType::Request,
-        Some(l.client_ip),
-        Some(l.server_ip),
-        false,
-    );
-    let ack = dhcp_reply(&ok, &l).expect("ack");
-    let av = PacketView::parse(&ack).expect("ethernet");
+fn dhcp_frame_writes_every_field_and_option() {
+    let f = full_frame();
+    let built = dhcp_frame(&f).expect("encodes");
+    assert_checksums_valid(&built);
+    let view = PacketView::parse(&built).expect("ethernet");
     assert_eq!(
-        av.dhcp.and_then(|d| d.message_type),
-        Some(DhcpMessageType::Ack)
+        (view.eth_src, view.eth_dst, view.vlan, view.inner_vlan),
+        (f.l2.src, f.l2.dst, f.l2.vlan, f.l2.inner_vlan)
     );
-    // No broadcast flag: unicast to the new address and the client's MAC.
-    assert_eq!(av.eth_dst, MAC1);
-    assert_eq!(av.ip_dst(), Some(IpAddr::V4(l.client_ip)));
-
-    let wrong = dhcp_client_frame(
-        WireType::Request,
-        Some(Ipv4Addr::new(10, 0, 0, 99)),
-        None,
-        false,
-    );
-    let nak = dhcp_reply(&wrong, &l).expect("nak");
-    let nv = PacketView::parse(&nak).expect("ethernet");
+    assert_eq!(view.ip_src(), Some(IpAddr::V4(f.src_ip)));
+    assert_eq!(view.ip_dst(), Some(IpAddr::V4(f.dst_ip)));
+    assert_eq!(view.l4_ports(), Some((DHCP_SERVER_PORT, DHCP_CLIENT_PORT)));
     assert_eq!(
-        nv.dhcp.and_then(|d| d.message_type),
-        Some(DhcpMessageType::Nak)
+        view.dhcp,
+        Some(DhcpView {
+            op: 2,
+            xid: f.xid,
+            chaddr: f.chaddr,
+            ciaddr: f.ciaddr,
+            yiaddr: f.yiaddr,
+            giaddr: f.giaddr,
+            broadcast: false,
+            message_type: Some(DhcpMessageType::Ack),
+            requested_ip: None,
+            server_id: Some(Ipv4Addr::new(10, 0, 0, 254)),
+        })
     );
-    assert_eq!(nv.dhcp.map(|d| d.yiaddr), Some(Ipv4Addr::UNSPECIFIED));
-    assert_eq!(nv.eth_dst, [0xff; 6]);
+    let payload = build::udp_payload(&built).expect("udp");
+    assert!(payload.len() >= 300, "BOOTP minimum, RFC 1542");
+    let pkt = DhcpPacket::new_checked(payload).expect("dhcp");
+    let repr = DhcpRepr::parse(&pkt).expect("smoltcp's client accepts it");
+    assert_eq!(repr.message_type, WireType::Ack);
+    assert_eq!(pkt.server_ip(), Ipv4Addr::UNSPECIFIED, "siaddr");
 
-    let other_server = dhcp_client_frame(
-        WireType::Request,
-        Some(l.client_ip),
-        Some(Ipv4Addr::new(10, 0, 0, 1)),
-        false,
+    let dns: Vec<u8> = [[10, 0, 0, 53], [8, 8, 8, 8], [8, 8, 4, 4], [1, 1, 1, 1]].concat();
+    let routes: Vec<u8> = [
+        &[32, 169, 254, 169, 254, 10, 0, 0, 2][..],
+        &[0, 10, 0, 0, 1][..],
+    ]
+    .concat();
+    let want: Vec<(u8, Vec<u8>)> = vec![
+        (53, vec![5]),
+        (1, vec![255, 255, 255, 0]),
+        (3, vec![10, 0, 0, 1]),
+        (6, dns),
+        (12, b"vm-5".to_vec()),
+        (15, b"tenant.example".to_vec()),
+        (26, 1450u16.to_be_bytes().to_vec()),
+        (51, 86_400u32.to_be_bytes().to_vec()),
+        (54, vec![10, 0, 0, 254]),
+        (58, 43_200u32.to_be_bytes().to_vec()),
+        (59, 75_600u32.to_be_bytes().to_vec()),
+        (121, routes),
+    ];
+    assert_eq!(reply_options(&built), want, "every option, in code order");
+}
+
+#[test]
+fn dhcp_frame_leaves_out_what_is_not_given() {
+    let nak = DhcpFrame {
+        l2: L2 {
+            dst: [0xff; 6],
+            vlan: None,
+            inner_vlan: None,
+            ..full_frame().l2
+        },
+        dst_ip: Ipv4Addr::BROADCAST,
+        message_type: DhcpMessageType::Nak,
+        ciaddr: Ipv4Addr::UNSPECIFIED,
+        yiaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: Ipv4Addr::new(10, 0, 9, 1),
+        broadcast: true,
+        options: DhcpOptions {
+            server_id: Some(Ipv4Addr::new(10, 0, 0, 254)),
+            ..DhcpOptions::default()
+        },
+        ..full_frame()
+    };
+    let built = dhcp_frame(&nak).expect("encodes");
+    assert_eq!(
+        reply_options(&built),
+        vec![(53, vec![6]), (54, vec![10, 0, 0, 254])]
     );
-    assert_eq!(dhcp_reply(&other_server, &l), None);
-    let release = dhcp_client_frame(WireType::Release, None, None, false);
-    assert_eq!(dhcp_reply(&release, &l), None);
-    assert_eq!(dhcp_reply(&frame(UDP4_HEX), &l), None);
+    let d = PacketView::parse(&built)
+        .and_then(|v| v.dhcp)
+        .expect("dhcp");
+    assert_eq!((d.op, d.broadcast, d.giaddr), (2, true, nak.giaddr));
+    assert_eq!(
+        (d.ciaddr, d.yiaddr),
+        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED)
+    );
+
+    // A type smoltcp does not know (FORCERENEW, RFC 3203) is still sent as a server's reply.
+    let force = DhcpFrame {
+        message_type: DhcpMessageType::Unknown(9),
+        ..nak
+    };
+    let built = dhcp_frame(&force).expect("encodes");
+    let d = PacketView::parse(&built)
+        .and_then(|v| v.dhcp)
+        .expect("dhcp");
+    assert_eq!(
+        (d.op, d.message_type),
+        (2, Some(DhcpMessageType::Unknown(9)))
+    );
+}
+
+/// RFC 3442 §5's table of destination descriptors, byte for byte, each followed by its router.
+#[test]
+fn classless_routes_encode_as_rfc_3442_says() {
+    let gw = Ipv4Addr::new(192, 0, 2, 1);
+    let examples: [(Ipv4Addr, u8, &[u8]); 7] = [
+        (Ipv4Addr::new(0, 0, 0, 0), 0, &[0]),
+        (Ipv4Addr::new(10, 0, 0, 0), 8, &[8, 10]),
+        (Ipv4Addr::new(10, 0, 0, 0), 24, &[24, 10, 0, 0]),
+        (Ipv4Addr::new(10, 17, 0, 0), 16, &[16, 10, 17]),
+        (Ipv4Addr::new(10, 27, 129, 0), 24, &[24, 10, 27, 129]),
+        (Ipv4Addr::new(10, 229, 0, 128), 25, &[25, 10, 229, 0, 128]),
+        (Ipv4Addr::new(10, 198, 122, 47), 32, &[32, 10, 198, 122, 47]),
+    ];
+    let mut all = Vec::new();
+    let mut want_all = Vec::new();
+    for (dest, prefix_len, descriptor) in examples {
+        let route = ClasslessRoute {
+            dest,
+            prefix_len,
+            gateway: gw,
+        };
+        let f = DhcpFrame {
+            options: DhcpOptions {
+                classless_routes: vec![route],
+                ..DhcpOptions::default()
+            },
+            ..full_frame()
+        };
+        let mut want = descriptor.to_vec();
+        want.extend_from_slice(&[192, 0, 2, 1]);
+        let built = dhcp_frame(&f).expect("encodes");
+        assert_eq!(
+            option(&built, 121),
+            Some(want.clone()),
+            "{dest}/{prefix_len}"
+        );
+        all.push(route);
+        want_all.extend(want);
+    }
+    // Several routes are concatenated in order in one option.
+    let f = DhcpFrame {
+        options: DhcpOptions {
+            classless_routes: all,
+            ..DhcpOptions::default()
+        },
+        ..full_frame()
+    };
+    assert_eq!(
+        option(&dhcp_frame(&f).expect("encodes"), 121),
+        Some(want_all)
+    );
+    // Host bits beyond the prefix are not sent: 10.0.0.77/8 is 10.0.0.0/8.
+    let sloppy = DhcpFrame {
+        options: DhcpOptions {
+            classless_routes: vec![ClasslessRoute {
+                dest: Ipv4Addr::new(10, 1, 2, 77),
+                prefix_len: 12,
+                gateway: gw,
+            }],
+            ..DhcpOptions::default()
+        },
+        ..full_frame()
+    };
+    assert_eq!(
+        option(&dhcp_frame(&sloppy).expect("encodes"), 121),
+        Some(vec![12, 10, 0, 192, 0, 2, 1])
+    );
+}
+
+#[test]
+fn dhcp_frame_refuses_what_does_not_encode() {
+    let with = |options: DhcpOptions| {
+        dhcp_frame(&DhcpFrame {
+            options,
+            ..full_frame()
+        })
+    };
+    let name = |n: usize| DhcpOptions {
+        host_name: Some("x".repeat(n)),
+        ..DhcpOptions::default()
+    };
+    assert!(with(name(255)).is_some());
+    assert_eq!(with(name(256)), None, "an option holds at most 255 bytes");
+    let domain = DhcpOptions {
+        domain_name: Some("d".repeat(256)),
+        ..DhcpOptions::default()
+    };
+    assert_eq!(with(domain), None);
+    let dns = |n: u32| DhcpOptions {
+        dns_servers: (0..n).map(Ipv4Addr::from).collect(),
+        ..DhcpOptions::default()
+    };
+    assert!(with(dns(63)).is_some());
+    assert_eq!(with(dns(64)), None);
+    // A /32 route takes 9 bytes: 28 fit in 252, 29 do not.
+    let routes = |n: usize| DhcpOptions {
+        classless_routes: vec![
+            ClasslessRoute {
+                dest: Ipv4Addr::new(10, 0, 0, 1),
+                prefix_len: 32,
+                gateway: Ipv4Addr::new(10, 0, 0, 254),
+            };
+            n
+        ],
+        ..DhcpOptions::default()
+    };
+    assert!(with(routes(28)).is_some());
+    assert_eq!(with(routes(29)), None);
+    let bad_prefix = DhcpOptions {
+        classless_routes: vec![ClasslessRoute {
+            dest: Ipv4Addr::new(10, 0, 0, 1),
+            prefix_len: 33,
+            gateway: Ipv4Addr::new(10, 0, 0, 254),
+        }],
+        ..DhcpOptions::default()
+    };
+    assert_eq!(with(bad_prefix), None);
 }
 
 #[test]
@@ -516,6 +737,109 @@ fn arb_unicast_mac() -> impl Strategy<Value = [u8; 6]> {
     })
 }
 
+fn arb_route() -> impl Strategy<Value = ClasslessRoute> {
+    (any::<[u8; 4]>(), 0u8..=32, any::<[u8; 4]>()).prop_map(|(dest, prefix_len, gw)| {
+        ClasslessRoute {
+            dest: dest.into(),
+            prefix_len,
+            gateway: gw.into(),
+        }
+    })
+}
+
+fn arb_name() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of("[a-z0-9.-]{0,64}")
+}
+
+prop_compose! {
+    fn arb_dhcp_options()(
+        server_id in proptest::option::of(any::<[u8; 4]>()),
+        subnet_mask in proptest::option::of(0u32..=32),
+        router in proptest::option::of(any::<[u8; 4]>()),
+        dns_servers in proptest::collection::vec(any::<[u8; 4]>(), 0..8),
+        lease_secs in proptest::option::of(any::<u32>()),
+        renew_secs in proptest::option::of(any::<u32>()),
+        rebind_secs in proptest::option::of(any::<u32>()),
+        mtu in proptest::option::of(any::<u16>()),
+        domain_name in arb_name(),
+        host_name in arb_name(),
+        classless_routes in proptest::collection::vec(arb_route(), 0..8),
+    ) -> DhcpOptions {
+        DhcpOptions {
+            server_id: server_id.map(Into::into),
+            subnet_mask: subnet_mask
+                .map(|p| Ipv4Addr::from(u32::MAX.checked_shl(32 - p).unwrap_or(0))),
+            router: router.map(Into::into),
+            dns_servers: dns_servers.into_iter().map(Into::into).collect(),
+            lease_secs,
+            renew_secs,
+            rebind_secs,
+            mtu,
+            domain_name,
+            host_name,
+            classless_routes,
+        }
+    }
+}
+
+/// Decodes option 121 (RFC 3442 §5) independently of the builder, for the round trip.
+fn decode_classless_routes(mut data: &[u8]) -> Option<Vec<ClasslessRoute>> {
+    let mut out = Vec::new();
+    while let Some((&prefix_len, rest)) = data.split_first() {
+        let n = usize::from(prefix_len).div_ceil(8);
+        if prefix_len > 32 || rest.len() < n + 4 {
+            return None;
+        }
+        let mut dest = [0u8; 4];
+        dest[..n].copy_from_slice(&rest[..n]);
+        let gateway: [u8; 4] = rest[n..n + 4].try_into().ok()?;
+        out.push(ClasslessRoute {
+            dest: dest.into(),
+            prefix_len,
+            gateway: gateway.into(),
+        });
+        data = &rest[n + 4..];
+    }
+    Some(out)
+}
+
+/// Reads a frame's options back into `DhcpOptions` with smoltcp's iterator.
+fn read_dhcp_options(frame: &[u8]) -> DhcpOptions {
+    let ip = |d: &[u8]| Ipv4Addr::from(<[u8; 4]>::try_from(d).expect("4 bytes"));
+    let u32_of = |d: &[u8]| u32::from_be_bytes(d.try_into().expect("4 bytes"));
+    let text = |d: &[u8]| String::from_utf8(d.to_vec()).expect("utf-8");
+    let mut o = DhcpOptions::default();
+    for (code, data) in reply_options(frame) {
+        match code {
+            1 => o.subnet_mask = Some(ip(&data)),
+            3 => o.router = Some(ip(&data)),
+            6 => o.dns_servers = data.chunks(4).map(ip).collect(),
+            12 => o.host_name = Some(text(&data)),
+            15 => o.domain_name = Some(text(&data)),
+            26 => o.mtu = Some(u16::from_be_bytes(data[..].try_into().expect("2 bytes"))),
+            51 => o.lease_secs = Some(u32_of(&data)),
+            54 => o.server_id = Some(ip(&data)),
+            58 => o.renew_secs = Some(u32_of(&data)),
+            59 => o.rebind_secs = Some(u32_of(&data)),
+            121 => o.classless_routes = decode_classless_routes(&data).expect("RFC 3442"),
+            53 => {}
+            other => panic!("unexpected option {other}"),
+        }
+    }
+    o
+}
+
+/// A route as it reads back: host bits beyond the prefix are not sent.
+fn masked(r: ClasslessRoute) -> ClasslessRoute {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(r.prefix_len))
+        .unwrap_or(0);
+    ClasslessRoute {
+        dest: Ipv4Addr::from(u32::from(r.dest) & mask),
+        ..r
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -526,7 +850,6 @@ proptest! {
         let _ = arp_reply(&bytes, ROUTER_MAC);
         let _ = icmpv4_error(&bytes, Icmpv4Error::PortUnreachable, ROUTER_MAC, Ipv4Addr::LOCALHOST);
         let _ = icmpv6_error(&bytes, Icmpv6Error::NoRoute, ROUTER_MAC, Ipv6Addr::LOCALHOST);
-        let _ = dhcp_reply(&bytes, &lease());
     }
 
     /// Prefixing random bytes with a plausible Ethernet/IPv4/UDP:67 header drives them into the
@@ -539,8 +862,12 @@ proptest! {
             .udp(DHCP_CLIENT_PORT, DHCP_SERVER_PORT)
             .write(&mut f, &payload)
             .expect("fits");
-        let _ = PacketView::parse(&f);
-        let _ = dhcp_reply(&f, &lease());
+        let view = PacketView::parse(&f).expect("ethernet");
+        if let Some(d) = view.dhcp {
+            // What the view read is what the bytes say.
+            prop_assert!(payload.len() >= 240);
+            prop_assert_eq!(d.xid, u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]));
+        }
     }
 
     #[test]
@@ -601,47 +928,78 @@ proptest! {
         prop_assert_eq!(icmp.payload(), &data[..]);
     }
 
+    /// Every field and option the builder is given reads back unchanged (route destinations
+    /// with their host bits cleared).
     #[test]
-    fn dhcp_offer_round_trips(
-        client in arb_unicast_v4(), server in arb_unicast_v4(), prefix in 8u32..31,
-        lease_secs in 60u32.., mtu in proptest::option::of(576u16..9000),
-        broadcast in any::<bool>(),
+    fn dhcp_frame_round_trips(
+        src in arb_unicast_mac(), dst in any::<[u8; 6]>(), vlan in arb_vlan(), inner in arb_vlan(),
+        src_ip in arb_unicast_v4(), dst_ip in any::<[u8; 4]>(),
+        to_relay in any::<bool>(), code in 1u8..20, xid in any::<u32>(),
+        chaddr in arb_unicast_mac(), ciaddr in any::<[u8; 4]>(), yiaddr in any::<[u8; 4]>(),
+        giaddr in any::<[u8; 4]>(), broadcast in any::<bool>(), options in arb_dhcp_options(),
     ) {
-        let l = DhcpLease {
-            server_ip: server,
-            client_ip: client,
-            subnet_mask: Ipv4Addr::from(u32::MAX << (32 - prefix)),
-            mtu,
-            lease_secs,
-            ..lease()
+        let f = DhcpFrame {
+            l2: L2 { src, dst, vlan, inner_vlan: vlan.and(inner) },
+            src_ip,
+            dst_ip: dst_ip.into(),
+            dst_port: if to_relay { DHCP_SERVER_PORT } else { DHCP_CLIENT_PORT },
+            message_type: code.into(),
+            xid,
+            chaddr,
+            ciaddr: ciaddr.into(),
+            yiaddr: yiaddr.into(),
+            giaddr: giaddr.into(),
+            broadcast,
+            options,
         };
-        let discover = dhcp_client_frame(WireType::Discover, None, None, broadcast);
-        let offer = dhcp_reply(&discover, &l).expect("an offer");
-        assert_checksums_valid(&offer);
-        let view = PacketView::parse(&offer).expect("ethernet");
-        let dhcp = view.dhcp.expect("dhcp");
-        prop_assert_eq!(dhcp.message_type, Some(DhcpMessageType::Offer));
-        prop_assert_eq!(dhcp.yiaddr, client);
-        prop_assert_eq!(dhcp.server_id, Some(server));
-        prop_assert_eq!(view.ip_src(), Some(IpAddr::V4(server)));
-        let expected_dst = if broadcast { Ipv4Addr::BROADCAST } else { client };
-        prop_assert_eq!(view.ip_dst(), Some(IpAddr::V4(expected_dst)));
-        prop_assert_eq!(option(&offer, 26), mtu.map(|m| m.to_be_bytes().to_vec()));
+        let Some(built) = dhcp_frame(&f) else {
+            // Only an over-long option refuses to encode.
+            let too_long = f.options.dns_servers.len() > 63
+                || f.options.classless_routes.iter().map(|r| 5 + usize::from(r.prefix_len).div_ceil(8)).sum::<usize>() > 255;
+            prop_assert!(too_long);
+            return Ok(());
+        };
+        assert_checksums_valid(&built);
+        let view = PacketView::parse(&built).expect("ethernet");
+        prop_assert_eq!(
+            (view.eth_src, view.eth_dst, view.vlan, view.inner_vlan),
+            (f.l2.src, f.l2.dst, f.l2.vlan, f.l2.inner_vlan)
+        );
+        prop_assert_eq!(view.ip_src(), Some(IpAddr::V4(f.src_ip)));
+        prop_assert_eq!(view.ip_dst(), Some(IpAddr::V4(f.dst_ip)));
+        prop_assert_eq!(view.l4_ports(), Some((DHCP_SERVER_PORT, f.dst_port)));
+        let d = view.dhcp.expect("dhcp");
+        let client_type = matches!(code, 1 | 3 | 4 | 7 | 8);
+        prop_assert_eq!(d.op, if client_type { 1 } else { 2 });
+        prop_assert_eq!(
+            (d.xid, d.chaddr, d.ciaddr, d.yiaddr, d.giaddr, d.broadcast),
+            (f.xid, f.chaddr, f.ciaddr, f.yiaddr, f.giaddr, f.broadcast)
+        );
+        prop_assert_eq!(d.message_type, Some(f.message_type));
+        prop_assert_eq!(d.server_id, f.options.server_id);
+        let want = DhcpOptions {
+            classless_routes: f.options.classless_routes.iter().copied().map(masked).collect(),
+            ..f.options.clone()
+        };
+        prop_assert_eq!(read_dhcp_options(&built), want);
     }
 }
 
-/// Found by the `packet_view` fuzz target: a relayed request (giaddr set) is answered to the relay
-/// on port 67, and that reply must still read as DHCP.
+/// Found by the `packet_view` fuzz target: a reply to a relay goes to port 67 on both sides, and
+/// must still read as DHCP.
 #[test]
 fn relayed_dhcp_reply_reads_as_dhcp() {
-    let mut discover = dhcp_client_frame(WireType::Discover, None, None, false);
-    // giaddr sits at BOOTP offset 24, after Ethernet (14), IPv4 (20) and UDP (8) headers.
-    let giaddr_at = 14 + 20 + 8 + 24;
-    discover[giaddr_at..giaddr_at + 4].copy_from_slice(&[10, 0, 9, 1]);
-    let offer = dhcp_reply(&discover, &lease()).expect("an offer");
-    let view = PacketView::parse(&offer).expect("ethernet");
+    let relay = Ipv4Addr::new(10, 0, 9, 1);
+    let offer = DhcpFrame {
+        dst_ip: relay,
+        dst_port: DHCP_SERVER_PORT,
+        giaddr: relay,
+        message_type: DhcpMessageType::Offer,
+        ..full_frame()
+    };
+    let view = PacketView::parse(&dhcp_frame(&offer).expect("encodes")).expect("ethernet");
     assert_eq!(view.l4_ports(), Some((DHCP_SERVER_PORT, DHCP_SERVER_PORT)));
-    assert_eq!(view.ip_dst(), Some(IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1))));
+    assert_eq!(view.ip_dst(), Some(IpAddr::V4(relay)));
     assert_eq!(
         view.dhcp.and_then(|d| d.message_type),
         Some(DhcpMessageType::Offer)
