@@ -635,7 +635,6 @@ fn dhcp_reply(f: &[u8], mac: [u8; 6], xid: u32) -> Option<(Ip, Vec<u8>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "until the DHCP server is merged (branch dhcp)"]
 async fn dhcp_offers_and_acks_static_hosts_only() {
     let net = Routed::start("vxlan").await;
     let (lab, a, d) = (&net.lab, &net.a, &net.d);
