@@ -6,9 +6,11 @@ set -euo pipefail
 need=()
 for pair in ovs-vsctl:openvswitch-switch ovs-testcontroller:openvswitch-testcontroller \
             mn:mininet iperf3:iperf3 ethtool:ethtool socat:socat bc:bc ip:iproute2 \
-            ping:iputils-ping curl:curl taskset:util-linux; do
+            ping:iputils-ping curl:curl taskset:util-linux udhcpc:udhcpc \
+            dhclient:isc-dhcp-client traceroute:traceroute; do
   cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+  # DHCP clients and traceroute live in /usr/sbin, which a non-root PATH may lack.
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/sbin/$cmd" ] || need+=("$pkg")
 done
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,69 +14,24 @@
 # Exit status non-zero on any failure (the controller log is printed then).
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
-[ "$(id -u)" = 0 ] || { echo "engine_netns: needs root (namespaces)"; exit 1; }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export NHV=3 NVM=2 P=stwe B=/run/strowger-engine-check OVSDB_TCP_BASE=0
-CTL_PORT=$(free_port); MGR_PORT=$(free_port); API_PORT=$(free_port); OVSDB_PORT=$(free_port)
-export CTL_PORT MGR_PORT
-# shellcheck source=../lab/ovs_netns_overlay.sh
-source scripts/lab/ovs_netns_overlay.sh
-
-BIN=${STROWGER_BIN:-$root/target/debug/strowger}
-[ -x "$BIN" ] || { echo "engine_netns: $BIN missing (cargo build -p strowger)"; exit 1; }
-work=$(mktemp -d /tmp/strowger-engine-check.XXXXXX)
-log=$work/controller.log
-ctl_pid=""
-finish() {
-  local rc=$?
-  [ -n "$ctl_pid" ] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
-  if [ "$FAIL" != 0 ] || [ "$rc" != 0 ]; then
-    echo "--- controller log, last 80 lines:"; tail -n 80 "$log"
-  fi
-  down
-  rm -rf "$work"
-}
-trap finish EXIT
-
-api="http://127.0.0.1:$API_PORT/api/v1"
-post() {   # post PATH JSON → prints the body; fails on a non-2xx status
-  local out code
-  out=$(curl -s -w '\n%{http_code}' -X POST -H 'content-type: application/json' -d "$2" "$api$1")
-  code=${out##*$'\n'}; out=${out%$'\n'*}
-  case $code in 2*) echo "$out" ;; *) echo "POST $1 $2 -> $code $out" >&2; return 1 ;; esac
-}
-jget() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-# wait_for SECONDS CMD...: poll CMD until it succeeds (no sleeps as synchronisation).
-wait_for() {
-  local t=$1 t0; shift; t0=$(now)
-  until "$@" >/dev/null 2>&1; do
-    [ "$(echo "$(now) - $t0 < $t" | bc)" = 1 ] || return 1
-    sleep 0.1
-  done
-}
+export NHV=3 NVM=2
+# shellcheck source=../lab/strowger_check.sh
+source scripts/lab/strowger_check.sh
+check_init engine-check stwe
 
 t0=$(now)
 up bare >/dev/null || { bad "lab up"; exit 1; }
 ok "3 bare hypervisors up ($(since "$t0") s)"
+fill_tunnel_neighbours
 # The same IPs in both tenants: VM 1 of each host is tenant A, VM 2 tenant B; 10.0.0.I.
 for i in 1 2 3; do for j in 1 2; do
   ip -n "$(vmns $i $j)" addr flush dev eth0
   ip -n "$(vmns $i $j)" addr add "10.0.0.$i/24" dev eth0
 done; done
 
-RUST_LOG=${RUST_LOG:-info} "$BIN" serve --in-memory --openflow-listen "127.0.0.1:$CTL_PORT" \
-  --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "127.0.0.1:$OVSDB_PORT" >"$log" 2>&1 &
-ctl_pid=$!
-wait_for 20 curl -sf "$api/health" || { bad "REST never came up"; exit 1; }
-
+serve
+add_hosts vxlan
 set -e
-zone=$(post /tunnel_zones '{"name":"tz","type":"vxlan"}' | jget "['id']")
-for i in 1 2 3; do
-  h=$(post /hosts "{\"name\":\"hv$i\",\"ovsdb\":\"unix:$B/hv$i/db.sock\",\"datapath_type\":\"netdev\"}" | jget "['id']")
-  post "/tunnel_zones/$zone/members" "{\"host_id\":\"$h\",\"ip\":\"$(ulip $i)\"}" >/dev/null
-done
 declare -A port key
 for t in A B; do
   br=$(post /bridges "{\"name\":\"net-$t\",\"tenant_id\":\"tenant-$t\"}" | jget "['id']")
@@ -87,18 +42,12 @@ for t in A B; do
 done
 set +e
 
-flows_of() { hvdo "$1" ovs-ofctl -O OpenFlow13 dump-flows br-int "${@:2}"; }
-pipeline_in() { flows_of "$1" | grep 'table=20' | grep -q 'actions=CONTROLLER'; }
 t0=$(now)
-for i in 1 2 3; do
-  wait_for 30 pipeline_in "$i" || bad "hv$i: no br-int with the engine's pipeline"
-done
-ok "br-int provisioned and the pipeline installed on 3 hosts ($(since "$t0") s)"
+wait_pipelines
 for i in 1 2 3; do
   hvdo "$i" ovs-vsctl -- add-port br-int vm1 -- set Interface vm1 external_ids:iface-id="${port[A$i]}" \
     -- add-port br-int vm2 -- set Interface vm2 external_ids:iface-id="${port[B$i]}"
 done
-bound() { flows_of "$1" table=0 | grep -q "write_metadata:$(printf '%#x' "$2")"; }
 for i in 1 2 3; do
   for t in A B; do wait_for 20 bound "$i" "${key[$t$i]}" || bad "hv$i: VIF of $t$i not classified"; done
 done
@@ -158,8 +107,5 @@ echo "$tr" | grep -q "set_field:$kc->tun_id" && echo "$tr" | grep '^Datapath act
 hvdo 1 ovs-vsctl set Interface vm2 external_ids:iface-id=no-such-port
 wait_for 10 sh -c "OVS_RUNDIR=$B/hv1 ovs-ofctl -O OpenFlow13 dump-flows br-int table=0 | grep -E 'in_port=\"?vm2\"? actions=drop|in_port=[0-9]+ actions=drop' >/dev/null" \
   && ok "an interface naming no port is dropped in table 0" || bad "no drop flow for the unbound interface"
-kill -0 "$ctl_pid" 2>/dev/null && ok "controller alive" || bad "controller died"
-grep -q "panicked" "$log" && bad "controller log shows a panic"
 summary >/dev/null
-[ "$FAIL" = 0 ] && echo "RESULT: PASS" || echo "RESULT: FAIL"
-exit "$FAIL"
+finish_check
