@@ -7,16 +7,17 @@
 # (10.0.1.0/24, 10.0.2.0/24) and 6 VMs spread over the 3 hosts:
 #
 #   host  VM (A / B)  subnet  address    configured by
-#   hv1   vm1 / vm3   net1    10.0.1.11  DHCP
-#   hv1   vm2 / vm4   net2    10.0.2.21  DHCP
-#   hv2   vm1 / vm3   net2    10.0.2.12  DHCP
-#   hv2   vm2 / vm4   net1    10.0.1.22  DHCP
-#   hv3   vm1 / vm3   net1    10.0.1.13  DHCP
+#   hv1   vm1 / vm3   net1    10.0.1.11  DHCP, busybox udhcpc
+#   hv1   vm2 / vm4   net2    10.0.2.21  DHCP, busybox udhcpc
+#   hv2   vm1 / vm3   net2    10.0.2.12  DHCP, busybox udhcpc
+#   hv2   vm2 / vm4   net1    10.0.1.22  DHCP, ISC dhclient
+#   hv3   vm1 / vm3   net1    10.0.1.13  DHCP, busybox udhcpc
 #   hv3   vm2 / vm4   net2    10.0.2.23  by hand (no DHCP host: the router must ARP for it)
 #
 # Checked with real tools only:
-#  - busybox udhcpc in every DHCP VM gets its static lease: address, default route via the router
-#    port, MTU 1400 (VXLAN on the 1500-byte underlay), DNS, the option-121 route, host name;
+#  - a real DHCP client in every DHCP VM (busybox udhcpc; ISC dhclient in one per tenant) gets its
+#    static lease: address, default route via the router port, MTU 1400 (VXLAN on the 1500-byte
+#    underlay), DNS, server id, lease time, the option-121 route, host name;
 #  - every cross-subnet pair of a tenant pings through the router, across hosts; iperf3 TCP
 #    across subnets between two hosts;
 #  - traceroute -n (UDP) shows the router port as hop 1 and the destination as hop 2;
@@ -28,7 +29,7 @@
 # deleted, also on failure. Exit status non-zero on any failure (the controller log is printed).
 set -u -o pipefail
 cd "$(dirname "$0")/../.."
-for tool in udhcpc traceroute iperf3 curl python3 bc; do
+for tool in udhcpc dhclient traceroute iperf3 curl python3 bc; do
   command -v "$tool" >/dev/null || { echo "engine_router_netns: $tool missing (bash scripts/setup.sh)"; exit 1; }
 done
 export NHV=3 NVM=4 UL_MTU=1500
@@ -36,12 +37,12 @@ export NHV=3 NVM=4 UL_MTU=1500
 source scripts/lab/strowger_check.sh
 check_init router-check stwr
 
-# The VMs: "host vm subnet address mode" for tenant A; tenant B uses vm+2 with the same rest.
-layout="1 1 1 10.0.1.11 dhcp
-1 2 2 10.0.2.21 dhcp
-2 1 2 10.0.2.12 dhcp
-2 2 1 10.0.1.22 dhcp
-3 1 1 10.0.1.13 dhcp
+# The VMs: "host vm subnet address how" for tenant A; tenant B uses vm+2 with the same rest.
+layout="1 1 1 10.0.1.11 udhcpc
+1 2 2 10.0.2.21 udhcpc
+2 1 2 10.0.2.12 udhcpc
+2 2 1 10.0.1.22 dhclient
+3 1 1 10.0.1.13 udhcpc
 3 2 2 10.0.2.23 static"
 gw() { echo "10.0.$1.1"; }                                        # gateway of subnet S
 vm_j() { if [ "$2" = A ]; then echo "$1"; else echo $(($1 + 2)); fi; }  # vm_j VM TENANT → J
@@ -74,7 +75,7 @@ for t in A B; do
     ns=$(vm_ns "$i" "$j" "$t"); mac[$ns]=$(ns_mac "$ns")
     p=$(post "/bridges/${net[$t$s]}/ports" '{}')
     port[$ns]=$(echo "$p" | jget "['id']"); key[$ns]=$(echo "$p" | jget "['tunnel_key']")
-    if [ "$mode" = dhcp ]; then
+    if [ "$mode" != static ]; then
       sub_var=subnet_$t$s
       post "/bridges/${net[$t$s]}/dhcp/${!sub_var}/hosts" \
         "{\"mac\":\"${mac[$ns]}\",\"ip\":\"$ip\",\"name\":\"${t,,}-hv$i-vm$(vm_j "$j" "$t")\"}" >/dev/null
@@ -97,11 +98,11 @@ for i in 1 2 3; do for j in 1 2 3 4; do
 done; done
 ok "12 VIFs bound by iface-id ($(since "$t0") s after the hosts were created)"
 
-# ---- DHCP: busybox udhcpc in every DHCP VM, the static VMs configured by hand ----
+# ---- DHCP: real clients in the DHCP VMs, the static VMs configured by hand ----
+# Both event scripts apply address, MTU, default route and option-121 routes, and keep the
+# lease's options in $LEASE_OUT (as dns=, serverid=, hostname=, lease=) for the checks below.
 cat >"$work/udhcpc.script" <<'EOF'
 #!/bin/sh
-# udhcpc event script: applies address, MTU, default route and option-121 routes, and keeps
-# the lease's options in $LEASE_OUT for the check.
 case "$1" in
   deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
@@ -119,7 +120,37 @@ case "$1" in
 esac
 exit 0
 EOF
-chmod +x "$work/udhcpc.script"
+cat >"$work/dhclient.script" <<'EOF'
+#!/bin/sh
+case "$reason" in
+  PREINIT) ip link set "$interface" up ;;
+  BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
+    [ -n "${new_interface_mtu:-}" ] && ip link set "$interface" mtu "$new_interface_mtu"
+    for r in ${new_routers:-}; do ip route replace default via "$r" dev "$interface"; break; done
+    # RFC 3442 as dhclient passes it: width, the significant octets, the gateway's 4 octets.
+    set -- ${new_rfc3442_classless_static_routes:-}
+    while [ $# -ge 5 ]; do
+      w=$1; shift; n=$(( (w + 7) / 8 )); d=""
+      for k in 1 2 3 4; do
+        if [ "$k" -le "$n" ]; then d="$d${d:+.}$1"; shift; else d="$d${d:+.}0"; fi
+      done
+      g="$1.$2.$3.$4"; shift 4
+      [ "$w" = 0 ] || ip route replace "$d/$w" via "$g" dev "$interface"
+    done
+    { echo "dns=${new_domain_name_servers:-}"; echo "serverid=${new_dhcp_server_identifier:-}"
+      echo "hostname=${new_host_name:-}"; echo "lease=${new_dhcp_lease_time:-}"; } >"$LEASE_OUT"
+    ;;
+esac
+exit 0
+EOF
+cat >"$work/dhclient.conf" <<'EOF'
+option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
+request subnet-mask, routers, domain-name-servers, host-name, interface-mtu,
+  rfc3442-classless-static-routes;
+EOF
+chmod +x "$work/udhcpc.script" "$work/dhclient.script"
 t_dhcp=$(now)
 declare -A dhcp_pid
 for t in A B; do
@@ -132,20 +163,32 @@ for t in A B; do
       ip -n "$ns" route add default via "$(gw $s)"
       continue
     fi
-    LEASE_OUT=$work/lease.$ns timeout 30 ip netns exec "$ns" udhcpc -i eth0 -f -q -n -t 20 -T 1 \
-      -O mtu -O staticroutes -s "$work/udhcpc.script" >"$work/udhcpc.$ns.log" 2>&1 &
-    dhcp_pid[$ns]=$!; bg_pids+=($!)
+    if [ "$mode" = udhcpc ]; then
+      LEASE_OUT=$work/lease.$ns timeout 30 ip netns exec "$ns" udhcpc -i eth0 -f -q -n -t 20 -T 1 \
+        -O mtu -O staticroutes -s "$work/udhcpc.script" >"$work/client.$ns.log" 2>&1 &
+      dhcp_pid[$ns]=$!
+    else
+      # dhclient keeps running to hold its lease (-d: in the foreground, so $! is its PID).
+      ip netns exec "$ns" dhclient -4 -d -1 -cf "$work/dhclient.conf" -sf "$work/dhclient.script" \
+        -e LEASE_OUT="$work/lease.$ns" -lf "$work/dhclient.$ns.leases" -pf "$work/dhclient.$ns.pid" \
+        eth0 >"$work/client.$ns.log" 2>&1 &
+    fi
+    bg_pids+=($!)
   done <<<"$layout"
 done
 for ns in "${!dhcp_pid[@]}"; do
-  wait "${dhcp_pid[$ns]}" || { bad "$ns: udhcpc got no lease"; cat "$work/udhcpc.$ns.log"; }
+  wait "${dhcp_pid[$ns]}" || { bad "$ns: udhcpc got no lease"; cat "$work/client.$ns.log"; }
+done
+for t in A B; do
+  ns=$(vm_ns 2 2 "$t")
+  wait_for 30 test -s "$work/lease.$ns" || { bad "$ns: dhclient got no lease"; cat "$work/client.$ns.log"; }
 done
 dhcp_s=$(since "$t_dhcp")
-ok "10 DHCP leases in $dhcp_s s (udhcpc in parallel)"
+ok "10 DHCP leases in $dhcp_s s (8 udhcpc, 2 dhclient, in parallel)"
 lease() { sed -n "s/^$2=//p" "$work/lease.$1" 2>/dev/null; }
 for t in A B; do
   while read -r i j s ip mode; do
-    [ "$mode" = dhcp ] || continue
+    [ "$mode" = static ] && continue
     ns=$(vm_ns "$i" "$j" "$t"); g=$(gw "$s"); why=""
     ip -n "$ns" -4 addr show eth0 | grep -q "inet $ip/24 " || why+=" address"
     ip -n "$ns" route show default | grep -q "^default via $g dev eth0" || why+=" default-route"
@@ -155,7 +198,7 @@ for t in A B; do
     [ "$(lease "$ns" serverid)" = "$g" ] || why+=" server-id"
     [ "$(lease "$ns" hostname)" = "${t,,}-hv$i-vm$(vm_j "$j" "$t")" ] || why+=" host-name"
     [ "$(lease "$ns" lease)" -gt 0 ] 2>/dev/null || why+=" lease-time"
-    [ -z "$why" ] && ok "$t hv$i: $ip/24 via $g, mtu 1400, DNS, option 121, host name by DHCP" \
+    [ -z "$why" ] && ok "$t hv$i: $ip/24 via $g, mtu 1400, DNS, server id, lease, option 121, host name ($mode)" \
       || { bad "$ns: DHCP lease wrong:$why"; cat "$work/lease.$ns" 2>/dev/null; ip -n "$ns" addr; ip -n "$ns" route; }
   done <<<"$layout"
 done
