@@ -99,10 +99,32 @@ done; done
 ok "12 VIFs bound by iface-id ($(since "$t0") s after the hosts were created)"
 
 # ---- DHCP: real clients in the DHCP VMs, the static VMs configured by hand ----
-# Both event scripts apply address, MTU, default route and option-121 routes, and keep the
-# lease's options in $LEASE_OUT (as dns=, serverid=, hostname=, lease=) for the checks below.
-cat >"$work/udhcpc.script" <<'EOF'
+# One event script for both clients (dhclient's variables are first renamed to udhcpc's): it
+# applies address, MTU, default route and option-121 routes, and keeps the lease's options in
+# $LEASE_OUT (dns=, serverid=, hostname=, lease=) for the checks below.
+cat >"$work/dhcp.script" <<'EOF'
 #!/bin/sh
+if [ -n "${reason:-}" ]; then   # ISC dhclient
+  case "$reason" in
+    PREINIT) set -- deconfig ;;
+    BOUND|RENEW|REBIND|REBOOT) set -- bound ;;
+    *) exit 0 ;;
+  esac
+  ip=$new_ip_address mask=$new_subnet_mask mtu=${new_interface_mtu:-} router=${new_routers:-}
+  dns=${new_domain_name_servers:-} serverid=${new_dhcp_server_identifier:-}
+  hostname=${new_host_name:-} lease=${new_dhcp_lease_time:-} staticroutes=""
+  # RFC 3442 as dhclient passes it: width, the significant octets, the gateway's 4 octets.
+  set -- "$1" ${new_rfc3442_classless_static_routes:-}
+  event=$1; shift
+  while [ $# -ge 5 ]; do
+    w=$1; shift; n=$(( (w + 7) / 8 )); d=""
+    for k in 1 2 3 4; do
+      if [ "$k" -le "$n" ]; then d="$d${d:+.}$1"; shift; else d="$d${d:+.}0"; fi
+    done
+    staticroutes="$staticroutes $d/$w $1.$2.$3.$4"; shift 4
+  done
+  set -- "$event"
+fi
 case "$1" in
   deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
@@ -115,32 +137,8 @@ case "$1" in
       [ "$1" = 0.0.0.0/0 ] || ip route replace "$1" via "$2" dev "$interface"
       shift 2
     done
-    env | grep -E '^(ip|mask|router|dns|mtu|staticroutes|serverid|lease|hostname)=' >"$LEASE_OUT"
-    ;;
-esac
-exit 0
-EOF
-cat >"$work/dhclient.script" <<'EOF'
-#!/bin/sh
-case "$reason" in
-  PREINIT) ip link set "$interface" up ;;
-  BOUND|RENEW|REBIND|REBOOT)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
-    [ -n "${new_interface_mtu:-}" ] && ip link set "$interface" mtu "$new_interface_mtu"
-    for r in ${new_routers:-}; do ip route replace default via "$r" dev "$interface"; break; done
-    # RFC 3442 as dhclient passes it: width, the significant octets, the gateway's 4 octets.
-    set -- ${new_rfc3442_classless_static_routes:-}
-    while [ $# -ge 5 ]; do
-      w=$1; shift; n=$(( (w + 7) / 8 )); d=""
-      for k in 1 2 3 4; do
-        if [ "$k" -le "$n" ]; then d="$d${d:+.}$1"; shift; else d="$d${d:+.}0"; fi
-      done
-      g="$1.$2.$3.$4"; shift 4
-      [ "$w" = 0 ] || ip route replace "$d/$w" via "$g" dev "$interface"
-    done
-    { echo "dns=${new_domain_name_servers:-}"; echo "serverid=${new_dhcp_server_identifier:-}"
-      echo "hostname=${new_host_name:-}"; echo "lease=${new_dhcp_lease_time:-}"; } >"$LEASE_OUT"
+    { echo "dns=${dns:-}"; echo "serverid=${serverid:-}"; echo "hostname=${hostname:-}"
+      echo "lease=${lease:-}"; } >"$LEASE_OUT"
     ;;
 esac
 exit 0
@@ -150,7 +148,7 @@ option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
 request subnet-mask, routers, domain-name-servers, host-name, interface-mtu,
   rfc3442-classless-static-routes;
 EOF
-chmod +x "$work/udhcpc.script" "$work/dhclient.script"
+chmod +x "$work/dhcp.script"
 t_dhcp=$(now)
 declare -A dhcp_pid
 for t in A B; do
@@ -165,11 +163,11 @@ for t in A B; do
     fi
     if [ "$mode" = udhcpc ]; then
       LEASE_OUT=$work/lease.$ns timeout 30 ip netns exec "$ns" udhcpc -i eth0 -f -q -n -t 20 -T 1 \
-        -O mtu -O staticroutes -s "$work/udhcpc.script" >"$work/client.$ns.log" 2>&1 &
+        -O mtu -O staticroutes -s "$work/dhcp.script" >"$work/client.$ns.log" 2>&1 &
       dhcp_pid[$ns]=$!
     else
       # dhclient keeps running to hold its lease (-d: in the foreground, so $! is its PID).
-      ip netns exec "$ns" dhclient -4 -d -1 -cf "$work/dhclient.conf" -sf "$work/dhclient.script" \
+      ip netns exec "$ns" dhclient -4 -d -1 -cf "$work/dhclient.conf" -sf "$work/dhcp.script" \
         -e LEASE_OUT="$work/lease.$ns" -lf "$work/dhclient.$ns.leases" -pf "$work/dhclient.$ns.pid" \
         eth0 >"$work/client.$ns.log" 2>&1 &
     fi
