@@ -640,21 +640,13 @@ impl EmuSwitch {
                                 ..
                             } = a
                             {
-                                pin = Some(PacketIn {
-                                    buffer_id: OFP_NO_BUFFER,
-                                    total_len: frame.len() as u16,
-                                    reason: PacketInReason::NoMatch,
-                                    table_id: table,
-                                    cookie: 0,
-                                    match_: Match::from_iter([
-                                        OxmField::InPort(p.in_port),
-                                        OxmField::Metadata {
-                                            value: metadata,
-                                            mask: None,
-                                        },
-                                    ]),
-                                    data: frame.clone().into(),
-                                });
+                                pin = Some(packet_in(
+                                    PacketInReason::NoMatch,
+                                    table,
+                                    p.in_port,
+                                    metadata,
+                                    &frame,
+                                ));
                             }
                         }
                         let (f, t, punted) =
@@ -663,21 +655,13 @@ impl EmuSwitch {
                         tun_id = t;
                         if punted {
                             // dec_ttl found TTL ≤ 1: the switch stops and asks the controller.
-                            return Some(PacketIn {
-                                buffer_id: OFP_NO_BUFFER,
-                                total_len: frame.len() as u16,
-                                reason: PacketInReason::InvalidTtl,
-                                table_id: table,
-                                cookie: 0,
-                                match_: Match::from_iter([
-                                    OxmField::InPort(p.in_port),
-                                    OxmField::Metadata {
-                                        value: metadata,
-                                        mask: None,
-                                    },
-                                ]),
-                                data: frame.clone().into(),
-                            });
+                            return Some(packet_in(
+                                PacketInReason::InvalidTtl,
+                                table,
+                                p.in_port,
+                                metadata,
+                                &frame,
+                            ));
                         }
                     }
                     other => panic!("unexpected instruction {other:?}"),
@@ -691,21 +675,13 @@ impl EmuSwitch {
                     let (f, _, punted) =
                         self.execute(&action_set, p.in_port, frame, tun_id, &mut regs, q);
                     if punted {
-                        return Some(PacketIn {
-                            buffer_id: OFP_NO_BUFFER,
-                            total_len: f.len() as u16,
-                            reason: PacketInReason::InvalidTtl,
-                            table_id: table,
-                            cookie: 0,
-                            match_: Match::from_iter([
-                                OxmField::InPort(p.in_port),
-                                OxmField::Metadata {
-                                    value: metadata,
-                                    mask: None,
-                                },
-                            ]),
-                            data: f.into(),
-                        });
+                        return Some(packet_in(
+                            PacketInReason::InvalidTtl,
+                            table,
+                            p.in_port,
+                            metadata,
+                            &f,
+                        ));
                     }
                     return pin;
                 }
@@ -840,6 +816,32 @@ fn overlaps(a: &Match, b: &Match) -> bool {
                 _ => fb == fa,
             })
     })
+}
+
+/// The PACKET_IN an emulated switch sends: OVS puts the pipeline fields it has (in_port,
+/// metadata) into the match.
+fn packet_in(
+    reason: PacketInReason,
+    table: u8,
+    in_port: u32,
+    metadata: u64,
+    frame: &[u8],
+) -> PacketIn {
+    PacketIn {
+        buffer_id: OFP_NO_BUFFER,
+        total_len: frame.len() as u16,
+        reason,
+        table_id: table,
+        cookie: 0,
+        match_: Match::from_iter([
+            OxmField::InPort(in_port),
+            OxmField::Metadata {
+                value: metadata,
+                mask: None,
+            },
+        ]),
+        data: frame.to_vec().into(),
+    }
 }
 
 fn masked_eq(
