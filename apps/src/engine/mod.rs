@@ -519,23 +519,26 @@ impl Engine {
             self.stats.budget_drops += 1;
             return;
         }
-        let Some(header) = Header::parse(&pin.data) else {
+        // Shorter than an Ethernet header: nothing to simulate (the header is parsed once,
+        // in `process`).
+        if pin.data.len() < 14 {
             self.stats.unparseable += 1;
             return;
-        };
+        }
         let Some(port) = self.ingress_of(dpid, pin, in_port) else {
             self.stats.unknown_ingress += 1;
             return;
         };
-        let start = Start::Ingress { port, in_port };
-        let mut work = VecDeque::from([Job {
+        let job = Job {
             dpid,
-            start,
+            start: Start::Ingress { port, in_port },
             frame: pin.data.clone(),
             buffer_id: pin.buffer_id,
             depth: 0,
-        }]);
-        let _ = header;
+        };
+        // Most packet-ins cause no further work: the queue allocates only when they do.
+        let mut work = VecDeque::new();
+        self.process(now, job, &mut work, out);
         self.drain(now, &mut work, out);
     }
 
