@@ -1020,3 +1020,35 @@ mod dhcp_fabric {
         );
     }
 }
+
+#[test]
+fn the_loop_guard_counts_one_path_not_every_branch_of_a_flood() {
+    // A bridge shared by 14 routers (a provider network): a broadcast reaches all of them.
+    let mut l = lab();
+    let net = l.net[0];
+    l.f.write(|t| {
+        for i in 0..14u8 {
+            let r = t.create_router(router(&format!("tenant{i}")))?.id;
+            let rp = t
+                .create_port(
+                    r,
+                    router_port(&format!("10.0.1.{}/24", 100 + i), [2, 0, 0, 5, 0, i]),
+                )?
+                .id;
+            let bp = t.create_port(net, bridge_port())?.id;
+            t.link(rp, bp)?;
+        }
+        Ok(())
+    });
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    // An ARP request for an address nobody has: flooded to d, heard by every router.
+    l.f.send(
+        hv1,
+        a,
+        frames::arp_request(vm_mac(1), [10, 0, 1, 10], [10, 0, 1, 250]),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1, "d hears it");
+    assert!(!l.f.engine.stats().drops.contains_key("loop"));
+    assert_eq!(l.f.oracle(), 1);
+}

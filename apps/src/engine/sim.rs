@@ -423,12 +423,15 @@ impl Walk<'_> {
         }
         // Flood: every other port of the bridge, each branch with its own header copy. A port
         // that fails (down, a loop behind it) only loses its own copy.
+        // The loop guard counts devices along one path: every branch starts from here.
         let snapshot = self.ctx.snapshot;
         let mut seen = Seen::EMPTY;
+        let depth = self.devices;
         for p in snapshot.ports_of(id) {
             if p.id == inport.id {
                 continue;
             }
+            self.devices = depth;
             let mut branch = *pkt;
             let r = self.egress(p.id, &mut branch);
             seen = seen.union(branch.seen());
