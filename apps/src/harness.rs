@@ -159,15 +159,17 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The actions of its `apply_actions` (empty: drop).
+    /// What it does to a packet that passes: the actions of its `write_actions` (a routed
+    /// flow behind its MTU check), else of its `apply_actions` (empty: drop).
     pub fn actions(&self) -> Vec<Action> {
-        self.instructions
-            .iter()
-            .find_map(|i| match i {
-                Instruction::ApplyActions(a) => Some(a.clone()),
+        let of = |want_write: bool| {
+            self.instructions.iter().find_map(|i| match i {
+                Instruction::WriteActions(a) if want_write => Some(a.clone()),
+                Instruction::ApplyActions(a) if !want_write => Some(a.clone()),
                 _ => None,
             })
-            .unwrap_or_default()
+        };
+        of(true).or_else(|| of(false)).unwrap_or_default()
     }
 }
 
@@ -463,13 +465,13 @@ impl Fabric {
                     _ => None,
                 });
                 assert!(
-                    matches(&e.match_, in_port, key.unwrap_or(0), 0, &header),
+                    matches(&e.match_, in_port, key.unwrap_or(0), 0, &[0; 8], &header),
                     "flow does not match the packet that made it: {e:?}\n{header:?}"
                 );
                 let c = self.engine.dry_run(s.dpid, port, in_port, header);
                 assert_eq!(
-                    (c.priority, &c.match_, c.actions.clone()),
-                    (e.priority, &e.match_, e.actions()),
+                    (c.priority, &c.match_, c.instructions()),
+                    (e.priority, &e.match_, e.instructions.clone()),
                     "stale flow on {:x}: {e:?}\nre-simulated: {:?}",
                     s.dpid,
                     c.simulation
@@ -501,7 +503,8 @@ impl Fabric {
                 Message::FlowMod(fm) => s.flow_mod(now, fm, witness.clone()),
                 Message::PacketOut(po) => {
                     let data = po.data.to_vec();
-                    let (_, _, punted) = s.execute(&po.actions, po.in_port, data, 0, &mut q);
+                    let (_, _, punted) =
+                        s.execute(&po.actions, po.in_port, data, 0, &mut [0; 8], &mut q);
                     assert!(!punted, "the engine sent a packet whose TTL runs out");
                 }
                 _ => {}
@@ -609,13 +612,15 @@ impl EmuSwitch {
         let mut tun_id = p.tun_id;
         let mut frame = p.frame;
         let mut pin = None;
+        let mut regs = [0u32; 8];
+        let mut action_set: Vec<Action> = Vec::new();
         loop {
             let header = Header::parse(&frame)?;
             let best = self
                 .flows
                 .iter_mut()
                 .filter(|e| e.table == table)
-                .filter(|e| matches(&e.match_, p.in_port, metadata, tun_id, &header))
+                .filter(|e| matches(&e.match_, p.in_port, metadata, tun_id, &regs, &header))
                 .max_by_key(|e| e.priority)?;
             best.last_hit = now;
             let instructions = best.instructions.clone();
@@ -626,6 +631,8 @@ impl EmuSwitch {
                         metadata = (metadata & !mask) | (m & mask)
                     }
                     Instruction::GotoTable(t) => next = Some(t),
+                    Instruction::WriteActions(actions) => action_set.extend(actions),
+                    Instruction::ClearActions => action_set.clear(),
                     Instruction::ApplyActions(actions) => {
                         for a in &actions {
                             if let Action::Output {
@@ -633,43 +640,28 @@ impl EmuSwitch {
                                 ..
                             } = a
                             {
-                                pin = Some(PacketIn {
-                                    buffer_id: OFP_NO_BUFFER,
-                                    total_len: frame.len() as u16,
-                                    reason: PacketInReason::NoMatch,
-                                    table_id: table,
-                                    cookie: 0,
-                                    match_: Match::from_iter([
-                                        OxmField::InPort(p.in_port),
-                                        OxmField::Metadata {
-                                            value: metadata,
-                                            mask: None,
-                                        },
-                                    ]),
-                                    data: frame.clone().into(),
-                                });
+                                pin = Some(packet_in(
+                                    PacketInReason::NoMatch,
+                                    table,
+                                    p.in_port,
+                                    metadata,
+                                    &frame,
+                                ));
                             }
                         }
-                        let (f, t, punted) = self.execute(&actions, p.in_port, frame, tun_id, q);
+                        let (f, t, punted) =
+                            self.execute(&actions, p.in_port, frame, tun_id, &mut regs, q);
                         frame = f;
                         tun_id = t;
                         if punted {
                             // dec_ttl found TTL ≤ 1: the switch stops and asks the controller.
-                            return Some(PacketIn {
-                                buffer_id: OFP_NO_BUFFER,
-                                total_len: frame.len() as u16,
-                                reason: PacketInReason::InvalidTtl,
-                                table_id: table,
-                                cookie: 0,
-                                match_: Match::from_iter([
-                                    OxmField::InPort(p.in_port),
-                                    OxmField::Metadata {
-                                        value: metadata,
-                                        mask: None,
-                                    },
-                                ]),
-                                data: frame.clone().into(),
-                            });
+                            return Some(packet_in(
+                                PacketInReason::InvalidTtl,
+                                table,
+                                p.in_port,
+                                metadata,
+                                &frame,
+                            ));
                         }
                     }
                     other => panic!("unexpected instruction {other:?}"),
@@ -677,7 +669,22 @@ impl EmuSwitch {
             }
             match next {
                 Some(t) => table = t,
-                None => return pin,
+                None => {
+                    // The end of the pipeline: the action set runs (in the order written,
+                    // which is OpenFlow's: dec_ttl, set_field, output).
+                    let (f, _, punted) =
+                        self.execute(&action_set, p.in_port, frame, tun_id, &mut regs, q);
+                    if punted {
+                        return Some(packet_in(
+                            PacketInReason::InvalidTtl,
+                            table,
+                            p.in_port,
+                            metadata,
+                            &f,
+                        ));
+                    }
+                    return pin;
+                }
             }
         }
     }
@@ -689,9 +696,16 @@ impl EmuSwitch {
         in_port: u32,
         mut frame: Vec<u8>,
         mut tun_id: u64,
+        regs: &mut [u32; 8],
         q: &mut VecDeque<Pkt>,
     ) -> (Vec<u8>, u64, bool) {
         for a in actions {
+            if let Some((len, reg, bit)) = a.as_nx_check_pkt_larger() {
+                if frame.len() > usize::from(len) {
+                    regs[usize::from(reg & 7)] |= 1 << (bit & 31);
+                }
+                continue;
+            }
             match a {
                 Action::DecNwTtl => {
                     if !dec_ttl(&mut frame) {
@@ -734,8 +748,19 @@ impl EmuSwitch {
     }
 }
 
-fn matches(m: &Match, in_port: u32, metadata: u64, tun_id: u64, h: &Header) -> bool {
+fn matches(
+    m: &Match,
+    in_port: u32,
+    metadata: u64,
+    tun_id: u64,
+    regs: &[u32; 8],
+    h: &Header,
+) -> bool {
     m.fields.iter().all(|f| match f {
+        OxmField::Reg { idx, value, mask } => {
+            let mask = mask.unwrap_or(u32::MAX);
+            regs[usize::from(*idx & 7)] & mask == value & mask
+        }
         OxmField::InPort(p) => *p == in_port,
         OxmField::Metadata { value, mask } => {
             let mask = mask.unwrap_or(u64::MAX);
@@ -791,6 +816,32 @@ fn overlaps(a: &Match, b: &Match) -> bool {
                 _ => fb == fa,
             })
     })
+}
+
+/// The PACKET_IN an emulated switch sends: OVS puts the pipeline fields it has (in_port,
+/// metadata) into the match.
+fn packet_in(
+    reason: PacketInReason,
+    table: u8,
+    in_port: u32,
+    metadata: u64,
+    frame: &[u8],
+) -> PacketIn {
+    PacketIn {
+        buffer_id: OFP_NO_BUFFER,
+        total_len: frame.len() as u16,
+        reason,
+        table_id: table,
+        cookie: 0,
+        match_: Match::from_iter([
+            OxmField::InPort(in_port),
+            OxmField::Metadata {
+                value: metadata,
+                mask: None,
+            },
+        ]),
+        data: frame.to_vec().into(),
+    }
 }
 
 fn masked_eq(

@@ -38,6 +38,47 @@ pub const NXAST_RESUBMIT: u16 = 1;
 pub const NXAST_RESUBMIT_TABLE: u16 = 14;
 /// OVS's 16-bit `OFPP_IN_PORT`, used by `resubmit(,N)` to mean "the current in_port".
 pub const NX_OFPP_IN_PORT: u16 = 0xfff8;
+/// `NXAST_CHECK_PKT_LARGER`: set a register bit when the packet is longer than a length.
+pub const NXAST_CHECK_PKT_LARGER: u16 = 49;
+
+impl Action {
+    /// OVS's `check_pkt_larger(pkt_len)->NXM_NX_REG<reg>[bit]`: sets that bit when the whole
+    /// frame is longer than `pkt_len` bytes (what a router's MTU check needs, OpenFlow itself
+    /// has no way to match a packet's length). Built as the [`Action::Experimenter`] it parses
+    /// back to, so the round trip stays byte for byte; `ovs-ofctl ofp-print` shows it by name.
+    ///
+    /// `reg` above 7 or `bit` above 31 name no register bit: the caller's bug, masked to range.
+    pub fn nx_check_pkt_larger(pkt_len: u16, reg: u8, bit: u16) -> Action {
+        let mut data = BytesMut::with_capacity(16);
+        data.put_u16(NXAST_CHECK_PKT_LARGER);
+        data.put_u16(pkt_len);
+        data.put_u16(bit & 31);
+        // NXM_NX_REG<n>: class 0x0001, field n, no mask, 4 bytes.
+        data.put_u32(0x0001_0000 | u32::from(reg & 7) << 9 | 4);
+        put_zeros(&mut data, 6);
+        Action::Experimenter {
+            experimenter: NX_VENDOR_ID,
+            data: data.freeze(),
+        }
+    }
+
+    /// The `(pkt_len, reg, bit)` of an [`Action::nx_check_pkt_larger`].
+    pub fn as_nx_check_pkt_larger(&self) -> Option<(u16, u8, u16)> {
+        let Action::Experimenter { experimenter, data } = self else {
+            return None;
+        };
+        let d = &data[..];
+        if *experimenter != NX_VENDOR_ID || d.len() != 16 {
+            return None;
+        }
+        let word = |i: usize| u16::from_be_bytes([d[i], d[i + 1]]);
+        let dst = u32::from_be_bytes([d[6], d[7], d[8], d[9]]);
+        if word(0) != NXAST_CHECK_PKT_LARGER || dst >> 16 != 1 || dst & 0x1ff != 4 {
+            return None;
+        }
+        Some((word(2), ((dst >> 9) & 0x7f) as u8, word(4)))
+    }
+}
 
 /// One action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

@@ -1669,3 +1669,35 @@ table=8,send_flow_rem,check_overlap,in_port=LOCAL,actions=push_vlan:0x8100,set_f
     assert!(total > 40, "only {total} messages recorded");
     eprintln!("{total} messages from OVS parsed and re-emitted identically: {kinds:?}");
 }
+
+/// The engine's MTU check: OVS reads our `check_pkt_larger` and the routed flow around it.
+#[test]
+fn ovs_reads_check_pkt_larger_and_write_actions() {
+    let check = Action::nx_check_pkt_larger(1464, 0, 0);
+    assert_eq!(check.as_nx_check_pkt_larger(), Some((1464, 0, 0)));
+    let fm = FlowMod {
+        table_id: 20,
+        priority: 1007,
+        instructions: vec![
+            Instruction::ApplyActions(vec![check, Action::nx_check_pkt_larger(9000, 3, 17)]),
+            Instruction::WriteActions(vec![
+                Action::DecNwTtl,
+                Action::Output {
+                    port: 3,
+                    max_len: 0,
+                },
+            ]),
+            Instruction::GotoTable(21),
+        ],
+        ..FlowMod::default()
+    };
+    let (blocks, stderr) = ovs_decode(&[OfMessage::new(7, Message::FlowMod(fm))]);
+    assert!(stderr.trim().is_empty(), "{stderr}");
+    let text = ovs_body(&blocks[&7]);
+    assert!(
+        text.contains(
+            "actions=check_pkt_larger(1464)->NXM_NX_REG0[0],check_pkt_larger(9000)->NXM_NX_REG3[17],write_actions(dec_ttl,output:3),goto_table:21"
+        ),
+        "{text}"
+    );
+}

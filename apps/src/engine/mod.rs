@@ -225,6 +225,56 @@ pub struct Compiled {
     pub match_: Match,
     /// Actions (empty: drop).
     pub actions: Vec<Action>,
+    /// For a routed flow: the longest frame it may carry; longer ones go to the controller
+    /// (`check_pkt_larger` into `write_actions`, then table 21).
+    pub mtu_check: Option<u16>,
+}
+
+impl Compiled {
+    /// The flow's instructions.
+    pub fn instructions(&self) -> Vec<Instruction> {
+        if self.actions.is_empty() {
+            return vec![];
+        }
+        match self.mtu_check {
+            None => vec![Instruction::ApplyActions(self.actions.clone())],
+            Some(len) => {
+                let (reg, bit) = pipeline::REG_TOO_BIG;
+                vec![
+                    Instruction::ApplyActions(vec![Action::nx_check_pkt_larger(len, reg, bit)]),
+                    Instruction::WriteActions(self.actions.clone()),
+                    Instruction::GotoTable(pipeline::TABLE_MTU),
+                ]
+            }
+        }
+    }
+}
+
+/// Ethernet header bytes on top of the IP MTU (VIF traffic is untagged).
+const ETH_HEADER: u16 = 14;
+
+/// Whether `actions` can be an action set (`write_actions`): it keeps one action of each type
+/// (one per field for `set_field`) and applies them in a fixed order, so one output, one
+/// `dec_ttl` and distinct fields only — what a routed unicast is; a flood or a path across two
+/// routers (two `dec_ttl`s) keeps `apply_actions` and its packets are not length-checked.
+fn fits_action_set(actions: &[Action]) -> bool {
+    let mut outputs = 0;
+    let mut ttls = 0;
+    let mut fields = SmallVec::<[ofproto::oxm::OxmKey; 4]>::new();
+    for a in actions {
+        match a {
+            Action::Output { .. } => outputs += 1,
+            Action::DecNwTtl => ttls += 1,
+            Action::SetField(f) => {
+                if fields.contains(&f.key()) {
+                    return false;
+                }
+                fields.push(f.key());
+            }
+            _ => return false,
+        }
+    }
+    outputs == 1 && ttls <= 1
 }
 
 impl Engine {
@@ -356,6 +406,10 @@ impl Engine {
                 }
             }
         }
+        let mtu_check = simulation
+            .mtu
+            .filter(|_| fits_action_set(&actions))
+            .map(|mtu| mtu.saturating_add(ETH_HEADER));
         Compiled {
             simulation_start: start,
             header,
@@ -363,6 +417,7 @@ impl Engine {
             match_: header.to_match(u64::from(key), simulation.seen),
             simulation,
             actions,
+            mtu_check,
         }
     }
 
@@ -455,7 +510,8 @@ impl Engine {
             self.stats.unparseable += 1;
             return;
         };
-        if pin.table_id != TABLE_CACHE || !self.switches.contains_key(&dpid) {
+        let from_cache = pin.table_id == TABLE_CACHE || pin.table_id == pipeline::TABLE_MTU;
+        if !from_cache || !self.switches.contains_key(&dpid) {
             self.stats.unknown_ingress += 1;
             return;
         }
@@ -463,23 +519,26 @@ impl Engine {
             self.stats.budget_drops += 1;
             return;
         }
-        let Some(header) = Header::parse(&pin.data) else {
+        // Shorter than an Ethernet header: nothing to simulate (the header is parsed once,
+        // in `process`).
+        if pin.data.len() < 14 {
             self.stats.unparseable += 1;
             return;
-        };
+        }
         let Some(port) = self.ingress_of(dpid, pin, in_port) else {
             self.stats.unknown_ingress += 1;
             return;
         };
-        let start = Start::Ingress { port, in_port };
-        let mut work = VecDeque::from([Job {
+        let job = Job {
             dpid,
-            start,
+            start: Start::Ingress { port, in_port },
             frame: pin.data.clone(),
             buffer_id: pin.buffer_id,
             depth: 0,
-        }]);
-        let _ = header;
+        };
+        // Most packet-ins cause no further work: the queue allocates only when they do.
+        let mut work = VecDeque::new();
+        self.process(now, job, &mut work, out);
         self.drain(now, &mut work, out);
     }
 
@@ -721,11 +780,7 @@ impl Engine {
         } else {
             (self.config.idle_timeout, self.config.hard_timeout)
         };
-        let instructions = if c.actions.is_empty() {
-            vec![]
-        } else {
-            vec![Instruction::ApplyActions(c.actions.clone())]
-        };
+        let instructions = c.instructions();
         out.push(Output {
             dpid,
             message: Message::FlowMod(FlowMod {

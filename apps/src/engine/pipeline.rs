@@ -5,6 +5,7 @@
 //! | 0 classify | where did it come from? | `in_port=<vif of port P>` → `metadata=P.key`, goto 20; `in_port=<tunnel>` → goto 10; `in_port=<unbound interface>` → drop; miss → drop |
 //! | 10 tunnel demux | egress host: deliver by key, no simulation | `tun_id=K` → output the local interface of the port with key K; miss → drop |
 //! | 20 flow cache | results of simulations | reactive flows (unique cookies, idle + hard timeouts, `send_flow_rem`); miss → CONTROLLER, whole packet |
+//! | 21 MTU | after a routed flow's `check_pkt_larger` | `reg0[0]` set → clear the written actions, CONTROLLER; miss → nothing (the written actions leave) |
 //!
 //! The desired entries of a datapath are a pure function of the bindings ([`desired`]); the
 //! engine keeps what it installed and sends only the difference ([`diff`]) when bindings change.
@@ -22,6 +23,10 @@ pub const TABLE_CLASSIFY: u8 = 0;
 pub const TABLE_TUNNEL: u8 = 10;
 /// The flow cache: simulation results.
 pub const TABLE_CACHE: u8 = 20;
+/// After a routed flow's MTU check: too long → the controller, else its written actions.
+pub const TABLE_MTU: u8 = 21;
+/// The register bit a routed flow's `check_pkt_larger` sets (reg0, bit 0).
+pub const REG_TOO_BIG: (u8, u16) = (0, 0);
 
 /// The cookie of every pipeline entry ("ST" in the top 16 bits, bit 47 clear).
 pub const PIPELINE_COOKIE: u64 = 0x5354 << 48;
@@ -48,6 +53,28 @@ pub fn desired(bindings: &Bindings, dpid: u64) -> HashMap<Key, Vec<Instruction>>
             max_len: OFPCML_NO_BUFFER,
         }])],
     );
+    // A routed flow wrote its actions and checked the length: a packet too long for the path
+    // goes to the controller instead (which answers fragmentation needed), anything else
+    // leaves with the written actions at the end of the pipeline.
+    m.insert(
+        (
+            TABLE_MTU,
+            PRIO_PORT,
+            Match::from_iter([OxmField::Reg {
+                idx: REG_TOO_BIG.0,
+                value: 1 << REG_TOO_BIG.1,
+                mask: Some(1 << REG_TOO_BIG.1),
+            }]),
+        ),
+        vec![
+            Instruction::ClearActions,
+            Instruction::ApplyActions(vec![Action::Output {
+                port: port_no::CONTROLLER,
+                max_len: OFPCML_NO_BUFFER,
+            }]),
+        ],
+    );
+    m.insert((TABLE_MTU, 0, Match::new()), vec![]);
     for (ofport, att) in bindings.attachments_of(dpid) {
         let in_port = Match::from_iter([OxmField::InPort(ofport)]);
         match att {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use ipnet::IpNet;
-use ofproto::{Action, OxmField};
+use ofproto::{Action, Instruction, OxmField};
 use topology::model::{Port, Route, RouteType, Router};
 use uuid::Uuid;
 
@@ -550,28 +550,69 @@ fn ecmp_spreads_by_five_tuple_and_is_stable() {
     assert_eq!(l.f.oracle(), 32);
 }
 
+fn big(payload: usize, df: bool) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(vm_mac(1), RP1_MAC)
+        .ipv4(ip("10.0.1.10").octets(), ip("10.0.2.20").octets(), 64)
+        .udp(1, 2);
+    let mut f = Vec::new();
+    b.write(&mut f, &vec![0u8; payload]).unwrap();
+    if df {
+        f[14 + 6] |= 0x40;
+    }
+    let ck = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+        .unwrap()
+        .to_header()
+        .calc_header_checksum();
+    f[24..26].copy_from_slice(&ck.to_be_bytes());
+    f
+}
+
 #[test]
 fn df_packets_larger_than_the_network_mtu_get_fragmentation_needed() {
     let mut l = lab();
     let (hv1, a) = (l.hv[0], l.vm[0].1);
-    let b = PacketBuilder::ethernet2(vm_mac(1), RP1_MAC)
-        .ipv4(ip("10.0.1.10").octets(), ip("10.0.2.20").octets(), 64)
-        .udp(1, 2);
-    let mut big = Vec::new();
-    b.write(&mut big, &[0u8; 1472]).unwrap();
-    big[14 + 6] |= 0x40; // DF
-    let ck = etherparse::Ipv4HeaderSlice::from_slice(&big[14..])
-        .unwrap()
-        .to_header()
-        .calc_header_checksum();
-    big[24..26].copy_from_slice(&ck.to_be_bytes());
-    l.f.send(hv1, a, big);
+    let too_big = big(1472, true); // 1500 bytes of IP
+    l.f.send(hv1, a, too_big.clone());
     let got = l.f.take_delivered();
     assert_eq!(got.len(), 1);
     let (t, c, _, _) = icmp_of(&got[0].2).unwrap();
     assert_eq!((t, c), (3, 4));
     // Next-hop MTU in bytes 6..8 of the ICMP header.
     assert_eq!(&got[0].2[14 + 20 + 6..14 + 20 + 8], &1450u16.to_be_bytes());
+    // A small packet installs the routed flow; it checks the length of what follows.
+    l.f.send(hv1, a, big(100, true));
+    l.b_answers();
+    let got = l.f.take_delivered();
+    let routed = |g: &&(u64, u32, Vec<u8>)| {
+        (g.0, g.1) == (l.hv[1], l.vm[1].1) && flowkey::Header::parse(&g.2).unwrap().arp.is_none()
+    };
+    assert_eq!(got.iter().filter(routed).count(), 1, "routed after the ARP");
+    let cache = l.f.cache(hv1);
+    assert_eq!(cache.len(), 1);
+    assert!(matches!(
+        cache[0].instructions[..],
+        [
+            Instruction::ApplyActions(_),
+            Instruction::WriteActions(_),
+            Instruction::GotoTable(21)
+        ]
+    ));
+    // Exactly the MTU passes by the flow; one byte more is sent to the controller (table 21),
+    // which answers fragmentation needed.
+    let n = l.f.packet_ins;
+    l.f.send(hv1, a, big(1450 - 28, true));
+    assert_eq!(l.f.packet_ins, n);
+    assert_eq!(l.f.take_delivered()[0].2.len(), 14 + 1450);
+    l.f.send(hv1, a, big(1450 - 28 + 1, true));
+    assert_eq!(l.f.packet_ins, n + 1);
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(icmp_of(&got[0].2).map(|i| (i.0, i.1)), Some((3, 4)));
+    // Without DF the router passes it on (the slow way: it cannot fragment).
+    l.f.send(hv1, a, big(1472, false));
+    let got = l.f.take_delivered();
+    assert_eq!((got.len(), got[0].1), (1, l.vm[1].1));
+    assert_eq!(l.f.oracle(), 1);
 }
 
 /// r (tenant) ↔ provider router p over a router-to-router link; p routes to net3 (hv3).
@@ -978,4 +1019,35 @@ mod dhcp_fabric {
             "the routed flow went with the lease"
         );
     }
+}
+
+#[test]
+fn the_loop_guard_counts_one_path_not_every_branch_of_a_flood() {
+    // A bridge shared by 14 routers (a provider network): a broadcast reaches all of them.
+    let mut l = lab();
+    let net = l.net[0];
+    l.f.write(|t| {
+        for i in 0..14u8 {
+            let r = t.create_router(router(&format!("tenant{i}")))?.id;
+            let rp = t
+                .create_port(
+                    r,
+                    router_port(&format!("10.0.1.{}/24", 100 + i), [2, 0, 0, 5, 0, i]),
+                )?
+                .id;
+            let bp = t.create_port(net, bridge_port())?.id;
+            t.link(rp, bp)?;
+        }
+        Ok(())
+    });
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    // An ARP request for an address nobody has: flooded to d, heard by every router.
+    let frame = frames::arp_request(vm_mac(1), [10, 0, 1, 10], [10, 0, 1, 250]);
+    let header = flowkey::Header::parse(&frame).unwrap();
+    let sim = l.f.engine.dry_run(hv1, l.vm[0].0, a, header).simulation;
+    assert_eq!(sim.drop, None, "{sim:?}");
+    l.f.send(hv1, a, frame);
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1, "d hears it");
+    assert_eq!(l.f.oracle(), 1);
 }

@@ -283,6 +283,9 @@ pub struct Simulation {
     pub resolve: Option<Resolve>,
     /// What flow to install.
     pub flow: FlowKind,
+    /// The smallest MTU of the router egresses crossed (`None`: no router): a flow longer
+    /// packets must not pass unchecked.
+    pub mtu: Option<u16>,
 }
 
 impl Simulation {
@@ -316,6 +319,7 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
             generated: SmallVec::new(),
             resolve: None,
             flow: FlowKind::Cache,
+            mtu: None,
         },
         consumed: false,
         short: false,
@@ -419,12 +423,15 @@ impl Walk<'_> {
         }
         // Flood: every other port of the bridge, each branch with its own header copy. A port
         // that fails (down, a loop behind it) only loses its own copy.
+        // The loop guard counts devices along one path: every branch starts from here.
         let snapshot = self.ctx.snapshot;
         let mut seen = Seen::EMPTY;
+        let depth = self.devices;
         for p in snapshot.ports_of(id) {
             if p.id == inport.id {
                 continue;
             }
+            self.devices = depth;
             let mut branch = *pkt;
             let r = self.egress(p.id, &mut branch);
             seen = seen.union(branch.seen());
@@ -678,10 +685,11 @@ impl Walk<'_> {
             Some(g) => g,
             None => pkt.ipv4_dst().unwrap_or(Ipv4Addr::UNSPECIFIED),
         };
-        // Path MTU discovery needs the answer from here; what a flow lets through later is
-        // bounded by the MTU the network's DHCP hands out.
+        // Path MTU discovery needs the answer from here. Packets that meet the installed flow
+        // are checked by the switch (`check_pkt_larger`, see the engine) and come back here.
         if let Some(ip) = pkt.header().ipv4 {
             let mtu = ctx.index.mtu(port.id);
+            self.out.mtu = Some(self.out.mtu.map_or(mtu, |m| m.min(mtu)));
             if ip.df && ip.total_len > mtu {
                 self.generate(
                     inport.id,
