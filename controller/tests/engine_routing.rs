@@ -201,13 +201,25 @@ fn udp(
     ttl: u8,
     id: u16,
 ) -> Vec<u8> {
-    let payload = format!("strowger routed datagram #{id:05}");
+    udp_of_len((src, dst), (ip_src, ip_dst), ttl, id, 0)
+}
+
+/// [`udp`], its payload padded so that the IP packet is at least `ip_len` bytes long.
+fn udp_of_len(
+    (src, dst): ([u8; 6], [u8; 6]),
+    (ip_src, ip_dst): (Ipv4Addr, Ipv4Addr),
+    ttl: u8,
+    id: u16,
+    ip_len: usize,
+) -> Vec<u8> {
+    let mut payload = format!("strowger routed datagram #{id:05}").into_bytes();
+    payload.resize(payload.len().max(ip_len.saturating_sub(28)), b'.');
     let len = (8 + payload.len()) as u16;
     let mut u = 40000u16.to_be_bytes().to_vec();
     u.extend_from_slice(&5000u16.to_be_bytes());
     u.extend_from_slice(&len.to_be_bytes());
     u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload.as_bytes());
+    u.extend_from_slice(&payload);
     let mut pseudo = ip_src.octets().to_vec();
     pseudo.extend_from_slice(&ip_dst.octets());
     pseudo.extend_from_slice(&[0, 17]);
@@ -335,14 +347,15 @@ impl Ip {
 }
 
 /// An ICMP error of `(typ, code)` at `g` from the router port `(mac, ip)`, about the packet
-/// `original` (a frame): it must quote its IP header and first 8 bytes of data.
+/// `original` (a frame): it must quote its IP header and first 8 bytes of data. Returns the
+/// 4 bytes after the ICMP checksum (the next-hop MTU of "fragmentation needed" is in them).
 fn icmp_error_about(
     f: &[u8],
     g: &Guest,
     (mac, ip): ([u8; 6], Ipv4Addr),
     (typ, code): (u8, u8),
     original: &[u8],
-) -> Option<()> {
+) -> Option<[u8; 4]> {
     let reply = Ip::parse(f)?;
     let (t, c, rest) = reply.icmp()?;
     if (t, c) != (typ, code) {
@@ -355,7 +368,8 @@ fn icmp_error_about(
     );
     let quoted = &rest[4..];
     let header_and_8 = &original[14..14 + 20 + 8];
-    (quoted.len() >= header_and_8.len() && &quoted[..28] == header_and_8).then_some(())
+    (quoted.len() >= header_and_8.len() && &quoted[..28] == header_and_8)
+        .then(|| [rest[0], rest[1], rest[2], rest[3]])
 }
 
 // ---- the tests ----
@@ -488,6 +502,60 @@ async fn ttl_one_gets_time_exceeded_with_and_without_a_flow() {
     .await;
     // Neither expired packet reached b (the request and the one routed packet only).
     assert_eq!(lab.sent(&b.vm).len(), 2, "{:?}", lab.sent(&b.vm));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn df_packets_over_the_mtu_get_frag_needed_with_and_without_a_flow() {
+    let net = Routed::start("vxlan").await;
+    let (lab, a, b) = (&net.lab, &net.a, &net.b);
+    // net2 has no DHCP subnet naming an MTU: the engine's default for VXLAN on 1500 bytes.
+    const MTU: u16 = 1450;
+    let big = |id| udp_of_len((a.mac, R1_MAC), (a.ip, b.ip), 64, id, usize::from(MTU) + 1);
+    let frag_needed = |f: &[u8], original: &[u8]| {
+        icmp_error_about(f, a, (R1_MAC, R1_IP), (3, 4), original)
+            .map(|rest| u16::from_be_bytes([rest[2], rest[3]]))
+    };
+
+    // No flow yet: the simulation refuses it before even resolving b.
+    let first = big(20);
+    lab.send(&a.vm, &first);
+    let mtu = lab
+        .arrives(&a.vm, "frag needed without a flow", |f| {
+            frag_needed(f, &first)
+        })
+        .await;
+    assert_eq!(mtu, MTU);
+
+    // With the flow in, its length check hands the big packet over; a packet of exactly the
+    // MTU still goes through the flow.
+    net.ask_b(21).await;
+    net.answer_b(21).await;
+    let flow = poll("hv1's flow a → b", || net.flow_a_to_b()).await;
+    let before: u64 = flow_field(&flow, "n_packets=").unwrap().parse().unwrap();
+    let second = big(22);
+    lab.send(&a.vm, &second);
+    let mtu = lab
+        .arrives(&a.vm, "frag needed with the flow", |f| {
+            frag_needed(f, &second)
+        })
+        .await;
+    assert_eq!(mtu, MTU);
+    let fits = udp_of_len((a.mac, R1_MAC), (a.ip, b.ip), 64, 23, usize::from(MTU));
+    lab.send(&a.vm, &fits);
+    let routed = udp_of_len((R2_MAC, b.mac), (a.ip, b.ip), 63, 23, usize::from(MTU));
+    lab.arrives(&b.vm, "the packet of exactly the MTU at b", |f| {
+        (f == routed.as_slice()).then_some(())
+    })
+    .await;
+    poll("the flow counting both packets", || {
+        let n: u64 = flow_field(&net.flow_a_to_b()?, "n_packets=")?
+            .parse()
+            .ok()?;
+        (n == before + 2).then_some(())
+    })
+    .await;
+    // b got the ARP request, the parked packet and the one that fits: nothing too big.
+    assert_eq!(lab.sent(&b.vm).len(), 3, "{:?}", lab.sent(&b.vm));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@
 #    across subnets between two hosts;
 #  - traceroute -n (UDP) shows the router port as hop 1 and the destination as hop 2;
 #  - a ping to an address with no route gets "Destination Net Unreachable" from the router port;
+#    a 1500-byte DF ping gets "Frag needed" with the network's MTU (1400) from the router port;
 #  - tenants are isolated: with tenant B's 10.0.2.12 down, A still reaches its own 10.0.2.12 and
 #    B does not; each router's ARP table holds its own tenant's MAC for 10.0.2.23;
 #  - the ARP tables (REST and `strowger router arp-table`) show the entry the router resolved.
@@ -243,6 +244,17 @@ out=$(ip netns exec "$(vm_ns 1 1 A)" ping -c1 -W2 192.0.2.1 2>&1)
 echo "$out" | grep -q "From 10.0.1.1 .*Destination Net Unreachable" \
   && ok "ping 192.0.2.1 (no route): Destination Net Unreachable from 10.0.1.1" \
   || { bad "no net unreachable for 192.0.2.1"; echo "$out"; }
+
+# Path MTU: a VM that ignores the DHCP MTU sends 1500-byte DF packets; the router refuses them
+# with "fragmentation needed" naming the network's MTU, and the VM's kernel learns it.
+ns=$(vm_ns 1 1 A)
+ip -n "$ns" link set eth0 mtu 1500
+out=$(ip netns exec "$ns" ping -c1 -W2 -M do -s 1472 10.0.2.12 2>&1)
+echo "$out" | grep -q "From 10.0.1.1 .*Frag needed and DF set (mtu = 1400)" \
+  && ip netns exec "$ns" ip route get 10.0.2.12 | grep -q "mtu 1400" \
+  && ok "1500-byte DF ping: Frag needed (mtu = 1400) from 10.0.1.1, path MTU learned" \
+  || { bad "no fragmentation needed for a 1500-byte DF packet"; echo "$out"; ip netns exec "$ns" ip route get 10.0.2.12; }
+ip -n "$ns" link set eth0 mtu 1400
 
 # ---- tenant isolation with overlapping addresses ----
 # B's 10.0.2.12 goes down: B loses it, A keeps its own 10.0.2.12.
