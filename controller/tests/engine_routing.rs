@@ -30,6 +30,9 @@ const R1_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 const R2_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 2, 1];
 const R2_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
 const BROADCAST: [u8; 6] = [0xff; 6];
+/// The MTU of net2, which has no DHCP subnet naming one: the engine's default for VXLAN on a
+/// 1500-byte underlay.
+const MTU: u16 = 1450;
 
 /// A VM with the addresses it uses.
 struct Guest {
@@ -136,6 +139,20 @@ impl Routed {
             (f == routed.as_slice()).then_some(())
         })
         .await;
+    }
+
+    /// a sends b a DF packet one byte over net2's MTU (id `id`); fragmentation needed comes
+    /// back from r1, naming that MTU.
+    async fn frag_needed_for_one_too_big(&self, id: u16) {
+        let (lab, a, b) = (&self.lab, &self.a, &self.b);
+        let big = udp_of_len((a.mac, R1_MAC), (a.ip, b.ip), 64, id, usize::from(MTU) + 1);
+        lab.send(&a.vm, &big);
+        let rest = lab
+            .arrives(&a.vm, "fragmentation needed", |f| {
+                icmp_error_about(f, a, (R1_MAC, R1_IP), (3, 4), &big)
+            })
+            .await;
+        assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), MTU, "next-hop MTU");
     }
 
     /// hv1's flow-cache entry that routes a's packets to b.
@@ -508,38 +525,15 @@ async fn ttl_one_gets_time_exceeded_with_and_without_a_flow() {
 async fn df_packets_over_the_mtu_get_frag_needed_with_and_without_a_flow() {
     let net = Routed::start("vxlan").await;
     let (lab, a, b) = (&net.lab, &net.a, &net.b);
-    // net2 has no DHCP subnet naming an MTU: the engine's default for VXLAN on 1500 bytes.
-    const MTU: u16 = 1450;
-    let big = |id| udp_of_len((a.mac, R1_MAC), (a.ip, b.ip), 64, id, usize::from(MTU) + 1);
-    let frag_needed = |f: &[u8], original: &[u8]| {
-        icmp_error_about(f, a, (R1_MAC, R1_IP), (3, 4), original)
-            .map(|rest| u16::from_be_bytes([rest[2], rest[3]]))
-    };
-
     // No flow yet: the simulation refuses it before even resolving b.
-    let first = big(20);
-    lab.send(&a.vm, &first);
-    let mtu = lab
-        .arrives(&a.vm, "frag needed without a flow", |f| {
-            frag_needed(f, &first)
-        })
-        .await;
-    assert_eq!(mtu, MTU);
-
+    net.frag_needed_for_one_too_big(20).await;
     // With the flow in, its length check hands the big packet over; a packet of exactly the
     // MTU still goes through the flow.
     net.ask_b(21).await;
     net.answer_b(21).await;
     let flow = poll("hv1's flow a → b", || net.flow_a_to_b()).await;
     let before: u64 = flow_field(&flow, "n_packets=").unwrap().parse().unwrap();
-    let second = big(22);
-    lab.send(&a.vm, &second);
-    let mtu = lab
-        .arrives(&a.vm, "frag needed with the flow", |f| {
-            frag_needed(f, &second)
-        })
-        .await;
-    assert_eq!(mtu, MTU);
+    net.frag_needed_for_one_too_big(22).await;
     let fits = udp_of_len((a.mac, R1_MAC), (a.ip, b.ip), 64, 23, usize::from(MTU));
     lab.send(&a.vm, &fits);
     let routed = udp_of_len((R2_MAC, b.mac), (a.ip, b.ip), 63, 23, usize::from(MTU));
