@@ -1051,3 +1051,57 @@ fn the_loop_guard_counts_one_path_not_every_branch_of_a_flood() {
     assert_eq!(got.len(), 1, "d hears it");
     assert_eq!(l.f.oracle(), 1);
 }
+
+#[test]
+fn a_host_probing_for_its_own_lease_gets_no_answer_but_others_do() {
+    use topology::model::{DhcpHost, DhcpSubnet, MacAddr};
+    let mut l = lab();
+    let net = l.net[0];
+    l.f.write(|t| {
+        let s = t.create_dhcp_subnet(
+            net,
+            DhcpSubnet {
+                id: Uuid::nil(),
+                bridge_id: Uuid::nil(),
+                subnet: "10.0.1.0/24".parse().unwrap(),
+                gateway: Some("10.0.1.1".parse().unwrap()),
+                server_addr: None,
+                dns_servers: vec![],
+                mtu: None,
+                opt121_routes: vec![],
+                enabled: true,
+                hosts: vec![],
+            },
+        )?;
+        let host = DhcpHost {
+            mac: MacAddr(vm_mac(4)),
+            ip: "10.0.1.40".parse().unwrap(),
+            name: None,
+        };
+        t.put_dhcp_host(s.id, host, false)?;
+        Ok(())
+    });
+    // d (vm_mac(4)) probes for its own lease: RFC 5227, sender address 0.0.0.0.
+    let (hv3, d) = (l.hv[2], l.vm[3].1);
+    l.f.send(
+        hv3,
+        d,
+        frames::arp_request(vm_mac(4), [0; 4], [10, 0, 1, 40]),
+    );
+    let got = l.f.take_delivered();
+    assert!(got.iter().all(|(h, p, _)| (*h, *p) != (hv3, d)), "{got:?}");
+    // a asks for it: the bridge answers with d's MAC.
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    l.f.send(
+        hv1,
+        a,
+        frames::arp_request(vm_mac(1), [10, 0, 1, 10], [10, 0, 1, 40]),
+    );
+    let got = l.f.take_delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        flowkey::Header::parse(&got[0].2).unwrap().arp.unwrap().sha,
+        vm_mac(4)
+    );
+    assert_eq!(got[0].1, a);
+}

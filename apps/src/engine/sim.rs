@@ -469,8 +469,13 @@ impl Walk<'_> {
                     return Ok(false);
                 };
                 let spa = pkt.arp_spa().unwrap_or(Ipv4Addr::UNSPECIFIED);
-                // A gratuitous ARP announces; it is flooded, never answered.
-                if spa == tpa || known.subnet.is_some_and(|n| !n.contains(&spa)) {
+                // A gratuitous ARP announces; it is flooded, never answered. Nor is the
+                // owner's own probe for its address (RFC 5227): "it is at you" would read as a
+                // conflict to a strict client.
+                if spa == tpa
+                    || known.subnet.is_some_and(|n| !n.contains(&spa))
+                    || pkt.eth_src() == known.mac
+                {
                     return Ok(false);
                 }
                 self.generate(inport.id, Reply::ArpReply { mac: known.mac });
