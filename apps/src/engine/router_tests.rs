@@ -387,23 +387,23 @@ fn the_router_answers_arp_and_echo_for_its_addresses() {
     assert_eq!(l.f.oracle(), 1);
 }
 
+/// A route to `dst` from anywhere, weight 100.
+fn route(dst: &str, rtype: RouteType, port: Option<Uuid>, gw: Option<&str>) -> Route {
+    Route {
+        id: Uuid::nil(),
+        router_id: Uuid::nil(),
+        dst: dst.parse().unwrap(),
+        src: "0.0.0.0/0".parse().unwrap(),
+        next_hop_port: port,
+        next_hop_gateway: gw.map(|g| g.parse().unwrap()),
+        route_type: rtype,
+        weight: 100,
+    }
+}
+
 fn add_route(l: &mut Lab, dst: &str, rtype: RouteType, port: Option<Uuid>, gw: Option<&str>) {
     let r = l.r;
-    l.f.write(|t| {
-        t.create_route(
-            r,
-            Route {
-                id: Uuid::nil(),
-                router_id: r,
-                dst: dst.parse().unwrap(),
-                src: "0.0.0.0/0".parse().unwrap(),
-                next_hop_port: port,
-                next_hop_gateway: gw.map(|g| g.parse().unwrap()),
-                route_type: rtype,
-                weight: 100,
-            },
-        )
-    });
+    l.f.write(|t| t.create_route(r, route(dst, rtype, port, gw)));
 }
 
 #[test]
@@ -636,19 +636,13 @@ fn two_routers_in_a_row_route_across_their_link() {
         let bp = t.create_port(net3, bridge_port())?.id;
         t.link(pp, bp)?;
         let e = t.create_port(net3, bridge_port())?.id;
-        t.create_route(
-            r,
-            Route {
-                id: Uuid::nil(),
-                router_id: r,
-                dst: "0.0.0.0/0".parse().unwrap(),
-                src: "0.0.0.0/0".parse().unwrap(),
-                next_hop_port: Some(up),
-                next_hop_gateway: Some("169.254.0.2".parse().unwrap()),
-                route_type: RouteType::Normal,
-                weight: 100,
-            },
-        )?;
+        let default = route(
+            "0.0.0.0/0",
+            RouteType::Normal,
+            Some(up),
+            Some("169.254.0.2"),
+        );
+        t.create_route(r, default)?;
         Ok((p, e, net3))
     });
     let _ = (p, net3);
@@ -714,16 +708,7 @@ fn bad_input_gets_a_defined_answer_never_a_storm() {
         for (router, port, gw) in [(r, up, "169.254.1.2"), (p, down, "169.254.1.1")] {
             t.create_route(
                 router,
-                Route {
-                    id: Uuid::nil(),
-                    router_id: router,
-                    dst: "0.0.0.0/0".parse().unwrap(),
-                    src: "0.0.0.0/0".parse().unwrap(),
-                    next_hop_port: Some(port),
-                    next_hop_gateway: Some(gw.parse().unwrap()),
-                    route_type: RouteType::Normal,
-                    weight: 100,
-                },
+                route("0.0.0.0/0", RouteType::Normal, Some(port), Some(gw)),
             )?;
         }
         Ok((up, p))
@@ -820,7 +805,7 @@ mod dhcp_fabric {
     use smoltcp::wire::{DhcpMessageType as WireType, DhcpPacket, DhcpRepr, EthernetAddress};
     use topology::model::{DhcpHost, DhcpSubnet};
 
-    fn subnet(prefix: &str, gateway: &str) -> DhcpSubnet {
+    pub(super) fn subnet(prefix: &str, gateway: &str) -> DhcpSubnet {
         DhcpSubnet {
             id: Uuid::nil(),
             bridge_id: Uuid::nil(),
@@ -1054,25 +1039,11 @@ fn the_loop_guard_counts_one_path_not_every_branch_of_a_flood() {
 
 #[test]
 fn a_host_probing_for_its_own_lease_gets_no_answer_but_others_do() {
-    use topology::model::{DhcpHost, DhcpSubnet, MacAddr};
+    use topology::model::{DhcpHost, MacAddr};
     let mut l = lab();
     let net = l.net[0];
     l.f.write(|t| {
-        let s = t.create_dhcp_subnet(
-            net,
-            DhcpSubnet {
-                id: Uuid::nil(),
-                bridge_id: Uuid::nil(),
-                subnet: "10.0.1.0/24".parse().unwrap(),
-                gateway: Some("10.0.1.1".parse().unwrap()),
-                server_addr: None,
-                dns_servers: vec![],
-                mtu: None,
-                opt121_routes: vec![],
-                enabled: true,
-                hosts: vec![],
-            },
-        )?;
+        let s = t.create_dhcp_subnet(net, dhcp_fabric::subnet("10.0.1.0/24", "10.0.1.1"))?;
         let host = DhcpHost {
             mac: MacAddr(vm_mac(4)),
             ip: "10.0.1.40".parse().unwrap(),
