@@ -600,7 +600,7 @@ impl Walk<'_> {
             n => lookup.chosen[ecmp_hash(pkt) as usize % n],
         };
         match entry.target {
-            Target::Local { port } => self.local(id, inport, port, pkt),
+            Target::Local { .. } => self.local(inport, pkt),
             Target::Blackhole => Err(DropReason::Blackhole),
             Target::Reject => {
                 self.generate(inport.id, error(Icmpv4Error::AdminProhibited));
@@ -613,13 +613,7 @@ impl Walk<'_> {
     }
 
     /// A packet for one of the router's own addresses.
-    fn local(
-        &mut self,
-        _router: Uuid,
-        inport: &Port,
-        _owner: Uuid,
-        pkt: &mut Tracked,
-    ) -> Result<(), DropReason> {
+    fn local(&mut self, inport: &Port, pkt: &mut Tracked) -> Result<(), DropReason> {
         pkt.ipv4_dst();
         match pkt.ip_proto() {
             Some(PROTO_ICMP) => {
