@@ -435,7 +435,11 @@ impl Tracked {
 
     /// `ip_proto`, marked read; `None` when not IPv4.
     pub fn ip_proto(&mut self) -> Option<u8> {
-        let ip = self.header.ipv4?;
+        let Some(ip) = self.header.ipv4 else {
+            // Whether there is an IPv4 header is the EtherType's to say.
+            self.mark(Field::EthType);
+            return None;
+        };
         self.mark(Field::IpProto);
         Some(ip.proto)
     }
@@ -443,7 +447,10 @@ impl Tracked {
     /// The first `len` bits of `ipv4_dst`, marked read (the rest of the address is returned
     /// but must not decide anything).
     pub fn ipv4_dst_prefix(&mut self, len: u8) -> Option<Ipv4Addr> {
-        let ip = self.header.ipv4?;
+        let Some(ip) = self.header.ipv4 else {
+            self.mark(Field::EthType);
+            return None;
+        };
         if len > 0 && !self.written.contains(Field::Ipv4Dst) {
             self.seen.fields.insert(Field::Ipv4Dst);
             self.seen.nw_dst_len = self.seen.nw_dst_len.max(len.min(32));
@@ -458,7 +465,10 @@ impl Tracked {
 
     /// The first `len` bits of `ipv4_src`, marked read.
     pub fn ipv4_src_prefix(&mut self, len: u8) -> Option<Ipv4Addr> {
-        let ip = self.header.ipv4?;
+        let Some(ip) = self.header.ipv4 else {
+            self.mark(Field::EthType);
+            return None;
+        };
         if len > 0 && !self.written.contains(Field::Ipv4Src) {
             self.seen.fields.insert(Field::Ipv4Src);
             self.seen.nw_src_len = self.seen.nw_src_len.max(len.min(32));
@@ -479,7 +489,11 @@ impl Tracked {
                 self.mark(Field::TpSrc);
                 Some(s)
             }
-            _ => None,
+            // Not TCP/UDP: the protocol (or, without IPv4, the EtherType) said so.
+            _ => {
+                self.ip_proto();
+                None
+            }
         }
     }
 
@@ -491,7 +505,10 @@ impl Tracked {
                 self.mark(Field::TpDst);
                 Some(d)
             }
-            _ => None,
+            _ => {
+                self.ip_proto();
+                None
+            }
         }
     }
 
@@ -503,27 +520,39 @@ impl Tracked {
                 self.mark(Field::IcmpType);
                 Some(t)
             }
-            _ => None,
+            _ => {
+                self.ip_proto();
+                None
+            }
         }
     }
 
     /// `arp_op`, marked read; `None` when not ARP.
     pub fn arp_op(&mut self) -> Option<u16> {
-        let a = self.header.arp?;
+        let Some(a) = self.header.arp else {
+            self.mark(Field::EthType);
+            return None;
+        };
         self.mark(Field::ArpOp);
         Some(a.op)
     }
 
     /// `arp_spa`, marked read.
     pub fn arp_spa(&mut self) -> Option<Ipv4Addr> {
-        let a = self.header.arp?;
+        let Some(a) = self.header.arp else {
+            self.mark(Field::EthType);
+            return None;
+        };
         self.mark(Field::ArpSpa);
         Some(a.spa)
     }
 
     /// `arp_tpa`, marked read.
     pub fn arp_tpa(&mut self) -> Option<Ipv4Addr> {
-        let a = self.header.arp?;
+        let Some(a) = self.header.arp else {
+            self.mark(Field::EthType);
+            return None;
+        };
         self.mark(Field::ArpTpa);
         Some(a.tpa)
     }
@@ -533,6 +562,17 @@ impl Tracked {
     /// simulates it again and answers time exceeded; only that simulation looks at the TTL.
     pub fn ttl_unmatched(&self) -> Option<u8> {
         self.header.ipv4.map(|ip| ip.ttl)
+    }
+
+    /// Whether the EtherType promises a header the packet does not carry readably (truncated or
+    /// malformed IPv4 or ARP): a decision on such a packet must not become a flow, which would
+    /// also match every well-formed packet of that type.
+    pub fn malformed(&self) -> bool {
+        match self.header.eth_type {
+            0x0800 => self.header.ipv4.is_none(),
+            0x0806 => self.header.arp.is_none(),
+            _ => false,
+        }
     }
 
     /// Rewrites the Ethernet addresses (no read).

@@ -11,9 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use ipnet::Ipv4Net;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
-use topology::model::Port;
+use topology::model::{Port, Rule};
 use topology::{DeviceKind, Snapshot};
 use uuid::Uuid;
 
@@ -42,12 +42,17 @@ pub struct PortInfo {
     pub kind: DeviceKind,
     /// Its device's `admin_state_up`.
     pub device_up: bool,
+    /// Its device's (inbound, outbound) filter chains.
+    pub device_filters: (Option<Uuid>, Option<Uuid>),
 }
 
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     ports: FxHashMap<Uuid, PortInfo>,
+    chains: FxHashMap<Uuid, Arc<[Arc<Rule>]>>,
+    port_groups: FxHashMap<Uuid, FxHashSet<Uuid>>,
+    addr_groups: FxHashMap<Uuid, FxHashSet<IpAddr>>,
     routes: FxHashMap<Uuid, Table>,
     bridge_ips: FxHashMap<(Uuid, Ipv4Addr), KnownIp>,
     /// Bridges with any entry in `bridge_ips` (a set; the value is unused).
@@ -69,20 +74,34 @@ impl Index {
         for r in snapshot.list::<topology::model::Router>() {
             ix.routes.insert(r.id, Table::build(snapshot, r.id));
         }
+        for c in snapshot.list::<topology::model::Chain>() {
+            let rules: Vec<Arc<Rule>> = snapshot.rules_of(c.id).cloned().collect();
+            ix.chains.insert(c.id, rules.into());
+        }
+        for g in snapshot.list::<topology::model::PortGroup>() {
+            ix.port_groups
+                .insert(g.id, g.port_ids.iter().copied().collect());
+        }
+        for g in snapshot.list::<topology::model::IpAddrGroup>() {
+            ix.addr_groups
+                .insert(g.id, g.addresses.iter().copied().collect());
+        }
         for p in snapshot.list::<Port>() {
-            let (kind, device_up) = match snapshot.device_kind(p.device_id) {
-                Some(DeviceKind::Bridge) => (
-                    DeviceKind::Bridge,
-                    snapshot
-                        .get::<topology::model::Bridge>(p.device_id)
-                        .is_some_and(|b| b.admin_state_up),
-                ),
-                Some(DeviceKind::Router) => (
-                    DeviceKind::Router,
-                    snapshot
-                        .get::<topology::model::Router>(p.device_id)
-                        .is_some_and(|r| r.admin_state_up),
-                ),
+            use topology::model::Device;
+            let device = |d: Option<&dyn Device>, up: Option<bool>| {
+                (up.unwrap_or(false), d.map_or((None, None), |d| d.filters()))
+            };
+            let (kind, (device_up, device_filters)) = match snapshot.device_kind(p.device_id) {
+                Some(DeviceKind::Bridge) => {
+                    let b = snapshot.get::<topology::model::Bridge>(p.device_id);
+                    let d = b.map(|b| &**b as &dyn Device);
+                    (DeviceKind::Bridge, device(d, b.map(|b| b.admin_state_up)))
+                }
+                Some(DeviceKind::Router) => {
+                    let r = snapshot.get::<topology::model::Router>(p.device_id);
+                    let d = r.map(|r| &**r as &dyn Device);
+                    (DeviceKind::Router, device(d, r.map(|r| r.admin_state_up)))
+                }
                 None => continue,
             };
             ix.ports.insert(
@@ -91,6 +110,7 @@ impl Index {
                     port: p.clone(),
                     kind,
                     device_up,
+                    device_filters,
                 },
             );
         }
@@ -140,6 +160,25 @@ impl Index {
             }
         }
         ix
+    }
+
+    /// A chain's rules in order; `None` for an unknown chain.
+    pub fn chain(&self, id: Uuid) -> Option<&[Arc<Rule>]> {
+        self.chains.get(&id).map(|r| &r[..])
+    }
+
+    /// Whether `port` is in port group `group`.
+    pub fn in_port_group(&self, group: Uuid, port: Uuid) -> bool {
+        self.port_groups
+            .get(&group)
+            .is_some_and(|g| g.contains(&port))
+    }
+
+    /// Whether `ip` is in address group `group`.
+    pub fn in_addr_group(&self, group: Uuid, ip: IpAddr) -> bool {
+        self.addr_groups
+            .get(&group)
+            .is_some_and(|g| g.contains(&ip))
     }
 
     /// A port and its device's kind and state.

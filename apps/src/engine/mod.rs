@@ -20,6 +20,7 @@
 //! disjoint. Never two overlapping flows at one priority.
 
 pub mod arp;
+pub mod chain;
 pub mod dhcp;
 pub mod flowkey;
 pub mod index;
@@ -919,6 +920,14 @@ impl Engine {
         });
         diff_tags::<topology::model::DhcpSubnet>(&old, snap, &mut tags, |d| {
             vec![Tag::Device(d.bridge_id)]
+        });
+        diff_tags::<topology::model::Chain>(&old, snap, &mut tags, |c| vec![Tag::Chain(c.id)]);
+        diff_tags::<topology::model::Rule>(&old, snap, &mut tags, |r| vec![Tag::Chain(r.chain_id)]);
+        diff_tags::<topology::model::PortGroup>(&old, snap, &mut tags, |g| {
+            vec![Tag::PortGroup(g.id)]
+        });
+        diff_tags::<topology::model::IpAddrGroup>(&old, snap, &mut tags, |g| {
+            vec![Tag::AddrGroup(g.id)]
         });
         // ARP entries of routers or ports that are gone.
         let mut todo = Vec::new();

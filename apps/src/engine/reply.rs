@@ -45,6 +45,7 @@ impl Reply {
                 _ => "icmp_other",
             },
             Reply::Dhcp { .. } => "dhcp",
+            Reply::TcpReset => "tcp_reset",
         }
     }
 }
@@ -65,6 +66,7 @@ pub fn build(
         Reply::Dhcp { bridge } => {
             dhcp::answer(snapshot, bridge, frame, dhcp_config).map_err(Unanswered::Dhcp)
         }
+        Reply::TcpReset => packet::tcp_reset(frame).ok_or(Unanswered::Refused),
     }
 }
 

@@ -1076,3 +1076,352 @@ fn a_host_probing_for_its_own_lease_gets_no_answer_but_others_do() {
     );
     assert_eq!(got[0].1, a);
 }
+
+mod chains {
+    use super::*;
+    use topology::model::{Chain, Condition, IpAddrGroup, PortGroup, PortRange, Rule, RuleAction};
+
+    fn rule(action: RuleAction, condition: Condition) -> Rule {
+        Rule {
+            id: Uuid::nil(),
+            chain_id: Uuid::nil(),
+            position: 0,
+            action,
+            jump_chain_id: None,
+            nat_targets: vec![],
+            condition,
+        }
+    }
+
+    fn chain(name: &str) -> Chain {
+        Chain {
+            id: Uuid::nil(),
+            name: name.into(),
+            rule_ids: vec![],
+        }
+    }
+
+    fn tcp(dport: u16) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(vm_mac(1), RP1_MAC)
+            .ipv4(ip("10.0.1.10").octets(), ip("10.0.2.30").octets(), 64)
+            .tcp(40000, dport, 1, 64240)
+            .syn();
+        let mut out = Vec::new();
+        b.write(&mut out, &[]).unwrap();
+        out
+    }
+
+    /// The lab with c's (10.0.2.30, hv1) MAC known and a chain as r's inbound filter.
+    fn lab_with_router_filter(rules: Vec<Rule>) -> (Lab, Uuid) {
+        let mut l = lab();
+        let r = l.r;
+        let fw = l.f.write(|t| {
+            let fw = t.create_chain(chain("fw"))?.id;
+            for rl in rules {
+                t.create_rule(fw, rl)?;
+            }
+            let mut router = Router::clone(t.snapshot().get::<Router>(r).unwrap());
+            router.inbound_filter_id = Some(fw);
+            t.update_router(router)?;
+            Ok(fw)
+        });
+        let (hv1, c) = (l.hv[0], l.vm[2].1);
+        l.f.send(
+            hv1,
+            c,
+            arp_reply(vm_mac(3), "10.0.2.30", RP2_MAC, "10.0.2.1"),
+        );
+        l.f.take_delivered();
+        (l, fw)
+    }
+
+    fn ssh() -> Condition {
+        Condition {
+            nw_proto: Some(6),
+            tp_dst: Some(PortRange { start: 22, end: 22 }),
+            ..Condition::default()
+        }
+    }
+
+    #[test]
+    fn a_drop_rule_cuts_exactly_its_traffic_and_reads_only_its_fields() {
+        let (mut l, _) = lab_with_router_filter(vec![rule(RuleAction::Drop, ssh())]);
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        l.f.send(hv1, a, tcp(22));
+        assert!(l.f.take_delivered().is_empty(), "ssh is dropped");
+        l.f.send(hv1, a, tcp(80));
+        assert_eq!(l.f.take_delivered().len(), 1, "http passes");
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.30", 64, 22),
+        );
+        assert_eq!(l.f.take_delivered().len(), 1, "udp/22 passes");
+        let cache = l.f.cache(hv1);
+        assert_eq!(cache.len(), 3);
+        let reads =
+            |e: &&crate::harness::Entry, f: fn(&OxmField) -> bool| e.match_.fields.iter().any(f);
+        for e in &cache {
+            let proto = e.match_.ip_proto();
+            assert!(
+                proto.is_some(),
+                "every flow read the protocol: {:?}",
+                e.match_
+            );
+            // Only TCP flows read the port (the rule stopped at the protocol for UDP).
+            let port = reads(e, |f| {
+                matches!(f, OxmField::TcpDst(_) | OxmField::UdpDst(_))
+            });
+            assert_eq!(port, proto == Some(6), "{:?}", e.match_);
+            assert!(!reads(e, |f| matches!(
+                f,
+                OxmField::TcpSrc(_) | OxmField::UdpSrc(_)
+            )));
+        }
+        assert_eq!(l.f.oracle(), 3);
+        // Removing the rule brings ssh back (the chain's flows go).
+        let rid = l.f.network.snapshot().list::<Rule>().next().unwrap().id;
+        l.f.write(|t| t.delete_rule(rid));
+        assert!(
+            l.f.cache(hv1).is_empty(),
+            "every flow through the chain went"
+        );
+        l.f.send(hv1, a, tcp(22));
+        assert_eq!(l.f.take_delivered().len(), 1);
+    }
+
+    #[test]
+    fn reject_answers_tcp_with_a_reset_and_the_rest_with_admin_prohibited() {
+        let any_to_30 = Condition {
+            nw_dst: Some("10.0.2.30/32".parse().unwrap()),
+            ..Condition::default()
+        };
+        let (mut l, _) = lab_with_router_filter(vec![rule(RuleAction::Reject, any_to_30)]);
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        l.f.send(hv1, a, tcp(22));
+        let got = l.f.take_delivered();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, a);
+        let h = flowkey::Header::parse(&got[0].2).unwrap();
+        assert!(matches!(h.l4, flowkey::L4::Tcp(22, 40000)));
+        assert_eq!(got[0].2[14 + 20 + 13] & 0x04, 0x04, "RST");
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.30", 64, 53),
+        );
+        let got = l.f.take_delivered();
+        let (t, c, s, _) = icmp_of(&got[0].2).unwrap();
+        assert_eq!((t, c, s), (3, 13, ip("10.0.1.1")));
+        assert!(l.f.cache(hv1).is_empty(), "rejects answer every packet");
+    }
+
+    #[test]
+    fn jump_return_continue_invert_and_the_depth_guard() {
+        let mut l = lab();
+        let r = l.r;
+        let (fw, sub) = l.f.write(|t| {
+            let fw = t.create_chain(chain("fw"))?.id;
+            let sub = t.create_chain(chain("sub"))?.id;
+            // sub: return for 10.0.2.30, drop everything else.
+            t.create_rule(
+                sub,
+                rule(
+                    RuleAction::Return,
+                    Condition {
+                        nw_dst: Some("10.0.2.30/32".parse().unwrap()),
+                        ..Condition::default()
+                    },
+                ),
+            )?;
+            t.create_rule(sub, rule(RuleAction::Drop, Condition::default()))?;
+            // fw: continue (no effect), jump to sub for anything *not* from 10.9.0.0/16.
+            t.create_rule(fw, rule(RuleAction::Continue, Condition::default()))?;
+            let mut j = rule(
+                RuleAction::Jump,
+                Condition {
+                    nw_src: Some("10.9.0.0/16".parse().unwrap()),
+                    inv_nw_src: true,
+                    ..Condition::default()
+                },
+            );
+            j.jump_chain_id = Some(sub);
+            t.create_rule(fw, j)?;
+            let mut router = Router::clone(t.snapshot().get::<Router>(r).unwrap());
+            router.inbound_filter_id = Some(fw);
+            t.update_router(router)?;
+            Ok((fw, sub))
+        });
+        let (hv1, a, c) = (l.hv[0], l.vm[0].1, l.vm[2].1);
+        l.f.send(
+            hv1,
+            c,
+            arp_reply(vm_mac(3), "10.0.2.30", RP2_MAC, "10.0.2.1"),
+        );
+        l.f.take_delivered();
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.30", 64, 1),
+        );
+        assert_eq!(l.f.take_delivered().len(), 1, "returned from sub, accepted");
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.77", 64, 1),
+        );
+        assert!(l.f.take_delivered().is_empty(), "sub dropped it");
+        // The source prefix was read as a /16, not the address.
+        assert!(l
+            .f
+            .cache(hv1)
+            .iter()
+            .all(|e| e.match_.fields.contains(&OxmField::Ipv4Src {
+                value: ip("10.0.0.0"),
+                mask: Some(ip("255.255.0.0")),
+            })));
+        assert_eq!(l.f.oracle(), 2);
+        // sub jumping back to fw would be a cycle: the topology refuses it.
+        let cycle = l.f.network.write(|t| {
+            let mut back = rule(RuleAction::Jump, Condition::default());
+            back.jump_chain_id = Some(fw);
+            t.create_rule(sub, back)
+        });
+        assert!(cycle.is_err());
+        // Nesting deeper than the guard (no cycle) ends as an error drop, not a stack overflow.
+        l.f.write(|t| {
+            let mut next = sub;
+            for i in 0..=chain::MAX_JUMPS {
+                let c = t.create_chain(chain(&format!("deep{i}")))?.id;
+                let mut j = rule(RuleAction::Jump, Condition::default());
+                j.jump_chain_id = Some(next);
+                t.create_rule(c, j)?;
+                next = c;
+            }
+            let mut j = rule(RuleAction::Jump, Condition::default());
+            j.jump_chain_id = Some(next);
+            j.position = 1;
+            t.create_rule(fw, j)?;
+            Ok(())
+        });
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.30", 64, 1),
+        );
+        assert!(l.f.take_delivered().is_empty());
+        assert!(l.f.engine.stats().drops.contains_key("loop"));
+    }
+
+    #[test]
+    fn port_and_address_groups_resolve_and_their_changes_invalidate() {
+        let mut l = lab();
+        let (net1, a_port) = (l.net[0], l.vm[0].0);
+        let (pg, ag) = l.f.write(|t| {
+            let pg = t
+                .create_port_group(PortGroup {
+                    id: Uuid::nil(),
+                    name: "quarantine".into(),
+                    stateful: false,
+                    port_ids: vec![],
+                })?
+                .id;
+            let ag = t
+                .create_ip_addr_group(IpAddrGroup {
+                    id: Uuid::nil(),
+                    name: "blocked".into(),
+                    addresses: vec!["10.0.1.99".parse().unwrap()],
+                })?
+                .id;
+            let fw = t.create_chain(chain("fw"))?.id;
+            let in_group = Condition {
+                port_group_id: Some(pg),
+                ..Condition::default()
+            };
+            let to_blocked = Condition {
+                ip_addr_group_dst: Some(ag),
+                ..Condition::default()
+            };
+            t.create_rule(fw, rule(RuleAction::Drop, in_group))?;
+            t.create_rule(fw, rule(RuleAction::Drop, to_blocked))?;
+            let mut b = topology::model::Bridge::clone(
+                t.snapshot().get::<topology::model::Bridge>(net1).unwrap(),
+            );
+            b.inbound_filter_id = Some(fw);
+            t.update_bridge(b)?;
+            Ok((pg, ag))
+        });
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        let (hv3, d) = (l.hv[2], l.vm[3].1);
+        let to_d = udp(vm_mac(1), vm_mac(4), "10.0.1.10", "10.0.1.40", 64, 1);
+        l.f.send(hv1, a, to_d.clone());
+        assert_eq!(l.f.take_delivered().len(), 1, "flooded to d (and only d)");
+        // a joins the quarantine group: its flows go, its traffic stops.
+        l.f.write(|t| {
+            let mut g = PortGroup::clone(t.snapshot().get::<PortGroup>(pg).unwrap());
+            g.port_ids.push(a_port);
+            t.update_port_group(g)
+        });
+        assert!(l.f.cache(hv1).is_empty());
+        l.f.send(hv1, a, to_d.clone());
+        assert!(l.f.take_delivered().is_empty());
+        // d to a blocked address is dropped; changing the group lets it through.
+        let to_99 = udp(vm_mac(4), vm_mac(9), "10.0.1.40", "10.0.1.99", 64, 1);
+        l.f.send(hv3, d, to_99.clone());
+        assert!(l.f.take_delivered().is_empty());
+        assert_eq!(l.f.cache(hv3).len(), 1);
+        l.f.write(|t| {
+            let mut g = IpAddrGroup::clone(t.snapshot().get::<IpAddrGroup>(ag).unwrap());
+            g.addresses.clear();
+            t.update_ip_addr_group(g)
+        });
+        assert!(l.f.cache(hv3).is_empty());
+        l.f.send(hv3, d, to_99);
+        assert!(!l.f.take_delivered().is_empty());
+        assert!(l.f.oracle() >= 1);
+    }
+
+    #[test]
+    fn port_filters_apply_on_the_way_in_and_out() {
+        let mut l = lab();
+        let d_port = l.vm[3].0;
+        l.f.write(|t| {
+            // d accepts nothing from a's MAC.
+            let out = t.create_chain(chain("d-out"))?.id;
+            t.create_rule(
+                out,
+                rule(
+                    RuleAction::Drop,
+                    Condition {
+                        dl_src: Some(topology::model::MacAddr(vm_mac(1))),
+                        ..Condition::default()
+                    },
+                ),
+            )?;
+            let mut p = Port::clone(t.snapshot().get::<Port>(d_port).unwrap());
+            p.outbound_filter_id = Some(out);
+            t.update_port(p)?;
+            Ok(())
+        });
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        let (hv3, d) = (l.hv[2], l.vm[3].1);
+        l.f.send(
+            hv1,
+            a,
+            udp(vm_mac(1), vm_mac(4), "10.0.1.10", "10.0.1.40", 64, 1),
+        );
+        assert!(
+            l.f.take_delivered().is_empty(),
+            "d's outbound filter drops it"
+        );
+        // d's own traffic leaves (its inbound side has no filter).
+        l.f.send(
+            hv3,
+            d,
+            udp(vm_mac(4), vm_mac(1), "10.0.1.40", "10.0.1.10", 64, 1),
+        );
+        assert_eq!(l.f.take_delivered().len(), 1);
+        // Learning d's MAC retired a's flood towards it; d's flow to a stands.
+        assert_eq!(l.f.oracle(), 1);
+    }
+}

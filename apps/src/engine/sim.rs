@@ -37,6 +37,7 @@ use topology::{DeviceKind, Snapshot};
 use uuid::Uuid;
 
 use super::arp::{Cache as ArpCache, Heard, Neighbour};
+use super::chain::Hook;
 use super::flowkey::{Header, Seen, Tracked};
 use super::index::Index;
 use super::route::{port_v4, Target};
@@ -132,6 +133,8 @@ pub enum DropReason {
     Unresolved,
     /// The next hop did not answer ARP (answered with ICMP host unreachable).
     HostUnreachable,
+    /// A rule chain dropped it.
+    Filtered,
 }
 
 impl DropReason {
@@ -163,6 +166,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::Unresolved => "unresolved",
             DropReason::HostUnreachable => "host_unreachable",
+            DropReason::Filtered => "filtered",
         }
     }
 }
@@ -180,6 +184,12 @@ pub enum Tag {
     Flood(Uuid, [u8; 6]),
     /// A router's ARP entry: flows rewriting to its MAC, or dropping while it failed.
     Arp(Uuid, Ipv4Addr),
+    /// A rule chain (its rules included) a filter evaluated.
+    Chain(Uuid),
+    /// A port group a rule asked about.
+    PortGroup(Uuid),
+    /// An IP address group a rule asked about.
+    AddrGroup(Uuid),
 }
 
 /// One copy of the packet leaving the virtual network.
@@ -215,6 +225,8 @@ pub enum Reply {
         /// The bridge.
         bridge: Uuid,
     },
+    /// A TCP RST for the segment, as if from its destination (a chain's `reject`).
+    TcpReset,
 }
 
 /// A generated packet: `reply` to the simulated frame, leaving by logical port `from`.
@@ -295,12 +307,12 @@ impl Simulation {
     }
 }
 
-struct Walk<'a> {
-    ctx: Context<'a>,
+pub(super) struct Walk<'a> {
+    pub(super) ctx: Context<'a>,
     devices: usize,
     out: Simulation,
     /// The result cannot be a flow (see [`FlowKind::None`]).
-    consumed: bool,
+    pub(super) consumed: bool,
     /// The result is a short drop.
     short: bool,
 }
@@ -327,7 +339,7 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
     let mut pkt = Tracked::new(header);
     let r = match start {
         Start::Ingress { port, .. } => w.ingress(port, &mut pkt),
-        Start::Egress { port } => w.egress(port, &mut pkt),
+        Start::Egress { port } => w.egress(port, None, &mut pkt),
     };
     if let Err(reason) = r {
         w.out.drop = Some(reason);
@@ -353,11 +365,11 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
 impl Walk<'_> {
     /// Records a dependency. Duplicates are allowed (a flood meets a device once per branch):
     /// the flow index deduplicates when it installs, so dry runs do not pay for it.
-    fn tag(&mut self, t: Tag) {
+    pub(super) fn tag(&mut self, t: Tag) {
         self.out.tags.push(t);
     }
 
-    fn generate(&mut self, from: Uuid, reply: Reply) {
+    pub(super) fn generate(&mut self, from: Uuid, reply: Reply) {
         self.out.generated.push(Generated { from, reply });
         self.consumed = true;
     }
@@ -378,8 +390,17 @@ impl Walk<'_> {
         if !info.device_up {
             return Err(DropReason::DeviceDown);
         }
+        let hook = Hook {
+            in_port: Some(port.id),
+            out_port: None,
+            router_port: router_source(info),
+        };
+        self.filter(port.inbound_filter_id, hook, pkt)?;
         match info.kind {
-            DeviceKind::Bridge => self.bridge(port.device_id, port, pkt),
+            DeviceKind::Bridge => {
+                self.filter(info.device_filters.0, hook, pkt)?;
+                self.bridge(port.device_id, port, pkt)
+            }
             DeviceKind::Router => self.router(port.device_id, port, pkt),
         }
     }
@@ -406,7 +427,7 @@ impl Walk<'_> {
                 if port == inport.id {
                     return Err(DropReason::SameSegment);
                 }
-                return self.egress(port, pkt);
+                return self.leave(inport, port, pkt);
             }
             if self.ctx.index.is_dhcp_server(id, dst) && self.is_dhcp_request(pkt) {
                 self.generate(inport.id, Reply::Dhcp { bridge: id });
@@ -417,7 +438,7 @@ impl Walk<'_> {
                 if port == inport.id {
                     return Err(DropReason::SameSegment);
                 }
-                return self.egress(port, pkt);
+                return self.leave(inport, port, pkt);
             }
             self.tag(Tag::Flood(id, dst));
         }
@@ -433,7 +454,7 @@ impl Walk<'_> {
             }
             self.devices = depth;
             let mut branch = *pkt;
-            let r = self.egress(p.id, &mut branch);
+            let r = self.leave(inport, p.id, &mut branch);
             seen = seen.union(branch.seen());
             if r == Err(DropReason::Loop) {
                 return r;
@@ -509,7 +530,16 @@ impl Walk<'_> {
         }
         match pkt.eth_type() {
             ETH_ARP => self.router_arp(id, inport, ip, net, pkt),
-            ETH_IPV4 if !broadcast => self.route(id, inport, mac, ip, pkt),
+            ETH_IPV4 if !broadcast => {
+                let hook = Hook {
+                    in_port: Some(inport.id),
+                    out_port: None,
+                    router_port: Some((mac, ip)),
+                };
+                let filters = self.device_filters(inport);
+                self.filter(filters.0, hook, pkt)?;
+                self.route(id, inport, mac, ip, pkt)
+            }
             ETH_IPV4 => Err(DropReason::NotForRouter),
             _ => Err(DropReason::NotIpv4),
         }
@@ -723,18 +753,52 @@ impl Walk<'_> {
         };
         pkt.set_eth(out_mac, mac);
         pkt.dec_ttl();
-        self.egress(port.id, pkt)
+        self.leave(inport, port.id, pkt)
     }
 
-    fn egress(&mut self, port_id: Uuid, pkt: &mut Tracked) -> Result<(), DropReason> {
+    /// Out of the device `inport` belongs to, by `port`: the device's outbound filter, then
+    /// the port's egress.
+    fn leave(&mut self, inport: &Port, port: Uuid, pkt: &mut Tracked) -> Result<(), DropReason> {
+        let hook = Hook {
+            in_port: Some(inport.id),
+            out_port: Some(port),
+            router_port: self.ctx.index.port(inport.id).and_then(router_source),
+        };
+        let filters = self.device_filters(inport);
+        self.filter(filters.1, hook, pkt)?;
+        self.egress(port, Some(inport.id), pkt)
+    }
+
+    fn device_filters(&self, port: &Port) -> (Option<Uuid>, Option<Uuid>) {
+        self.ctx
+            .index
+            .port(port.id)
+            .map_or((None, None), |i| i.device_filters)
+    }
+
+    fn egress(
+        &mut self,
+        port_id: Uuid,
+        in_port: Option<Uuid>,
+        pkt: &mut Tracked,
+    ) -> Result<(), DropReason> {
         let ctx = self.ctx;
-        let Some(port) = ctx.index.port(port_id).map(|i| &*i.port) else {
+        let Some(info) = ctx.index.port(port_id) else {
             return Err(DropReason::UnknownPort);
         };
+        let port = &*info.port;
         self.tag(Tag::Port(port.id));
         if !port.admin_state_up {
             return Err(DropReason::PortDown);
         }
+        let hook = Hook {
+            in_port,
+            out_port: Some(port.id),
+            router_port: in_port
+                .and_then(|p| ctx.index.port(p))
+                .and_then(router_source),
+        };
+        self.filter(port.outbound_filter_id, hook, pkt)?;
         if let Some(peer) = port.peer_id {
             return self.ingress(peer, pkt);
         }
@@ -748,6 +812,14 @@ impl Walk<'_> {
         }
         Ok(())
     }
+}
+
+/// A router port's (MAC, address): where a router's ICMP comes from.
+fn router_source(info: &super::index::PortInfo) -> Option<([u8; 6], Ipv4Addr)> {
+    if info.kind != DeviceKind::Router {
+        return None;
+    }
+    Some((info.port.mac?.0, port_v4(&info.port)?.0))
 }
 
 /// The ECMP choice reads the 5-tuple: a flow's packets always take the same route.

@@ -176,6 +176,50 @@ pub fn icmpv6_echo_reply(request: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Answers an IPv4 TCP segment with the RST its destination would send (RFC 793 §3.4): from
+/// the segment's destination to its source, `seq` = the segment's ACK number when it has one,
+/// else `seq` 0 with an ACK of everything the segment occupied.
+///
+/// `None` unless the frame is a whole unicast IPv4 TCP segment that is not itself a RST.
+pub fn tcp_reset(original: &[u8]) -> Option<Vec<u8>> {
+    let (view, pkt) = sliced(original)?;
+    let Some(LaxNetSlice::Ipv4(ip)) = &pkt.net else {
+        return None;
+    };
+    let Some(TransportSlice::Tcp(tcp)) = &pkt.transport else {
+        return None;
+    };
+    let h = ip.header();
+    if ip.payload().incomplete
+        || ip.is_payload_fragmented()
+        || view.is_multicast()
+        || tcp.rst()
+        || !is_unicast_v4(h.source_addr())
+        || !is_unicast_v4(h.destination_addr())
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(14 + 4 + 40);
+    L2::reply_to(&view, view.eth_dst).write(EtherType::IPV4, &mut out);
+    let b = PacketBuilder::ipv4(h.destination(), h.source(), DEFAULT_TTL);
+    let b = if tcp.ack() {
+        b.tcp(
+            tcp.destination_port(),
+            tcp.source_port(),
+            tcp.acknowledgment_number(),
+            0,
+        )
+        .rst()
+    } else {
+        let occupied = tcp.payload().len() as u32 + u32::from(tcp.syn()) + u32::from(tcp.fin());
+        b.tcp(tcp.destination_port(), tcp.source_port(), 0, 0)
+            .rst()
+            .ack(tcp.sequence_number().wrapping_add(occupied))
+    };
+    b.write(&mut out, &[]).ok()?;
+    Some(out)
+}
+
 /// The ICMPv4 errors a virtual router sends (RFC 792 / RFC 1812 codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Icmpv4Error {

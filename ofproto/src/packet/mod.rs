@@ -22,7 +22,7 @@ mod view;
 
 pub use build::{
     arp_frame, arp_reply, icmpv4_echo_reply, icmpv4_error, icmpv6_echo_reply, icmpv6_error,
-    Icmpv4Error, Icmpv6Error, L2,
+    tcp_reset, Icmpv4Error, Icmpv6Error, L2,
 };
 pub use dhcp::{dhcp_frame, ClasslessRoute, DhcpFrame, DhcpMessageType, DhcpOptions, DhcpView};
 pub use view::{ArpView, IpView, L4View, PacketView, Vlan};

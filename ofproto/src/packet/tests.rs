@@ -1067,3 +1067,55 @@ fn qinq_tags_are_read_and_mirrored() {
     triple.extend_from_slice(&qinq[12..]);
     assert_eq!(icmpv4_echo_reply(&triple), None);
 }
+
+fn tcp_segment(syn: bool, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 22, 1000, 64240);
+    let b = if syn { b.syn() } else { b };
+    let b = match ack {
+        Some(n) => b.ack(n),
+        None => b,
+    };
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+#[test]
+fn tcp_reset_answers_as_the_destination_would() {
+    // A SYN: RST|ACK acknowledging the SYN, seq 0.
+    let rst = tcp_reset(&tcp_segment(true, None, &[])).expect("a reset");
+    let p = SlicedPacket::from_ethernet(&rst).unwrap();
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) =
+        (&p.net, &p.transport)
+    else {
+        panic!("not TCP/IPv4");
+    };
+    let want = t
+        .to_header()
+        .calc_checksum_ipv4(&ip.header().to_header(), t.payload())
+        .unwrap();
+    assert_eq!(t.checksum(), want, "TCP checksum");
+    assert_eq!(
+        ip.header().to_header().calc_header_checksum(),
+        ip.header().header_checksum()
+    );
+    assert!(t.rst() && t.ack() && !t.syn());
+    assert_eq!((t.source_port(), t.destination_port()), (22, 40000));
+    assert_eq!((t.sequence_number(), t.acknowledgment_number()), (0, 1001));
+    assert_eq!(&rst[0..6], &[2, 0, 0, 0, 0, 1]);
+    assert_eq!(&rst[6..12], &[2, 0, 0, 0, 0, 2]);
+    // Data with an ACK: RST with seq = that ACK.
+    let rst = tcp_reset(&tcp_segment(false, Some(7777), b"hello")).expect("a reset");
+    let p = SlicedPacket::from_ethernet(&rst).unwrap();
+    let Some(TransportSlice::Tcp(t)) = p.transport else {
+        panic!("not TCP");
+    };
+    assert!(t.rst() && !t.ack());
+    assert_eq!(t.sequence_number(), 7777);
+    // Never a reset for a reset, nor for UDP.
+    assert!(tcp_reset(&rst).is_none());
+    let udp = frame(UDP4_HEX);
+    assert!(tcp_reset(&udp).is_none());
+}
