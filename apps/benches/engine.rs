@@ -160,13 +160,77 @@ fn routed(c: &mut Criterion) {
         "the parked packet was routed"
     );
     let header = apps::engine::flowkey::Header::parse(&frame).unwrap();
-    let engine = std::mem::take(&mut f.engine);
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements(1));
     g.bench_function("simulate_compile_bridge_router_bridge", |bench| {
         bench.iter(|| {
-            let c = engine.dry_run(d1, pa, a, header);
+            let c = f.engine.dry_run(d1, pa, a, header);
             // dec_ttl, eth_src, eth_dst, tun_id, output.
+            assert_eq!(c.actions.len(), 5);
+        })
+    });
+    // The same with a 10-rule chain as the router's inbound filter: rules on source prefixes,
+    // protocols and ports the packet does not have, so all ten are read and passed.
+    let router = f
+        .network
+        .snapshot()
+        .list::<topology::model::Router>()
+        .next()
+        .map(|r| topology::model::Router::clone(r))
+        .unwrap();
+    f.write(|t| {
+        use topology::model::{Chain, Condition, PortRange, Rule, RuleAction};
+        let fw = t
+            .create_chain(Chain {
+                id: uuid::Uuid::nil(),
+                name: "fw".into(),
+                rule_ids: vec![],
+            })?
+            .id;
+        for i in 0..10u16 {
+            let condition = match i % 3 {
+                0 => Condition {
+                    nw_src: Some(format!("192.168.{i}.0/24").parse().unwrap()),
+                    ..Condition::default()
+                },
+                1 => Condition {
+                    nw_proto: Some(6),
+                    tp_dst: Some(PortRange {
+                        start: 20 + i,
+                        end: 20 + i,
+                    }),
+                    ..Condition::default()
+                },
+                _ => Condition {
+                    nw_proto: Some(17),
+                    tp_dst: Some(PortRange {
+                        start: 5000 + i,
+                        end: 5000 + i,
+                    }),
+                    ..Condition::default()
+                },
+            };
+            t.create_rule(
+                fw,
+                Rule {
+                    id: uuid::Uuid::nil(),
+                    chain_id: uuid::Uuid::nil(),
+                    position: 0,
+                    action: RuleAction::Drop,
+                    jump_chain_id: None,
+                    nat_targets: vec![],
+                    condition,
+                },
+            )?;
+        }
+        let mut r = router;
+        r.inbound_filter_id = Some(fw);
+        t.update_router(r)?;
+        Ok(())
+    });
+    g.bench_function("simulate_compile_bridge_router_bridge_10_rules", |bench| {
+        bench.iter(|| {
+            let c = f.engine.dry_run(d1, pa, a, header);
             assert_eq!(c.actions.len(), 5);
         })
     });
