@@ -914,10 +914,32 @@ impl Engine {
         });
         diff_tags::<topology::model::Bridge>(&old, snap, &mut tags, |b| vec![Tag::Device(b.id)]);
         diff_tags::<topology::model::Router>(&old, snap, &mut tags, |r| vec![Tag::Device(r.id)]);
-        // Coarse for now, as MidoNet 5.x: a route change re-simulates the router's flows.
-        diff_tags::<topology::model::Route>(&old, snap, &mut tags, |r| {
-            vec![Tag::Device(r.router_id)]
-        });
+        // Exact, not MidoNet 5.x's whole-router flush: a route that goes takes the flows that
+        // chose it; a route that comes takes the flows whose decided destination it overlaps
+        // (they may now be its), and nothing else through the router.
+        {
+            use imbl_diff::DiffItem;
+            use topology::model::Route;
+            let mut added: Vec<&Route> = Vec::new();
+            for item in imbl_diff::diff(
+                <Route as topology::Resource>::map(&old),
+                <Route as topology::Resource>::map(snap),
+            ) {
+                match item {
+                    DiffItem::Remove(r) => tags.push(Tag::Route(r.id)),
+                    DiffItem::Add(r) => added.push(r),
+                    DiffItem::Update { old, new } => {
+                        tags.push(Tag::Route(old.id));
+                        added.push(new);
+                    }
+                }
+            }
+            for r in added {
+                if let ipnet::IpNet::V4(net) = r.dst.trunc() {
+                    self.captured(r.router_id, net, &mut tags);
+                }
+            }
+        }
         diff_tags::<topology::model::DhcpSubnet>(&old, snap, &mut tags, |d| {
             vec![Tag::Device(d.bridge_id)]
         });
@@ -955,6 +977,20 @@ impl Engine {
             self.forget_mac(now, k, out);
         }
         self.invalidate(now, &tags, out);
+    }
+
+    /// The destination tags of `router` a route to `net` overlaps. A scan of the tag index:
+    /// fine at lab scale; a prefix trie per router is the scale issue's.
+    fn captured(&self, router: Uuid, net: ipnet::Ipv4Net, tags: &mut Vec<Tag>) {
+        for t in self.by_tag.keys() {
+            if let Tag::Dst(r, region) = *t {
+                if r == router
+                    && (region.contains(&net.network()) || net.contains(&region.network()))
+                {
+                    tags.push(*t);
+                }
+            }
+        }
     }
 
     fn bindings(&mut self, now: Instant, b: &Arc<Bindings>, out: &mut Vec<Output>) {

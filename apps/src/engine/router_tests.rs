@@ -1425,3 +1425,80 @@ mod chains {
         assert_eq!(l.f.oracle(), 1);
     }
 }
+
+#[test]
+fn a_new_route_replaces_only_the_flows_it_captures() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0].1);
+    let rp2 = l.rp[1];
+    add_route(
+        &mut l,
+        "192.168.0.0/16",
+        RouteType::Normal,
+        Some(rp2),
+        Some("10.0.2.30"),
+    );
+    add_route(
+        &mut l,
+        "172.16.0.0/12",
+        RouteType::Normal,
+        Some(rp2),
+        Some("10.0.2.30"),
+    );
+    l.f.send(
+        hv1,
+        l.vm[2].1,
+        arp_reply(vm_mac(3), "10.0.2.30", RP2_MAC, "10.0.2.1"),
+    );
+    l.b_answers();
+    for dst in ["192.168.1.1", "172.16.9.9", "10.0.2.20"] {
+        l.f.send(hv1, a, udp(vm_mac(1), RP1_MAC, "10.0.1.10", dst, 64, 7));
+    }
+    l.f.take_delivered();
+    let cookies = |l: &Lab| -> Vec<(u64, String)> {
+        let mut v: Vec<_> =
+            l.f.cache(l.hv[0])
+                .iter()
+                .map(|e| (e.cookie, format!("{:?}", e.match_)))
+                .collect();
+        v.sort();
+        v
+    };
+    let before = cookies(&l);
+    assert_eq!(before.len(), 3);
+    // A route under 192.168/16: the /16 flow goes (it covers the new prefix); the flows to
+    // 172.16/12 and to the connected 10.0.2.20 keep their cookies.
+    add_route(&mut l, "192.168.1.0/24", RouteType::Blackhole, None, None);
+    let after = cookies(&l);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|c| before.contains(c)));
+    assert!(after.iter().all(|(_, m)| !m.contains("192.168")));
+    // Traffic now takes the new route where it applies, the old one elsewhere.
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "192.168.1.1", 64, 7),
+    );
+    assert!(l.f.take_delivered().is_empty(), "blackholed");
+    l.f.send(
+        hv1,
+        a,
+        udp(vm_mac(1), RP1_MAC, "10.0.1.10", "192.168.200.1", 64, 7),
+    );
+    assert_eq!(l.f.take_delivered().len(), 1);
+    assert_eq!(l.f.oracle(), 4);
+    // Deleting a route takes exactly the flows that chose it.
+    let before = cookies(&l);
+    let wide =
+        l.f.network
+            .snapshot()
+            .list::<Route>()
+            .find(|r| r.dst.to_string() == "172.16.0.0/12")
+            .unwrap()
+            .id;
+    l.f.write(|t| t.delete_route(wide));
+    let after = cookies(&l);
+    assert_eq!(after.len(), before.len() - 1);
+    assert!(after.iter().all(|(_, m)| !m.contains("172.16")));
+    assert_eq!(l.f.oracle(), 3);
+}

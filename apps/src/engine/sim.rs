@@ -186,6 +186,11 @@ pub enum Tag {
     Arp(Uuid, Ipv4Addr),
     /// A rule chain (its rules included) a filter evaluated.
     Chain(Uuid),
+    /// A route a router chose (every member of an ECMP group: the hash picks among them).
+    Route(Uuid),
+    /// The destination prefix a router's lookup decided on: a new route overlapping it may
+    /// capture part of it.
+    Dst(Uuid, ipnet::Ipv4Net),
     /// A port group a rule asked about.
     PortGroup(Uuid),
     /// An IP address group a rule asked about.
@@ -616,6 +621,14 @@ impl Walk<'_> {
         };
         let lookup = table.lookup(ip.dst, src);
         pkt.ipv4_dst_prefix(lookup.dst_len);
+        if let Ok(region) = ipnet::Ipv4Net::new(ip.dst, lookup.dst_len) {
+            self.tag(Tag::Dst(id, region.trunc()));
+        }
+        for e in &lookup.chosen {
+            if let Some(r) = e.route {
+                self.tag(Tag::Route(r));
+            }
+        }
         let error = |error| Reply::IcmpError {
             error,
             mac: in_mac,
