@@ -904,14 +904,39 @@ impl Engine {
                 .filter_map(move |s| s.get::<topology::model::Port>(id))
                 .map(|p| Tag::Device(p.device_id))
         };
-        diff_tags::<topology::model::Port>(&old, snap, &mut tags, |p| {
-            let mut t = vec![Tag::Port(p.id), Tag::Device(p.device_id)];
-            if let Some(peer) = p.peer_id {
-                t.push(Tag::Port(peer));
-                t.extend(peer_device(peer));
+        {
+            use imbl_diff::DiffItem;
+            use topology::model::Port;
+            // A port that comes, goes, links or readdresses changes its device (the flood
+            // set, the route table) and its peer's; one whose state, filters or binding change
+            // changes only the flows that crossed it, and every such flow carries its tag.
+            let whole = |p: &Port, tags: &mut Vec<Tag>| {
+                tags.push(Tag::Port(p.id));
+                tags.push(Tag::Device(p.device_id));
+                if let Some(peer) = p.peer_id {
+                    tags.push(Tag::Port(peer));
+                    tags.extend(peer_device(peer));
+                }
+            };
+            let map = <Port as topology::Resource>::map;
+            for item in imbl_diff::diff(map(&old), map(snap)) {
+                match item {
+                    DiffItem::Add(p) | DiffItem::Remove(p) => whole(p, &mut tags),
+                    DiffItem::Update { old: o, new: n } => {
+                        let same_place = o.device_id == n.device_id
+                            && o.peer_id == n.peer_id
+                            && o.address == n.address
+                            && o.mac == n.mac;
+                        if same_place {
+                            tags.push(Tag::Port(n.id));
+                        } else {
+                            whole(o, &mut tags);
+                            whole(n, &mut tags);
+                        }
+                    }
+                }
             }
-            t
-        });
+        }
         diff_tags::<topology::model::Bridge>(&old, snap, &mut tags, |b| vec![Tag::Device(b.id)]);
         diff_tags::<topology::model::Router>(&old, snap, &mut tags, |r| vec![Tag::Device(r.id)]);
         // Exact, not MidoNet 5.x's whole-router flush: a route that goes takes the flows that
