@@ -1,0 +1,154 @@
+//! How long a topology change takes to invalidate the flows it affects, with 1 k / 10 k / 100 k
+//! flows installed and 1 % of them affected (one of 100 ingress ports goes admin-down): the time
+//! of the engine's `handle(Topology)` — index rebuild, tag diff, exact deletes built — which is
+//! the in-process part of "REST change → last affected flow gone" (the switches' share is the
+//! performance issue's). `cargo bench -p apps --bench invalidation`; figures in BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apps::engine::Engine;
+use apps::harness::{fixtures, frames, Fabric};
+use apps::{App, Event, Output};
+use ofproto::{Match, Message, OxmField, PacketIn, PacketInReason, OFP_NO_BUFFER};
+use uuid::Uuid;
+
+const SOURCES: usize = 100;
+
+fn packet_in(dpid: u64, in_port: u32, key: u32, frame: Vec<u8>) -> Event {
+    Event::PacketIn {
+        dpid,
+        packet_in: PacketIn {
+            buffer_id: OFP_NO_BUFFER,
+            total_len: frame.len() as u16,
+            reason: PacketInReason::NoMatch,
+            table_id: apps::engine::pipeline::TABLE_CACHE,
+            cookie: 0,
+            match_: Match::from_iter([
+                OxmField::InPort(in_port),
+                OxmField::Metadata {
+                    value: u64::from(key),
+                    mask: None,
+                },
+            ]),
+            data: frame.into(),
+        },
+    }
+}
+
+fn mac(prefix: u8, n: usize) -> [u8; 6] {
+    let b = (n as u32).to_be_bytes();
+    [2, prefix, b[0], b[1], b[2], b[3]]
+}
+
+fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
+    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+    let ((h1, h2), ports, sink) = network
+        .write(|t| {
+            let h1 = t.create_host(fixtures::host("hv1"))?.id;
+            let h2 = t.create_host(fixtures::host("hv2"))?.id;
+            let br = t.create_bridge(fixtures::bridge("net", None))?.id;
+            let mut ports = vec![];
+            for _ in 0..SOURCES {
+                ports.push(t.create_port(br, fixtures::bridge_port())?.id);
+            }
+            let sink = t.create_port(br, fixtures::bridge_port())?.id;
+            Ok(((h1, h2), ports, sink))
+        })
+        .unwrap()
+        .0;
+    let mut f = Fabric::new(network, Engine::default());
+    f.sync();
+    let d1 = f.add_switch(h1);
+    let d2 = f.add_switch(h2);
+    f.mesh();
+    let of: Vec<u32> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| f.plug(d1, &format!("vm{i}"), Some(*p)))
+        .collect();
+    let sink_of = f.plug(d2, "sink", Some(sink));
+    let key = |p: Uuid| f.bindings().port(p).map(|l| l.key).unwrap();
+    let keys: Vec<u32> = ports.iter().map(|p| key(*p)).collect();
+    let sink_key = key(sink);
+    let mut engine = std::mem::take(&mut f.engine);
+    engine.set_config(apps::engine::Config {
+        packet_in_rate: 0,
+        ..Default::default()
+    });
+    let now = Instant::now();
+    let mut out: Vec<Output> = Vec::new();
+    let per_source = flows / SOURCES;
+    // The sink's MACs are learned, so every source's flow to them is a unicast flow.
+    for j in 0..per_source {
+        let frame = frames::udp(mac(0xee, j), [0xff; 6], [0; 4], [0; 4], 1, 1);
+        engine.handle(now, &packet_in(d2, sink_of, sink_key, frame), &mut out);
+        out.clear();
+    }
+    let install = |engine: &mut Engine, out: &mut Vec<Output>, i: usize| {
+        for j in 0..per_source {
+            let frame = frames::udp(mac(i as u8, 0), mac(0xee, j), [0; 4], [0; 4], 1, 1);
+            engine.handle(now, &packet_in(d1, of[i], keys[i], frame), out);
+            out.clear();
+        }
+    };
+    let t0 = Instant::now();
+    for i in 0..SOURCES {
+        install(&mut engine, &mut out, i);
+    }
+    let install_time = t0.elapsed();
+    assert!(
+        engine.flow_count() >= flows,
+        "{} flows",
+        engine.flow_count()
+    );
+    let mut times = Vec::new();
+    let mut deleted = 0;
+    for round in 0..5 {
+        let victim = ports[round];
+        let set = |network: &topology::Network, up: bool| {
+            network
+                .write(|t| {
+                    let mut p = topology::model::Port::clone(
+                        t.snapshot().get::<topology::model::Port>(victim).unwrap(),
+                    );
+                    p.admin_state_up = up;
+                    t.update_port(p)
+                })
+                .unwrap();
+            network.snapshot()
+        };
+        let down = set(&f.network, false);
+        let t = Instant::now();
+        engine.handle(now, &Event::Topology(down), &mut out);
+        times.push(t.elapsed());
+        deleted = out
+            .iter()
+            .filter(|o| matches!(&o.message, Message::FlowMod(fm) if fm.command == ofproto::FlowModCommand::Delete))
+            .count();
+        out.clear();
+        let up = set(&f.network, true);
+        engine.handle(now, &Event::Topology(up), &mut out);
+        out.clear();
+        install(&mut engine, &mut out, round);
+    }
+    times.sort();
+    (install_time, times, deleted)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument is ignored.
+    println!(
+        "flows installed | install (packet-ins) | invalidate 1 % (median of 5, min–max) | deletes"
+    );
+    for flows in [1_000, 10_000, 100_000] {
+        let (install, times, deleted) = run(flows);
+        println!(
+            "{flows:>7} | {:>8.1} ms | {:>8.3} ms ({:.3}–{:.3}) | {deleted}",
+            install.as_secs_f64() * 1e3,
+            times[times.len() / 2].as_secs_f64() * 1e3,
+            times[0].as_secs_f64() * 1e3,
+            times[times.len() - 1].as_secs_f64() * 1e3,
+        );
+    }
+}
