@@ -104,8 +104,7 @@ fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
     );
     let mut times = Vec::new();
     let mut deleted = 0;
-    for round in 0..5 {
-        let victim = ports[round];
+    for (round, &victim) in ports.iter().enumerate().take(5) {
         let set = |network: &topology::Network, up: bool| {
             network
                 .write(|t| {
