@@ -783,6 +783,10 @@ fn matches(
         OxmField::ArpSpa { value, mask } => h.arp.is_some_and(|a| masked_eq(a.spa, *value, *mask)),
         OxmField::ArpTpa { value, mask } => h.arp.is_some_and(|a| masked_eq(a.tpa, *value, *mask)),
         OxmField::Icmpv4Type(t) => matches!(h.l4, L4::Icmp(x, _) if x == *t),
+        f if crate::engine::flowkey::as_nw_frag(f).is_some() => {
+            let (v, m) = crate::engine::flowkey::as_nw_frag(f).unwrap_or_default();
+            h.ipv4.is_some_and(|i| i.frag & m == v & m)
+        }
         OxmField::Icmpv4Code(c) => matches!(h.l4, L4::Icmp(_, x) if x == *c),
         OxmField::IpProto(p) => h.ipv4.is_some_and(|i| i.proto == *p),
         OxmField::UdpSrc(p) => matches!(h.l4, L4::Udp(s, _) if s == *p),

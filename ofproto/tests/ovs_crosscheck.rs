@@ -1701,3 +1701,27 @@ fn ovs_reads_check_pkt_larger_and_write_actions() {
         "{text}"
     );
 }
+
+/// The engine matches fragments with OVS's `nw_frag` (Nicira `NXM_NX_IP_FRAG`, kept as a raw
+/// field by the codec): OVS must read our bytes as that field.
+#[test]
+fn ovs_reads_nw_frag_as_a_raw_nicira_field() {
+    let fm = FlowMod {
+        table_id: 20,
+        priority: 5,
+        match_: Match::from_iter([
+            OxmField::EthType(0x0800),
+            OxmField::Unknown {
+                class: ofproto::oxm::OFPXMC_NXM_1,
+                field: 26,
+                hasmask: true,
+                value: Bytes::from_static(&[3, 3]),
+            },
+        ]),
+        ..FlowMod::default()
+    };
+    let (blocks, stderr) = ovs_decode(&[OfMessage::new(9, Message::FlowMod(fm))]);
+    assert!(stderr.trim().is_empty(), "{stderr}");
+    let text = ovs_body(&blocks[&9]);
+    assert!(text.contains("ip,nw_frag=later"), "{text}");
+}

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use ofproto::packet::Icmpv4Error;
-use topology::model::{Condition, PortRange, RuleAction};
+use topology::model::{Condition, FragmentPolicy, PortRange, RuleAction};
 use uuid::Uuid;
 
 use super::flowkey::Tracked;
@@ -216,6 +216,19 @@ impl Walk<'_> {
         }
         if let Some(r) = c.tp_dst {
             if !pass(in_range(r, pkt.tp_dst()), c.inv_tp_dst) {
+                return Ok(false);
+            }
+        }
+        if c.fragment_policy != FragmentPolicy::Any {
+            // Not IPv4 counts as unfragmented (MidoNet's reading).
+            let frag = pkt.ip_frag().unwrap_or(0);
+            let hit = match c.fragment_policy {
+                FragmentPolicy::Any => true,
+                FragmentPolicy::Header => frag & 2 == 0,
+                FragmentPolicy::Nonheader => frag & 2 != 0,
+                FragmentPolicy::Unfragmented => frag == 0,
+            };
+            if !hit {
                 return Ok(false);
             }
         }

@@ -41,6 +41,8 @@ pub enum Field {
     ArpSpa,
     /// `arp_tpa`
     ArpTpa,
+    /// OVS's `nw_frag` (Nicira `NXM_NX_IP_FRAG`): not a fragment, first, later.
+    IpFrag,
 }
 
 /// A set of [`Field`]s (bit `f as u8`).
@@ -97,6 +99,8 @@ pub struct Ipv4 {
     pub total_len: u16,
     /// Don't fragment.
     pub df: bool,
+    /// OVS's `nw_frag` bits: 1 a fragment, 2 a later one (no transport header).
+    pub frag: u8,
 }
 
 /// ARP fields.
@@ -164,6 +168,33 @@ impl Seen {
     }
 }
 
+/// `NXM_NX_IP_FRAG`, field 26 of the Nicira class: OpenFlow 1.3 has no fragment match, OVS has
+/// this one (`nw_frag`). Kept as the codec's raw field, which round-trips byte for byte.
+const NXM_NX_IP_FRAG: u8 = 26;
+
+/// The `nw_frag` match of the two fragment bits, exact (`nw_frag=no|first|later`).
+pub fn nw_frag(bits: u8) -> OxmField {
+    OxmField::Unknown {
+        class: ofproto::oxm::OFPXMC_NXM_1,
+        field: NXM_NX_IP_FRAG,
+        hasmask: true,
+        value: bytes::Bytes::copy_from_slice(&[bits & 3, 3]),
+    }
+}
+
+/// The fragment bits an `nw_frag` match asks for, if `f` is one.
+pub fn as_nw_frag(f: &OxmField) -> Option<(u8, u8)> {
+    match f {
+        OxmField::Unknown {
+            class: ofproto::oxm::OFPXMC_NXM_1,
+            field: NXM_NX_IP_FRAG,
+            hasmask: true,
+            value,
+        } if value.len() == 2 => Some((value[0], value[1])),
+        _ => None,
+    }
+}
+
 fn prefix_mask(len: u8) -> Ipv4Addr {
     Ipv4Addr::from(
         u32::MAX
@@ -189,6 +220,7 @@ impl Header {
                 ttl: ip.ttl,
                 total_len: ip.total_len,
                 df: ip.dont_fragment,
+                frag: u8::from(ip.fragmented) | u8::from(ip.later_fragment) << 1,
             }),
             _ => None,
         });
@@ -259,6 +291,7 @@ impl Header {
             Field::ArpOp,
             Field::ArpSpa,
             Field::ArpTpa,
+            Field::IpFrag,
         ];
         let needs_type = l3.iter().any(|f| fields.contains(*f));
         if fields.contains(Field::EthType) || needs_type {
@@ -281,6 +314,9 @@ impl Header {
             let l4 = [Field::TpSrc, Field::TpDst, Field::IcmpType, Field::IcmpCode];
             if fields.contains(Field::IpProto) || l4.iter().any(|f| fields.contains(*f)) {
                 m.push(OxmField::IpProto(ip.proto));
+            }
+            if fields.contains(Field::IpFrag) {
+                m.push(nw_frag(ip.frag));
             }
             match self.l4 {
                 L4::Tcp(s, d) => {
@@ -489,9 +525,10 @@ impl Tracked {
                 self.mark(Field::TpSrc);
                 Some(s)
             }
-            // Not TCP/UDP: the protocol (or, without IPv4, the EtherType) said so.
+            // Not TCP/UDP: the protocol (or, without IPv4, the EtherType) said so — or, for a
+            // later fragment, the fragment bits.
             _ => {
-                self.ip_proto();
+                self.no_l4();
                 None
             }
         }
@@ -506,7 +543,7 @@ impl Tracked {
                 Some(d)
             }
             _ => {
-                self.ip_proto();
+                self.no_l4();
                 None
             }
         }
@@ -521,10 +558,28 @@ impl Tracked {
                 Some(t)
             }
             _ => {
-                self.ip_proto();
+                self.no_l4();
                 None
             }
         }
+    }
+
+    /// Why a transport getter found nothing: the protocol (or the EtherType), or being a later
+    /// fragment — a flow that stood for the later fragment must not also match whole packets.
+    fn no_l4(&mut self) {
+        if self.ip_proto().is_some() && self.header.ipv4.is_some_and(|ip| ip.frag & 2 != 0) {
+            self.mark(Field::IpFrag);
+        }
+    }
+
+    /// The `nw_frag` bits (1 a fragment, 2 a later one), marked read; `None` when not IPv4.
+    pub fn ip_frag(&mut self) -> Option<u8> {
+        let Some(ip) = self.header.ipv4 else {
+            self.mark(Field::EthType);
+            return None;
+        };
+        self.mark(Field::IpFrag);
+        Some(ip.frag)
     }
 
     /// `arp_op`, marked read; `None` when not ARP.

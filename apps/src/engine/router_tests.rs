@@ -1081,7 +1081,7 @@ mod chains {
     use super::*;
     use topology::model::{Chain, Condition, IpAddrGroup, PortGroup, PortRange, Rule, RuleAction};
 
-    fn rule(action: RuleAction, condition: Condition) -> Rule {
+    pub(super) fn rule(action: RuleAction, condition: Condition) -> Rule {
         Rule {
             id: Uuid::nil(),
             chain_id: Uuid::nil(),
@@ -1093,7 +1093,7 @@ mod chains {
         }
     }
 
-    fn chain(name: &str) -> Chain {
+    pub(super) fn chain(name: &str) -> Chain {
         Chain {
             id: Uuid::nil(),
             name: name.into(),
@@ -1112,7 +1112,7 @@ mod chains {
     }
 
     /// The lab with c's (10.0.2.30, hv1) MAC known and a chain as r's inbound filter.
-    fn lab_with_router_filter(rules: Vec<Rule>) -> (Lab, Uuid) {
+    pub(super) fn lab_with_router_filter(rules: Vec<Rule>) -> (Lab, Uuid) {
         let mut l = lab();
         let r = l.r;
         let fw = l.f.write(|t| {
@@ -1501,4 +1501,69 @@ fn a_new_route_replaces_only_the_flows_it_captures() {
     assert_eq!(after.len(), before.len() - 1);
     assert!(after.iter().all(|(_, m)| !m.contains("172.16")));
     assert_eq!(l.f.oracle(), 3);
+}
+
+mod fragments {
+    use super::chains::{lab_with_router_filter, rule};
+    use super::*;
+    use topology::model::{Condition, FragmentPolicy, PortRange, RuleAction};
+
+    /// A TCP frame to port 22, or a later fragment of one (offset 1480, no TCP header).
+    fn tcp22(later: bool) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(vm_mac(1), RP1_MAC)
+            .ipv4(ip("10.0.1.10").octets(), ip("10.0.2.30").octets(), 64)
+            .tcp(40000, 22, 1, 64240);
+        let mut f = Vec::new();
+        b.write(&mut f, &[0u8; 32]).unwrap();
+        if later {
+            f[20..22].copy_from_slice(&185u16.to_be_bytes()); // offset 1480, MF clear
+            f[24] = 0;
+            f[25] = 0;
+            let ck = etherparse::Ipv4HeaderSlice::from_slice(&f[14..])
+                .unwrap()
+                .to_header()
+                .calc_header_checksum();
+            f[24..26].copy_from_slice(&ck.to_be_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn a_later_fragments_flow_never_lets_whole_packets_past_a_port_rule() {
+        let ssh = Condition {
+            nw_proto: Some(6),
+            tp_dst: Some(PortRange { start: 22, end: 22 }),
+            ..Condition::default()
+        };
+        let (mut l, _) = lab_with_router_filter(vec![rule(RuleAction::Drop, ssh)]);
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        // The later fragment has no port: the rule does not match, it passes...
+        l.f.send(hv1, a, tcp22(true));
+        assert_eq!(l.f.take_delivered().len(), 1);
+        let cache = l.f.cache(hv1);
+        assert!(cache[0]
+            .match_
+            .fields
+            .iter()
+            .any(|f| flowkey::as_nw_frag(f) == Some((3, 3))));
+        // ...and its flow does not carry the whole segment to port 22.
+        l.f.send(hv1, a, tcp22(false));
+        assert!(l.f.take_delivered().is_empty());
+        assert_eq!(l.f.oracle(), 2);
+    }
+
+    #[test]
+    fn fragment_policy_selects_by_the_fragment_bits() {
+        let later = Condition {
+            fragment_policy: FragmentPolicy::Nonheader,
+            ..Condition::default()
+        };
+        let (mut l, _) = lab_with_router_filter(vec![rule(RuleAction::Drop, later)]);
+        let (hv1, a) = (l.hv[0], l.vm[0].1);
+        l.f.send(hv1, a, tcp22(true));
+        assert!(l.f.take_delivered().is_empty(), "later fragments dropped");
+        l.f.send(hv1, a, tcp22(false));
+        assert_eq!(l.f.take_delivered().len(), 1, "whole packets pass");
+        assert_eq!(l.f.oracle(), 2);
+    }
 }

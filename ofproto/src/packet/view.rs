@@ -60,6 +60,9 @@ pub struct IpView {
     pub ecn: u8,
     /// The payload is a fragment, so no L4 header is read from it.
     pub fragmented: bool,
+    /// An IPv4 fragment other than the first (offset > 0): it carries no transport header at
+    /// all, where a first fragment carries one (OVS's `nw_frag=later`). Always false for IPv6.
+    pub later_fragment: bool,
     /// The datagram's length by its header (IPv4 total length; IPv6 40 + payload length), which
     /// a switch's truncation of the frame does not change: what a router's MTU check compares.
     pub total_len: u16,
@@ -159,6 +162,7 @@ impl PacketView {
                     dscp: h.dcp().value(),
                     ecn: h.ecn().value(),
                     fragmented: ip.is_payload_fragmented(),
+                    later_fragment: h.fragments_offset().value() != 0,
                     total_len: h.total_len(),
                     dont_fragment: h.dont_fragment(),
                 });
@@ -173,6 +177,8 @@ impl PacketView {
                     dscp: h.dscp().value(),
                     ecn: h.ecn().value(),
                     fragmented: ip.is_payload_fragmented(),
+                    // Read for IPv4 only (documented on the field).
+                    later_fragment: false,
                     total_len: 40u16.saturating_add(h.payload_length()),
                     dont_fragment: true,
                 });
