@@ -174,7 +174,7 @@ impl Entry {
 }
 
 /// An emulated `br-int`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EmuSwitch {
     /// Its datapath id.
     pub dpid: u64,
@@ -547,7 +547,7 @@ impl Fabric {
 }
 
 impl EmuSwitch {
-    fn flow_mod(&mut self, now: Instant, fm: FlowMod, witness: Option<(u32, Vec<u8>)>) {
+    pub(crate) fn flow_mod(&mut self, now: Instant, fm: FlowMod, witness: Option<(u32, Vec<u8>)>) {
         let cookie_ok = |e: &Entry| e.cookie & fm.cookie_mask == fm.cookie & fm.cookie_mask;
         match fm.command {
             FlowModCommand::Add => {

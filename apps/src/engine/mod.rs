@@ -424,18 +424,21 @@ impl Engine {
 
     fn switch_up(&mut self, now: Instant, dpid: u64, out: &mut Vec<Output>) {
         self.forget_switch(now, dpid);
-        self.switches.insert(dpid, SwitchState::default());
-        out.push(Output {
-            dpid,
-            message: Message::FlowMod(pipeline::delete_all()),
-        });
         // Packets whose TTL a flow's dec_ttl finds expired come to us (OVS leaves
         // OFPR_INVALID_TTL off by default): the simulation answers them with time exceeded.
         out.push(Output {
             dpid,
             message: Message::SetAsync(pipeline::async_config()),
         });
-        self.sync_pipeline(dpid, out);
+        let desired = pipeline::desired(&self.bindings, dpid);
+        for fm in pipeline::reconcile(&desired) {
+            out.push(Output {
+                dpid,
+                message: Message::FlowMod(fm),
+            });
+        }
+        self.switches
+            .insert(dpid, SwitchState { pipeline: desired });
     }
 
     fn forget_switch(&mut self, now: Instant, dpid: u64) {

@@ -34,6 +34,11 @@ pub const PIPELINE_COOKIE: u64 = 0x5354 << 48;
 pub const ENGINE_COOKIE_MASK: u64 = 0xffff << 48;
 /// Set in the cookie of every reactive (flow cache) entry.
 pub const REACTIVE_BIT: u64 = 1 << 47;
+/// The phase bit of pipeline entries (reactive ones use it as part of their number): the
+/// reconcile on connect flips entries between the two phases (see [`reconcile`]).
+pub const PHASE_BIT: u64 = 1 << 46;
+/// The cookie of every pipeline entry once reconciled.
+pub const PIPELINE_ENTRY: u64 = PIPELINE_COOKIE | PHASE_BIT;
 
 /// Priority of the per-port entries of tables 0 and 10.
 const PRIO_PORT: u16 = 100;
@@ -137,7 +142,7 @@ pub fn diff(
             table_id: *table,
             priority: *priority,
             match_: match_.clone(),
-            cookie: PIPELINE_COOKIE,
+            cookie: PIPELINE_ENTRY,
             cookie_mask: u64::MAX,
             out_port: port_no::ANY,
             out_group: ofproto::consts::OFPG_ANY,
@@ -154,7 +159,7 @@ pub fn diff(
             table_id: *table,
             priority: *priority,
             match_: match_.clone(),
-            cookie: PIPELINE_COOKIE,
+            cookie: PIPELINE_ENTRY,
             instructions: instructions.clone(),
             ..FlowMod::default()
         });
@@ -176,16 +181,54 @@ pub fn async_config() -> ofproto::AsyncConfig {
     }
 }
 
-/// Deletes every flow in every table (the reconcile on connect: nothing survives that the
-/// engine did not make in this session).
-pub fn delete_all() -> FlowMod {
-    FlowMod {
+/// The reconcile on (re)connect — a controller restart or a switch coming back — without a gap
+/// in forwarding and without reading the switch's tables back:
+///
+/// 1. every desired entry is added with phase A (an add replaces an entry with the same table,
+///    priority and match in place: traffic never meets a missing pipeline);
+/// 2. pipeline entries of phase B go (stale ones of an earlier phase B);
+/// 3. every desired entry is added again with phase B;
+/// 4. pipeline entries of phase A go: what survives is exactly the desired set, whatever phase
+///    a stale entry had;
+/// 5. every reactive flow goes (the engine has no record of them after a restart; packets
+///    meet the miss and are simulated again, so allowed traffic keeps flowing, through the
+///    controller for a moment);
+/// 6. flows with cookie 0 (added by hand) go. Flows with other foreign cookies are left alone.
+pub fn reconcile(desired: &HashMap<Key, Vec<Instruction>>) -> Vec<FlowMod> {
+    let mut entries: Vec<(&Key, &Vec<Instruction>)> = desired.iter().collect();
+    entries.sort_by_key(|((t, p, m), _)| (*t, *p, format!("{m:?}")));
+    let add = |cookie: u64| {
+        entries
+            .iter()
+            .map(move |((table, priority, match_), instructions)| FlowMod {
+                table_id: *table,
+                priority: *priority,
+                match_: match_.clone(),
+                cookie,
+                instructions: (*instructions).clone(),
+                ..FlowMod::default()
+            })
+    };
+    let delete = |cookie: u64, cookie_mask: u64| FlowMod {
         command: FlowModCommand::Delete,
         table_id: ofproto::consts::OFPTT_ALL,
+        cookie,
+        cookie_mask,
         out_port: port_no::ANY,
         out_group: ofproto::consts::OFPG_ANY,
         ..FlowMod::default()
-    }
+    };
+    let phase_mask = ENGINE_COOKIE_MASK | REACTIVE_BIT | PHASE_BIT;
+    let mut mods: Vec<FlowMod> = add(PIPELINE_COOKIE).collect();
+    mods.push(delete(PIPELINE_ENTRY, phase_mask));
+    mods.extend(add(PIPELINE_ENTRY));
+    mods.push(delete(PIPELINE_COOKIE, phase_mask));
+    mods.push(delete(
+        PIPELINE_COOKIE | REACTIVE_BIT,
+        ENGINE_COOKIE_MASK | REACTIVE_BIT,
+    ));
+    mods.push(delete(0, u64::MAX));
+    mods
 }
 
 /// Deletes the flow cache entry with this cookie.
