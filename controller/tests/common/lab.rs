@@ -146,7 +146,9 @@ pub struct Lab {
     /// The controller's REST API.
     pub api: Api,
     log: std::path::PathBuf,
-    _controller: Running,
+    controller: Running,
+    /// How the controller was started (to start it again the same way).
+    args: Vec<String>,
     /// The hypervisors, `hv1` first.
     pub hvs: Vec<Sandbox>,
     _underlay: Underlay,
@@ -156,6 +158,11 @@ impl Lab {
     /// `n` hosts over `tunnel` (`vxlan`/`gre`), each with br-int, its tunnels and the engine's
     /// pipeline in place when this returns.
     pub async fn start(tunnel: &str, n: usize) -> Lab {
+        Lab::start_with(tunnel, n, None).await
+    }
+
+    /// [`Lab::start`], with the controller's store in `data_dir` (`None`: in memory).
+    pub async fn start_with(tunnel: &str, n: usize, data_dir: Option<&std::path::Path>) -> Lab {
         let net = Underlay::new("ul").expect("underlay (install openvswitch-switch)");
         let hvs: Vec<Sandbox> = (1..=n)
             .map(|i| Sandbox::start(&format!("e{i}")).expect("sandbox"))
@@ -168,32 +175,33 @@ impl Lab {
 
         let (of, api_addr) = (free_port(), free_port());
         let log = hvs[0].dir().join("strowger.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_strowger"))
-            .args(["serve", "--in-memory", "--no-tunnel-local-ip"])
-            .args(["--openflow-listen", &of.to_string()])
-            .args(["--api-listen", &api_addr.to_string()])
-            .args(["--ovsdb-listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info,apps=debug")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn strowger");
+        let mut args: Vec<String> = [
+            "serve",
+            "--no-tunnel-local-ip",
+            "--ovsdb-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from)
+        .to_vec();
+        match data_dir {
+            Some(d) => args.extend(["--data-dir".to_string(), d.display().to_string()]),
+            None => args.push("--in-memory".into()),
+        }
+        args.extend(["--openflow-listen".to_string(), of.to_string()]);
+        args.extend(["--api-listen".to_string(), api_addr.to_string()]);
+        let child = spawn_controller(&args, &log);
         let lab = Lab {
             api: Api {
                 base: format!("http://{api_addr}/api/v1"),
                 http: reqwest::Client::new(),
             },
             log,
-            _controller: Running(child),
+            controller: Running(child),
+            args,
             hvs,
             _underlay: net,
         };
-        let deadline = tokio::time::Instant::now() + LAB_WAIT;
-        while lab.api.get("/health").await.is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "REST never came up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        lab.wait_for_api().await;
 
         let zone = lab
             .api
@@ -226,6 +234,26 @@ impl Lab {
             .await;
         }
         lab
+    }
+
+    async fn wait_for_api(&self) {
+        let deadline = tokio::time::Instant::now() + LAB_WAIT;
+        while self.api.get("/health").await.is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "REST never came up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the controller with SIGKILL (no goodbye to anyone) and leaves it down.
+    pub fn kill(&mut self) {
+        let _ = self.controller.0.kill();
+        let _ = self.controller.0.wait();
+    }
+
+    /// Starts the controller again as it was started (same store, same ports).
+    pub async fn restart(&mut self) {
+        self.controller = Running(spawn_controller(&self.args, &self.log));
+        self.wait_for_api().await;
     }
 
     /// Creates a port on bridge `bridge` (its id) and returns it as a VM on host `hv` named
@@ -346,6 +374,21 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+fn spawn_controller(args: &[String], log: &std::path::Path) -> Child {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_strowger"))
+        .args(args)
+        .env("RUST_LOG", "info,apps=debug")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn strowger")
 }
 
 /// The value of `key` (`cookie=`, `metadata=`, …) in a `dump-flows` line.
