@@ -510,3 +510,54 @@ async fn random_input_on_many_connections_never_disturbs_a_healthy_switch() {
         "something panicked on random input"
     );
 }
+
+#[tokio::test]
+async fn an_undecodable_message_fails_one_request_not_the_session() {
+    let ctl = Controller::start(Config::default()).await;
+    let mut sw = FakeSwitch::handshake(ctl.addr, 0x66).await;
+    let handle = ctl.wait_switch(0x66).await;
+
+    // A multipart reply with non-zero padding in its header: that request fails, typed.
+    let request = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            handle
+                .request(Message::MultipartRequest(ofproto::MultipartRequest {
+                    flags: 0,
+                    body: ofproto::MultipartRequestBody::Desc,
+                }))
+                .await
+        })
+    };
+    let req = sw
+        .recv_until(|m| matches!(m.body, Message::MultipartRequest(_)))
+        .await;
+    let mut reply = OfMessage::new(
+        req.xid,
+        Message::MultipartReply(ofproto::MultipartReply {
+            flags: 0,
+            body: ofproto::MultipartReplyBody::Flow(vec![]),
+        }),
+    )
+    .to_bytes()
+    .to_vec();
+    reply[12] = 1;
+    sw.send_raw(&reply).await;
+    let result = request.await.expect("join");
+    assert!(
+        matches!(result, Err(strowger::openflow::RequestError::BadReply(_))),
+        "{result:?}"
+    );
+
+    // An unasked PACKET_IN whose match is not OXM: an ERROR back, the session goes on.
+    let mut bad = OfMessage::new(42, packet_in(1, frame(H2, H1)))
+        .to_bytes()
+        .to_vec();
+    bad[25] = 0;
+    sw.send_raw(&bad).await;
+    let error = sw.recv_until(|m| matches!(m.body, Message::Error(_))).await;
+    assert_eq!(error.xid, 42);
+    still_healthy(&ctl, &mut sw, 0x66).await;
+    assert!(ctl.switches.get(0x66).is_some());
+    ctl.stop().await;
+}

@@ -337,6 +337,11 @@ fn request_error(e: RequestError) -> ApiError {
         RequestError::Closed(reason) => {
             ApiError::unavailable(format!("the switch disconnected: {reason}"))
         }
+        RequestError::BadReply(why) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_reply",
+            format!("the switch's reply does not decode: {why}"),
+        ),
         RequestError::Gone => ApiError::unavailable("the switch disconnected"),
         RequestError::Unencodable(why) => ApiError::new(
             StatusCode::BAD_REQUEST,

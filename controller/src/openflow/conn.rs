@@ -175,7 +175,7 @@ impl Driver {
                         .get(4..8)
                         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                     let err = ofproto::Error::BadVersion { version, xid };
-                    self.session.handle_malformed(&err, rbuf);
+                    self.session.handle_malformed(now, &err, rbuf);
                     return;
                 }
             }
@@ -195,8 +195,12 @@ impl Driver {
                         Some(bytes) => &bytes[..],
                         None => &rbuf[..],
                     };
-                    self.session.handle_malformed(&e, raw);
-                    return;
+                    self.session.handle_malformed(now, &e, raw);
+                    // Only a bad header or version closes; anything else failed one message
+                    // (or the request it answered) and the stream goes on.
+                    if self.session.is_closed() {
+                        return;
+                    }
                 }
             }
         }

@@ -39,9 +39,12 @@
 //!   controller-to-switch messages sent the wrong way, are ignored (never fatal).
 //! - **Async messages**: PACKET_IN, PORT_STATUS and FLOW_REMOVED come out as events in arrival
 //!   order, only in `Ready`; the port table is updated before the PORT_STATUS event.
-//! - **Misbehaviour**: bytes that do not decode get the ERROR the codec names (type/code, the
-//!   first 64 bytes, the message's xid) and close the session; so does a HELLO after the
-//!   handshake. More than `max_msgs_per_sec` messages (token bucket, one second of burst)
+//! - **Misbehaviour**: a message that does not decode fails only what it concerns: an answer
+//!   to a pending request fails that request ([`RequestError::BadReply`]), any other message
+//!   gets the ERROR the codec names (type/code, the first 64 bytes, the message's xid) and the
+//!   session goes on. Only what leaves the stream or the handshake unusable closes it (after
+//!   that ERROR): a bad header length, a version other than 1.3, a bad first message or
+//!   handshake reply. A HELLO after the handshake closes it too. More than `max_msgs_per_sec` messages (token bucket, one second of burst)
 //!   closes it as a flood.
 //! - **Close**: after [`Session::close`] or any fatal input the session accepts nothing, keeps
 //!   the first reason, and still yields what it queued before closing (the refusal or ERROR).
@@ -160,6 +163,9 @@ pub enum RequestError {
     /// The session ended before the answer came.
     #[error("session closed: {0}")]
     Closed(CloseReason),
+    /// The switch's answer does not decode; the session goes on.
+    #[error("the switch's reply does not decode: {0}")]
+    BadReply(ofproto::Error),
     /// The switch's connection was already gone when the request was made.
     #[error("switch disconnected")]
     Gone,
@@ -332,27 +338,41 @@ impl Core {
         true
     }
 
+    /// Fails the request waiting for `xid` (and the barrier sent on its behalf) with `error`.
+    /// Returns whether one was waiting.
+    fn fail(&mut self, xid: u32, error: RequestError) -> bool {
+        let Some(pending) = self.pending.remove(&xid) else {
+            return false;
+        };
+        match pending.kind {
+            Pending::ConfirmedBy { barrier } => {
+                self.pending.remove(&barrier);
+                self.respond(xid, Err(error));
+            }
+            Pending::Barrier {
+                confirms: Some(req),
+            } => {
+                self.pending.remove(&req);
+                self.respond(req, Err(error));
+            }
+            _ => self.respond(xid, Err(error)),
+        }
+        true
+    }
+
     /// Routes a reply or an error to the request waiting for its xid. Returns the message back
     /// when nobody waits for that xid.
     fn correlate(&mut self, xid: u32, body: Message) -> Option<Message> {
+        let body = match body {
+            Message::Error(error) if self.pending.contains_key(&xid) => {
+                self.fail(xid, RequestError::Switch(error));
+                return None;
+            }
+            body => body,
+        };
         let Some(pending) = self.pending.remove(&xid) else {
             return Some(body);
         };
-        if let Message::Error(error) = body {
-            if let Pending::ConfirmedBy { barrier } = pending.kind {
-                self.pending.remove(&barrier);
-            }
-            if let Pending::Barrier {
-                confirms: Some(req),
-            } = pending.kind
-            {
-                self.pending.remove(&req);
-                self.respond(req, Err(RequestError::Switch(error)));
-            } else {
-                self.respond(xid, Err(RequestError::Switch(error)));
-            }
-            return None;
-        }
         match pending.kind {
             Pending::Multipart(mut parts) => {
                 let Message::MultipartReply(part) = body else {
@@ -464,24 +484,57 @@ impl Session {
         }
     }
 
-    /// Bytes that could not be decoded: answers the ERROR the codec names (type/code, with the
-    /// first 64 bytes of the offending message as the spec asks) and closes the session. `raw`
-    /// is whatever of the bad message is buffered, possibly nothing.
-    pub fn handle_malformed(&mut self, error: &ofproto::Error, raw: &[u8]) {
+    /// Bytes that could not be decoded. `raw` is whatever of the bad message is buffered,
+    /// possibly nothing.
+    ///
+    /// Only errors that leave the stream unusable close the session: a header whose length
+    /// cannot be trusted ([`ofproto::Error::is_fatal`]), a version other than 1.3, and anything
+    /// before the handshake is done that answers it (or comes first). Those get the ERROR the
+    /// codec names (type/code, the first 64 bytes, the message's xid) before closing. Otherwise
+    /// one message was consumed whole and the session goes on: if its xid names a pending
+    /// request, that request alone fails with [`RequestError::BadReply`] (nothing is sent: the
+    /// switch cannot act on an error about its own reply); any other message gets the ERROR the
+    /// codec names, as a switch answers a controller's bad request.
+    pub fn handle_malformed(&mut self, now: Instant, error: &ofproto::Error, raw: &[u8]) {
         if self.is_closed() {
             return;
         }
+        let xid = raw
+            .get(4..8)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        // Header-level errors leave nothing to resynchronise on; before `Ready`, a bad first
+        // message or a bad answer to a handshake request leaves the handshake nowhere to go.
+        let fatal = error.is_fatal()
+            || matches!(error, ofproto::Error::BadVersion { .. })
+            || match &self.state {
+                State::ExpectHello(_) => true,
+                State::ExpectFeaturesReply(s) => s.xid == xid,
+                State::ExpectPortDesc(s) => s.xid == xid,
+                State::Ready(_) | State::Closed(_) => false,
+            };
+        if !fatal {
+            // A whole message: it counts like any other against the flood limit and as a sign
+            // of life.
+            if !self.core.admit(now) {
+                let rate = self.core.config.max_msgs_per_sec;
+                self.close(CloseReason::Flood(rate));
+                return;
+            }
+            self.core.last_rx = now;
+            if self.core.fail(xid, RequestError::BadReply(error.clone())) {
+                return;
+            }
+        }
         if let Some(kind) = error.ofp_error() {
-            let xid = raw
-                .get(4..8)
-                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             // `for_request` keeps at most 64 bytes of `raw`.
             self.core.push_own(OfMessage::new(
                 xid,
                 Message::Error(ErrorMsg::for_request(kind, raw)),
             ));
         }
-        self.close(CloseReason::Malformed(error.to_string()));
+        if fatal {
+            self.close(CloseReason::Malformed(error.to_string()));
+        }
     }
 
     /// Advances timers to `now`: echo keepalive, dead peer, handshake and request deadlines.

@@ -599,7 +599,7 @@ fn garbage_gets_the_codec_error_and_closes() {
     drain(&mut s);
     let raw = [0x01u8, 0x02, 0x00, 0x08, 0x00, 0x00, 0x00, 0x2a];
     let err = ofproto::OfMessage::parse(&raw).expect_err("an OpenFlow 1.0 message is refused");
-    s.handle_malformed(&err, &raw);
+    s.handle_malformed(t, &err, &raw);
     assert!(matches!(s.close_reason(), Some(CloseReason::Malformed(_))));
     let out = drain(&mut s);
     let kind = err
@@ -707,4 +707,119 @@ fn auxiliary_connections_and_refused_handshakes_close() {
         s.close_reason(),
         Some(CloseReason::HandshakeRefused(_))
     ));
+}
+
+/// Feeds `raw` as the driver does: through the framing decoder, a message or its decode error.
+fn feed_bytes(s: &mut Session, now: Instant, raw: &[u8]) {
+    let mut decoder = ofproto::Decoder::new();
+    let mut buf = bytes::BytesMut::from(raw);
+    match decoder.decode(&mut buf) {
+        Ok(Some(msg)) => s.handle_message(now, msg),
+        Ok(None) => panic!("not a whole message: {raw:?}"),
+        Err(e) => {
+            let rejected = decoder.rejected().cloned().unwrap_or_default();
+            s.handle_malformed(now, &e, &rejected);
+        }
+    }
+}
+
+/// A valid message with one padding byte set: the codec refuses it, the framing is intact.
+fn with_bad_byte(xid: u32, body: Message, at: usize) -> Vec<u8> {
+    let mut raw = of(xid, body).to_bytes().to_vec();
+    raw[at] = 0xee;
+    raw
+}
+
+#[test]
+fn an_undecodable_reply_fails_only_its_request() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let xid = s.ready(t).expect("ready").request(flow_stats_request());
+    let other = s
+        .ready(t)
+        .expect("ready")
+        .request(Message::GetConfigRequest);
+    drain(&mut s);
+    // Byte 12 is the multipart header's padding.
+    let raw = with_bad_byte(xid, flow_part(1, false), 12);
+    let err = OfMessage::parse(&raw).expect_err("non-zero padding");
+    feed_bytes(&mut s, t, &raw);
+    assert!(!s.is_closed(), "closed: {:?}", s.close_reason());
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Response {
+            xid,
+            result: Err(RequestError::BadReply(err))
+        }]
+    );
+    // Nothing goes back to the switch for its own reply, and the other request still waits.
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.pending_requests(), 1);
+    s.handle_message(
+        t,
+        of(
+            other,
+            Message::GetConfigReply(SwitchConfig {
+                flags: 0,
+                miss_send_len: 0,
+            }),
+        ),
+    );
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [SessionEvent::Response { xid: x, result: Ok(_) }] if *x == other
+    ));
+}
+
+#[test]
+fn an_undecodable_unsolicited_message_gets_an_error_and_the_session_goes_on() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let packet_in = Message::PacketIn(ofproto::PacketIn {
+        buffer_id: ofproto::OFP_NO_BUFFER,
+        total_len: 0,
+        reason: PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(OxmField::InPort(1)),
+        data: Bytes::new(),
+    });
+    // Bytes 24..26 are the match type: 0 is the OpenFlow 1.0 standard match, not OXM.
+    let raw = with_bad_byte(77, packet_in.clone(), 25);
+    let err = OfMessage::parse(&raw).expect_err("bad match type");
+    feed_bytes(&mut s, t, &raw);
+    assert!(!s.is_closed(), "closed: {:?}", s.close_reason());
+    assert!(events(&mut s).is_empty());
+    let out = drain(&mut s);
+    assert_eq!(
+        out,
+        vec![of(
+            77,
+            Message::Error(ErrorMsg {
+                kind: err.ofp_error().expect("maps to an OpenFlow error"),
+                data: Bytes::copy_from_slice(&raw[..raw.len().min(64)]),
+            })
+        )]
+    );
+    // The next good message is handled as usual.
+    s.handle_message(t, of(78, packet_in));
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [SessionEvent::PacketIn(_)]
+    ));
+}
+
+#[test]
+fn an_undecodable_handshake_reply_closes() {
+    let t = t0();
+    let mut s = Session::new(t, Config::default());
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    let raw = with_bad_byte(req.xid, Message::FeaturesReply(features(DPID)), 22);
+    let err = OfMessage::parse(&raw).expect_err("non-zero padding");
+    feed_bytes(&mut s, t, &raw);
+    let _ = err;
+    assert!(matches!(s.close_reason(), Some(CloseReason::Malformed(_))));
 }
