@@ -342,6 +342,11 @@ fn request_error(e: RequestError) -> ApiError {
             "bad_reply",
             format!("the switch's reply does not decode: {why}"),
         ),
+        RequestError::UnexpectedReply { got } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_reply",
+            format!("the switch answered with {got}"),
+        ),
         RequestError::Gone => ApiError::unavailable("the switch disconnected"),
         RequestError::Unencodable(why) => ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -100,7 +100,7 @@ impl Driver {
                 match writer.try_write(&self.out) {
                     Ok(n) => self.out.advance(n),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 }
             }
             if self.session.is_closed() {
@@ -124,12 +124,12 @@ impl Driver {
                 }),
                 r = writer.write(&self.out), if !self.out.is_empty() => match r {
                     Ok(n) => self.out.advance(n),
-                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
                 r = reader.read_buf(&mut rbuf), if room => match r {
                     Ok(0) => self.session.close(CloseReason::PeerClosed),
                     Ok(_) => self.decode(&mut rbuf),
-                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
                 cmd = cmd_rx.recv(), if room => match cmd {
                     Some(cmd) => {

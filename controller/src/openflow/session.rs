@@ -108,18 +108,19 @@ pub enum CloseReason {
     /// The handshake did not finish in time.
     #[error("handshake not finished within {0:?}")]
     HandshakeTimeout(Duration),
-    /// Bytes that are not an OpenFlow 1.3 message (garbage, absurd length, wrong version).
+    /// Bytes that are not an OpenFlow 1.3 message (garbage, absurd length, wrong version), or
+    /// a bad first message or handshake reply: the codec's error.
     #[error("malformed message: {0}")]
-    Malformed(String),
+    Malformed(ofproto::Error),
     /// More messages per second than allowed.
     #[error("message flood: more than {0} messages/s")]
     Flood(u32),
     /// A well-formed message that breaks the protocol where it arrived.
     #[error("protocol violation: {0}")]
-    Protocol(String),
-    /// The switch answered a handshake request with an ERROR.
+    Protocol(PeerMisbehaved),
+    /// The switch answered a handshake request with this ERROR.
     #[error("switch refused the handshake: {0}")]
-    HandshakeRefused(String),
+    HandshakeRefused(ErrorType),
     /// The same datapath connected again; the newer session wins.
     #[error("replaced by a newer connection from the same datapath")]
     Replaced,
@@ -131,9 +132,37 @@ pub enum CloseReason {
     /// The controller is shutting down.
     #[error("controller shutting down")]
     Shutdown,
-    /// The write side failed or the outbound queue could not drain.
+    /// Reading or writing the socket failed.
     #[error("I/O error: {0}")]
-    Io(String),
+    Io(std::io::ErrorKind),
+}
+
+/// One variant per protocol violation that ends a session (as rustls's `PeerMisbehaved`), so
+/// tests and logs name exactly what the switch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerMisbehaved {
+    /// The first message was not a HELLO.
+    #[error("expected HELLO, got {got}")]
+    ExpectedHello {
+        /// The message's name.
+        got: &'static str,
+    },
+    /// The FEATURES_REPLY names an auxiliary connection, which we do not support.
+    #[error("auxiliary connection {id} not supported")]
+    AuxiliaryConnection {
+        /// Its auxiliary id.
+        id: u8,
+    },
+    /// The PORT_DESC request was answered with another multipart type.
+    #[error("PORT_DESC request answered with another multipart type")]
+    PortDescWrongType,
+    /// The PORT_DESC reply went on past `max_multipart_parts * 64` ports.
+    #[error("PORT_DESC reply too large")]
+    PortDescTooLarge,
+    /// A HELLO once the handshake was done.
+    #[error("HELLO after the handshake")]
+    HelloAfterHandshake,
 }
 
 /// The answer to a request made through [`Ready::request`].
@@ -169,10 +198,17 @@ pub enum RequestError {
     /// The switch's connection was already gone when the request was made.
     #[error("switch disconnected")]
     Gone,
+    /// The switch answered with a message that is no answer to this request (a non-multipart
+    /// message to a multipart request); the session goes on.
+    #[error("the switch answered with {got}")]
+    UnexpectedReply {
+        /// The answer's message name.
+        got: &'static str,
+    },
     /// The request cannot be put on the wire (longer than an OpenFlow message can be); nothing
     /// was sent.
     #[error("cannot be sent: {0}")]
-    Unencodable(String),
+    Unencodable(ofproto::Error),
 }
 
 /// What the rest of the controller must learn from the session.
@@ -376,12 +412,8 @@ impl Core {
         match pending.kind {
             Pending::Multipart(mut parts) => {
                 let Message::MultipartReply(part) = body else {
-                    self.respond(
-                        xid,
-                        Err(RequestError::Closed(CloseReason::Protocol(
-                            "non-multipart answer to a multipart request".into(),
-                        ))),
-                    );
+                    let got = body.name();
+                    self.respond(xid, Err(RequestError::UnexpectedReply { got }));
                     return None;
                 };
                 let more = part.flags & OFPMPF_REPLY_MORE != 0;
@@ -533,7 +565,7 @@ impl Session {
             ));
         }
         if fatal {
-            self.close(CloseReason::Malformed(error.to_string()));
+            self.close(CloseReason::Malformed(error.clone()));
         }
     }
 
@@ -772,7 +804,7 @@ impl Ready<'_> {
     /// still completes exactly once.
     fn refuse(&mut self, xid: u32, error: ofproto::Error) -> u32 {
         self.core
-            .respond(xid, Err(RequestError::Unencodable(error.to_string())));
+            .respond(xid, Err(RequestError::Unencodable(error)));
         xid
     }
 
@@ -815,10 +847,6 @@ fn is_reply(m: &Message) -> bool {
     )
 }
 
-fn error_text(e: &ErrorMsg) -> String {
-    e.kind.to_string()
-}
-
 fn hello_failed() -> ErrorType {
     ErrorType::HelloFailed(ofproto::error::HelloFailedCode::Incompatible)
 }
@@ -844,11 +872,10 @@ impl ExpectHello {
                     version: msg.version,
                 })
             }
-            Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
-            other => Err(CloseReason::Protocol(format!(
-                "expected HELLO, got {}",
-                other.name()
-            ))),
+            Message::Error(e) => Err(CloseReason::HandshakeRefused(e.kind)),
+            other => Err(CloseReason::Protocol(PeerMisbehaved::ExpectedHello {
+                got: other.name(),
+            })),
         }
     }
 }
@@ -858,10 +885,9 @@ impl ExpectFeaturesReply {
         match msg.body {
             Message::FeaturesReply(features) if msg.xid == self.xid => {
                 if features.auxiliary_id != 0 {
-                    return Err(CloseReason::Protocol(format!(
-                        "auxiliary connection {} not supported",
-                        features.auxiliary_id
-                    )));
+                    return Err(CloseReason::Protocol(PeerMisbehaved::AuxiliaryConnection {
+                        id: features.auxiliary_id,
+                    }));
                 }
                 // Whole frames in packet-ins: apps never depend on switch buffers.
                 core.queue_own(Message::SetConfig(SwitchConfig {
@@ -875,7 +901,7 @@ impl ExpectFeaturesReply {
                     ports: Vec::new(),
                 }))
             }
-            Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
+            Message::Error(e) => Err(CloseReason::HandshakeRefused(e.kind)),
             other => {
                 tracing::debug!(msg = other.name(), "ignored before FEATURES_REPLY");
                 Ok(State::ExpectFeaturesReply(self))
@@ -891,15 +917,11 @@ impl ExpectPortDesc {
                 let more = reply.flags & OFPMPF_REPLY_MORE != 0;
                 match port_desc_ports(reply) {
                     Some(ports) => self.ports.extend(ports),
-                    None => {
-                        return Err(CloseReason::Protocol(
-                            "PORT_DESC request answered with another multipart type".into(),
-                        ))
-                    }
+                    None => return Err(CloseReason::Protocol(PeerMisbehaved::PortDescWrongType)),
                 }
                 if more {
                     if self.ports.len() > core.config.max_multipart_parts * 64 {
-                        return Err(CloseReason::Protocol("PORT_DESC reply too large".into()));
+                        return Err(CloseReason::Protocol(PeerMisbehaved::PortDescTooLarge));
                     }
                     return Ok(State::ExpectPortDesc(self));
                 }
@@ -912,9 +934,7 @@ impl ExpectPortDesc {
                     ports: self.ports.into_iter().map(|p| (p.port_no, p)).collect(),
                 }))
             }
-            Message::Error(e) if msg.xid == self.xid => {
-                Err(CloseReason::HandshakeRefused(error_text(&e)))
-            }
+            Message::Error(e) if msg.xid == self.xid => Err(CloseReason::HandshakeRefused(e.kind)),
             // Async messages may race the reply; nothing can act on them before `Ready`.
             other => {
                 tracing::debug!(msg = other.name(), "ignored before PORT_DESC reply");
@@ -941,7 +961,7 @@ impl ReadyState {
                 core.events.push_back(SessionEvent::PortStatus(status));
             }
             Message::Hello(_) => {
-                return Err(CloseReason::Protocol("HELLO after the handshake".into()))
+                return Err(CloseReason::Protocol(PeerMisbehaved::HelloAfterHandshake))
             }
             body if !is_reply(&body) => {
                 // Controller-to-switch messages coming the wrong way: nothing to do with them,

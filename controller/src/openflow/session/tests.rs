@@ -153,7 +153,12 @@ fn non_hello_first_is_a_protocol_violation() {
     let mut s = Session::new(now, Config::default());
     drain(&mut s);
     s.handle_message(now, of(1, Message::FeaturesRequest));
-    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(PeerMisbehaved::ExpectedHello {
+            got: "FEATURES_REQUEST"
+        }))
+    );
 }
 
 #[test]
@@ -525,8 +530,8 @@ fn a_message_too_long_for_the_wire_is_refused_and_nothing_is_queued() {
     assert!(
         matches!(
             evs.as_slice(),
-            [SessionEvent::Response { xid: x, result: Err(RequestError::Unencodable(why)) }]
-                if *x == xid && why.contains("65535")
+            [SessionEvent::Response { xid: x, result: Err(RequestError::Unencodable(ofproto::Error::TooLong { max: 65535, .. })) }]
+                if *x == xid
         ),
         "{evs:?}"
     );
@@ -600,7 +605,7 @@ fn garbage_gets_the_codec_error_and_closes() {
     let raw = [0x01u8, 0x02, 0x00, 0x08, 0x00, 0x00, 0x00, 0x2a];
     let err = ofproto::OfMessage::parse(&raw).expect_err("an OpenFlow 1.0 message is refused");
     s.handle_malformed(t, &err, &raw);
-    assert!(matches!(s.close_reason(), Some(CloseReason::Malformed(_))));
+    assert_eq!(s.close_reason(), Some(&CloseReason::Malformed(err.clone())));
     let out = drain(&mut s);
     let kind = err
         .ofp_error()
@@ -685,7 +690,10 @@ fn hello_after_the_handshake_closes() {
     let t = t0();
     let mut s = handshake(t, Config::default());
     s.handle_message(t, of(5, Message::Hello(Hello::of13())));
-    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(PeerMisbehaved::HelloAfterHandshake))
+    );
 }
 
 #[test]
@@ -697,16 +705,23 @@ fn auxiliary_connections_and_refused_handshakes_close() {
     let mut aux = features(DPID);
     aux.auxiliary_id = 1;
     s.handle_message(t, of(req.xid, Message::FeaturesReply(aux)));
-    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(
+            PeerMisbehaved::AuxiliaryConnection { id: 1 }
+        ))
+    );
 
     let mut s = Session::new(t, Config::default());
     s.handle_message(t, of(1, Message::Hello(Hello::of13())));
     let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
     s.handle_message(t, of(req.xid, switch_error(b"no")));
-    assert!(matches!(
+    assert_eq!(
         s.close_reason(),
-        Some(CloseReason::HandshakeRefused(_))
-    ));
+        Some(&CloseReason::HandshakeRefused(ErrorType::FlowModFailed(
+            ofproto::error::FlowModFailedCode::BadTableId
+        )))
+    );
 }
 
 /// Feeds `raw` as the driver does: through the framing decoder, a message or its decode error.
@@ -820,6 +835,25 @@ fn an_undecodable_handshake_reply_closes() {
     let raw = with_bad_byte(req.xid, Message::FeaturesReply(features(DPID)), 22);
     let err = OfMessage::parse(&raw).expect_err("non-zero padding");
     feed_bytes(&mut s, t, &raw);
-    let _ = err;
-    assert!(matches!(s.close_reason(), Some(CloseReason::Malformed(_))));
+    assert_eq!(s.close_reason(), Some(&CloseReason::Malformed(err)));
+}
+
+#[test]
+fn a_reply_of_the_wrong_kind_fails_its_request_and_the_session_goes_on() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let xid = s.ready(t).expect("ready").request(flow_stats_request());
+    drain(&mut s);
+    s.handle_message(t, of(xid, Message::BarrierReply));
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Response {
+            xid,
+            result: Err(RequestError::UnexpectedReply {
+                got: "BARRIER_REPLY"
+            })
+        }]
+    );
+    assert!(!s.is_closed());
 }
