@@ -3,15 +3,20 @@
 //! multipart), over the session layer's [`Switches`] registry.
 //!
 //! - `GET /switches`, `GET /switches/{dpid}`: identity and features;
-//! - `GET /switches/{dpid}/ports`: PORT_DESC, kept current by PORT_STATUS;
-//! - `GET /switches/{dpid}/flows[?table_id=&cookie=&cookie_mask=&out_port=]`: a FLOW_STATS
-//!   multipart request, reassembled;
+//! - `GET /switches/{dpid}/ports[?offset=&limit=]`: PORT_DESC, kept current by PORT_STATUS;
+//! - `GET /switches/{dpid}/flows[?table_id=&cookie=&cookie_mask=&out_port=&offset=&limit=]`: a
+//!   FLOW_STATS multipart request, reassembled;
 //! - `POST /switches/{dpid}/flows`: one FLOW_MOD (`add`, `modify`, `modify_strict`, `delete`,
 //!   `delete_strict`), answered once a barrier behind it is (200), or with the switch's ERROR (422);
 //! - `DELETE /switches/{dpid}/flows`: deletes every flow of every table (204);
 //! - `GET /health`.
 //!
 //! `{dpid}` is decimal (`1`), `0x`-prefixed hex, or the 16 hex digits OVS prints.
+//!
+//! Ports and flows come in pages, still as the plain JSON arrays `ofctl_rest` clients read:
+//! `limit` items (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`]) from `offset` (default 0).
+//! `X-Total-Count` says how many there are, and `Link: <…>; rel="next"` names the next page
+//! (the same filters, the next offset) while one follows, as GitHub's API does.
 //! Match keys are OXM names (`in_port`, `eth_dst`, `ipv4_src`, …); the OpenFlow 1.0 names
 //! `ofctl_rest` also accepts (`dl_dst`, `nw_src`, `tp_dst`, …) are aliases.
 
@@ -19,9 +24,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
@@ -153,10 +158,81 @@ impl From<&Port> for PortView {
 async fn ports(
     State(switches): State<Switches>,
     Path(dpid): Path<String>,
-) -> Result<Json<Vec<PortView>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    Query(mut query): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = Page::take(&mut query)?;
+    if let Some(k) = query.keys().next() {
+        return Err(ApiError::invalid(
+            k.clone(),
+            format!("unknown parameter {k:?}"),
+        ));
+    }
     let sw = switch(&switches, &dpid)?;
     let ports = sw.ports().await.map_err(request_error)?;
-    Ok(Json(ports.iter().map(PortView::from).collect()))
+    Ok(page.respond(uri.path(), &query, ports.len(), |range| {
+        ports[range].iter().map(PortView::from).collect()
+    }))
+}
+
+/// Items a page of ports or flows holds unless `?limit=` says otherwise.
+pub const DEFAULT_PAGE: usize = 1000;
+/// The largest `?limit=`.
+pub const MAX_PAGE: usize = 10_000;
+
+/// `?offset=&limit=` of a paginated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Page {
+    offset: usize,
+    limit: usize,
+}
+
+impl Page {
+    /// Takes `offset` and `limit` out of `query`, leaving the other parameters.
+    fn take(query: &mut BTreeMap<String, String>) -> Result<Page, ApiError> {
+        let number = |field: &str, v: Option<String>| match v {
+            None => Ok(None),
+            Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
+                ApiError::invalid(field, format!("{field} must be a non-negative integer"))
+            }),
+        };
+        let offset = number("offset", query.remove("offset"))?.unwrap_or(0);
+        let limit = number("limit", query.remove("limit"))?.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        Ok(Page { offset, limit })
+    }
+
+    /// The JSON array of this page of `total` items (`items` builds the views of a range only),
+    /// with `X-Total-Count` and, while more follow, a `Link` to the next page under `path` with
+    /// the same `filters`.
+    fn respond<T: Serialize>(
+        self,
+        path: &str,
+        filters: &BTreeMap<String, String>,
+        total: usize,
+        items: impl FnOnce(std::ops::Range<usize>) -> Vec<T>,
+    ) -> Response {
+        let start = self.offset.min(total);
+        let end = start.saturating_add(self.limit).min(total);
+        let mut response = Json(items(start..end)).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-total-count", HeaderValue::from(total));
+        if end < total {
+            // Filters that got this far parsed as numbers or port names: nothing to escape.
+            let mut query: String = filters.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+            query.push_str(&format!("offset={end}&limit={}", self.limit));
+            let link = format!("<{path}?{query}>; rel=\"next\"");
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                headers.insert(header::LINK, value);
+            }
+        }
+        response
+    }
 }
 
 /// A flow as `/switches/{dpid}/flows` shows it (ofctl_rest's flow stats).
@@ -211,8 +287,10 @@ impl From<&FlowStats> for FlowView {
 async fn flows(
     State(switches): State<Switches>,
     Path(dpid): Path<String>,
-    Query(filter): Query<BTreeMap<String, String>>,
-) -> Result<Json<Vec<FlowView>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    Query(mut filter): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = Page::take(&mut filter)?;
     let sw = switch(&switches, &dpid)?;
     let request = Message::MultipartRequest(MultipartRequest {
         flags: 0,
@@ -223,13 +301,17 @@ async fn flows(
             "flow stats answered with a single message",
         ));
     };
-    let mut out = Vec::new();
-    for part in &parts {
-        if let MultipartReplyBody::Flow(stats) = &part.body {
-            out.extend(stats.iter().map(FlowView::from));
-        }
-    }
-    Ok(Json(out))
+    let stats: Vec<&FlowStats> = parts
+        .iter()
+        .filter_map(|part| match &part.body {
+            MultipartReplyBody::Flow(stats) => Some(stats),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    Ok(page.respond(uri.path(), &filter, stats.len(), |range| {
+        stats[range].iter().map(|f| FlowView::from(*f)).collect()
+    }))
 }
 
 /// The FLOW_STATS request for `GET /flows?table_id=&cookie=&cookie_mask=&out_port=` (all

@@ -309,6 +309,12 @@ impl Driver {
         }
         let sent = self.session.transmit_into(&mut self.out);
         Counters::add(&self.shared.counters.msgs_out, sent);
+        let refused = self.session.ports_refused();
+        if refused != 0 {
+            // The session counts; this only publishes its count.
+            let counter = &self.shared.counters.ports_refused;
+            counter.store(refused, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn dpid(&self) -> u64 {

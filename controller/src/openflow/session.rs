@@ -38,7 +38,9 @@
 //!   ERROR comes out as [`SessionEvent::UnsolicitedError`]. Replies nobody waits for, and
 //!   controller-to-switch messages sent the wrong way, are ignored (never fatal).
 //! - **Async messages**: PACKET_IN, PORT_STATUS and FLOW_REMOVED come out as events in arrival
-//!   order, only in `Ready`; the port table is updated before the PORT_STATUS event.
+//!   order, only in `Ready`; the port table is updated before the PORT_STATUS event. The port
+//!   table holds at most `max_ports`: a PORT_STATUS for a new port beyond it is refused (no
+//!   event; counted in [`Session::ports_refused`], logged once).
 //! - **Misbehaviour**: a message that does not decode fails only what it concerns: an answer
 //!   to a pending request fails that request ([`RequestError::BadReply`]), any other message
 //!   gets the ERROR the codec names (type/code, the first 64 bytes, the message's xid) and the
@@ -75,7 +77,13 @@ pub struct Config {
     pub max_msgs_per_sec: u32,
     /// Parts of one multipart reply accepted before the request fails as too large.
     pub max_multipart_parts: usize,
+    /// Ports a switch's port table holds at most: a PORT_DESC reply with more closes the
+    /// handshake, a PORT_STATUS for a new port beyond it is refused (counted, logged once).
+    pub max_ports: usize,
 }
+
+/// OpenFlow's `OFPP_MAX` in the 16-bit port space OVS uses (0xff00): no switch has more ports.
+pub const MAX_PORTS: usize = 0xff00;
 
 impl Default for Config {
     fn default() -> Self {
@@ -86,6 +94,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(10),
             max_msgs_per_sec: 500_000,
             max_multipart_parts: 4096,
+            max_ports: MAX_PORTS,
         }
     }
 }
@@ -312,6 +321,8 @@ struct Core {
     handshake_deadline: Instant,
     tokens: f64,
     tokens_at: Instant,
+    /// PORT_STATUS messages for new ports refused because the port table was full.
+    ports_refused: u64,
 }
 
 impl Core {
@@ -469,6 +480,7 @@ impl Session {
             pending: HashMap::new(),
             last_rx: now,
             echo_outstanding: None,
+            ports_refused: 0,
         };
         core.queue_own(Message::Hello(Hello::of13()));
         Self {
@@ -719,6 +731,11 @@ impl Session {
         }
     }
 
+    /// PORT_STATUS messages for new ports refused because the port table held `max_ports`.
+    pub fn ports_refused(&self) -> u64 {
+        self.core.ports_refused
+    }
+
     /// Requests still waiting for an answer (barriers sent on someone's behalf included).
     pub fn pending_requests(&self) -> usize {
         self.core.pending.len()
@@ -919,10 +936,10 @@ impl ExpectPortDesc {
                     Some(ports) => self.ports.extend(ports),
                     None => return Err(CloseReason::Protocol(PeerMisbehaved::PortDescWrongType)),
                 }
+                if self.ports.len() > core.config.max_ports {
+                    return Err(CloseReason::Protocol(PeerMisbehaved::PortDescTooLarge));
+                }
                 if more {
-                    if self.ports.len() > core.config.max_multipart_parts * 64 {
-                        return Err(CloseReason::Protocol(PeerMisbehaved::PortDescTooLarge));
-                    }
                     return Ok(State::ExpectPortDesc(self));
                 }
                 core.events.push_back(SessionEvent::Ready {
@@ -950,12 +967,29 @@ impl ReadyState {
             Message::PacketIn(p) => core.events.push_back(SessionEvent::PacketIn(p)),
             Message::FlowRemoved(f) => core.events.push_back(SessionEvent::FlowRemoved(f)),
             Message::PortStatus(status) => {
+                let port_no = status.desc.port_no;
                 match status.reason {
                     PortReason::Delete => {
-                        self.ports.remove(&status.desc.port_no);
+                        self.ports.remove(&port_no);
+                    }
+                    _ if self.ports.len() < core.config.max_ports
+                        || self.ports.contains_key(&port_no) =>
+                    {
+                        self.ports.insert(port_no, status.desc.clone());
                     }
                     _ => {
-                        self.ports.insert(status.desc.port_no, status.desc.clone());
+                        // A switch cannot have more ports than OpenFlow numbers: one announcing
+                        // more would grow the table without bound. Refused, and not passed on,
+                        // so the app's per-port state stays bounded too.
+                        core.ports_refused += 1;
+                        if core.ports_refused == 1 {
+                            tracing::warn!(
+                                port_no,
+                                max_ports = core.config.max_ports,
+                                "port table full: PORT_STATUS for new ports refused (logged once, counted)"
+                            );
+                        }
+                        return Ok(State::Ready(self));
                     }
                 }
                 core.events.push_back(SessionEvent::PortStatus(status));

@@ -857,3 +857,72 @@ fn a_reply_of_the_wrong_kind_fails_its_request_and_the_session_goes_on() {
     );
     assert!(!s.is_closed());
 }
+
+#[test]
+fn port_status_adds_beyond_the_cap_are_refused_and_counted() {
+    let t = t0();
+    let mut s = handshake(
+        t,
+        Config {
+            max_ports: 3,
+            ..Config::default()
+        },
+    );
+    events(&mut s);
+    let status = |reason, no| PortStatus {
+        reason,
+        desc: port(no),
+    };
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Add, 3))));
+    // The table is full: a new port is refused (no event), again and again, counted.
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Add, 4))));
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Modify, 5))));
+    // What the table holds still changes.
+    let mut changed = port(1);
+    changed.config = 1;
+    let modify = PortStatus {
+        reason: PortReason::Modify,
+        desc: changed.clone(),
+    };
+    s.handle_message(t, of(0, Message::PortStatus(modify.clone())));
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Delete, 2))));
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Add, 4))));
+    assert_eq!(
+        events(&mut s),
+        vec![
+            SessionEvent::PortStatus(status(PortReason::Add, 3)),
+            SessionEvent::PortStatus(modify),
+            SessionEvent::PortStatus(status(PortReason::Delete, 2)),
+            SessionEvent::PortStatus(status(PortReason::Add, 4)),
+        ]
+    );
+    assert_eq!(s.ports_refused(), 2);
+    let ready = s.ready(t).expect("ready");
+    assert_eq!(
+        ready.ports().map(|p| p.port_no).collect::<Vec<_>>(),
+        [1, 3, 4]
+    );
+    assert_eq!(ready.ports().next(), Some(&changed));
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn a_port_desc_beyond_the_cap_closes() {
+    let t = t0();
+    let mut s = Session::new(
+        t,
+        Config {
+            max_ports: 1,
+            ..Config::default()
+        },
+    );
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    s.handle_message(t, of(req.xid, Message::FeaturesReply(features(DPID))));
+    let pd = drain(&mut s).pop().expect("PORT_DESC request");
+    s.handle_message(t, of(pd.xid, port_desc_part(vec![port(1), port(2)], false)));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(PeerMisbehaved::PortDescTooLarge))
+    );
+}
