@@ -11,6 +11,7 @@
 pub mod app;
 pub mod conn;
 pub mod listener;
+pub mod log_limit;
 pub mod registry;
 pub mod session;
 #[cfg(test)]
