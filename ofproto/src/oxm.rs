@@ -406,6 +406,11 @@ impl OxmField {
         let field = ((header >> 9) & 0x7f) as u8;
         let hasmask = header & 0x100 != 0;
         let len = (header & 0xff) as u8;
+        if class == OFPXMC_OPENFLOW_BASIC && field == 0 && hasmask {
+            // A switch answers a masked in_port with BAD_MASK; kept raw it would pass for an
+            // unknown field and the packet-in would seem to come from no port.
+            return Err(Error::BadMask { field: "in_port" });
+        }
         let mut p = r.sub(len.into(), Ctx::Match)?;
         let typed = match class {
             OFPXMC_OPENFLOW_BASIC if field == 37 => Some(
@@ -664,8 +669,25 @@ impl Match {
         }
         let mut body = r.sub(len - 4, Ctx::Match)?;
         let mut fields = SmallVec::new();
+        // Typed fields seen so far, one bit per field number of each class we know: a field
+        // twice is DUP_FIELD, as a switch answers (OF1.3.5 §7.2.3.7). Unknown fields are
+        // kept raw, not judged.
+        let (mut basic, mut nicira) = (0u128, 0u128);
         body.each(|r| {
-            fields.push(OxmField::read(r)?);
+            let f = OxmField::read(r)?;
+            if !matches!(f, OxmField::Unknown { .. }) {
+                let key = f.key();
+                let seen = match key.class {
+                    OFPXMC_OPENFLOW_BASIC => &mut basic,
+                    _ => &mut nicira,
+                };
+                let bit = 1u128 << (key.field & 0x7f);
+                if *seen & bit != 0 {
+                    return Err(Error::DuplicateField { field: f.name() });
+                }
+                *seen |= bit;
+            }
+            fields.push(f);
             Ok(())
         })?;
         r.sub(pad8(len), Ctx::Match)?.pad(pad8(len))?;
@@ -937,6 +959,66 @@ mod tests {
             OxmField::parse(&hex::decode("80000004000000").unwrap()),
             Err(Error::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn a_duplicate_or_masked_in_port_is_refused_as_a_switch_would() {
+        use crate::error::BadMatchCode;
+        // ofp_match: type 1, length 4 + 8 + 8, in_port=1 twice, padding to 24.
+        let twice = hex::decode("000100148000000400000001800000040000000200000000").unwrap();
+        let e = Match::parse(&twice).unwrap_err();
+        assert_eq!(e, Error::DuplicateField { field: "in_port" });
+        assert_eq!(
+            e.ofp_error(),
+            Some(crate::ErrorType::BadMatch(BadMatchCode::DupField))
+        );
+        // Any other typed field twice too (here a masked and an exact eth_dst).
+        let eth_twice: Match = [
+            OxmField::EthDst {
+                value: [2; 6],
+                mask: Some([0xff; 6]),
+            },
+            OxmField::EthDst {
+                value: [2; 6],
+                mask: None,
+            },
+        ]
+        .into_iter()
+        .collect();
+        let mut out = BytesMut::new();
+        eth_twice.emit(&mut out);
+        assert_eq!(
+            Match::parse(&out),
+            Err(Error::DuplicateField { field: "eth_dst" })
+        );
+        // in_port with a mask: length 4 + 12, padding to 16.
+        let masked = hex::decode("000100108000010800000001ffffffff").unwrap();
+        let e = Match::parse(&masked).unwrap_err();
+        assert_eq!(e, Error::BadMask { field: "in_port" });
+        assert_eq!(
+            e.ofp_error(),
+            Some(crate::ErrorType::BadMatch(BadMatchCode::BadMask))
+        );
+        // The same in a PACKET_IN: the message is refused with that error.
+        let pi = crate::PacketIn {
+            buffer_id: crate::OFP_NO_BUFFER,
+            total_len: 0,
+            reason: crate::PacketInReason::NoMatch,
+            table_id: 0,
+            cookie: 0,
+            match_: Match::new()
+                .with(OxmField::InPort(1))
+                .with(OxmField::InPort(2)),
+            data: Bytes::new(),
+        };
+        let raw = crate::OfMessage::new(1, crate::Message::PacketIn(pi)).to_bytes();
+        assert_eq!(
+            crate::OfMessage::parse(&raw).unwrap_err(),
+            Error::DuplicateField { field: "in_port" }
+        );
+        // Unknown fields are not judged: two of them are kept.
+        let unknown = hex::decode("00010014ffff5504000000aaffff5504000000bb00000000").unwrap();
+        assert_eq!(Match::parse(&unknown).map(|m| m.fields.len()), Ok(2));
     }
 
     #[test]
