@@ -25,6 +25,8 @@ use ofproto::{
     PacketOut, PortReason, OFP_NO_BUFFER,
 };
 
+use ofproto::display::Mac;
+
 use crate::{App, Event, Output};
 
 /// The name on the command line.
@@ -370,20 +372,6 @@ fn ethernet(frame: &[u8]) -> Option<([u8; 6], [u8; 6], u16)> {
     let src: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
     let ty = frame.get(12..14)?;
     Some((dst, src, u16::from_be_bytes([ty[0], ty[1]])))
-}
-
-/// Prints a MAC the usual way in logs.
-struct Mac([u8; 6]);
-
-impl std::fmt::Display for Mac {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
 }
 
 #[cfg(test)]

@@ -425,10 +425,4 @@ fn send_own(session: &mut Session, now: Instant, message: ofproto::Message) {
 }
 
 /// A datapath id as OVS prints it: 16 hex digits.
-pub struct DpidFmt(pub u64);
-
-impl std::fmt::Display for DpidFmt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
+pub use ofproto::display::Dpid as DpidFmt;
