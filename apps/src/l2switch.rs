@@ -17,13 +17,15 @@
 //! learnt on the ingress port is dropped instead of hairpinned. Sources that are multicast
 //! addresses (invalid on the wire) are never learnt, so a bogus frame cannot poison the table.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use ofproto::consts::{OFPCML_NO_BUFFER, OFPTT_ALL};
 use ofproto::{
     port_no, Action, FlowMod, FlowModCommand, Instruction, Match, Message, OxmField, PacketIn,
     PacketOut, PortReason, OFP_NO_BUFFER,
 };
+
+use ofproto::display::Mac;
 
 use crate::{App, Event, Output};
 
@@ -46,9 +48,10 @@ pub struct Config {
     pub idle_timeout: u16,
     /// Priority of learnt flows (the table-miss flow has priority 0).
     pub priority: u16,
-    /// MACs remembered per switch. A full table is forgotten at once and relearnt from the next
-    /// packets: memory stays bounded whatever sources a host forges, and installed flows keep
-    /// forwarding meanwhile.
+    /// MACs remembered per switch. A new source on a full table takes the place of the oldest
+    /// entry of its own port (or, if its port holds none, of the port holding the most): memory
+    /// stays bounded whatever sources a host forges, and a port that forges only pushes out its
+    /// own entries, never the other ports' hosts.
     pub max_macs_per_switch: usize,
 }
 
@@ -66,8 +69,104 @@ impl Default for Config {
 #[derive(Debug, Default)]
 pub struct L2Switch {
     config: Config,
-    /// dpid → (MAC → port). A `HashMap` per switch: lookups on every packet-in, no ordering needed.
-    tables: HashMap<u64, HashMap<[u8; 6], u32>>,
+    /// dpid → its MAC table.
+    tables: HashMap<u64, MacTable>,
+}
+
+/// One switch's MAC → port table, with the learning order per port for eviction.
+#[derive(Debug, Default)]
+struct MacTable {
+    /// MAC → (port, learning sequence number). A `HashMap`: a lookup on every packet-in.
+    macs: HashMap<[u8; 6], (u32, u64)>,
+    /// Per port, its MACs oldest first. An entry whose MAC has since moved or gone (no longer
+    /// `macs[mac] == (port, seq)`) is stale and skipped; stale entries are swept when they
+    /// outnumber the live ones, so a queue stays within twice its port's count.
+    order: HashMap<u32, VecDeque<([u8; 6], u64)>>,
+    /// Per port, how many MACs `macs` holds on it.
+    counts: HashMap<u32, usize>,
+    next_seq: u64,
+}
+
+impl MacTable {
+    fn get(&self, mac: &[u8; 6]) -> Option<u32> {
+        self.macs.get(mac).map(|(port, _)| *port)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.macs.len()
+    }
+
+    /// Learns `mac` on `port`, making room by eviction when `max` are known. Returns the port it
+    /// was on before, if it moved, and the MAC evicted, if any.
+    fn learn(&mut self, mac: [u8; 6], port: u32, max: usize) -> (Option<u32>, Option<[u8; 6]>) {
+        match self.macs.get(&mac) {
+            Some((p, _)) if *p == port => return (None, None),
+            Some(&(old, _)) => {
+                self.remove(&mac);
+                self.insert(mac, port);
+                return (Some(old), None);
+            }
+            None => {}
+        }
+        let evicted = if self.macs.len() >= max.max(1) {
+            self.evict_for(port)
+        } else {
+            None
+        };
+        self.insert(mac, port);
+        (None, evicted)
+    }
+
+    fn insert(&mut self, mac: [u8; 6], port: u32) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.macs.insert(mac, (port, seq));
+        self.order.entry(port).or_default().push_back((mac, seq));
+        *self.counts.entry(port).or_default() += 1;
+    }
+
+    fn remove(&mut self, mac: &[u8; 6]) {
+        let Some((port, _)) = self.macs.remove(mac) else {
+            return;
+        };
+        let count = self.counts.entry(port).or_default();
+        *count = count.saturating_sub(1);
+        let live = *count;
+        if let Some(queue) = self.order.get_mut(&port) {
+            if queue.len() > 2 * live + 16 {
+                let macs = &self.macs;
+                queue.retain(|(m, seq)| macs.get(m) == Some(&(port, *seq)));
+            }
+        }
+    }
+
+    /// Evicts the oldest MAC of `port`, or of the port holding the most if `port` holds none.
+    fn evict_for(&mut self, port: u32) -> Option<[u8; 6]> {
+        let victim_port = if self.counts.get(&port).is_some_and(|c| *c > 0) {
+            port
+        } else {
+            self.counts
+                .iter()
+                .max_by_key(|(p, c)| (**c, std::cmp::Reverse(**p)))
+                .map(|(p, _)| *p)?
+        };
+        let queue = self.order.get_mut(&victim_port)?;
+        while let Some((mac, seq)) = queue.pop_front() {
+            if self.macs.get(&mac) == Some(&(victim_port, seq)) {
+                self.remove(&mac);
+                return Some(mac);
+            }
+        }
+        None
+    }
+
+    /// Forgets every MAC learnt on `port`.
+    fn forget_port(&mut self, port: u32) {
+        self.macs.retain(|_, (p, _)| *p != port);
+        self.order.remove(&port);
+        self.counts.remove(&port);
+    }
 }
 
 /// The cookie of the flows that deliver to `mac`.
@@ -95,11 +194,11 @@ impl L2Switch {
 
     /// The port `mac` was learnt on at `dpid`, if any.
     pub fn lookup(&self, dpid: u64, mac: [u8; 6]) -> Option<u32> {
-        self.tables.get(&dpid)?.get(&mac).copied()
+        self.tables.get(&dpid)?.get(&mac)
     }
 
     fn switch_up(&mut self, dpid: u64, out: &mut Vec<Output>) {
-        self.tables.insert(dpid, HashMap::new());
+        self.tables.insert(dpid, MacTable::default());
         // Flows of an earlier session may point at ports where hosts no longer are.
         out.push(delete_own_flows(dpid, port_no::ANY));
         out.push(Output {
@@ -133,31 +232,32 @@ impl L2Switch {
             return;
         }
         let table = self.tables.entry(dpid).or_default();
-        if table.len() >= self.config.max_macs_per_switch && !table.contains_key(&src) {
-            tracing::warn!(dpid, macs = table.len(), "MAC table full: forgetting it");
-            table.clear();
-        }
         if !is_multicast(&src) {
-            if let Some(old) = table.insert(src, in_port) {
-                if old != in_port {
-                    tracing::debug!(dpid, mac = %Mac(src), old, new = in_port, "MAC moved");
-                    out.push(Output {
-                        dpid,
-                        message: Message::FlowMod(FlowMod {
-                            command: FlowModCommand::Delete,
-                            table_id: OFPTT_ALL,
-                            cookie: mac_cookie(src),
-                            cookie_mask: u64::MAX,
-                            ..FlowMod::default()
-                        }),
-                    });
-                }
+            let (moved, evicted) = table.learn(src, in_port, self.config.max_macs_per_switch);
+            if let Some(old) = moved {
+                tracing::debug!(dpid, mac = %Mac(src), old, new = in_port, "MAC moved");
+            }
+            if let Some(gone) = evicted {
+                tracing::debug!(dpid, mac = %Mac(gone), "MAC table full: oldest entry evicted");
+            }
+            // Flows towards a MAC that moved or was forgotten would deliver to the old port.
+            for mac in moved.map(|_| src).into_iter().chain(evicted) {
+                out.push(Output {
+                    dpid,
+                    message: Message::FlowMod(FlowMod {
+                        command: FlowModCommand::Delete,
+                        table_id: OFPTT_ALL,
+                        cookie: mac_cookie(mac),
+                        cookie_mask: u64::MAX,
+                        ..FlowMod::default()
+                    }),
+                });
             }
         }
         let known = if is_multicast(&dst) {
             None
         } else {
-            table.get(&dst).copied()
+            table.get(&dst)
         };
         let out_port = match known {
             // Learnt on the ingress port: the frame already reached its segment; hairpinning it
@@ -214,7 +314,7 @@ impl L2Switch {
 
     fn port_gone(&mut self, dpid: u64, port: u32, out: &mut Vec<Output>) {
         if let Some(table) = self.tables.get_mut(&dpid) {
-            table.retain(|_, p| *p != port);
+            table.forget_port(port);
         }
         out.push(delete_own_flows(dpid, port));
     }
@@ -272,20 +372,6 @@ fn ethernet(frame: &[u8]) -> Option<([u8; 6], [u8; 6], u16)> {
     let src: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
     let ty = frame.get(12..14)?;
     Some((dst, src, u16::from_be_bytes([ty[0], ty[1]])))
-}
-
-/// Prints a MAC the usual way in logs.
-struct Mac([u8; 6]);
-
-impl std::fmt::Display for Mac {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
 }
 
 #[cfg(test)]
@@ -549,23 +635,59 @@ mod tests {
         assert_eq!(app.lookup(DPID, H1), None);
     }
 
+    fn mac(n: u8) -> [u8; 6] {
+        [0, 0, 0, 0, 1, n]
+    }
+
+    fn deletes_of(msgs: &[Message]) -> Vec<u64> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                Message::FlowMod(f) if f.command == FlowModCommand::Delete => Some(f.cookie),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_full_table_is_forgotten_not_grown() {
+    fn a_full_table_evicts_the_oldest_entry_of_the_port_that_fills_it() {
         let mut app = L2Switch::new(Config {
-            max_macs_per_switch: 2,
+            max_macs_per_switch: 3,
             ..Config::default()
         });
         run(&mut app, up());
-        run(&mut app, pin(1, BCAST, H1));
         run(&mut app, pin(2, BCAST, H2));
-        // A known MAC does not count as new.
-        run(&mut app, pin(1, BCAST, H1));
-        assert_eq!(app.lookup(DPID, H2), Some(2));
+        run(&mut app, pin(1, BCAST, mac(1)));
+        run(&mut app, pin(1, BCAST, mac(2)));
+        // A known MAC does not count as new, nor does it become younger.
+        assert!(deletes_of(&run(&mut app, pin(1, BCAST, mac(1)))).is_empty());
+        // Port 1 forges on: each new source evicts port 1's oldest, never H2 on port 2; flows
+        // towards the evicted MAC go with it.
+        for n in 3..100 {
+            let msgs = run(&mut app, pin(1, BCAST, mac(n)));
+            assert_eq!(deletes_of(&msgs), [mac_cookie(mac(n - 2))], "{n}");
+            assert_eq!(app.lookup(DPID, mac(n - 2)), None);
+            assert_eq!(app.lookup(DPID, mac(n - 1)), Some(1));
+            assert_eq!(app.lookup(DPID, mac(n)), Some(1));
+            assert_eq!(app.lookup(DPID, H2), Some(2));
+            assert_eq!(app.tables[&DPID].len(), 3);
+        }
+        // A port with nothing learnt takes the place of the oldest entry of the port holding
+        // the most.
         let h3 = [0, 0, 0, 0, 0, 3];
         run(&mut app, pin(3, BCAST, h3));
         assert_eq!(app.lookup(DPID, h3), Some(3));
-        assert_eq!(app.lookup(DPID, H1), None);
-        assert_eq!(app.tables[&DPID].len(), 1);
+        assert_eq!(app.lookup(DPID, mac(98)), None);
+        assert_eq!(app.lookup(DPID, mac(99)), Some(1));
+        assert_eq!(app.lookup(DPID, H2), Some(2));
+        // A MAC that moves is counted on its new port: port 3 now holds two, port 1 none, and
+        // the next new source on port 1 evicts the oldest of port 3.
+        run(&mut app, pin(3, BCAST, mac(99)));
+        run(&mut app, pin(1, BCAST, mac(200)));
+        assert_eq!(app.lookup(DPID, h3), None);
+        assert_eq!(app.lookup(DPID, mac(99)), Some(3));
+        assert_eq!(app.lookup(DPID, H2), Some(2));
+        assert_eq!(app.lookup(DPID, mac(200)), Some(1));
+        assert_eq!(app.tables[&DPID].len(), 3);
     }
 
     #[test]

@@ -510,3 +510,105 @@ async fn random_input_on_many_connections_never_disturbs_a_healthy_switch() {
         "something panicked on random input"
     );
 }
+
+#[tokio::test]
+async fn an_undecodable_message_fails_one_request_not_the_session() {
+    let ctl = Controller::start(Config::default()).await;
+    let mut sw = FakeSwitch::handshake(ctl.addr, 0x66).await;
+    let handle = ctl.wait_switch(0x66).await;
+
+    // A multipart reply with non-zero padding in its header: that request fails, typed.
+    let request = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            handle
+                .request(Message::MultipartRequest(ofproto::MultipartRequest {
+                    flags: 0,
+                    body: ofproto::MultipartRequestBody::Desc,
+                }))
+                .await
+        })
+    };
+    let req = sw
+        .recv_until(|m| matches!(m.body, Message::MultipartRequest(_)))
+        .await;
+    let mut reply = OfMessage::new(
+        req.xid,
+        Message::MultipartReply(ofproto::MultipartReply {
+            flags: 0,
+            body: ofproto::MultipartReplyBody::Flow(vec![]),
+        }),
+    )
+    .to_bytes()
+    .to_vec();
+    reply[12] = 1;
+    sw.send_raw(&reply).await;
+    let result = request.await.expect("join");
+    assert!(
+        matches!(result, Err(strowger::openflow::RequestError::BadReply(_))),
+        "{result:?}"
+    );
+
+    // An unasked PACKET_IN whose match is not OXM: an ERROR back, the session goes on.
+    let mut bad = OfMessage::new(42, packet_in(1, frame(H2, H1)))
+        .to_bytes()
+        .to_vec();
+    bad[25] = 0;
+    sw.send_raw(&bad).await;
+    let error = sw.recv_until(|m| matches!(m.body, Message::Error(_))).await;
+    assert_eq!(error.xid, 42);
+    still_healthy(&ctl, &mut sw, 0x66).await;
+    assert!(ctl.switches.get(0x66).is_some());
+    ctl.stop().await;
+}
+
+/// Logs a WARN for every ERROR the switch sends, as the engine does.
+struct Complainer;
+
+impl apps::App for Complainer {
+    fn name(&self) -> &'static str {
+        "complainer"
+    }
+    fn handle(&mut self, _now: std::time::Instant, event: &Event, _out: &mut Vec<apps::Output>) {
+        if let Event::SwitchError { xid, .. } = event {
+            tracing::warn!(xid, "complainer: switch refused a message");
+        }
+    }
+}
+
+#[tokio::test]
+async fn repetitive_switch_errors_are_logged_in_full_a_few_times_then_counted() {
+    let (logs, _guard) = capture_logs();
+    let config = Config {
+        max_msgs_per_sec: 0,
+        ..Config::default()
+    };
+    let ctl = Controller::start_with(Box::new(Complainer), config).await;
+    let mut sw = FakeSwitch::handshake(ctl.addr, 0x91).await;
+    ctl.wait_switch(0x91).await;
+    let mut burst = bytes::BytesMut::new();
+    // xids far above any the controller has used, so none answers its barrier below.
+    for xid in 100_001..=101_000 {
+        OfMessage::new(
+            xid,
+            Message::Error(ErrorMsg {
+                kind: ErrorType::FlowModFailed(FlowModFailedCode::TableFull),
+                data: Bytes::new(),
+            }),
+        )
+        .emit(&mut burst);
+    }
+    sw.send_raw(&burst).await;
+    still_healthy(&ctl, &mut sw, 0x91).await;
+    ctl.stop().await;
+    let logs =
+        String::from_utf8_lossy(&logs.lock().map(|l| l.clone()).unwrap_or_default()).into_owned();
+    let full = logs.matches("complainer: switch refused a message").count();
+    assert_eq!(full, strowger::openflow::conn::LOG_BURST as usize, "{logs}");
+    // The rest are counted in one summary (at the latest when the connection ends).
+    let left_out = 1000 - full;
+    assert!(
+        logs.contains(&format!("suppressed={left_out}")),
+        "no summary of {left_out} in:\n{logs}"
+    );
+}

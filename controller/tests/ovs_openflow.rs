@@ -386,7 +386,14 @@ async fn ovs_multipart_port_status_and_flow_removed() {
     std::fs::write(&file, lines).expect("flows file");
     sb.ofctl(&["add-flows", "br0", &file.to_string_lossy()])
         .expect("add-flows");
+    // The default page holds the first 1000; a larger page holds them all.
     let (status, body) = ctl.call("GET", "/api/v1/switches/0xb2/flows", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(flows.as_array().map_or(0, Vec::len), 1000);
+    let (status, body) = ctl
+        .call("GET", "/api/v1/switches/0xb2/flows?limit=10000", "")
+        .await;
     assert_eq!(status, StatusCode::OK);
     let flows: serde_json::Value = serde_json::from_str(&body).expect("json");
     let count = flows.as_array().map_or(0, Vec::len);

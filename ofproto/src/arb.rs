@@ -103,9 +103,20 @@ pub(crate) fn oxm() -> impl Strategy<Value = OxmField> {
     ]
 }
 
+/// A match as a switch accepts it: no typed field twice (unknown ones are not judged).
 pub(crate) fn match_() -> impl Strategy<Value = Match> {
-    vec(oxm(), 0..5).prop_map(|fields| Match {
-        fields: fields.into(),
+    vec(oxm(), 0..5).prop_map(|fields| {
+        let mut seen = Vec::new();
+        fields
+            .into_iter()
+            .filter(|f| {
+                matches!(f, OxmField::Unknown { .. }) || {
+                    let fresh = !seen.contains(&f.key());
+                    seen.push(f.key());
+                    fresh
+                }
+            })
+            .collect()
     })
 }
 

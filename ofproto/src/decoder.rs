@@ -43,6 +43,8 @@ impl Decoder {
     /// stream can continue) and its bytes are available from [`Decoder::rejected`] to build the
     /// ERROR reply (its xid and first 64 bytes).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<OfMessage>, Error> {
+        // What an earlier call rejected must not be mistaken for this call's bad message.
+        self.rejected = None;
         if buf.len() < OFP_HEADER_LEN {
             return Ok(None);
         }
@@ -59,10 +61,7 @@ impl Decoder {
         }
         let frame = buf.split_to(len).freeze();
         match OfMessage::parse_bytes(frame.clone()) {
-            Ok(m) => {
-                self.rejected = None;
-                Ok(Some(m))
-            }
+            Ok(m) => Ok(Some(m)),
             Err(e) => {
                 self.rejected = Some(frame);
                 Err(e)

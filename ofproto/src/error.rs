@@ -196,6 +196,12 @@ pub enum Error {
         /// The field.
         field: &'static str,
     },
+    /// A mask on a field that cannot be masked (OF1.3.5 §7.2.3.7: `in_port`).
+    #[error("match field {field} cannot be masked")]
+    BadMask {
+        /// The field.
+        field: &'static str,
+    },
     /// A field value out of its range (e.g. register index above 7).
     #[error("match field {field} has an invalid value")]
     BadField {
@@ -242,6 +248,7 @@ impl Error {
             BadPrerequisite { .. } => ErrorType::BadMatch(BadMatchCode::BadPrereq),
             DuplicateField { .. } => ErrorType::BadMatch(BadMatchCode::DupField),
             BadWildcards { .. } => ErrorType::BadMatch(BadMatchCode::BadWildcards),
+            BadMask { .. } => ErrorType::BadMatch(BadMatchCode::BadMask),
             BadField { .. } => ErrorType::BadMatch(BadMatchCode::BadField),
             BadActionType { .. } => ErrorType::BadAction(BadActionCode::BadType),
             BadInstructionType { .. } => ErrorType::BadInstruction(BadInstructionCode::UnknownInst),

@@ -5,8 +5,11 @@
 //! A TLV whose class/field we do not know, or a known field carrying a mask the spec does not
 //! allow (OVS sends masked transport ports, for instance), is kept as [`OxmField::Unknown`] so it
 //! round-trips. A known field with the wrong payload length is an error (`OFPBMC_BAD_LEN`).
-//! Semantic checks (prerequisites, duplicates, mask/value consistency) live in
-//! [`Match::validate_prerequisites`], which the controller calls before sending.
+//! Decoding refuses what a switch refuses in any match: a typed field twice (`OFPBMC_DUP_FIELD`)
+//! and a masked `in_port` (`OFPBMC_BAD_MASK`). The other semantic checks (prerequisites,
+//! mask/value consistency) live in [`Match::validate_prerequisites`], which the controller
+//! calls before sending. [`OxmField::to_text`]/[`OxmField::from_text`] spell every typed field
+//! by its table name, for REST.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -329,6 +332,39 @@ macro_rules! oxm_fields {
                     OxmField::Unknown { .. } => "unknown",
                 }
             }
+
+            /// The table's field named `name` from text: `None` if no field of the table has
+            /// that name, `Some(None)` if the value (or a mask on an exact field) does not fit.
+            fn basic_from_text(name: &str, value: &str, mask: Option<&str>) -> Option<Option<OxmField>> {
+                Some(match name {
+                    $( $en => match mask {
+                        None => <$et as OxmText>::from_text(value).map(OxmField::$ev),
+                        Some(_) => None,
+                    }, )*
+                    $( $mn => masked_from_text::<$mt>(value, mask)
+                        .map(|(value, mask)| OxmField::$mv { value, mask }), )*
+                    _ => return None,
+                })
+            }
+
+            fn basic_text(&self) -> Option<FieldText> {
+                Some(match self {
+                    $( OxmField::$ev(v) => FieldText::exact($en, v), )*
+                    $( OxmField::$mv { value, mask } => FieldText::masked($mn, value, mask.as_ref()), )*
+                    _ => return None,
+                })
+            }
+
+            fn basic_examples(out: &mut Vec<OxmField>) {
+                $( out.push(OxmField::$ev(<$et as OxmText>::example())); )*
+                $(
+                    out.push(OxmField::$mv { value: <$mt as OxmText>::example(), mask: None });
+                    out.push(OxmField::$mv {
+                        value: <$mt as OxmText>::example(),
+                        mask: Some(<$mt as OxmText>::example_mask()),
+                    });
+                )*
+            }
         }
     };
 }
@@ -406,6 +442,11 @@ impl OxmField {
         let field = ((header >> 9) & 0x7f) as u8;
         let hasmask = header & 0x100 != 0;
         let len = (header & 0xff) as u8;
+        if class == OFPXMC_OPENFLOW_BASIC && field == 0 && hasmask {
+            // A switch answers a masked in_port with BAD_MASK; kept raw it would pass for an
+            // unknown field and the packet-in would seem to come from no port.
+            return Err(Error::BadMask { field: "in_port" });
+        }
         let mut p = r.sub(len.into(), Ctx::Match)?;
         let typed = match class {
             OFPXMC_OPENFLOW_BASIC if field == 37 => Some(
@@ -664,8 +705,25 @@ impl Match {
         }
         let mut body = r.sub(len - 4, Ctx::Match)?;
         let mut fields = SmallVec::new();
+        // Typed fields seen so far, one bit per field number of each class we know: a field
+        // twice is DUP_FIELD, as a switch answers (OF1.3.5 §7.2.3.7). Unknown fields are
+        // kept raw, not judged.
+        let (mut basic, mut nicira) = (0u128, 0u128);
         body.each(|r| {
-            fields.push(OxmField::read(r)?);
+            let f = OxmField::read(r)?;
+            if !matches!(f, OxmField::Unknown { .. }) {
+                let key = f.key();
+                let seen = match key.class {
+                    OFPXMC_OPENFLOW_BASIC => &mut basic,
+                    _ => &mut nicira,
+                };
+                let bit = 1u128 << (key.field & 0x7f);
+                if *seen & bit != 0 {
+                    return Err(Error::DuplicateField { field: f.name() });
+                }
+                *seen |= bit;
+            }
+            fields.push(f);
             Ok(())
         })?;
         r.sub(pad8(len), Ctx::Match)?.pad(pad8(len))?;
@@ -815,6 +873,253 @@ fn mask_consistent(f: &OxmField) -> bool {
     }
 }
 
+/// How a field value is spelled as text (REST, CLI): integers in decimal or `0x` hex (masked
+/// ones print in hex), MACs as `aa:bb:cc:dd:ee:ff`, IP addresses as usual, and IP masks also as
+/// prefix lengths. One spelling per value type, so every field the table knows has one.
+trait OxmText: Sized + Copy {
+    /// Whether an exact value is best shown as a number.
+    const INTEGER: bool;
+    fn to_text(&self) -> String;
+    /// The spelling next to a mask (integers: hex, where the bits show).
+    fn to_masked_text(&self) -> String {
+        self.to_text()
+    }
+    fn from_text(s: &str) -> Option<Self>;
+    fn mask_from_text(s: &str) -> Option<Self> {
+        Self::from_text(s)
+    }
+    fn example() -> Self;
+    fn example_mask() -> Self;
+}
+
+macro_rules! int_text {
+    ($($t:ty),*) => {$(
+        impl OxmText for $t {
+            const INTEGER: bool = true;
+            fn to_text(&self) -> String {
+                self.to_string()
+            }
+            fn to_masked_text(&self) -> String {
+                format!("{self:#x}")
+            }
+            fn from_text(s: &str) -> Option<Self> {
+                match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                    Some(hex) => <$t>::from_str_radix(hex, 16).ok(),
+                    None => s.parse().ok(),
+                }
+            }
+            fn example() -> Self {
+                1
+            }
+            fn example_mask() -> Self {
+                0x0f
+            }
+        }
+    )*};
+}
+int_text!(u8, u16, u32, u64);
+
+impl OxmText for [u8; 6] {
+    const INTEGER: bool = false;
+    fn to_text(&self) -> String {
+        crate::display::Mac(*self).to_string()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse::<crate::display::Mac>().ok().map(|m| m.0)
+    }
+    fn example() -> Self {
+        [0x02, 0, 0, 0, 0, 0x01]
+    }
+    fn example_mask() -> Self {
+        [0xff, 0xff, 0xff, 0, 0, 0]
+    }
+}
+
+impl OxmText for Ipv4Addr {
+    const INTEGER: bool = false;
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+    fn mask_from_text(s: &str) -> Option<Self> {
+        match s.parse::<u32>() {
+            Ok(len) if len <= 32 => Some(u32::MAX.checked_shl(32 - len).unwrap_or(0).into()),
+            Ok(_) => None,
+            Err(_) => s.parse().ok(),
+        }
+    }
+    fn example() -> Self {
+        Ipv4Addr::new(10, 0, 0, 1)
+    }
+    fn example_mask() -> Self {
+        Ipv4Addr::new(255, 255, 255, 0)
+    }
+}
+
+impl OxmText for Ipv6Addr {
+    const INTEGER: bool = false;
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+    fn mask_from_text(s: &str) -> Option<Self> {
+        match s.parse::<u32>() {
+            Ok(len) if len <= 128 => Some(u128::MAX.checked_shl(128 - len).unwrap_or(0).into()),
+            Ok(_) => None,
+            Err(_) => s.parse().ok(),
+        }
+    }
+    fn example() -> Self {
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)
+    }
+    fn example_mask() -> Self {
+        Ipv6Addr::new(0xffff, 0xffff, 0, 0, 0, 0, 0, 0)
+    }
+}
+
+fn masked_from_text<T: OxmText>(value: &str, mask: Option<&str>) -> Option<(T, Option<T>)> {
+    let value = T::from_text(value)?;
+    let mask = match mask {
+        None => None,
+        Some(m) => Some(T::mask_from_text(m)?),
+    };
+    Some((value, mask))
+}
+
+/// A typed field spelled as text: its name from the field table, its value and mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldText {
+    /// The OVS name (`in_port`, `ipv6_src`, `reg3`, ...), as [`OxmField::name`].
+    pub name: &'static str,
+    /// Whether the value is an integer (a JSON number when exact).
+    pub integer: bool,
+    /// The value.
+    pub value: String,
+    /// The mask, if the field carries one.
+    pub mask: Option<String>,
+}
+
+impl FieldText {
+    fn exact<T: OxmText>(name: &'static str, v: &T) -> Self {
+        Self {
+            name,
+            integer: T::INTEGER,
+            value: v.to_text(),
+            mask: None,
+        }
+    }
+
+    fn masked<T: OxmText>(name: &'static str, v: &T, mask: Option<&T>) -> Self {
+        match mask {
+            None => Self::exact(name, v),
+            Some(m) => Self {
+                name,
+                integer: T::INTEGER,
+                value: v.to_masked_text(),
+                mask: Some(m.to_masked_text()),
+            },
+        }
+    }
+}
+
+/// Why [`OxmField::from_text`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FieldTextError {
+    /// No typed field has this name.
+    #[error("unknown match field")]
+    UnknownField,
+    /// The value or mask does not fit the field (or the field cannot be masked).
+    #[error("value does not fit the field")]
+    BadValue,
+}
+
+impl OxmField {
+    /// This field as text, named as the field table names it; `None` for an unknown field.
+    pub fn to_text(&self) -> Option<FieldText> {
+        if let Some(t) = self.basic_text() {
+            return Some(t);
+        }
+        Some(match self {
+            OxmField::PbbIsid { value, mask } => {
+                FieldText::masked("pbb_isid", value, mask.as_ref())
+            }
+            OxmField::TunIpv4Src { value, mask } => {
+                FieldText::masked("tun_src", value, mask.as_ref())
+            }
+            OxmField::TunIpv4Dst { value, mask } => {
+                FieldText::masked("tun_dst", value, mask.as_ref())
+            }
+            OxmField::Reg { value, mask, .. } => {
+                FieldText::masked(self.name(), value, mask.as_ref())
+            }
+            _ => return None,
+        })
+    }
+
+    /// The typed field `name` (as [`OxmField::name`] spells it) with `value` and `mask` spelled
+    /// as [`OxmField::to_text`] writes them: `from_text` reads back what `to_text` wrote.
+    pub fn from_text(
+        name: &str,
+        value: &str,
+        mask: Option<&str>,
+    ) -> Result<OxmField, FieldTextError> {
+        let field = match OxmField::basic_from_text(name, value, mask) {
+            Some(f) => f,
+            None => match name {
+                "pbb_isid" => masked_from_text::<u32>(value, mask)
+                    .filter(|(v, m)| *v < 1 << 24 && m.is_none_or(|m| m < 1 << 24))
+                    .map(|(value, mask)| OxmField::PbbIsid { value, mask }),
+                "tun_src" => masked_from_text(value, mask)
+                    .map(|(value, mask)| OxmField::TunIpv4Src { value, mask }),
+                "tun_dst" => masked_from_text(value, mask)
+                    .map(|(value, mask)| OxmField::TunIpv4Dst { value, mask }),
+                _ => {
+                    let idx = REG_NAMES
+                        .iter()
+                        .position(|r| *r == name)
+                        .ok_or(FieldTextError::UnknownField)?;
+                    masked_from_text(value, mask).map(|(value, mask)| OxmField::Reg {
+                        idx: idx as u8,
+                        value,
+                        mask,
+                    })
+                }
+            },
+        };
+        field.ok_or(FieldTextError::BadValue)
+    }
+
+    /// One example of every typed field, exact and (where the field can be masked) masked:
+    /// generated from the field table, so a new field is covered where this is used (the REST
+    /// round-trip test).
+    pub fn examples() -> Vec<OxmField> {
+        let mut out = Vec::new();
+        OxmField::basic_examples(&mut out);
+        for mask in [None, Some(0x00ff_ff00)] {
+            out.push(OxmField::PbbIsid { value: 0x12, mask });
+        }
+        for mask in [None, Some(Ipv4Addr::new(255, 255, 0, 0))] {
+            let value = Ipv4Addr::new(192, 0, 2, 1);
+            out.push(OxmField::TunIpv4Src { value, mask });
+            out.push(OxmField::TunIpv4Dst { value, mask });
+        }
+        for idx in 0..8 {
+            for mask in [None, Some(0xffff)] {
+                out.push(OxmField::Reg {
+                    idx,
+                    value: 7,
+                    mask,
+                });
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -937,6 +1242,66 @@ mod tests {
             OxmField::parse(&hex::decode("80000004000000").unwrap()),
             Err(Error::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn a_duplicate_or_masked_in_port_is_refused_as_a_switch_would() {
+        use crate::error::BadMatchCode;
+        // ofp_match: type 1, length 4 + 8 + 8, in_port=1 twice, padding to 24.
+        let twice = hex::decode("000100148000000400000001800000040000000200000000").unwrap();
+        let e = Match::parse(&twice).unwrap_err();
+        assert_eq!(e, Error::DuplicateField { field: "in_port" });
+        assert_eq!(
+            e.ofp_error(),
+            Some(crate::ErrorType::BadMatch(BadMatchCode::DupField))
+        );
+        // Any other typed field twice too (here a masked and an exact eth_dst).
+        let eth_twice: Match = [
+            OxmField::EthDst {
+                value: [2; 6],
+                mask: Some([0xff; 6]),
+            },
+            OxmField::EthDst {
+                value: [2; 6],
+                mask: None,
+            },
+        ]
+        .into_iter()
+        .collect();
+        let mut out = BytesMut::new();
+        eth_twice.emit(&mut out);
+        assert_eq!(
+            Match::parse(&out),
+            Err(Error::DuplicateField { field: "eth_dst" })
+        );
+        // in_port with a mask: length 4 + 12, padding to 16.
+        let masked = hex::decode("000100108000010800000001ffffffff").unwrap();
+        let e = Match::parse(&masked).unwrap_err();
+        assert_eq!(e, Error::BadMask { field: "in_port" });
+        assert_eq!(
+            e.ofp_error(),
+            Some(crate::ErrorType::BadMatch(BadMatchCode::BadMask))
+        );
+        // The same in a PACKET_IN: the message is refused with that error.
+        let pi = crate::PacketIn {
+            buffer_id: crate::OFP_NO_BUFFER,
+            total_len: 0,
+            reason: crate::PacketInReason::NoMatch,
+            table_id: 0,
+            cookie: 0,
+            match_: Match::new()
+                .with(OxmField::InPort(1))
+                .with(OxmField::InPort(2)),
+            data: Bytes::new(),
+        };
+        let raw = crate::OfMessage::new(1, crate::Message::PacketIn(pi)).to_bytes();
+        assert_eq!(
+            crate::OfMessage::parse(&raw).unwrap_err(),
+            Error::DuplicateField { field: "in_port" }
+        );
+        // Unknown fields are not judged: two of them are kept.
+        let unknown = hex::decode("00010014ffff5504000000aaffff5504000000bb00000000").unwrap();
+        assert_eq!(Match::parse(&unknown).map(|m| m.fields.len()), Ok(2));
     }
 
     #[test]

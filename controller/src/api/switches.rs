@@ -3,29 +3,34 @@
 //! multipart), over the session layer's [`Switches`] registry.
 //!
 //! - `GET /switches`, `GET /switches/{dpid}`: identity and features;
-//! - `GET /switches/{dpid}/ports`: PORT_DESC, kept current by PORT_STATUS;
-//! - `GET /switches/{dpid}/flows[?table_id=&cookie=&cookie_mask=&out_port=]`: a FLOW_STATS
-//!   multipart request, reassembled;
+//! - `GET /switches/{dpid}/ports[?offset=&limit=]`: PORT_DESC, kept current by PORT_STATUS;
+//! - `GET /switches/{dpid}/flows[?table_id=&cookie=&cookie_mask=&out_port=&offset=&limit=]`: a
+//!   FLOW_STATS multipart request, reassembled;
 //! - `POST /switches/{dpid}/flows`: one FLOW_MOD (`add`, `modify`, `modify_strict`, `delete`,
 //!   `delete_strict`), answered once a barrier behind it is (200), or with the switch's ERROR (422);
 //! - `DELETE /switches/{dpid}/flows`: deletes every flow of every table (204);
 //! - `GET /health`.
 //!
 //! `{dpid}` is decimal (`1`), `0x`-prefixed hex, or the 16 hex digits OVS prints.
+//!
+//! Ports and flows come in pages, still as the plain JSON arrays `ofctl_rest` clients read:
+//! `limit` items (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`]) from `offset` (default 0).
+//! `X-Total-Count` says how many there are, and `Link: <…>; rel="next"` names the next page
+//! (the same filters, the next offset) while one follows, as GitHub's API does.
 //! Match keys are OXM names (`in_port`, `eth_dst`, `ipv4_src`, …); the OpenFlow 1.0 names
 //! `ofctl_rest` also accepts (`dl_dst`, `nw_src`, `tp_dst`, …) are aliases.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use std::str::FromStr;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use ofproto::consts::{OFPG_ANY, OFPTT_ALL};
+use ofproto::display::{Dpid, Mac, PortName};
+use ofproto::oxm::FieldTextError;
 use ofproto::{
     port_no, Action, FlowMod, FlowModCommand, FlowStats, Instruction, Match, Message,
     MultipartReplyBody, MultipartRequest, MultipartRequestBody, OxmField, Port,
@@ -80,7 +85,7 @@ impl From<&SwitchHandle> for SwitchView {
     fn from(h: &SwitchHandle) -> Self {
         Self {
             dpid: h.dpid(),
-            dpid_hex: format!("{:016x}", h.dpid()),
+            dpid_hex: Dpid(h.dpid()).to_string(),
             address: h.peer().to_string(),
             n_tables: h.features().n_tables,
             n_buffers: h.features().n_buffers,
@@ -137,7 +142,7 @@ impl From<&Port> for PortView {
         Self {
             port_no: port_value(p.port_no),
             name: p.name.clone(),
-            hw_addr: mac_str(&p.hw_addr),
+            hw_addr: Mac(p.hw_addr).to_string(),
             config: p.config,
             state: p.state,
             curr: p.curr,
@@ -153,10 +158,81 @@ impl From<&Port> for PortView {
 async fn ports(
     State(switches): State<Switches>,
     Path(dpid): Path<String>,
-) -> Result<Json<Vec<PortView>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    Query(mut query): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = Page::take(&mut query)?;
+    if let Some(k) = query.keys().next() {
+        return Err(ApiError::invalid(
+            k.clone(),
+            format!("unknown parameter {k:?}"),
+        ));
+    }
     let sw = switch(&switches, &dpid)?;
     let ports = sw.ports().await.map_err(request_error)?;
-    Ok(Json(ports.iter().map(PortView::from).collect()))
+    Ok(page.respond(uri.path(), &query, ports.len(), |range| {
+        ports[range].iter().map(PortView::from).collect()
+    }))
+}
+
+/// Items a page of ports or flows holds unless `?limit=` says otherwise.
+pub const DEFAULT_PAGE: usize = 1000;
+/// The largest `?limit=`.
+pub const MAX_PAGE: usize = 10_000;
+
+/// `?offset=&limit=` of a paginated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Page {
+    offset: usize,
+    limit: usize,
+}
+
+impl Page {
+    /// Takes `offset` and `limit` out of `query`, leaving the other parameters.
+    fn take(query: &mut BTreeMap<String, String>) -> Result<Page, ApiError> {
+        let number = |field: &str, v: Option<String>| match v {
+            None => Ok(None),
+            Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
+                ApiError::invalid(field, format!("{field} must be a non-negative integer"))
+            }),
+        };
+        let offset = number("offset", query.remove("offset"))?.unwrap_or(0);
+        let limit = number("limit", query.remove("limit"))?.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        Ok(Page { offset, limit })
+    }
+
+    /// The JSON array of this page of `total` items (`items` builds the views of a range only),
+    /// with `X-Total-Count` and, while more follow, a `Link` to the next page under `path` with
+    /// the same `filters`.
+    fn respond<T: Serialize>(
+        self,
+        path: &str,
+        filters: &BTreeMap<String, String>,
+        total: usize,
+        items: impl FnOnce(std::ops::Range<usize>) -> Vec<T>,
+    ) -> Response {
+        let start = self.offset.min(total);
+        let end = start.saturating_add(self.limit).min(total);
+        let mut response = Json(items(start..end)).into_response();
+        let headers = response.headers_mut();
+        headers.insert("x-total-count", HeaderValue::from(total));
+        if end < total {
+            // Filters that got this far parsed as numbers or port names: nothing to escape.
+            let mut query: String = filters.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+            query.push_str(&format!("offset={end}&limit={}", self.limit));
+            let link = format!("<{path}?{query}>; rel=\"next\"");
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                headers.insert(header::LINK, value);
+            }
+        }
+        response
+    }
 }
 
 /// A flow as `/switches/{dpid}/flows` shows it (ofctl_rest's flow stats).
@@ -211,8 +287,10 @@ impl From<&FlowStats> for FlowView {
 async fn flows(
     State(switches): State<Switches>,
     Path(dpid): Path<String>,
-    Query(filter): Query<BTreeMap<String, String>>,
-) -> Result<Json<Vec<FlowView>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    Query(mut filter): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = Page::take(&mut filter)?;
     let sw = switch(&switches, &dpid)?;
     let request = Message::MultipartRequest(MultipartRequest {
         flags: 0,
@@ -223,13 +301,17 @@ async fn flows(
             "flow stats answered with a single message",
         ));
     };
-    let mut out = Vec::new();
-    for part in &parts {
-        if let MultipartReplyBody::Flow(stats) = &part.body {
-            out.extend(stats.iter().map(FlowView::from));
-        }
-    }
-    Ok(Json(out))
+    let stats: Vec<&FlowStats> = parts
+        .iter()
+        .filter_map(|part| match &part.body {
+            MultipartReplyBody::Flow(stats) => Some(stats),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    Ok(page.respond(uri.path(), &filter, stats.len(), |range| {
+        stats[range].iter().map(|f| FlowView::from(*f)).collect()
+    }))
 }
 
 /// The FLOW_STATS request for `GET /flows?table_id=&cookie=&cookie_mask=&out_port=` (all
@@ -296,13 +378,7 @@ async fn clear_flows(
 
 /// Parses `{dpid}`: decimal, `0x…` hex, or exactly 16 hex digits (OVS's own notation).
 pub fn parse_dpid(s: &str) -> Option<u64> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return u64::from_str_radix(hex, 16).ok();
-    }
-    if s.len() == 16 {
-        return u64::from_str_radix(s, 16).ok();
-    }
-    s.parse().ok()
+    s.parse::<Dpid>().ok().map(|d| d.0)
 }
 
 fn switch(switches: &Switches, dpid: &str) -> Result<SwitchHandle, ApiError> {
@@ -313,7 +389,10 @@ fn switch(switches: &Switches, dpid: &str) -> Result<SwitchHandle, ApiError> {
         .with_field("dpid")
     })?;
     switches.get(id).ok_or_else(|| {
-        ApiError::not_found(format!("no switch with datapath id {id:016x} is connected"))
+        ApiError::not_found(format!(
+            "no switch with datapath id {} is connected",
+            Dpid(id)
+        ))
     })
 }
 
@@ -337,6 +416,16 @@ fn request_error(e: RequestError) -> ApiError {
         RequestError::Closed(reason) => {
             ApiError::unavailable(format!("the switch disconnected: {reason}"))
         }
+        RequestError::BadReply(why) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_reply",
+            format!("the switch's reply does not decode: {why}"),
+        ),
+        RequestError::UnexpectedReply { got } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_reply",
+            format!("the switch answered with {got}"),
+        ),
         RequestError::Gone => ApiError::unavailable("the switch disconnected"),
         RequestError::Unencodable(why) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -458,176 +547,90 @@ fn uint(v: &Value, max: u64) -> Option<u64> {
     (n <= max).then_some(n)
 }
 
-const RESERVED_PORTS: &[(&str, u32)] = &[
-    ("IN_PORT", port_no::IN_PORT),
-    ("TABLE", port_no::TABLE),
-    ("NORMAL", port_no::NORMAL),
-    ("FLOOD", port_no::FLOOD),
-    ("ALL", port_no::ALL),
-    ("CONTROLLER", port_no::CONTROLLER),
-    ("LOCAL", port_no::LOCAL),
-    ("ANY", port_no::ANY),
-];
-
 fn port_from_json(v: &Value) -> Option<u32> {
-    if let Some(name) = v.as_str() {
-        if let Some((_, n)) = RESERVED_PORTS
-            .iter()
-            .find(|(r, _)| r.eq_ignore_ascii_case(name))
-        {
-            return Some(*n);
-        }
+    if let Some(n) = v.as_str().and_then(PortName::from_reserved) {
+        return Some(n);
     }
     let n = uint(v, u32::MAX.into())? as u32;
-    (n <= port_no::MAX || RESERVED_PORTS.iter().any(|(_, r)| *r == n)).then_some(n)
+    (n <= port_no::MAX || PortName::reserved(n).is_some()).then_some(n)
 }
 
 fn port_value(p: u32) -> Value {
-    match RESERVED_PORTS.iter().find(|(_, n)| *n == p) {
-        Some((name, _)) => Value::from(*name),
+    match PortName::reserved(p) {
+        Some(name) => Value::from(name),
         None => Value::from(p),
     }
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
+/// The field names `ofctl_rest` also accepts (OpenFlow 1.0's, and `tunnel_id`), for the names
+/// of the codec's field table.
+const FIELD_ALIASES: &[(&str, &str)] = &[
+    ("dl_dst", "eth_dst"),
+    ("dl_src", "eth_src"),
+    ("dl_type", "eth_type"),
+    ("dl_vlan", "vlan_vid"),
+    ("dl_vlan_pcp", "vlan_pcp"),
+    ("nw_proto", "ip_proto"),
+    ("nw_src", "ipv4_src"),
+    ("nw_dst", "ipv4_dst"),
+    ("tunnel_id", "tun_id"),
+];
 
-fn mac_str(m: &[u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
-}
-
-/// `aa:bb:…` or `aa:bb:…/ff:ff:…`.
-fn masked_mac(s: &str) -> Option<([u8; 6], Option<[u8; 6]>)> {
-    match s.split_once('/') {
-        Some((v, m)) => Some((parse_mac(v)?, Some(parse_mac(m)?))),
-        None => Some((parse_mac(s)?, None)),
-    }
-}
-
-/// `10.0.0.1`, `10.0.0.0/24` or `10.0.0.0/255.255.255.0`.
-fn masked_ipv4(s: &str) -> Option<(Ipv4Addr, Option<Ipv4Addr>)> {
-    match s.split_once('/') {
-        None => Some((Ipv4Addr::from_str(s).ok()?, None)),
-        Some((v, m)) => {
-            let v = Ipv4Addr::from_str(v).ok()?;
-            let mask = match m.parse::<u8>() {
-                Ok(len) if len <= 32 => {
-                    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))
-                }
-                Ok(_) => return None,
-                Err(_) => Ipv4Addr::from_str(m).ok()?,
-            };
-            Some((v, Some(mask)))
-        }
-    }
-}
-
-fn masked_uint(v: &Value, max: u64) -> Option<(u64, Option<u64>)> {
-    if let Some(s) = v.as_str() {
-        if let Some((a, b)) = s.split_once('/') {
-            return Some((
-                uint(&Value::from(a), max)?,
-                Some(uint(&Value::from(b), max)?),
-            ));
-        }
-    }
-    Some((uint(v, max)?, None))
-}
-
-/// One match field from its JSON name and value; `None` when the value does not fit.
+/// One match field from its JSON name and value: `Ok(None)` for an unknown name, `Err` when
+/// the value does not fit. Names and value spellings are the codec's ([`OxmField::from_text`]),
+/// so whatever [`oxm_to_json`] shows reads back; ports also by reserved name, and `tp_src`/
+/// `tp_dst` by `ip_proto`.
 fn oxm_from_json(key: &str, v: &Value, ip_proto: Option<u8>) -> Result<Option<OxmField>, ()> {
-    let u8v = || uint(v, u8::MAX.into()).map(|n| n as u8);
-    let u16v = || uint(v, u16::MAX.into()).map(|n| n as u16);
-    let field = match key {
-        "in_port" => port_from_json(v).map(OxmField::InPort),
-        "in_phy_port" => port_from_json(v).map(OxmField::InPhyPort),
-        "eth_dst" | "dl_dst" => v
-            .as_str()
-            .and_then(masked_mac)
-            .map(|(value, mask)| OxmField::EthDst { value, mask }),
-        "eth_src" | "dl_src" => v
-            .as_str()
-            .and_then(masked_mac)
-            .map(|(value, mask)| OxmField::EthSrc { value, mask }),
-        "eth_type" | "dl_type" => u16v().map(OxmField::EthType),
-        "vlan_vid" | "dl_vlan" => masked_uint(v, 0x1fff).map(|(value, mask)| OxmField::VlanVid {
-            value: value as u16,
-            mask: mask.map(|m| m as u16),
-        }),
-        "vlan_pcp" | "dl_vlan_pcp" => u8v().filter(|p| *p < 8).map(OxmField::VlanPcp),
-        "ip_dscp" => u8v().filter(|p| *p < 64).map(OxmField::IpDscp),
-        "ip_ecn" => u8v().filter(|p| *p < 4).map(OxmField::IpEcn),
-        "ip_proto" | "nw_proto" => u8v().map(OxmField::IpProto),
-        "ipv4_src" | "nw_src" => v
-            .as_str()
-            .and_then(masked_ipv4)
-            .map(|(value, mask)| OxmField::Ipv4Src { value, mask }),
-        "ipv4_dst" | "nw_dst" => v
-            .as_str()
-            .and_then(masked_ipv4)
-            .map(|(value, mask)| OxmField::Ipv4Dst { value, mask }),
-        "tcp_src" => u16v().map(OxmField::TcpSrc),
-        "tcp_dst" => u16v().map(OxmField::TcpDst),
-        "udp_src" => u16v().map(OxmField::UdpSrc),
-        "udp_dst" => u16v().map(OxmField::UdpDst),
-        "tp_src" | "tp_dst" => {
-            let src = key == "tp_src";
-            match (ip_proto, u16v()) {
-                (Some(6), Some(p)) => Some(if src {
-                    OxmField::TcpSrc(p)
-                } else {
-                    OxmField::TcpDst(p)
-                }),
-                (Some(17), Some(p)) => Some(if src {
-                    OxmField::UdpSrc(p)
-                } else {
-                    OxmField::UdpDst(p)
-                }),
-                _ => return Err(()),
-            }
-        }
-        "icmpv4_type" => u8v().map(OxmField::Icmpv4Type),
-        "icmpv4_code" => u8v().map(OxmField::Icmpv4Code),
-        "arp_op" => u16v().map(OxmField::ArpOp),
-        "arp_spa" => v
-            .as_str()
-            .and_then(masked_ipv4)
-            .map(|(value, mask)| OxmField::ArpSpa { value, mask }),
-        "arp_tpa" => v
-            .as_str()
-            .and_then(masked_ipv4)
-            .map(|(value, mask)| OxmField::ArpTpa { value, mask }),
-        "metadata" => {
-            masked_uint(v, u64::MAX).map(|(value, mask)| OxmField::Metadata { value, mask })
-        }
-        "tunnel_id" | "tun_id" => {
-            masked_uint(v, u64::MAX).map(|(value, mask)| OxmField::TunnelId { value, mask })
-        }
-        _ => match key.strip_prefix("reg").and_then(|i| i.parse::<u8>().ok()) {
-            Some(idx) if idx < 8 => {
-                masked_uint(v, u32::MAX.into()).map(|(value, mask)| OxmField::Reg {
-                    idx,
-                    value: value as u32,
-                    mask: mask.map(|m| m as u32),
-                })
-            }
-            _ => return Ok(None),
-        },
+    let key = FIELD_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, name)| *name);
+    let key = match (key, ip_proto) {
+        ("tp_src", Some(6)) => "tcp_src",
+        ("tp_dst", Some(6)) => "tcp_dst",
+        ("tp_src", Some(17)) => "udp_src",
+        ("tp_dst", Some(17)) => "udp_dst",
+        ("tp_src" | "tp_dst", _) => return Err(()),
+        (key, _) => key,
     };
-    field.map(Some).ok_or(())
+    match key {
+        "in_port" => {
+            return port_from_json(v)
+                .map(|p| Some(OxmField::InPort(p)))
+                .ok_or(())
+        }
+        "in_phy_port" => {
+            return port_from_json(v)
+                .map(|p| Some(OxmField::InPhyPort(p)))
+                .ok_or(())
+        }
+        _ => {}
+    }
+    let text = match v {
+        Value::Number(n) => n.as_u64().ok_or(())?.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return Err(()),
+    };
+    let (value, mask) = match text.split_once('/') {
+        Some((value, mask)) => (value, Some(mask)),
+        None => (text.as_str(), None),
+    };
+    match OxmField::from_text(key, value, mask) {
+        Ok(f) if in_range(&f) => Ok(Some(f)),
+        Ok(_) | Err(FieldTextError::BadValue) => Err(()),
+        Err(FieldTextError::UnknownField) => Ok(None),
+    }
+}
+
+/// Values OpenFlow gives fewer bits than their field's width (a switch would refuse them).
+fn in_range(f: &OxmField) -> bool {
+    match f {
+        OxmField::VlanPcp(p) => *p < 8,
+        OxmField::IpDscp(p) => *p < 64,
+        OxmField::IpEcn(p) => *p < 4,
+        OxmField::VlanVid { value, mask } => *value <= 0x1fff && mask.is_none_or(|m| m <= 0x1fff),
+        _ => true,
+    }
 }
 
 fn match_from_json(obj: &Map<String, Value>) -> Result<Match, ApiError> {
@@ -778,67 +781,28 @@ fn instructions_from_json(list: &[Value]) -> Result<Vec<Instruction>, ApiError> 
 
 // ---- FLOW_STATS → JSON ----
 
+/// A match field as JSON: its name from the codec's field table, exact integers as numbers
+/// (ports by reserved name), anything else in the codec's text (`value` or `value/mask`).
 fn oxm_to_json(f: &OxmField) -> (String, Value) {
-    fn masked<T: std::fmt::Display>(v: T, m: Option<T>) -> Value {
-        match m {
-            Some(m) => Value::from(format!("{v}/{m}")),
-            None => Value::from(v.to_string()),
-        }
+    match f {
+        OxmField::InPort(p) => return ("in_port".into(), port_value(*p)),
+        OxmField::InPhyPort(p) => return ("in_phy_port".into(), port_value(*p)),
+        _ => {}
     }
-    fn mac(v: &[u8; 6], m: &Option<[u8; 6]>) -> Value {
-        match m {
-            Some(m) => Value::from(format!("{}/{}", mac_str(v), mac_str(m))),
-            None => Value::from(mac_str(v)),
-        }
-    }
-    fn hex_masked(v: u64, m: Option<u64>) -> Value {
-        match m {
-            Some(m) => Value::from(format!("{v:#x}/{m:#x}")),
-            None => Value::from(v),
-        }
-    }
-    let (k, v): (&str, Value) = match f {
-        OxmField::InPort(p) => ("in_port", port_value(*p)),
-        OxmField::InPhyPort(p) => ("in_phy_port", port_value(*p)),
-        OxmField::EthDst { value, mask } => ("eth_dst", mac(value, mask)),
-        OxmField::EthSrc { value, mask } => ("eth_src", mac(value, mask)),
-        OxmField::EthType(t) => ("eth_type", Value::from(*t)),
-        OxmField::VlanVid { value, mask } => {
-            ("vlan_vid", hex_masked((*value).into(), mask.map(u64::from)))
-        }
-        OxmField::VlanPcp(p) => ("vlan_pcp", Value::from(*p)),
-        OxmField::IpDscp(p) => ("ip_dscp", Value::from(*p)),
-        OxmField::IpEcn(p) => ("ip_ecn", Value::from(*p)),
-        OxmField::IpProto(p) => ("ip_proto", Value::from(*p)),
-        OxmField::Ipv4Src { value, mask } => ("ipv4_src", masked(*value, *mask)),
-        OxmField::Ipv4Dst { value, mask } => ("ipv4_dst", masked(*value, *mask)),
-        OxmField::TcpSrc(p) => ("tcp_src", Value::from(*p)),
-        OxmField::TcpDst(p) => ("tcp_dst", Value::from(*p)),
-        OxmField::UdpSrc(p) => ("udp_src", Value::from(*p)),
-        OxmField::UdpDst(p) => ("udp_dst", Value::from(*p)),
-        OxmField::Icmpv4Type(t) => ("icmpv4_type", Value::from(*t)),
-        OxmField::Icmpv4Code(c) => ("icmpv4_code", Value::from(*c)),
-        OxmField::ArpOp(o) => ("arp_op", Value::from(*o)),
-        OxmField::ArpSpa { value, mask } => ("arp_spa", masked(*value, *mask)),
-        OxmField::ArpTpa { value, mask } => ("arp_tpa", masked(*value, *mask)),
-        OxmField::Metadata { value, mask } => ("metadata", hex_masked(*value, *mask)),
-        OxmField::TunnelId { value, mask } => ("tunnel_id", hex_masked(*value, *mask)),
-        OxmField::Reg { idx, value, mask } => {
-            return (
-                format!("reg{idx}"),
-                hex_masked((*value).into(), mask.map(u64::from)),
-            )
-        }
-        other => {
-            // Fields without a JSON spelling here show as ovs-ofctl prints them.
-            let text = Match::new().with(other.clone()).to_string();
-            return (
-                text.split('=').next().unwrap_or("oxm").to_string(),
-                Value::from(text),
-            );
-        }
+    let Some(text) = f.to_text() else {
+        // An unknown field has no name to POST; it shows as ovs-ofctl prints it.
+        let text = Match::new().with(f.clone()).to_string();
+        return (f.name().to_string(), Value::from(text));
     };
-    (k.to_string(), v)
+    let value = match (&text.mask, text.integer) {
+        (None, true) => text
+            .value
+            .parse::<u64>()
+            .map_or(Value::from(text.value.clone()), Value::from),
+        (None, false) => Value::from(text.value),
+        (Some(mask), _) => Value::from(format!("{}/{mask}", text.value)),
+    };
+    (text.name.to_string(), value)
 }
 
 fn match_to_json(m: &Match) -> Map<String, Value> {

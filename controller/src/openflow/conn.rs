@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::log_limit::{LogLimiter, Verdict};
 use super::registry::{Command, ConnId, ConnShared, Counters, SwitchHandle};
 use super::session::{CloseReason, Reply, RequestError, Session, SessionEvent};
 use super::Context;
@@ -37,6 +38,11 @@ const COMMAND_BATCH: usize = 256;
 pub const COMMAND_QUEUE: usize = 1024;
 /// How long a closing connection may take to write its last messages (a refusal, an ERROR).
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
+/// Repetitive log lines (a switch's ERRORs, undecodable messages) logged in full per
+/// [`LOG_INTERVAL`] and connection; the rest are counted in one summary line.
+pub const LOG_BURST: u32 = 10;
+/// See [`LOG_BURST`].
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 type Waiter = oneshot::Sender<Result<Reply, RequestError>>;
 
@@ -59,6 +65,8 @@ pub(crate) async fn run(
         conn,
         ctx,
         shared: Arc::new(ConnShared::default()),
+        error_log: LogLimiter::new(LOG_BURST, LOG_INTERVAL),
+        malformed_log: LogLimiter::new(LOG_BURST, LOG_INTERVAL),
     };
     driver.run(stream, shutdown).await;
 }
@@ -74,6 +82,10 @@ struct Driver {
     conn: ConnId,
     ctx: Context,
     shared: Arc<ConnShared>,
+    /// The switch's ERRORs for messages nobody waits for, which the app logs.
+    error_log: LogLimiter,
+    /// Messages from the switch that do not decode.
+    malformed_log: LogLimiter,
 }
 
 impl Driver {
@@ -100,7 +112,7 @@ impl Driver {
                 match writer.try_write(&self.out) {
                     Ok(n) => self.out.advance(n),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 }
             }
             if self.session.is_closed() {
@@ -124,12 +136,12 @@ impl Driver {
                 }),
                 r = writer.write(&self.out), if !self.out.is_empty() => match r {
                     Ok(n) => self.out.advance(n),
-                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
                 r = reader.read_buf(&mut rbuf), if room => match r {
                     Ok(0) => self.session.close(CloseReason::PeerClosed),
                     Ok(_) => self.decode(&mut rbuf),
-                    Err(e) => self.session.close(CloseReason::Io(e.to_string())),
+                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
                 cmd = cmd_rx.recv(), if room => match cmd {
                     Some(cmd) => {
@@ -165,6 +177,7 @@ impl Driver {
 
     fn decode(&mut self, rbuf: &mut BytesMut) {
         let now = Instant::now();
+        self.log_summaries(now);
         loop {
             // A first byte that is no OpenFlow version means the peer is not speaking OpenFlow
             // (an HTTP probe, random bytes): its "length" is noise, so refuse it now instead of
@@ -175,7 +188,7 @@ impl Driver {
                         .get(4..8)
                         .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
                     let err = ofproto::Error::BadVersion { version, xid };
-                    self.session.handle_malformed(&err, rbuf);
+                    self.session.handle_malformed(now, &err, rbuf);
                     return;
                 }
             }
@@ -189,14 +202,19 @@ impl Driver {
                 }
                 Ok(None) => return,
                 Err(e) => {
+                    self.log_malformed(now, &e);
                     // A fatal error left the bad header in `rbuf`; otherwise the decoder
                     // consumed the message and kept its bytes.
                     let raw = match self.decoder.rejected() {
                         Some(bytes) => &bytes[..],
                         None => &rbuf[..],
                     };
-                    self.session.handle_malformed(&e, raw);
-                    return;
+                    self.session.handle_malformed(now, &e, raw);
+                    // Only a bad header or version closes; anything else failed one message
+                    // (or the request it answered) and the stream goes on.
+                    if self.session.is_closed() {
+                        return;
+                    }
                 }
             }
         }
@@ -241,6 +259,7 @@ impl Driver {
         let mut clock = None;
         while let Some(event) = self.session.poll_event() {
             let now = *clock.get_or_insert_with(Instant::now);
+            let mut quiet = false;
             let event = match event {
                 SessionEvent::Ready { features, ports } => {
                     let dpid = features.datapath_id;
@@ -289,6 +308,11 @@ impl Driver {
                 }
                 SessionEvent::UnsolicitedError { xid, error } => {
                     Counters::add(&self.shared.counters.switch_errors, 1);
+                    match self.error_log.check(now) {
+                        Verdict::Log => {}
+                        Verdict::LogAfterSummary(n) => log_error_summary(self.peer, n),
+                        Verdict::Suppress => quiet = true,
+                    }
                     tracing::debug!(xid, error = %error.kind, "switch reported an error for a message nobody waits for");
                     // The app sent it: it matches the ERROR back to its own flow by cookie.
                     apps::Event::SwitchError {
@@ -299,12 +323,31 @@ impl Driver {
                 }
             };
             let session = &mut self.session;
-            self.ctx.app.event(self.conn, &event, |m| {
-                send_own(session, now, m);
-            });
+            let mut call_app = || {
+                self.ctx.app.event(self.conn, &event, |m| {
+                    send_own(session, now, m);
+                })
+            };
+            if quiet {
+                // The app logs what it makes of each ERROR (the engine a WARN); past the
+                // burst, only the count reaches the log, so the app is heard without a
+                // subscriber for this one call.
+                tracing::subscriber::with_default(
+                    tracing::subscriber::NoSubscriber::default(),
+                    call_app,
+                );
+            } else {
+                call_app();
+            }
         }
         let sent = self.session.transmit_into(&mut self.out);
         Counters::add(&self.shared.counters.msgs_out, sent);
+        let refused = self.session.ports_refused();
+        if refused != 0 {
+            // The session counts; this only publishes its count.
+            let counter = &self.shared.counters.ports_refused;
+            counter.store(refused, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn dpid(&self) -> u64 {
@@ -312,7 +355,37 @@ impl Driver {
         self.registered.unwrap_or_default()
     }
 
-    fn log_close(&self) {
+    /// Logs an undecodable message from the switch, rate-limited.
+    fn log_malformed(&mut self, now: Instant, error: &ofproto::Error) {
+        match self.malformed_log.check(now) {
+            Verdict::Suppress => {}
+            Verdict::Log => {
+                tracing::warn!(peer = %self.peer, "undecodable message from the switch: {error}")
+            }
+            Verdict::LogAfterSummary(n) => {
+                log_malformed_summary(self.peer, n);
+                tracing::warn!(peer = %self.peer, "undecodable message from the switch: {error}");
+            }
+        }
+    }
+
+    /// The summaries of rate-limited log lines whose interval is over.
+    fn log_summaries(&mut self, now: Instant) {
+        if let Some(n) = self.error_log.poll(now) {
+            log_error_summary(self.peer, n);
+        }
+        if let Some(n) = self.malformed_log.poll(now) {
+            log_malformed_summary(self.peer, n);
+        }
+    }
+
+    fn log_close(&mut self) {
+        if let Some(n) = self.error_log.take() {
+            log_error_summary(self.peer, n);
+        }
+        if let Some(n) = self.malformed_log.take() {
+            log_malformed_summary(self.peer, n);
+        }
         let Some(reason) = self.session.close_reason() else {
             return;
         };
@@ -323,6 +396,22 @@ impl Driver {
             _ => tracing::warn!(peer = %self.peer, "closing switch connection: {reason}"),
         }
     }
+}
+
+fn log_error_summary(peer: SocketAddr, suppressed: u64) {
+    tracing::warn!(
+        %peer,
+        suppressed,
+        "{suppressed} more ERRORs from the switch for messages nobody waits for (not logged in full)"
+    );
+}
+
+fn log_malformed_summary(peer: SocketAddr, suppressed: u64) {
+    tracing::warn!(
+        %peer,
+        suppressed,
+        "{suppressed} more undecodable messages from the switch (not logged in full)"
+    );
 }
 
 /// Sends an app's answer for this connection's own switch. A message the wire cannot carry is the
@@ -336,10 +425,4 @@ fn send_own(session: &mut Session, now: Instant, message: ofproto::Message) {
 }
 
 /// A datapath id as OVS prints it: 16 hex digits.
-pub struct DpidFmt(pub u64);
-
-impl std::fmt::Display for DpidFmt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
+pub use ofproto::display::Dpid as DpidFmt;

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod conn;
 pub mod listener;
+pub mod log_limit;
 pub mod registry;
 pub mod session;
 #[cfg(test)]
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 pub use app::AppHost;
 pub use registry::{ConnId, SendError, SwitchHandle, Switches};
-pub use session::{CloseReason, Config, Reply, RequestError};
+pub use session::{CloseReason, Config, PeerMisbehaved, Reply, RequestError};
 
 /// What every connection task shares. Cheap to clone.
 #[derive(Debug, Clone)]

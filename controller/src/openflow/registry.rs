@@ -71,6 +71,7 @@ pub struct Counters {
     pub(crate) msgs_out: AtomicU64,
     pub(crate) packet_ins: AtomicU64,
     pub(crate) switch_errors: AtomicU64,
+    pub(crate) ports_refused: AtomicU64,
 }
 
 impl Counters {
@@ -90,6 +91,8 @@ pub struct CountersSnapshot {
     pub packet_ins: u64,
     /// ERRORs the switch sent.
     pub switch_errors: u64,
+    /// PORT_STATUS messages for new ports refused because the port table was full.
+    pub ports_refused: u64,
     /// Times a session of this datapath was closed for a resync (an app output did not fit
     /// its queue) since the controller started. Unlike the others it is kept per datapath,
     /// not per connection: a resync ends the session, so a per-session count would be gone
@@ -204,6 +207,7 @@ impl SwitchHandle {
             msgs_out: c.msgs_out.load(Ordering::Relaxed),
             packet_ins: c.packet_ins.load(Ordering::Relaxed),
             switch_errors: c.switch_errors.load(Ordering::Relaxed),
+            ports_refused: c.ports_refused.load(Ordering::Relaxed),
             resyncs: self.resyncs.load(Ordering::Relaxed),
         }
     }

@@ -38,10 +38,15 @@
 //!   ERROR comes out as [`SessionEvent::UnsolicitedError`]. Replies nobody waits for, and
 //!   controller-to-switch messages sent the wrong way, are ignored (never fatal).
 //! - **Async messages**: PACKET_IN, PORT_STATUS and FLOW_REMOVED come out as events in arrival
-//!   order, only in `Ready`; the port table is updated before the PORT_STATUS event.
-//! - **Misbehaviour**: bytes that do not decode get the ERROR the codec names (type/code, the
-//!   first 64 bytes, the message's xid) and close the session; so does a HELLO after the
-//!   handshake. More than `max_msgs_per_sec` messages (token bucket, one second of burst)
+//!   order, only in `Ready`; the port table is updated before the PORT_STATUS event. The port
+//!   table holds at most `max_ports`: a PORT_STATUS for a new port beyond it is refused (no
+//!   event; counted in [`Session::ports_refused`], logged once).
+//! - **Misbehaviour**: a message that does not decode fails only what it concerns: an answer
+//!   to a pending request fails that request ([`RequestError::BadReply`]), any other message
+//!   gets the ERROR the codec names (type/code, the first 64 bytes, the message's xid) and the
+//!   session goes on. Only what leaves the stream or the handshake unusable closes it (after
+//!   that ERROR): a bad header length, a version other than 1.3, a bad first message or
+//!   handshake reply. A HELLO after the handshake closes it too. More than `max_msgs_per_sec` messages (token bucket, one second of burst)
 //!   closes it as a flood.
 //! - **Close**: after [`Session::close`] or any fatal input the session accepts nothing, keeps
 //!   the first reason, and still yields what it queued before closing (the refusal or ERROR).
@@ -72,7 +77,13 @@ pub struct Config {
     pub max_msgs_per_sec: u32,
     /// Parts of one multipart reply accepted before the request fails as too large.
     pub max_multipart_parts: usize,
+    /// Ports a switch's port table holds at most: a PORT_DESC reply with more closes the
+    /// handshake, a PORT_STATUS for a new port beyond it is refused (counted, logged once).
+    pub max_ports: usize,
 }
+
+/// OpenFlow's `OFPP_MAX` in the 16-bit port space OVS uses (0xff00): no switch has more ports.
+pub const MAX_PORTS: usize = 0xff00;
 
 impl Default for Config {
     fn default() -> Self {
@@ -83,6 +94,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(10),
             max_msgs_per_sec: 500_000,
             max_multipart_parts: 4096,
+            max_ports: MAX_PORTS,
         }
     }
 }
@@ -105,18 +117,19 @@ pub enum CloseReason {
     /// The handshake did not finish in time.
     #[error("handshake not finished within {0:?}")]
     HandshakeTimeout(Duration),
-    /// Bytes that are not an OpenFlow 1.3 message (garbage, absurd length, wrong version).
+    /// Bytes that are not an OpenFlow 1.3 message (garbage, absurd length, wrong version), or
+    /// a bad first message or handshake reply: the codec's error.
     #[error("malformed message: {0}")]
-    Malformed(String),
+    Malformed(ofproto::Error),
     /// More messages per second than allowed.
     #[error("message flood: more than {0} messages/s")]
     Flood(u32),
     /// A well-formed message that breaks the protocol where it arrived.
     #[error("protocol violation: {0}")]
-    Protocol(String),
-    /// The switch answered a handshake request with an ERROR.
+    Protocol(PeerMisbehaved),
+    /// The switch answered a handshake request with this ERROR.
     #[error("switch refused the handshake: {0}")]
-    HandshakeRefused(String),
+    HandshakeRefused(ErrorType),
     /// The same datapath connected again; the newer session wins.
     #[error("replaced by a newer connection from the same datapath")]
     Replaced,
@@ -128,9 +141,37 @@ pub enum CloseReason {
     /// The controller is shutting down.
     #[error("controller shutting down")]
     Shutdown,
-    /// The write side failed or the outbound queue could not drain.
+    /// Reading or writing the socket failed.
     #[error("I/O error: {0}")]
-    Io(String),
+    Io(std::io::ErrorKind),
+}
+
+/// One variant per protocol violation that ends a session (as rustls's `PeerMisbehaved`), so
+/// tests and logs name exactly what the switch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerMisbehaved {
+    /// The first message was not a HELLO.
+    #[error("expected HELLO, got {got}")]
+    ExpectedHello {
+        /// The message's name.
+        got: &'static str,
+    },
+    /// The FEATURES_REPLY names an auxiliary connection, which we do not support.
+    #[error("auxiliary connection {id} not supported")]
+    AuxiliaryConnection {
+        /// Its auxiliary id.
+        id: u8,
+    },
+    /// The PORT_DESC request was answered with another multipart type.
+    #[error("PORT_DESC request answered with another multipart type")]
+    PortDescWrongType,
+    /// The PORT_DESC reply went on past `max_multipart_parts * 64` ports.
+    #[error("PORT_DESC reply too large")]
+    PortDescTooLarge,
+    /// A HELLO once the handshake was done.
+    #[error("HELLO after the handshake")]
+    HelloAfterHandshake,
 }
 
 /// The answer to a request made through [`Ready::request`].
@@ -160,13 +201,23 @@ pub enum RequestError {
     /// The session ended before the answer came.
     #[error("session closed: {0}")]
     Closed(CloseReason),
+    /// The switch's answer does not decode; the session goes on.
+    #[error("the switch's reply does not decode: {0}")]
+    BadReply(ofproto::Error),
     /// The switch's connection was already gone when the request was made.
     #[error("switch disconnected")]
     Gone,
+    /// The switch answered with a message that is no answer to this request (a non-multipart
+    /// message to a multipart request); the session goes on.
+    #[error("the switch answered with {got}")]
+    UnexpectedReply {
+        /// The answer's message name.
+        got: &'static str,
+    },
     /// The request cannot be put on the wire (longer than an OpenFlow message can be); nothing
     /// was sent.
     #[error("cannot be sent: {0}")]
-    Unencodable(String),
+    Unencodable(ofproto::Error),
 }
 
 /// What the rest of the controller must learn from the session.
@@ -270,6 +321,8 @@ struct Core {
     handshake_deadline: Instant,
     tokens: f64,
     tokens_at: Instant,
+    /// PORT_STATUS messages for new ports refused because the port table was full.
+    ports_refused: u64,
 }
 
 impl Core {
@@ -332,36 +385,46 @@ impl Core {
         true
     }
 
+    /// Fails the request waiting for `xid` (and the barrier sent on its behalf) with `error`.
+    /// Returns whether one was waiting.
+    fn fail(&mut self, xid: u32, error: RequestError) -> bool {
+        let Some(pending) = self.pending.remove(&xid) else {
+            return false;
+        };
+        match pending.kind {
+            Pending::ConfirmedBy { barrier } => {
+                self.pending.remove(&barrier);
+                self.respond(xid, Err(error));
+            }
+            Pending::Barrier {
+                confirms: Some(req),
+            } => {
+                self.pending.remove(&req);
+                self.respond(req, Err(error));
+            }
+            _ => self.respond(xid, Err(error)),
+        }
+        true
+    }
+
     /// Routes a reply or an error to the request waiting for its xid. Returns the message back
     /// when nobody waits for that xid.
     fn correlate(&mut self, xid: u32, body: Message) -> Option<Message> {
+        let body = match body {
+            Message::Error(error) if self.pending.contains_key(&xid) => {
+                self.fail(xid, RequestError::Switch(error));
+                return None;
+            }
+            body => body,
+        };
         let Some(pending) = self.pending.remove(&xid) else {
             return Some(body);
         };
-        if let Message::Error(error) = body {
-            if let Pending::ConfirmedBy { barrier } = pending.kind {
-                self.pending.remove(&barrier);
-            }
-            if let Pending::Barrier {
-                confirms: Some(req),
-            } = pending.kind
-            {
-                self.pending.remove(&req);
-                self.respond(req, Err(RequestError::Switch(error)));
-            } else {
-                self.respond(xid, Err(RequestError::Switch(error)));
-            }
-            return None;
-        }
         match pending.kind {
             Pending::Multipart(mut parts) => {
                 let Message::MultipartReply(part) = body else {
-                    self.respond(
-                        xid,
-                        Err(RequestError::Closed(CloseReason::Protocol(
-                            "non-multipart answer to a multipart request".into(),
-                        ))),
-                    );
+                    let got = body.name();
+                    self.respond(xid, Err(RequestError::UnexpectedReply { got }));
                     return None;
                 };
                 let more = part.flags & OFPMPF_REPLY_MORE != 0;
@@ -417,6 +480,7 @@ impl Session {
             pending: HashMap::new(),
             last_rx: now,
             echo_outstanding: None,
+            ports_refused: 0,
         };
         core.queue_own(Message::Hello(Hello::of13()));
         Self {
@@ -464,24 +528,57 @@ impl Session {
         }
     }
 
-    /// Bytes that could not be decoded: answers the ERROR the codec names (type/code, with the
-    /// first 64 bytes of the offending message as the spec asks) and closes the session. `raw`
-    /// is whatever of the bad message is buffered, possibly nothing.
-    pub fn handle_malformed(&mut self, error: &ofproto::Error, raw: &[u8]) {
+    /// Bytes that could not be decoded. `raw` is whatever of the bad message is buffered,
+    /// possibly nothing.
+    ///
+    /// Only errors that leave the stream unusable close the session: a header whose length
+    /// cannot be trusted ([`ofproto::Error::is_fatal`]), a version other than 1.3, and anything
+    /// before the handshake is done that answers it (or comes first). Those get the ERROR the
+    /// codec names (type/code, the first 64 bytes, the message's xid) before closing. Otherwise
+    /// one message was consumed whole and the session goes on: if its xid names a pending
+    /// request, that request alone fails with [`RequestError::BadReply`] (nothing is sent: the
+    /// switch cannot act on an error about its own reply); any other message gets the ERROR the
+    /// codec names, as a switch answers a controller's bad request.
+    pub fn handle_malformed(&mut self, now: Instant, error: &ofproto::Error, raw: &[u8]) {
         if self.is_closed() {
             return;
         }
+        let xid = raw
+            .get(4..8)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        // Header-level errors leave nothing to resynchronise on; before `Ready`, a bad first
+        // message or a bad answer to a handshake request leaves the handshake nowhere to go.
+        let fatal = error.is_fatal()
+            || matches!(error, ofproto::Error::BadVersion { .. })
+            || match &self.state {
+                State::ExpectHello(_) => true,
+                State::ExpectFeaturesReply(s) => s.xid == xid,
+                State::ExpectPortDesc(s) => s.xid == xid,
+                State::Ready(_) | State::Closed(_) => false,
+            };
+        if !fatal {
+            // A whole message: it counts like any other against the flood limit and as a sign
+            // of life.
+            if !self.core.admit(now) {
+                let rate = self.core.config.max_msgs_per_sec;
+                self.close(CloseReason::Flood(rate));
+                return;
+            }
+            self.core.last_rx = now;
+            if self.core.fail(xid, RequestError::BadReply(error.clone())) {
+                return;
+            }
+        }
         if let Some(kind) = error.ofp_error() {
-            let xid = raw
-                .get(4..8)
-                .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             // `for_request` keeps at most 64 bytes of `raw`.
             self.core.push_own(OfMessage::new(
                 xid,
                 Message::Error(ErrorMsg::for_request(kind, raw)),
             ));
         }
-        self.close(CloseReason::Malformed(error.to_string()));
+        if fatal {
+            self.close(CloseReason::Malformed(error.clone()));
+        }
     }
 
     /// Advances timers to `now`: echo keepalive, dead peer, handshake and request deadlines.
@@ -634,6 +731,11 @@ impl Session {
         }
     }
 
+    /// PORT_STATUS messages for new ports refused because the port table held `max_ports`.
+    pub fn ports_refused(&self) -> u64 {
+        self.core.ports_refused
+    }
+
     /// Requests still waiting for an answer (barriers sent on someone's behalf included).
     pub fn pending_requests(&self) -> usize {
         self.core.pending.len()
@@ -719,7 +821,7 @@ impl Ready<'_> {
     /// still completes exactly once.
     fn refuse(&mut self, xid: u32, error: ofproto::Error) -> u32 {
         self.core
-            .respond(xid, Err(RequestError::Unencodable(error.to_string())));
+            .respond(xid, Err(RequestError::Unencodable(error)));
         xid
     }
 
@@ -762,10 +864,6 @@ fn is_reply(m: &Message) -> bool {
     )
 }
 
-fn error_text(e: &ErrorMsg) -> String {
-    e.kind.to_string()
-}
-
 fn hello_failed() -> ErrorType {
     ErrorType::HelloFailed(ofproto::error::HelloFailedCode::Incompatible)
 }
@@ -791,11 +889,10 @@ impl ExpectHello {
                     version: msg.version,
                 })
             }
-            Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
-            other => Err(CloseReason::Protocol(format!(
-                "expected HELLO, got {}",
-                other.name()
-            ))),
+            Message::Error(e) => Err(CloseReason::HandshakeRefused(e.kind)),
+            other => Err(CloseReason::Protocol(PeerMisbehaved::ExpectedHello {
+                got: other.name(),
+            })),
         }
     }
 }
@@ -805,10 +902,9 @@ impl ExpectFeaturesReply {
         match msg.body {
             Message::FeaturesReply(features) if msg.xid == self.xid => {
                 if features.auxiliary_id != 0 {
-                    return Err(CloseReason::Protocol(format!(
-                        "auxiliary connection {} not supported",
-                        features.auxiliary_id
-                    )));
+                    return Err(CloseReason::Protocol(PeerMisbehaved::AuxiliaryConnection {
+                        id: features.auxiliary_id,
+                    }));
                 }
                 // Whole frames in packet-ins: apps never depend on switch buffers.
                 core.queue_own(Message::SetConfig(SwitchConfig {
@@ -822,7 +918,7 @@ impl ExpectFeaturesReply {
                     ports: Vec::new(),
                 }))
             }
-            Message::Error(e) => Err(CloseReason::HandshakeRefused(error_text(&e))),
+            Message::Error(e) => Err(CloseReason::HandshakeRefused(e.kind)),
             other => {
                 tracing::debug!(msg = other.name(), "ignored before FEATURES_REPLY");
                 Ok(State::ExpectFeaturesReply(self))
@@ -838,16 +934,12 @@ impl ExpectPortDesc {
                 let more = reply.flags & OFPMPF_REPLY_MORE != 0;
                 match port_desc_ports(reply) {
                     Some(ports) => self.ports.extend(ports),
-                    None => {
-                        return Err(CloseReason::Protocol(
-                            "PORT_DESC request answered with another multipart type".into(),
-                        ))
-                    }
+                    None => return Err(CloseReason::Protocol(PeerMisbehaved::PortDescWrongType)),
+                }
+                if self.ports.len() > core.config.max_ports {
+                    return Err(CloseReason::Protocol(PeerMisbehaved::PortDescTooLarge));
                 }
                 if more {
-                    if self.ports.len() > core.config.max_multipart_parts * 64 {
-                        return Err(CloseReason::Protocol("PORT_DESC reply too large".into()));
-                    }
                     return Ok(State::ExpectPortDesc(self));
                 }
                 core.events.push_back(SessionEvent::Ready {
@@ -859,9 +951,7 @@ impl ExpectPortDesc {
                     ports: self.ports.into_iter().map(|p| (p.port_no, p)).collect(),
                 }))
             }
-            Message::Error(e) if msg.xid == self.xid => {
-                Err(CloseReason::HandshakeRefused(error_text(&e)))
-            }
+            Message::Error(e) if msg.xid == self.xid => Err(CloseReason::HandshakeRefused(e.kind)),
             // Async messages may race the reply; nothing can act on them before `Ready`.
             other => {
                 tracing::debug!(msg = other.name(), "ignored before PORT_DESC reply");
@@ -877,18 +967,35 @@ impl ReadyState {
             Message::PacketIn(p) => core.events.push_back(SessionEvent::PacketIn(p)),
             Message::FlowRemoved(f) => core.events.push_back(SessionEvent::FlowRemoved(f)),
             Message::PortStatus(status) => {
+                let port_no = status.desc.port_no;
                 match status.reason {
                     PortReason::Delete => {
-                        self.ports.remove(&status.desc.port_no);
+                        self.ports.remove(&port_no);
+                    }
+                    _ if self.ports.len() < core.config.max_ports
+                        || self.ports.contains_key(&port_no) =>
+                    {
+                        self.ports.insert(port_no, status.desc.clone());
                     }
                     _ => {
-                        self.ports.insert(status.desc.port_no, status.desc.clone());
+                        // A switch cannot have more ports than OpenFlow numbers: one announcing
+                        // more would grow the table without bound. Refused, and not passed on,
+                        // so the app's per-port state stays bounded too.
+                        core.ports_refused += 1;
+                        if core.ports_refused == 1 {
+                            tracing::warn!(
+                                port_no,
+                                max_ports = core.config.max_ports,
+                                "port table full: PORT_STATUS for new ports refused (logged once, counted)"
+                            );
+                        }
+                        return Ok(State::Ready(self));
                     }
                 }
                 core.events.push_back(SessionEvent::PortStatus(status));
             }
             Message::Hello(_) => {
-                return Err(CloseReason::Protocol("HELLO after the handshake".into()))
+                return Err(CloseReason::Protocol(PeerMisbehaved::HelloAfterHandshake))
             }
             body if !is_reply(&body) => {
                 // Controller-to-switch messages coming the wrong way: nothing to do with them,

@@ -30,23 +30,96 @@ impl Display for Mac {
     }
 }
 
+/// Why a string is not a MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MAC address (expected aa:bb:cc:dd:ee:ff)")]
+pub struct MacParseError;
+
+impl std::str::FromStr for Mac {
+    type Err = MacParseError;
+
+    /// `aa:bb:cc:dd:ee:ff` (or with `-`), the one MAC spelling REST, logs and the CLI share.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for byte in out.iter_mut() {
+            let p = parts.next().ok_or(MacParseError)?;
+            if p.len() != 2 {
+                return Err(MacParseError);
+            }
+            *byte = u8::from_str_radix(p, 16).map_err(|_| MacParseError)?;
+        }
+        match parts.next() {
+            Some(_) => Err(MacParseError),
+            None => Ok(Mac(out)),
+        }
+    }
+}
+
+/// A datapath id as OVS prints it: 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dpid(pub u64);
+
+impl Display for Dpid {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for Dpid {
+    type Err = std::num::ParseIntError;
+
+    /// Decimal (`1`), `0x`-prefixed hex, or exactly the 16 hex digits [`Dpid`] prints.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            return u64::from_str_radix(hex, 16).map(Dpid);
+        }
+        if s.len() == 16 {
+            return u64::from_str_radix(s, 16).map(Dpid);
+        }
+        s.parse().map(Dpid)
+    }
+}
+
+/// The reserved port numbers by the names OVS (and `ofctl_rest`) give them.
+pub const RESERVED_PORTS: &[(&str, u32)] = &[
+    ("IN_PORT", port_no::IN_PORT),
+    ("TABLE", port_no::TABLE),
+    ("NORMAL", port_no::NORMAL),
+    ("FLOOD", port_no::FLOOD),
+    ("ALL", port_no::ALL),
+    ("CONTROLLER", port_no::CONTROLLER),
+    ("LOCAL", port_no::LOCAL),
+    ("ANY", port_no::ANY),
+];
+
 /// A 32-bit port number as OVS prints it (`LOCAL`, `CONTROLLER`, or the number).
 pub struct PortName(pub u32);
 
+impl PortName {
+    /// The name of a reserved port, `None` for the others.
+    pub fn reserved(port: u32) -> Option<&'static str> {
+        RESERVED_PORTS
+            .iter()
+            .find(|(_, n)| *n == port)
+            .map(|(name, _)| *name)
+    }
+
+    /// The reserved port named `name` (any case).
+    pub fn from_reserved(name: &str) -> Option<u32> {
+        RESERVED_PORTS
+            .iter()
+            .find(|(r, _)| r.eq_ignore_ascii_case(name))
+            .map(|(_, n)| *n)
+    }
+}
+
 impl Display for PortName {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let s = match self.0 {
-            port_no::IN_PORT => "IN_PORT",
-            port_no::TABLE => "TABLE",
-            port_no::NORMAL => "NORMAL",
-            port_no::FLOOD => "FLOOD",
-            port_no::ALL => "ALL",
-            port_no::CONTROLLER => "CONTROLLER",
-            port_no::LOCAL => "LOCAL",
-            port_no::ANY => "ANY",
-            n => return write!(f, "{n}"),
-        };
-        f.write_str(s)
+        match PortName::reserved(self.0) {
+            Some(name) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -690,5 +763,39 @@ mod tests {
             ..FlowMod::default()
         };
         assert_eq!(fm.to_string(), "ADD actions=drop");
+    }
+}
+
+#[cfg(test)]
+mod spelling_tests {
+    use super::*;
+
+    #[test]
+    fn macs_datapath_ids_and_reserved_ports_read_back_as_printed() {
+        let mac = Mac([0x02, 0xab, 0, 0, 0x10, 0xff]);
+        assert_eq!(mac.to_string(), "02:ab:00:00:10:ff");
+        assert_eq!(mac.to_string().parse(), Ok(mac));
+        assert_eq!("02-AB-00-00-10-FF".parse(), Ok(mac));
+        for bad in [
+            "",
+            "02:ab:00:00:10",
+            "02:ab:00:00:10:ff:00",
+            "2:ab:00:00:10:ff",
+            "zz:ab:00:00:10:ff",
+        ] {
+            assert_eq!(bad.parse::<Mac>(), Err(MacParseError), "{bad:?}");
+        }
+        let dpid = Dpid(0xabc);
+        assert_eq!(dpid.to_string(), "0000000000000abc");
+        for spelling in ["0000000000000abc", "0xabc", "2748"] {
+            assert_eq!(spelling.parse(), Ok(dpid), "{spelling}");
+        }
+        assert!("abc".parse::<Dpid>().is_err());
+        for (name, port) in RESERVED_PORTS {
+            assert_eq!(PortName(*port).to_string(), *name);
+            assert_eq!(PortName::from_reserved(&name.to_lowercase()), Some(*port));
+        }
+        assert_eq!(PortName(7).to_string(), "7");
+        assert_eq!(PortName::reserved(7), None);
     }
 }

@@ -13,7 +13,7 @@ use crate::msg::*;
 use crate::packet::PacketView;
 use crate::{port_no, OFP_NO_BUFFER, OFP_VERSION};
 
-use super::{match_format, match_is_printed, Mac, PortName};
+use super::{match_format, match_is_printed, Dpid, Mac, PortName};
 
 /// `OFPT_PACKET_IN (OF1.3) (xid=0x7): …`; multipart messages are named as OVS names them,
 /// `OFPST_FLOW request (OF1.3) (xid=0x7): …`. Always one line.
@@ -271,8 +271,10 @@ fn error(f: &mut impl Write, e: &ErrorMsg) -> fmt::Result {
 fn features(f: &mut impl Write, r: &FeaturesReply) -> fmt::Result {
     write!(
         f,
-        "dpid:{:016x} n_tables:{}, n_buffers:{}",
-        r.datapath_id, r.n_tables, r.n_buffers
+        "dpid:{} n_tables:{}, n_buffers:{}",
+        Dpid(r.datapath_id),
+        r.n_tables,
+        r.n_buffers
     )?;
     if r.auxiliary_id != 0 {
         write!(f, " auxiliary_id:{}", r.auxiliary_id)?;

@@ -75,176 +75,177 @@ pub enum Message {
     MeterMod(MeterMod),
 }
 
-impl Message {
-    /// The `OFPT_*` type number.
-    pub fn msg_type(&self) -> u8 {
-        use Message::*;
-        match self {
-            Hello(_) => t::HELLO,
-            Error(_) => t::ERROR,
-            EchoRequest(_) => t::ECHO_REQUEST,
-            EchoReply(_) => t::ECHO_REPLY,
-            Experimenter(_) => t::EXPERIMENTER,
-            FeaturesRequest => t::FEATURES_REQUEST,
-            FeaturesReply(_) => t::FEATURES_REPLY,
-            GetConfigRequest => t::GET_CONFIG_REQUEST,
-            GetConfigReply(_) => t::GET_CONFIG_REPLY,
-            SetConfig(_) => t::SET_CONFIG,
-            PacketIn(_) => t::PACKET_IN,
-            FlowRemoved(_) => t::FLOW_REMOVED,
-            PortStatus(_) => t::PORT_STATUS,
-            PacketOut(_) => t::PACKET_OUT,
-            FlowMod(_) => t::FLOW_MOD,
-            GroupMod(_) => t::GROUP_MOD,
-            PortMod(_) => t::PORT_MOD,
-            TableMod(_) => t::TABLE_MOD,
-            MultipartRequest(_) => t::MULTIPART_REQUEST,
-            MultipartReply(_) => t::MULTIPART_REPLY,
-            BarrierRequest => t::BARRIER_REQUEST,
-            BarrierReply => t::BARRIER_REPLY,
-            QueueGetConfigRequest(_) => t::QUEUE_GET_CONFIG_REQUEST,
-            QueueGetConfigReply(_) => t::QUEUE_GET_CONFIG_REPLY,
-            RoleRequest(_) => t::ROLE_REQUEST,
-            RoleReply(_) => t::ROLE_REPLY,
-            GetAsyncRequest => t::GET_ASYNC_REQUEST,
-            GetAsyncReply(_) => t::GET_ASYNC_REPLY,
-            SetAsync(_) => t::SET_ASYNC,
-            MeterMod(_) => t::METER_MOD,
-        }
-    }
+/// A message body as it sits after the header: its length, emit and read mirror each other.
+trait Body: Sized {
+    fn body_len(&self) -> usize;
+    fn put(&self, out: &mut BytesMut);
+    fn get(r: &mut Reader) -> Result<Self, Error>;
+}
 
-    /// The `OFPT_*` name, e.g. `"FLOW_MOD"`.
-    pub fn name(&self) -> &'static str {
-        use Message::*;
-        match self {
-            Hello(_) => "HELLO",
-            Error(_) => "ERROR",
-            EchoRequest(_) => "ECHO_REQUEST",
-            EchoReply(_) => "ECHO_REPLY",
-            Experimenter(_) => "EXPERIMENTER",
-            FeaturesRequest => "FEATURES_REQUEST",
-            FeaturesReply(_) => "FEATURES_REPLY",
-            GetConfigRequest => "GET_CONFIG_REQUEST",
-            GetConfigReply(_) => "GET_CONFIG_REPLY",
-            SetConfig(_) => "SET_CONFIG",
-            PacketIn(_) => "PACKET_IN",
-            FlowRemoved(_) => "FLOW_REMOVED",
-            PortStatus(_) => "PORT_STATUS",
-            PacketOut(_) => "PACKET_OUT",
-            FlowMod(_) => "FLOW_MOD",
-            GroupMod(_) => "GROUP_MOD",
-            PortMod(_) => "PORT_MOD",
-            TableMod(_) => "TABLE_MOD",
-            MultipartRequest(_) => "MULTIPART_REQUEST",
-            MultipartReply(_) => "MULTIPART_REPLY",
-            BarrierRequest => "BARRIER_REQUEST",
-            BarrierReply => "BARRIER_REPLY",
-            QueueGetConfigRequest(_) => "QUEUE_GET_CONFIG_REQUEST",
-            QueueGetConfigReply(_) => "QUEUE_GET_CONFIG_REPLY",
-            RoleRequest(_) => "ROLE_REQUEST",
-            RoleReply(_) => "ROLE_REPLY",
-            GetAsyncRequest => "GET_ASYNC_REQUEST",
-            GetAsyncReply(_) => "GET_ASYNC_REPLY",
-            SetAsync(_) => "SET_ASYNC",
-            MeterMod(_) => "METER_MOD",
-        }
-    }
-
-    fn body_len(&self) -> usize {
-        use Message::*;
-        match self {
-            Hello(h) => h.encoded_len(),
-            Error(e) => e.encoded_len(),
-            EchoRequest(d) | EchoReply(d) => d.len(),
-            Experimenter(e) => e.encoded_len(),
-            FeaturesRequest | GetConfigRequest | BarrierRequest | BarrierReply
-            | GetAsyncRequest => 0,
-            FeaturesReply(_) => switch::FeaturesReply::LEN,
-            GetConfigReply(_) | SetConfig(_) => switch::SwitchConfig::LEN,
-            PacketIn(p) => p.encoded_len(),
-            FlowRemoved(f) => f.encoded_len(),
-            PortStatus(_) => switch::PortStatus::LEN,
-            PacketOut(p) => p.encoded_len(),
-            FlowMod(f) => f.encoded_len(),
-            GroupMod(g) => g.encoded_len(),
-            PortMod(_) => switch::PortMod::LEN,
-            TableMod(_) => switch::TableMod::LEN,
-            MultipartRequest(m) => m.encoded_len(),
-            MultipartReply(m) => m.encoded_len(),
-            QueueGetConfigRequest(_) => queue::QueueGetConfigRequest::LEN,
-            QueueGetConfigReply(q) => q.encoded_len(),
-            RoleRequest(_) | RoleReply(_) => role::Role::LEN,
-            GetAsyncReply(_) | SetAsync(_) => role::AsyncConfig::LEN,
-            MeterMod(m) => m.encoded_len(),
-        }
-    }
-
-    fn emit_body(&self, out: &mut BytesMut) {
-        use Message::*;
-        match self {
-            Hello(h) => h.emit(out),
-            Error(e) => e.emit(out),
-            EchoRequest(d) | EchoReply(d) => out.put_slice(d),
-            Experimenter(e) => e.emit(out),
-            FeaturesRequest | GetConfigRequest | BarrierRequest | BarrierReply
-            | GetAsyncRequest => {}
-            FeaturesReply(f) => f.emit(out),
-            GetConfigReply(c) | SetConfig(c) => c.emit(out),
-            PacketIn(p) => p.emit(out),
-            FlowRemoved(f) => f.emit(out),
-            PortStatus(p) => p.emit(out),
-            PacketOut(p) => p.emit(out),
-            FlowMod(f) => f.emit(out),
-            GroupMod(g) => g.emit(out),
-            PortMod(p) => p.emit(out),
-            TableMod(t) => t.emit(out),
-            MultipartRequest(m) => m.emit(out),
-            MultipartReply(m) => m.emit(out),
-            QueueGetConfigRequest(q) => q.emit(out),
-            QueueGetConfigReply(q) => q.emit(out),
-            RoleRequest(r) | RoleReply(r) => r.emit(out),
-            GetAsyncReply(a) | SetAsync(a) => a.emit(out),
-            MeterMod(m) => m.emit(out),
-        }
-    }
-
-    fn read(typ: u8, xid: u32, r: &mut Reader) -> Result<Message, Error> {
-        use Message as M;
-        Ok(match typ {
-            t::HELLO => M::Hello(Hello::read(r)?),
-            t::ERROR => M::Error(ErrorMsg::read(r)?),
-            t::ECHO_REQUEST => M::EchoRequest(r.rest()),
-            t::ECHO_REPLY => M::EchoReply(r.rest()),
-            t::EXPERIMENTER => M::Experimenter(Experimenter::read(r)?),
-            t::FEATURES_REQUEST => M::FeaturesRequest,
-            t::FEATURES_REPLY => M::FeaturesReply(FeaturesReply::read(r)?),
-            t::GET_CONFIG_REQUEST => M::GetConfigRequest,
-            t::GET_CONFIG_REPLY => M::GetConfigReply(SwitchConfig::read(r)?),
-            t::SET_CONFIG => M::SetConfig(SwitchConfig::read(r)?),
-            t::PACKET_IN => M::PacketIn(PacketIn::read(r)?),
-            t::FLOW_REMOVED => M::FlowRemoved(FlowRemoved::read(r)?),
-            t::PORT_STATUS => M::PortStatus(PortStatus::read(r)?),
-            t::PACKET_OUT => M::PacketOut(PacketOut::read(r)?),
-            t::FLOW_MOD => M::FlowMod(FlowMod::read(r)?),
-            t::GROUP_MOD => M::GroupMod(GroupMod::read(r)?),
-            t::PORT_MOD => M::PortMod(PortMod::read(r)?),
-            t::TABLE_MOD => M::TableMod(TableMod::read(r)?),
-            t::MULTIPART_REQUEST => M::MultipartRequest(MultipartRequest::read(r)?),
-            t::MULTIPART_REPLY => M::MultipartReply(MultipartReply::read(r)?),
-            t::BARRIER_REQUEST => M::BarrierRequest,
-            t::BARRIER_REPLY => M::BarrierReply,
-            t::QUEUE_GET_CONFIG_REQUEST => {
-                M::QueueGetConfigRequest(QueueGetConfigRequest::read(r)?)
+/// Bodies of a fixed length (`LEN`).
+macro_rules! fixed_bodies {
+    ($($t:ty),* $(,)?) => {$(
+        impl Body for $t {
+            fn body_len(&self) -> usize {
+                <$t>::LEN
             }
-            t::QUEUE_GET_CONFIG_REPLY => M::QueueGetConfigReply(QueueGetConfigReply::read(r)?),
-            t::ROLE_REQUEST => M::RoleRequest(Role::read(r)?),
-            t::ROLE_REPLY => M::RoleReply(Role::read(r)?),
-            t::GET_ASYNC_REQUEST => M::GetAsyncRequest,
-            t::GET_ASYNC_REPLY => M::GetAsyncReply(AsyncConfig::read(r)?),
-            t::SET_ASYNC => M::SetAsync(AsyncConfig::read(r)?),
-            t::METER_MOD => M::MeterMod(MeterMod::read(r)?),
-            _ => return Err(Error::BadType { typ, xid }),
-        })
+            fn put(&self, out: &mut BytesMut) {
+                self.emit(out)
+            }
+            fn get(r: &mut Reader) -> Result<Self, Error> {
+                <$t>::read(r)
+            }
+        }
+    )*};
+}
+
+/// Bodies whose length depends on their contents (`encoded_len`).
+macro_rules! sized_bodies {
+    ($($t:ty),* $(,)?) => {$(
+        impl Body for $t {
+            fn body_len(&self) -> usize {
+                self.encoded_len()
+            }
+            fn put(&self, out: &mut BytesMut) {
+                self.emit(out)
+            }
+            fn get(r: &mut Reader) -> Result<Self, Error> {
+                <$t>::read(r)
+            }
+        }
+    )*};
+}
+
+fixed_bodies!(
+    FeaturesReply,
+    SwitchConfig,
+    PortStatus,
+    PortMod,
+    TableMod,
+    QueueGetConfigRequest,
+    Role,
+    AsyncConfig,
+);
+sized_bodies!(
+    Hello,
+    ErrorMsg,
+    Experimenter,
+    PacketIn,
+    FlowRemoved,
+    PacketOut,
+    FlowMod,
+    GroupMod,
+    MultipartRequest,
+    MultipartReply,
+    QueueGetConfigReply,
+    MeterMod,
+);
+
+/// Opaque data (echo): the rest of the message.
+impl Body for Bytes {
+    fn body_len(&self) -> usize {
+        self.len()
+    }
+    fn put(&self, out: &mut BytesMut) {
+        out.put_slice(self)
+    }
+    fn get(r: &mut Reader) -> Result<Self, Error> {
+        Ok(r.rest())
+    }
+}
+
+/// Generates, from one row per message type, its number, name, body length, emit and read,
+/// as `oxm_fields!` does for match fields: a type is added in one place.
+macro_rules! messages {
+    (
+        empty { $( $ev:ident = $ec:ident; )* }
+        body { $( $bv:ident($bt:ty) = $bc:ident; )* }
+    ) => {
+        impl Message {
+            /// The `OFPT_*` type number.
+            pub fn msg_type(&self) -> u8 {
+                match self {
+                    $( Message::$ev => t::$ec, )*
+                    $( Message::$bv(_) => t::$bc, )*
+                }
+            }
+
+            /// The `OFPT_*` name, e.g. `"FLOW_MOD"`.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( Message::$ev => stringify!($ec), )*
+                    $( Message::$bv(_) => stringify!($bc), )*
+                }
+            }
+
+            /// The `OFPT_*` name of message type `typ`, if OpenFlow 1.3 defines one.
+            pub fn type_name(typ: u8) -> Option<&'static str> {
+                Some(match typ {
+                    $( t::$ec => stringify!($ec), )*
+                    $( t::$bc => stringify!($bc), )*
+                    _ => return None,
+                })
+            }
+
+            fn body_len(&self) -> usize {
+                match self {
+                    $( Message::$ev => 0, )*
+                    $( Message::$bv(b) => Body::body_len(b), )*
+                }
+            }
+
+            fn emit_body(&self, out: &mut BytesMut) {
+                match self {
+                    $( Message::$ev => {} )*
+                    $( Message::$bv(b) => Body::put(b, out), )*
+                }
+            }
+
+            fn read(typ: u8, xid: u32, r: &mut Reader) -> Result<Message, Error> {
+                Ok(match typ {
+                    $( t::$ec => Message::$ev, )*
+                    $( t::$bc => Message::$bv(<$bt as Body>::get(r)?), )*
+                    _ => return Err(Error::BadType { typ, xid }),
+                })
+            }
+        }
+    };
+}
+
+messages! {
+    empty {
+        FeaturesRequest = FEATURES_REQUEST;
+        GetConfigRequest = GET_CONFIG_REQUEST;
+        BarrierRequest = BARRIER_REQUEST;
+        BarrierReply = BARRIER_REPLY;
+        GetAsyncRequest = GET_ASYNC_REQUEST;
+    }
+    body {
+        Hello(Hello) = HELLO;
+        Error(ErrorMsg) = ERROR;
+        EchoRequest(Bytes) = ECHO_REQUEST;
+        EchoReply(Bytes) = ECHO_REPLY;
+        Experimenter(Experimenter) = EXPERIMENTER;
+        FeaturesReply(FeaturesReply) = FEATURES_REPLY;
+        GetConfigReply(SwitchConfig) = GET_CONFIG_REPLY;
+        SetConfig(SwitchConfig) = SET_CONFIG;
+        PacketIn(PacketIn) = PACKET_IN;
+        FlowRemoved(FlowRemoved) = FLOW_REMOVED;
+        PortStatus(PortStatus) = PORT_STATUS;
+        PacketOut(PacketOut) = PACKET_OUT;
+        FlowMod(FlowMod) = FLOW_MOD;
+        GroupMod(GroupMod) = GROUP_MOD;
+        PortMod(PortMod) = PORT_MOD;
+        TableMod(TableMod) = TABLE_MOD;
+        MultipartRequest(MultipartRequest) = MULTIPART_REQUEST;
+        MultipartReply(MultipartReply) = MULTIPART_REPLY;
+        QueueGetConfigRequest(QueueGetConfigRequest) = QUEUE_GET_CONFIG_REQUEST;
+        QueueGetConfigReply(QueueGetConfigReply) = QUEUE_GET_CONFIG_REPLY;
+        RoleRequest(Role) = ROLE_REQUEST;
+        RoleReply(Role) = ROLE_REPLY;
+        GetAsyncReply(AsyncConfig) = GET_ASYNC_REPLY;
+        SetAsync(AsyncConfig) = SET_ASYNC;
+        MeterMod(MeterMod) = METER_MOD;
     }
 }
 

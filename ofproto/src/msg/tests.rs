@@ -957,3 +957,28 @@ fn onf_role_status_is_an_opaque_experimenter_message() {
     assert_eq!((e.experimenter, e.exp_type), (consts::ONF_VENDOR_ID, 1911));
     assert_eq!(e.data.len(), 16);
 }
+
+#[test]
+fn every_message_type_has_one_row_in_the_table() {
+    // OpenFlow 1.3 numbers its message types 0 to 29, each once.
+    let names: Vec<&str> = (0..=29u8)
+        .map(|t| Message::type_name(t).unwrap_or_else(|| panic!("type {t} unnamed")))
+        .collect();
+    assert_eq!(
+        (names[0], names[14], names[19], names[29]),
+        ("HELLO", "FLOW_MOD", "MULTIPART_REPLY", "METER_MOD")
+    );
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 30);
+    assert_eq!(Message::type_name(30), None);
+    // A message's own name and number agree with the table.
+    for m in [
+        Message::BarrierRequest,
+        Message::EchoReply(Bytes::new()),
+        Message::FlowMod(FlowMod::default()),
+    ] {
+        assert_eq!(Message::type_name(m.msg_type()), Some(m.name()));
+    }
+}

@@ -1,5 +1,6 @@
 //! `/switches` through `Router::oneshot`, against a scripted switch behind a real handle.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -101,6 +102,16 @@ fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
 }
 
 async fn call(switches: &Switches, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let (status, _, value) = call_with_headers(switches, method, uri, body).await;
+    (status, value)
+}
+
+async fn call_with_headers(
+    switches: &Switches,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let app = crate::api::app(vec![routes(switches.clone())]);
     let req = Request::builder()
         .method(method)
@@ -110,6 +121,7 @@ async fn call(switches: &Switches, method: &str, uri: &str, body: &str) -> (Stat
         .expect("valid request");
     let resp = app.oneshot(req).await.expect("infallible router");
     let status = resp.status();
+    let headers = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
         .expect("body");
@@ -118,7 +130,7 @@ async fn call(switches: &Switches, method: &str, uri: &str, body: &str) -> (Stat
     } else {
         serde_json::from_slice(&bytes).expect("every answer is JSON")
     };
-    (status, value)
+    (status, headers, value)
 }
 
 #[tokio::test]
@@ -135,7 +147,7 @@ async fn health_and_switch_list() {
     assert_eq!(v[0]["n_tables"], json!(254));
     assert_eq!(
         v[0]["counters"],
-        json!({"msgs_in": 0, "msgs_out": 0, "packet_ins": 0, "switch_errors": 0, "resyncs": 0})
+        json!({"msgs_in": 0, "msgs_out": 0, "packet_ins": 0, "switch_errors": 0, "ports_refused": 0, "resyncs": 0})
     );
 }
 
@@ -412,4 +424,103 @@ async fn a_disconnected_switch_is_unavailable() {
     let (s, v) = call(&switches, "GET", "/api/v1/switches/9/flows", "").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(v["error"]["code"], json!("unavailable"));
+}
+
+#[tokio::test]
+async fn ports_and_flows_are_paginated() {
+    let (switches, _) = fake_switch();
+    let header = |h: &axum::http::HeaderMap, name: &str| {
+        h.get(name).map(|v| v.to_str().expect("ASCII").to_string())
+    };
+    let uri = "/api/v1/switches/0xabc/ports?limit=2";
+    let (s, h, v) = call_with_headers(&switches, "GET", uri, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert_eq!(header(&h, "x-total-count").as_deref(), Some("3"));
+    assert_eq!(
+        header(&h, "link").as_deref(),
+        Some("</api/v1/switches/0xabc/ports?offset=2&limit=2>; rel=\"next\"")
+    );
+    let uri = "/api/v1/switches/0xabc/ports?offset=2&limit=2";
+    let (s, h, v) = call_with_headers(&switches, "GET", uri, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!([v[0].clone()]));
+    assert_eq!(v[0]["port_no"], json!("LOCAL"));
+    assert_eq!(header(&h, "link"), None);
+    // The default page holds everything here.
+    let (_, h, v) = call_with_headers(&switches, "GET", "/api/v1/switches/0xabc/ports", "").await;
+    assert_eq!(v.as_array().map(Vec::len), Some(3));
+    assert_eq!(header(&h, "x-total-count").as_deref(), Some("3"));
+
+    // Flows: the filters are kept in the next link.
+    let uri = "/api/v1/switches/0xabc/flows?table_id=0&limit=1";
+    let (s, h, v) = call_with_headers(&switches, "GET", uri, "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    assert_eq!(v[0]["priority"], json!(10));
+    assert_eq!(header(&h, "x-total-count").as_deref(), Some("2"));
+    assert_eq!(
+        header(&h, "link").as_deref(),
+        Some("</api/v1/switches/0xabc/flows?table_id=0&offset=1&limit=1>; rel=\"next\"")
+    );
+    let uri = "/api/v1/switches/0xabc/flows?table_id=0&offset=1&limit=1";
+    let (_, _, v) = call_with_headers(&switches, "GET", uri, "").await;
+    assert_eq!(v[0]["priority"], json!(0));
+    let (s, _, v) = call_with_headers(
+        &switches,
+        "GET",
+        "/api/v1/switches/0xabc/flows?offset=9",
+        "",
+    )
+    .await;
+    assert_eq!((s, v), (StatusCode::OK, json!([])));
+
+    // Bad pages name the field.
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=100001", "limit"),
+        ("limit=x", "limit"),
+        ("offset=-1", "offset"),
+    ] {
+        for what in ["ports", "flows"] {
+            let uri = format!("/api/v1/switches/0xabc/{what}?{q}");
+            let (s, v) = call(&switches, "GET", &uri, "").await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+            assert_eq!(v["error"]["field"], json!(field), "{uri}");
+        }
+    }
+}
+
+#[test]
+fn every_match_field_as_get_shows_it_can_be_posted_back() {
+    let examples = OxmField::examples();
+    // Every typed field of the codec's table, exact and (where maskable) masked.
+    assert!(examples.len() > 50, "{}", examples.len());
+    for f in examples {
+        let (key, value) = oxm_to_json(&f);
+        assert_eq!(key, f.name(), "{f:?}");
+        assert!(
+            !value.as_str().is_some_and(|s| s.contains('=')),
+            "{key}: {value} is ovs-ofctl text, not a value"
+        );
+        assert_eq!(
+            oxm_from_json(&key, &value, None),
+            Ok(Some(f.clone())),
+            "{key}: {value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_ipv6_flow_reads_back_as_it_was_written() {
+    let (switches, seen) = fake_switch();
+    let body = r#"{"match": {"eth_type": 34525, "ipv6_src": "fe80::1", "ipv6_dst": "2001:db8::/32"}, "actions": []}"#;
+    let (s, v) = call(&switches, "POST", "/api/v1/switches/0xabc/flows", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let fm = seen.lock().await.pop().expect("a FLOW_MOD");
+    let json = match_to_json(&fm.match_);
+    assert_eq!(
+        Value::Object(json),
+        json!({"eth_type": 34525, "ipv6_src": "fe80::1", "ipv6_dst": "2001:db8::/ffff:ffff::"})
+    );
 }

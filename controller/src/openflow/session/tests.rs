@@ -153,7 +153,12 @@ fn non_hello_first_is_a_protocol_violation() {
     let mut s = Session::new(now, Config::default());
     drain(&mut s);
     s.handle_message(now, of(1, Message::FeaturesRequest));
-    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(PeerMisbehaved::ExpectedHello {
+            got: "FEATURES_REQUEST"
+        }))
+    );
 }
 
 #[test]
@@ -525,8 +530,8 @@ fn a_message_too_long_for_the_wire_is_refused_and_nothing_is_queued() {
     assert!(
         matches!(
             evs.as_slice(),
-            [SessionEvent::Response { xid: x, result: Err(RequestError::Unencodable(why)) }]
-                if *x == xid && why.contains("65535")
+            [SessionEvent::Response { xid: x, result: Err(RequestError::Unencodable(ofproto::Error::TooLong { max: 65535, .. })) }]
+                if *x == xid
         ),
         "{evs:?}"
     );
@@ -599,8 +604,8 @@ fn garbage_gets_the_codec_error_and_closes() {
     drain(&mut s);
     let raw = [0x01u8, 0x02, 0x00, 0x08, 0x00, 0x00, 0x00, 0x2a];
     let err = ofproto::OfMessage::parse(&raw).expect_err("an OpenFlow 1.0 message is refused");
-    s.handle_malformed(&err, &raw);
-    assert!(matches!(s.close_reason(), Some(CloseReason::Malformed(_))));
+    s.handle_malformed(t, &err, &raw);
+    assert_eq!(s.close_reason(), Some(&CloseReason::Malformed(err.clone())));
     let out = drain(&mut s);
     let kind = err
         .ofp_error()
@@ -685,7 +690,10 @@ fn hello_after_the_handshake_closes() {
     let t = t0();
     let mut s = handshake(t, Config::default());
     s.handle_message(t, of(5, Message::Hello(Hello::of13())));
-    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(PeerMisbehaved::HelloAfterHandshake))
+    );
 }
 
 #[test]
@@ -697,14 +705,224 @@ fn auxiliary_connections_and_refused_handshakes_close() {
     let mut aux = features(DPID);
     aux.auxiliary_id = 1;
     s.handle_message(t, of(req.xid, Message::FeaturesReply(aux)));
-    assert!(matches!(s.close_reason(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(
+            PeerMisbehaved::AuxiliaryConnection { id: 1 }
+        ))
+    );
 
     let mut s = Session::new(t, Config::default());
     s.handle_message(t, of(1, Message::Hello(Hello::of13())));
     let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
     s.handle_message(t, of(req.xid, switch_error(b"no")));
-    assert!(matches!(
+    assert_eq!(
         s.close_reason(),
-        Some(CloseReason::HandshakeRefused(_))
+        Some(&CloseReason::HandshakeRefused(ErrorType::FlowModFailed(
+            ofproto::error::FlowModFailedCode::BadTableId
+        )))
+    );
+}
+
+/// Feeds `raw` as the driver does: through the framing decoder, a message or its decode error.
+fn feed_bytes(s: &mut Session, now: Instant, raw: &[u8]) {
+    let mut decoder = ofproto::Decoder::new();
+    let mut buf = bytes::BytesMut::from(raw);
+    match decoder.decode(&mut buf) {
+        Ok(Some(msg)) => s.handle_message(now, msg),
+        Ok(None) => panic!("not a whole message: {raw:?}"),
+        Err(e) => {
+            let rejected = decoder.rejected().cloned().unwrap_or_default();
+            s.handle_malformed(now, &e, &rejected);
+        }
+    }
+}
+
+/// A valid message with one padding byte set: the codec refuses it, the framing is intact.
+fn with_bad_byte(xid: u32, body: Message, at: usize) -> Vec<u8> {
+    let mut raw = of(xid, body).to_bytes().to_vec();
+    raw[at] = 0xee;
+    raw
+}
+
+#[test]
+fn an_undecodable_reply_fails_only_its_request() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let xid = s.ready(t).expect("ready").request(flow_stats_request());
+    let other = s
+        .ready(t)
+        .expect("ready")
+        .request(Message::GetConfigRequest);
+    drain(&mut s);
+    // Byte 12 is the multipart header's padding.
+    let raw = with_bad_byte(xid, flow_part(1, false), 12);
+    let err = OfMessage::parse(&raw).expect_err("non-zero padding");
+    feed_bytes(&mut s, t, &raw);
+    assert!(!s.is_closed(), "closed: {:?}", s.close_reason());
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Response {
+            xid,
+            result: Err(RequestError::BadReply(err))
+        }]
+    );
+    // Nothing goes back to the switch for its own reply, and the other request still waits.
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.pending_requests(), 1);
+    s.handle_message(
+        t,
+        of(
+            other,
+            Message::GetConfigReply(SwitchConfig {
+                flags: 0,
+                miss_send_len: 0,
+            }),
+        ),
+    );
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [SessionEvent::Response { xid: x, result: Ok(_) }] if *x == other
     ));
+}
+
+#[test]
+fn an_undecodable_unsolicited_message_gets_an_error_and_the_session_goes_on() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let packet_in = Message::PacketIn(ofproto::PacketIn {
+        buffer_id: ofproto::OFP_NO_BUFFER,
+        total_len: 0,
+        reason: PacketInReason::NoMatch,
+        table_id: 0,
+        cookie: 0,
+        match_: Match::new().with(OxmField::InPort(1)),
+        data: Bytes::new(),
+    });
+    // Bytes 24..26 are the match type: 0 is the OpenFlow 1.0 standard match, not OXM.
+    let raw = with_bad_byte(77, packet_in.clone(), 25);
+    let err = OfMessage::parse(&raw).expect_err("bad match type");
+    feed_bytes(&mut s, t, &raw);
+    assert!(!s.is_closed(), "closed: {:?}", s.close_reason());
+    assert!(events(&mut s).is_empty());
+    let out = drain(&mut s);
+    assert_eq!(
+        out,
+        vec![of(
+            77,
+            Message::Error(ErrorMsg {
+                kind: err.ofp_error().expect("maps to an OpenFlow error"),
+                data: Bytes::copy_from_slice(&raw[..raw.len().min(64)]),
+            })
+        )]
+    );
+    // The next good message is handled as usual.
+    s.handle_message(t, of(78, packet_in));
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [SessionEvent::PacketIn(_)]
+    ));
+}
+
+#[test]
+fn an_undecodable_handshake_reply_closes() {
+    let t = t0();
+    let mut s = Session::new(t, Config::default());
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    let raw = with_bad_byte(req.xid, Message::FeaturesReply(features(DPID)), 22);
+    let err = OfMessage::parse(&raw).expect_err("non-zero padding");
+    feed_bytes(&mut s, t, &raw);
+    assert_eq!(s.close_reason(), Some(&CloseReason::Malformed(err)));
+}
+
+#[test]
+fn a_reply_of_the_wrong_kind_fails_its_request_and_the_session_goes_on() {
+    let t = t0();
+    let mut s = handshake(t, Config::default());
+    drain(&mut s);
+    let xid = s.ready(t).expect("ready").request(flow_stats_request());
+    drain(&mut s);
+    s.handle_message(t, of(xid, Message::BarrierReply));
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::Response {
+            xid,
+            result: Err(RequestError::UnexpectedReply {
+                got: "BARRIER_REPLY"
+            })
+        }]
+    );
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn port_status_adds_beyond_the_cap_are_refused_and_counted() {
+    let t = t0();
+    let mut s = handshake(
+        t,
+        Config {
+            max_ports: 3,
+            ..Config::default()
+        },
+    );
+    events(&mut s);
+    let status = |reason, no| PortStatus {
+        reason,
+        desc: port(no),
+    };
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Add, 3))));
+    // The table is full: a new port is refused (no event), again and again, counted.
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Add, 4))));
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Modify, 5))));
+    // What the table holds still changes.
+    let mut changed = port(1);
+    changed.config = 1;
+    let modify = PortStatus {
+        reason: PortReason::Modify,
+        desc: changed.clone(),
+    };
+    s.handle_message(t, of(0, Message::PortStatus(modify.clone())));
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Delete, 2))));
+    s.handle_message(t, of(0, Message::PortStatus(status(PortReason::Add, 4))));
+    assert_eq!(
+        events(&mut s),
+        vec![
+            SessionEvent::PortStatus(status(PortReason::Add, 3)),
+            SessionEvent::PortStatus(modify),
+            SessionEvent::PortStatus(status(PortReason::Delete, 2)),
+            SessionEvent::PortStatus(status(PortReason::Add, 4)),
+        ]
+    );
+    assert_eq!(s.ports_refused(), 2);
+    let ready = s.ready(t).expect("ready");
+    assert_eq!(
+        ready.ports().map(|p| p.port_no).collect::<Vec<_>>(),
+        [1, 3, 4]
+    );
+    assert_eq!(ready.ports().next(), Some(&changed));
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn a_port_desc_beyond_the_cap_closes() {
+    let t = t0();
+    let mut s = Session::new(
+        t,
+        Config {
+            max_ports: 1,
+            ..Config::default()
+        },
+    );
+    s.handle_message(t, of(1, Message::Hello(Hello::of13())));
+    let req = drain(&mut s).pop().expect("FEATURES_REQUEST");
+    s.handle_message(t, of(req.xid, Message::FeaturesReply(features(DPID))));
+    let pd = drain(&mut s).pop().expect("PORT_DESC request");
+    s.handle_message(t, of(pd.xid, port_desc_part(vec![port(1), port(2)], false)));
+    assert_eq!(
+        s.close_reason(),
+        Some(&CloseReason::Protocol(PeerMisbehaved::PortDescTooLarge))
+    );
 }
