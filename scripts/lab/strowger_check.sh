@@ -21,7 +21,10 @@
 # namespaces); the controller log is printed when anything failed.
 # Every wait is a poll with a deadline (wait_for), never a sleep as synchronisation.
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The interpreter itself, found once: a version manager's shim (pyenv's) costs ~0.2 s a call on a
+# busy machine, and a check makes dozens of calls.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 check_init() {
   check_name=$1
@@ -67,9 +70,9 @@ del() { rest DELETE "$1"; }  # del PATH
 modify() {
   local cur
   cur=$(curl -sf "$api$1") || { echo "GET $1 failed" >&2; return 1; }
-  rest PUT "$1" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$cur" "$2")"
+  rest PUT "$1" "$("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$cur" "$2")"
 }
-jget() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+jget() { "$PY" -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 # wait_for SECONDS CMD...: poll CMD until it succeeds (no sleeps as synchronisation).
 wait_for() {
   local t=$1 t0; shift; t0=$(now)
