@@ -344,13 +344,28 @@ else bad "the port's state took flows that did not cross it"; show_flows; fi
 ping_ok a "10.0.1.11 → 10.0.2.12 while 10.0.1.22's port went down and up"
 
 # ---- 4. a VM moves from hv3 to hv2 ----
-ping_start move "$A" 10.0.2.23
 tun_to() {   # tun_to HV PEER: ofport of HV's tunnel to PEER
   hvdo "$1" ovs-vsctl --bare --columns=ofport find Interface "options:remote_ip=\"$(ulip "$2")\""
 }
 old_of=$(hvdo 3 ovs-vsctl get Interface vm2 ofport)
 kc=$(printf '%#x' "${key[32]}")
 mmac=$(vmmac 3 2)
+# old_place: the flows that send the VM's key to hv3 (hv1, hv2), or that deliver, classify or
+# output by its key or ofport on hv3.
+old_place() {
+  local i t3
+  for i in 1 2; do
+    t3=$(tun_to "$i" 3)
+    flows_of "$i" | grep -E "set_field:$kc->tun_id,output:$t3([^0-9]|\$)" | sed "s/^/hv$i: /"
+  done
+  flows_of 3 | grep -E "tun_id=$kc[ ,]|output:$old_of([^0-9]|\$)|in_port=$old_of[ ,]|write_metadata:$kc[ ,/]" | sed "s/^/hv3: /"
+}
+ping_start move "$A" 10.0.2.23
+# Before the move the grep finds hv1's routed entry towards the VM and hv3's delivery of its key.
+before=$(old_place)
+echo "$before" | grep -q '^hv1: ' && echo "$before" | grep -q '^hv3: ' \
+  && ok "before the move: hv1 tunnels key $kc to hv3, hv3 delivers it to ofport $old_of" \
+  || { bad "before the move, the flows to the VM's place are not where expected"; echo "$before"; }
 t0=$(now)
 hvdo 3 ovs-vsctl del-port br-int vm2
 ip -n "$P-hv3" link del vm2
@@ -370,14 +385,7 @@ if wait_for 5 answered_after move "$t_plug"; then
     || bad "moved VM answers only $move_s s after the plug"
 else bad "moved VM 10.0.2.23 unreachable from 10.0.1.11"; move_s=none; fi
 ping_stop move >/dev/null
-stale=""
-for i in 1 2; do
-  t3=$(tun_to "$i" 3)
-  f=$(flows_of "$i" | grep -E "set_field:$kc->tun_id,output:$t3([^0-9]|\$)")
-  [ -n "$f" ] && stale+="hv$i: $f"$'\n'
-done
-f=$(flows_of 3 | grep -E "tun_id=$kc[ ,]|output:$old_of([^0-9]|\$)|in_port=$old_of[ ,]|write_metadata:$kc[ ,/]")
-[ -n "$f" ] && stale+="hv3: $f"$'\n'
+stale=$(old_place)
 [ -z "$stale" ] && ok "no flow on any host points at the old place (key $kc to hv3, hv3 ofport $old_of)" \
   || { bad "flows still point at the moved VM's old place"; echo "$stale"; }
 pings "$M" 10.0.1.13 && ok "the moved VM reaches 10.0.1.13 (hv3) from hv2" || bad "the moved VM cannot reach 10.0.1.13"
