@@ -142,7 +142,7 @@ toggle() {
   if wait_for 3 silent "$1" 6; then
     last=$(replies "$1" | tail -n1)
     [ "$(echo "$last < $t_done + 0.2" | bc)" = 1 ] \
-      && ok "$4: $3 stops answering at once (last answer $(dt "$t_done" "$last") s after the PUT returned, which took $(dt "$t" "$t_done") s)" \
+      && ok "$4: $3 stops answering at once (last answer $(rel "$t_done" "$last") the PUT returned, which took $(dt "$t" "$t_done") s)" \
       || bad "$4: $3 answered until $(dt "$t_done" "$last") s after the PUT returned"
   else bad "$4: $3 still answers"; fi
   t=$(now); $6 >/dev/null || bad "$4: $6 failed"; t_done=$(now)
@@ -153,6 +153,7 @@ toggle() {
   ping_stop "$1" >/dev/null
 }
 dt() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }   # dt FROM TO: seconds between two times
+rel() { local d; d=$(dt "$1" "$2"); case $d in -*) echo "${d#-} s before" ;; *) echo "$d s after" ;; esac; }
 # ping_ok NAME WHAT: stop the ping and assert it lost at most one packet in a row.
 ping_ok() {
   local sent rcvd gap lost
