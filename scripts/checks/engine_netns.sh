@@ -19,18 +19,13 @@ export NHV=3 NVM=2
 source scripts/lab/strowger_check.sh
 check_init engine-check stwe
 
-t0=$(now)
-up bare >/dev/null || { bad "lab up"; exit 1; }
-ok "3 bare hypervisors up ($(since "$t0") s)"
-fill_tunnel_neighbours
+lab_up vxlan
 # The same IPs in both tenants: VM 1 of each host is tenant A, VM 2 tenant B; 10.0.0.I.
 for i in 1 2 3; do for j in 1 2; do
   ip -n "$(vmns $i $j)" addr flush dev eth0
   ip -n "$(vmns $i $j)" addr add "10.0.0.$i/24" dev eth0
 done; done
 
-serve
-add_hosts vxlan
 set -e
 declare -A port key
 for t in A B; do
@@ -44,10 +39,7 @@ set +e
 
 t0=$(now)
 wait_pipelines
-for i in 1 2 3; do
-  hvdo "$i" ovs-vsctl -- add-port br-int vm1 -- set Interface vm1 external_ids:iface-id="${port[A$i]}" \
-    -- add-port br-int vm2 -- set Interface vm2 external_ids:iface-id="${port[B$i]}"
-done
+for i in 1 2 3; do plug "$i" vm1="${port[A$i]}" vm2="${port[B$i]}"; done
 for i in 1 2 3; do
   for t in A B; do wait_for 20 bound "$i" "${key[$t$i]}" || bad "hv$i: VIF of $t$i not classified"; done
 done

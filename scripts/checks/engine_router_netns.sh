@@ -50,14 +50,7 @@ vm_j() { if [ "$2" = A ]; then echo "$1"; else echo $(($1 + 2)); fi; }  # vm_j V
 vm_ns() { vmns "$1" "$(vm_j "$2" "$3")"; }                       # vm_ns HOST VM TENANT
 ns_mac() { ip -n "$1" -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
 
-t_lab=$(now)
-up bare >/dev/null || { bad "lab up"; exit 1; }
-lab_s=$(since "$t_lab")
-ok "3 bare hypervisors with 12 VM namespaces up ($lab_s s, underlay MTU $UL_MTU)"
-fill_tunnel_neighbours
-
-serve
-add_hosts vxlan
+lab_up vxlan
 set -e
 declare -A router net port key mac
 for t in A B; do
@@ -88,11 +81,8 @@ set +e
 t0=$(now)
 wait_pipelines
 for i in 1 2 3; do
-  a=()
-  for j in 1 2 3 4; do
-    a+=(-- add-port br-int "vm$j" -- set Interface "vm$j" external_ids:iface-id="${port[$(vmns "$i" "$j")]}")
-  done
-  hvdo "$i" ovs-vsctl "${a[@]}"
+  a=(); for j in 1 2 3 4; do a+=("vm$j=${port[$(vmns "$i" "$j")]}"); done
+  plug "$i" "${a[@]}"
 done
 for i in 1 2 3; do for j in 1 2 3 4; do
   wait_for 20 bound "$i" "${key[$(vmns "$i" "$j")]}" || bad "hv$i: VIF vm$j not classified"

@@ -5,18 +5,26 @@
 #   check_init NAME PREFIX   root check, free ports for the controller (CTL_PORT, MGR_PORT,
 #                            API_PORT, OVSDB_PORT), the lab sourced with P=PREFIX and
 #                            B=/run/strowger-NAME, a work directory, the cleanup trap
-#   (the check brings the lab up: `up bare`, then fill_tunnel_neighbours)
+#   lab_up TYPE              the lab up bare (lab_s: its time), fill_tunnel_neighbours, serve,
+#                            add_hosts TYPE; or each of those:
 #   serve                    start the controller (PID in ctl_pid), wait for its REST API
 #   add_hosts TYPE           a tunnel zone of TYPE and every hypervisor as a host in it
 #   wait_pipelines           wait until every br-int has the engine's pipeline
+#   plug HV IFACE=PORT...    VIFs on HV's br-int, bound by iface-id (one OVSDB transaction)
 #   finish_check             the controller alive, no panic, RESULT line; exits with FAIL
+#
+# REST helpers ($api is the API's base URL): rest METHOD PATH [JSON], post PATH JSON, del PATH,
+# modify PATH JSON (read, merge, PUT back); jget picks a field out of a JSON answer.
 #
 # Cleanup (the EXIT trap, also on INT/TERM): every PID in bg_pids, the iperf3 pidfile in the
 # work directory, the controller, then the lab's own `down` (its daemons by pidfile, its
 # namespaces); the controller log is printed when anything failed.
 # Every wait is a poll with a deadline (wait_for), never a sleep as synchronisation.
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The interpreter itself, found once: a version manager's shim (pyenv's) costs ~0.2 s a call on a
+# busy machine, and a check makes dozens of calls.
+PY=$(python3 -c 'import sys; print(sys.executable)')
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 check_init() {
   check_name=$1
@@ -38,6 +46,7 @@ check_init() {
 
 check_cleanup() {
   local rc=$? p
+  set +e   # a check may stop under `set -e`: the cleanup must not stop at its first failing kill
   for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; done
   [ -f "$work/iperf3.pid" ] && kill "$(cat "$work/iperf3.pid")" 2>/dev/null
   [ -n "$ctl_pid" ] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
@@ -48,13 +57,22 @@ check_cleanup() {
   rm -rf "$work"
 }
 
-post() {   # post PATH JSON → prints the body; fails on a non-2xx status
+rest() {   # rest METHOD PATH [JSON] → prints the body; fails on a non-2xx status
   local out code
-  out=$(curl -s -w '\n%{http_code}' -X POST -H 'content-type: application/json' -d "$2" "$api$1")
+  out=$(curl -s -w '\n%{http_code}' -X "$1" -H 'content-type: application/json' ${3:+-d "$3"} "$api$2")
   code=${out##*$'\n'}; out=${out%$'\n'*}
-  case $code in 2*) echo "$out" ;; *) echo "POST $1 $2 -> $code $out" >&2; return 1 ;; esac
+  case $code in 2*) echo "$out" ;; *) echo "$1 $2 ${3:-} -> $code $out" >&2; return 1 ;; esac
 }
-jget() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+post() { rest POST "$@"; }   # post PATH JSON
+del() { rest DELETE "$1"; }  # del PATH
+# modify PATH JSON: GET the resource, merge JSON's fields into it, PUT it back (a PUT replaces
+# the whole record, so the fields not named keep their values this way).
+modify() {
+  local cur
+  cur=$(curl -sf "$api$1") || { echo "GET $1 failed" >&2; return 1; }
+  rest PUT "$1" "$("$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$cur" "$2")"
+}
+jget() { "$PY" -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 # wait_for SECONDS CMD...: poll CMD until it succeeds (no sleeps as synchronisation).
 wait_for() {
   local t=$1 t0; shift; t0=$(now)
@@ -93,6 +111,24 @@ fill_tunnel_neighbours() {
         || bad "hv$i: tunnel neighbour $(ulip "$k") not set"
     done
   done
+}
+
+lab_up() {   # lab_up TYPE
+  local t0; t0=$(now)
+  up bare >/dev/null || { bad "lab up"; exit 1; }
+  lab_s=$(since "$t0")
+  ok "$NHV bare hypervisors with $((NHV * NVM)) VM namespaces up ($lab_s s, underlay MTU $UL_MTU)"
+  fill_tunnel_neighbours
+  serve
+  add_hosts "$1"
+}
+
+plug() {   # plug HV IFACE=PORT_ID...
+  local hv=$1 a=() x; shift
+  for x in "$@"; do
+    a+=(-- add-port br-int "${x%%=*}" -- set Interface "${x%%=*}" external_ids:iface-id="${x#*=}")
+  done
+  hvdo "$hv" ovs-vsctl "${a[@]}"
 }
 
 flows_of() { hvdo "$1" ovs-ofctl -O OpenFlow13 dump-flows br-int "${@:2}"; }
