@@ -90,6 +90,7 @@ struct Call {
 enum Msg {
     Call(Call),
     Cancel(u64),
+    SetMaxMessage(usize),
 }
 
 /// A handle on a running connection (cheap to clone). Dropping every handle closes it.
@@ -104,6 +105,7 @@ impl std::fmt::Debug for Msg {
         match self {
             Msg::Call(c) => f.debug_struct("Call").field("req", &c.req).finish(),
             Msg::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+            Msg::SetMaxMessage(m) => f.debug_tuple("SetMaxMessage").field(m).finish(),
         }
     }
 }
@@ -184,6 +186,15 @@ impl Connection {
             }
         }
         rx.await.map_err(|_| Error::Disconnected)?
+    }
+
+    /// Changes the cap on one received message: a passive peer starts with
+    /// [`UNIDENTIFIED_MAX_MESSAGE`](crate::framing::UNIDENTIFIED_MAX_MESSAGE) and gets more
+    /// once it is known. Applies to every message read after this call.
+    pub async fn set_max_message(&self, max: usize) -> Result<()> {
+        self.calls
+            .send(Msg::SetMaxMessage(max))
+            .map_err(|_| Error::Disconnected)
     }
 
     /// Whether the connection has ended.
@@ -309,6 +320,7 @@ where
                     }
                 }
                 Some(Msg::Cancel(id)) => session.cancel(id),
+                Some(Msg::SetMaxMessage(max)) => session.set_max_message(max),
             },
             _ = sleep_until(deadline) => {
                 if let Err(e) = session.handle_timeout(Instant::now()) {
@@ -749,6 +761,34 @@ mod tests {
                 m.replica().rows("T").next().unwrap().1["c"],
                 crate::Value::from(value)
             );
+        }
+    }
+
+    /// A peer under the unidentified cap cannot send a big message; once the cap is lifted it
+    /// can.
+    #[tokio::test]
+    async fn the_message_cap_can_be_lifted() {
+        let schema = json!({"name": "D", "version": "1", "tables": {
+            "T": {"columns": {"c": {"type": "string", "doc": "x".repeat(4096)}}}}});
+        for lift in [false, true] {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            tokio::spawn(fake_server(
+                b,
+                vec![("get_schema", schema.clone(), Json::Null)],
+            ));
+            let config = Config {
+                max_message: 1024,
+                ..Config::default()
+            };
+            let (c, _n) = Connection::spawn(a, config);
+            if lift {
+                c.set_max_message(1 << 20).await.unwrap();
+            }
+            let r = c.get_schema("D").await;
+            assert_eq!(r.is_ok(), lift, "{r:?}");
+            if !lift {
+                assert!(c.closed().await.contains("exceeds 1024 bytes"));
+            }
         }
     }
 

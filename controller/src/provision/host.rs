@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ovsdb::client::{connect_with_backoff, Backoff, Connection, Monitored, Notifications, Target};
-use ovsdb::{Atom, Error, Replica};
+use ovsdb::{Atom, Error, Operation, Replica};
 use tokio::sync::watch;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -88,17 +88,31 @@ pub(crate) async fn run_active(
     }
 }
 
-fn system_id(replica: &Replica) -> Option<String> {
-    replica.rows("Open_vSwitch").next().and_then(|(_, r)| {
-        r.get("external_ids")?
-            .map_get("system-id")
-            .and_then(Atom::as_str)
-            .map(str::to_string)
-    })
+/// How often an unidentified passive peer's `system-id` is read again.
+const IDENTIFY_POLL: Duration = Duration::from_secs(2);
+
+/// The host's `Open_vSwitch.external_ids:system-id`, read with one small `select` so that a
+/// peer is identified before it may send anything big (its cap is
+/// [`ovsdb::framing::UNIDENTIFIED_MAX_MESSAGE`] until then; a monitor's initial reply would
+/// not fit).
+async fn read_system_id(conn: &Connection) -> Result<Option<String>, Error> {
+    let ops = [Operation::select(
+        "Open_vSwitch",
+        vec![],
+        Some(vec!["external_ids".into()]),
+    )];
+    let results = conn.transact(DB, &ops).await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.rows.as_ref())
+        .and_then(|rows| rows.first())
+        .and_then(|row| row.get("external_ids"))
+        .and_then(|ids| ids.map_get("system-id"))
+        .and_then(Atom::as_str)
+        .map(str::to_string))
 }
 
-fn match_passive(shared: &Shared, replica: &Replica) -> Option<Uuid> {
-    let sid = system_id(replica)?;
+fn match_passive(shared: &Shared, sid: &str) -> Option<Uuid> {
     let state = shared.desired.borrow().clone();
     state
         .hosts
@@ -107,46 +121,60 @@ fn match_passive(shared: &Shared, replica: &Replica) -> Option<Uuid> {
         .map(|h| h.id)
 }
 
-/// Serves a host that dialed in: identifies it by `system-id`, then reconciles it until the
-/// connection drops (the host redials by itself).
+/// Serves a host that dialed in: identifies it by `system-id` (read again every
+/// [`IDENTIFY_POLL`] and whenever the desired state changes), lifts its message cap, then
+/// monitors and reconciles it until the connection drops or the host is no longer desired
+/// (the host redials by itself and is identified afresh).
 pub(crate) async fn run_passive(
     shared: Arc<Shared>,
     conn: Connection,
     notifications: Notifications,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut m = match Monitored::start(conn, notifications, DB, &monitor_requests(), None).await {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "passive host: monitor failed");
-            return;
-        }
-    };
     let mut desired = shared.desired.subscribe();
-    loop {
-        if let Some(id) = match_passive(&shared, m.replica()) {
-            let span = tracing::info_span!("ovsdb-host", host = %id, mode = "passive");
-            tracing::info!(parent: &span, "host identified");
-            let r = reconcile_loop(&shared, id, &mut m, &mut shutdown)
-                .instrument(span)
-                .await;
-            set_disconnected(&shared, id);
-            match r {
-                Ok(Stop::HostGone) => {}
-                Ok(Stop::Shutdown) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "passive session ended");
-                    return;
-                }
+    let id = loop {
+        let sid = match read_system_id(&conn).await {
+            Ok(sid) => sid,
+            Err(e) => {
+                tracing::warn!(error = %e, "passive host: reading its system-id failed");
+                return;
             }
+        };
+        if let Some(id) = sid.as_deref().and_then(|sid| match_passive(&shared, sid)) {
+            break id;
         }
-        // Unknown (yet) host: wait for the desired state or its system-id to change.
         tokio::select! {
             r = desired.changed() => if r.is_err() { return },
-            r = m.changes() => if r.is_err() { return },
+            _ = tokio::time::sleep(IDENTIFY_POLL) => {}
             _ = ovsdb::client::stopped(&mut shutdown) => return,
         }
+    };
+    let span = tracing::info_span!("ovsdb-host", host = %id, mode = "passive");
+    async move {
+        if conn
+            .set_max_message(shared.config.ovsdb.max_message)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tracing::info!("host identified");
+        let mut m = match Monitored::start(conn, notifications, DB, &monitor_requests(), None).await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "passive host: monitor failed");
+                return;
+            }
+        };
+        let r = reconcile_loop(&shared, id, &mut m, &mut shutdown).await;
+        set_disconnected(&shared, id);
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "passive session ended");
+        }
     }
+    .instrument(span)
+    .await
 }
 
 /// Reconciles host `id` over `m` whenever the desired state or the replica changes.

@@ -246,10 +246,16 @@ impl Provisioner {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let (acc_tx, mut acc_rx) = mpsc::channel(16);
+        // A host that dials in is unknown until it has told its system-id: until then it may
+        // send only small messages (`host::run_passive` lifts the cap).
+        let mut unidentified = self.shared.config.ovsdb.clone();
+        unidentified.max_message = unidentified
+            .max_message
+            .min(ovsdb::framing::UNIDENTIFIED_MAX_MESSAGE);
         let listen_task = listener.map(|l| {
             tokio::spawn(ovsdb::client::listen(
                 l,
-                self.shared.config.ovsdb.clone(),
+                unidentified,
                 MAX_PASSIVE_HOSTS,
                 acc_tx,
                 shutdown.clone(),
