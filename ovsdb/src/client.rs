@@ -78,7 +78,7 @@ pub struct Notification {
 }
 
 /// The receiving end of a connection's notifications; closed when the connection ends.
-pub type Notifications = mpsc::UnboundedReceiver<Notification>;
+pub type Notifications = mpsc::Receiver<Notification>;
 
 struct Call {
     req: Request,
@@ -96,7 +96,7 @@ enum Msg {
 /// A handle on a running connection (cheap to clone). Dropping every handle closes it.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    calls: mpsc::UnboundedSender<Msg>,
+    calls: mpsc::Sender<Msg>,
     closed: watch::Receiver<Option<Arc<str>>>,
 }
 
@@ -131,8 +131,8 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (calls_tx, calls_rx) = mpsc::unbounded_channel();
-        let (notif_tx, notif_rx) = mpsc::unbounded_channel();
+        let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let (notif_tx, notif_rx) = mpsc::channel(NOTIFICATION_QUEUE);
         let (closed_tx, closed_rx) = watch::channel(None);
         tokio::spawn(async move {
             let why = drive(stream, config, calls_rx, notif_tx).await;
@@ -157,6 +157,7 @@ impl Connection {
                 reply: tx,
                 id: None,
             }))
+            .await
             .map_err(|_| Error::Disconnected)?;
         rx.await.map_err(|_| Error::Disconnected)?
     }
@@ -176,13 +177,14 @@ impl Connection {
                 reply: tx,
                 id: Some(id_tx),
             }))
+            .await
             .map_err(|_| Error::Disconnected)?;
         let id = id_rx.await.map_err(|_| Error::Disconnected)?;
         tokio::pin!(cancel);
         tokio::select! {
             r = &mut rx => return r.map_err(|_| Error::Disconnected)?,
             _ = &mut cancel => {
-                self.calls.send(Msg::Cancel(id)).map_err(|_| Error::Disconnected)?;
+                self.calls.send(Msg::Cancel(id)).await.map_err(|_| Error::Disconnected)?;
             }
         }
         rx.await.map_err(|_| Error::Disconnected)?
@@ -194,6 +196,7 @@ impl Connection {
     pub async fn set_max_message(&self, max: usize) -> Result<()> {
         self.calls
             .send(Msg::SetMaxMessage(max))
+            .await
             .map_err(|_| Error::Disconnected)
     }
 
@@ -266,12 +269,29 @@ fn locked(r: Json) -> Result<bool> {
         .ok_or_else(|| Error::InvalidMessage(format!("lock reply {r}")))
 }
 
-/// The connection task: the only place that touches the socket.
+/// Requests (and cancels) queued towards one connection task: a caller beyond this waits.
+pub const CALL_QUEUE: usize = 64;
+
+/// Notifications received and not yet taken by the owner of [`Notifications`]: beyond this
+/// the connection stops reading from the socket (backpressure to the server) until the owner
+/// catches up. Whoever holds a [`Notifications`] must read it or drop it.
+pub const NOTIFICATION_QUEUE: usize = 64;
+
+/// Bytes queued to the socket above which the connection takes no new requests and reads
+/// nothing more (whose answers would queue more) until the peer has read some.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// How long a closing connection may take to write what it queued last.
+const FLUSH_ON_CLOSE: Duration = Duration::from_millis(100);
+
+/// The connection task: the only place that touches the socket. Every wait, writes included,
+/// is one arm of one `select!`, so a peer that stops reading cannot stop the timers: its
+/// requests time out and, once it is silent too, the echo keepalive declares it dead.
 async fn drive<S>(
     stream: S,
     config: Config,
-    mut calls: mpsc::UnboundedReceiver<Msg>,
-    notifications: mpsc::UnboundedSender<Notification>,
+    mut calls: mpsc::Receiver<Msg>,
+    notifications: mpsc::Sender<Notification>,
 ) -> Error
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -280,27 +300,56 @@ where
     let mut session = Session::new(config, Instant::now());
     let mut waiters: HashMap<u64, oneshot::Sender<Result<Json>>> = HashMap::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let end = 'run: loop {
+    // Bytes to write, oldest first; `written` of them are gone already.
+    let mut out: Vec<u8> = Vec::new();
+    let mut written = 0;
+    // A notification the queue had no room for; the session's later events wait behind it,
+    // so replies keep their order after the updates the server sent before them.
+    let mut blocked: Option<Notification> = None;
+    let end = loop {
         while let Some(bytes) = session.poll_transmit() {
-            if let Err(e) = wr.write_all(&bytes).await {
-                break 'run Error::Io(e);
-            }
+            out.extend_from_slice(&bytes);
         }
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                Event::Reply { id, result } => {
-                    if let Some(w) = waiters.remove(&id) {
-                        let _ = w.send(result);
+        if blocked.is_none() {
+            while let Some(ev) = session.poll_event() {
+                match ev {
+                    Event::Reply { id, result } => {
+                        if let Some(w) = waiters.remove(&id) {
+                            let _ = w.send(result);
+                        }
+                    }
+                    Event::Notification { method, params } => {
+                        match notifications.try_send(Notification { method, params }) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(n)) => {
+                                blocked = Some(n);
+                                break;
+                            }
+                            // Nobody listens: nothing to deliver.
+                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        }
                     }
                 }
-                Event::Notification { method, params } => {
-                    let _ = notifications.send(Notification { method, params });
-                }
             }
         }
+        let room = out.len() - written < HIGH_WATER;
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            n = rd.read(&mut buf) => match n {
+            r = wr.write(&out[written..]), if written < out.len() => match r {
+                Ok(0) => break Error::Disconnected,
+                Ok(n) => {
+                    written += n;
+                    if written == out.len() {
+                        out.clear();
+                        written = 0;
+                    } else if written > HIGH_WATER {
+                        out.drain(..written);
+                        written = 0;
+                    }
+                }
+                Err(e) => break Error::Io(e),
+            },
+            n = rd.read(&mut buf), if room && blocked.is_none() => match n {
                 Ok(0) => break Error::Disconnected,
                 Ok(n) => {
                     if let Err(e) = session.handle_input(&buf[..n], Instant::now()) {
@@ -309,7 +358,13 @@ where
                 }
                 Err(e) => break Error::Io(e),
             },
-            call = calls.recv() => match call {
+            permit = notifications.reserve(), if blocked.is_some() => {
+                // An `Err` means the owner dropped its end: nothing to deliver.
+                if let (Ok(p), Some(n)) = (permit, blocked.take()) {
+                    p.send(n);
+                }
+            }
+            call = calls.recv(), if room => match call {
                 // Every handle dropped: nobody can use this connection any more.
                 None => break Error::Disconnected,
                 Some(Msg::Call(Call { req, reply, id: id_tx })) => {
@@ -343,7 +398,15 @@ where
             _ => Error::Disconnected,
         }));
     }
-    let _ = wr.shutdown().await;
+    // Queued requests fail now rather than when their callers give up.
+    calls.close();
+    while calls.try_recv().is_ok() {}
+    // A peer that does not read must not hold the task: flush briefly, then let go.
+    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
+        let _ = wr.write_all(&out[written..]).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
     end
 }
 
@@ -489,6 +552,25 @@ pub struct Monitored {
     others: Vec<Notification>,
 }
 
+/// Applies one notification to `replica` if it is an update of our monitor; keeps any other.
+fn apply(
+    replica: &mut Replica,
+    monitor_id: &Json,
+    others: &mut Vec<Notification>,
+    n: Notification,
+) -> Result<Vec<RowChange>> {
+    let ours = n.params.get(0) == Some(monitor_id);
+    match (n.method.as_str(), ours) {
+        ("update", true) => replica.apply_update(n.params.get(1).unwrap_or(&Json::Null)),
+        ("update2", true) => replica.apply_update2(n.params.get(1).unwrap_or(&Json::Null)),
+        ("update3", true) => replica.apply_update3(&n.params),
+        _ => {
+            others.push(n);
+            Ok(vec![])
+        }
+    }
+}
+
 /// How many times [`Monitored::transact`] rebuilds a transaction refused as stale.
 pub const MAX_STALE_RETRIES: usize = 8;
 
@@ -598,20 +680,7 @@ impl Monitored {
     }
 
     fn apply(&mut self, n: Notification) -> Result<Vec<RowChange>> {
-        let ours = n.params.get(0) == Some(&self.monitor_id);
-        match (n.method.as_str(), ours) {
-            ("update", true) => self
-                .replica
-                .apply_update(n.params.get(1).unwrap_or(&Json::Null)),
-            ("update2", true) => self
-                .replica
-                .apply_update2(n.params.get(1).unwrap_or(&Json::Null)),
-            ("update3", true) => self.replica.apply_update3(&n.params),
-            _ => {
-                self.others.push(n);
-                Ok(vec![])
-            }
-        }
+        apply(&mut self.replica, &self.monitor_id, &mut self.others, n)
     }
 
     /// Waits for the next update and applies it. [`Error::Disconnected`] once the connection
@@ -653,7 +722,26 @@ impl Monitored {
             for op in &ops {
                 self.replica.schema().check_operation(op)?;
             }
-            match self.conn.transact(&self.db, &ops).await {
+            // Updates keep being applied while the reply is awaited: the notification queue is
+            // bounded, and a server with more updates to send before the reply than it holds
+            // would otherwise wait on us while we wait on it.
+            let result = {
+                let reply = self.conn.transact(&self.db, &ops);
+                tokio::pin!(reply);
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut reply => break r,
+                        n = self.notifications.recv() => match n {
+                            Some(n) => {
+                                apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                            }
+                            None => break (&mut reply).await,
+                        },
+                    }
+                }
+            };
+            match result {
                 Err(Error::Stale) => {
                     tracing::debug!(?ops, "stale");
                     // The update that invalidated our read is on its way (or here already).
@@ -790,6 +878,99 @@ mod tests {
                 assert!(c.closed().await.contains("exceeds 1024 bytes"));
             }
         }
+    }
+
+    /// A host that stops reading (here: never reads) cannot hold the connection task in a
+    /// write: the keepalive still fires and the session ends within a bounded time.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_noticed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            // Holds the socket open, reads nothing, says nothing.
+            std::future::pending::<()>().await;
+        });
+        let config = Config {
+            echo_interval: Some(Duration::from_millis(200)),
+            request_timeout: Duration::from_secs(1),
+            ..Config::default()
+        };
+        let target = Target::Tcp(addr.to_string());
+        let (conn, _n) = Connection::connect(&target, config).await.unwrap();
+        // More than the socket buffers of both ends hold.
+        let big = "x".repeat(32 << 20);
+        let call = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.echo(json!([big])).await }
+        });
+        let r = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the call ends though the peer does not read")
+            .unwrap();
+        assert!(
+            matches!(r, Err(Error::PeerDead | Error::Timeout(_))),
+            "{r:?}"
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+        assert!(closed.expect("the session ends").contains("echo"));
+        server.abort();
+    }
+
+    /// More updates before a transaction's reply than the notification queue holds: the
+    /// replica takes them while the reply is awaited, so neither side waits on the other.
+    #[tokio::test]
+    async fn transact_takes_updates_while_it_waits() {
+        let schema = json!({"name": "D", "version": "1", "tables": {"T": {"columns": {"c": {"type": "string"}}}}});
+        let (a, b) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let (mut rd, mut wr) = tokio::io::split(b);
+            let mut dec = crate::framing::Decoder::new(1 << 20);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                dec.feed(&buf[..n]);
+                while let Ok(Some(msg)) = dec.decode() {
+                    let mut out = vec![];
+                    let result = match msg["method"].as_str().unwrap_or_default() {
+                        "get_schema" => schema.clone(),
+                        "monitor_cond_since" => json!([false, "t0", {}]),
+                        "transact" => {
+                            for i in 0..4 * NOTIFICATION_QUEUE {
+                                let uuid = format!("00000000-0000-0000-0000-{i:012}");
+                                let n = json!({"id": null, "method": "update3", "params":
+                                    ["D", format!("t{i}"), {"T": {uuid: {"insert": {"c": "x"}}}}]});
+                                out.extend(n.to_string().into_bytes());
+                            }
+                            json!([{}])
+                        }
+                        _ => continue,
+                    };
+                    out.extend(
+                        json!({"id": msg["id"], "result": result, "error": null})
+                            .to_string()
+                            .into_bytes(),
+                    );
+                    if wr.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let (c, n) = Connection::spawn(a, Config::default());
+        let reqs = MonitorRequests::default().table("T", &["c"]);
+        let mut m = Monitored::start(c, n, "D", &reqs, None).await.unwrap();
+        let op = Operation::select("T", vec![], None);
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            m.transact(|_| Ok(Some(vec![op.clone()]))),
+        )
+        .await
+        .expect("no deadlock");
+        assert!(r.unwrap().is_some());
+        assert_eq!(m.replica().rows("T").count(), 4 * NOTIFICATION_QUEUE);
     }
 
     #[tokio::test]
