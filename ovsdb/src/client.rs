@@ -417,12 +417,24 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Exponential backoff between reconnect attempts.
+/// How long a session must have been up before its end counts as the end of a healthy one
+/// (the redial delay starts from the minimum again).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+/// Exponential backoff between reconnect attempts, sans-IO: time is an argument.
+///
+/// A TCP connect alone proves nothing (a host with a broken schema, or one that drops every
+/// session mid-transaction, accepts every connect): the delay goes back to the minimum only
+/// when a session that [`Backoff::session_up`] announced has lasted [`HEALTHY_AFTER`] (or
+/// [`Backoff::with_healthy_after`]) by the time the next delay is asked for.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
+    healthy_after: Duration,
+    /// When the current session came up, if one is up.
+    up_since: Option<Instant>,
 }
 
 impl Backoff {
@@ -432,19 +444,39 @@ impl Backoff {
             min,
             max,
             next: min,
+            healthy_after: HEALTHY_AFTER,
+            up_since: None,
         }
     }
 
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    /// How long a session must last to reset the delay.
+    pub fn with_healthy_after(mut self, healthy_after: Duration) -> Self {
+        self.healthy_after = healthy_after;
+        self
+    }
+
+    /// A session is up (connected and working: for OVSDB, its monitor started) since `now`.
+    pub fn session_up(&mut self, now: Instant) {
+        self.up_since = Some(now);
+    }
+
+    /// The delay before the next attempt, at `now`. Ends the session announced by
+    /// [`Backoff::session_up`], if any: one that lasted long enough resets the delay first.
+    pub fn next_delay(&mut self, now: Instant) -> Duration {
+        if let Some(up) = self.up_since.take() {
+            if now.saturating_duration_since(up) >= self.healthy_after {
+                self.next = self.min;
+            }
+        }
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
         d
     }
 
-    /// Back to the minimum (after a connection succeeded).
+    /// Back to the minimum at once (an accept that worked: there is no session to judge).
     pub fn reset(&mut self) {
         self.next = self.min;
+        self.up_since = None;
     }
 }
 
@@ -454,7 +486,8 @@ impl Default for Backoff {
     }
 }
 
-/// Dials `target` until it answers, sleeping per `backoff` between attempts.
+/// Dials `target` until it answers, sleeping per `backoff` between attempts. A connect that
+/// works does not reset `backoff`: tell it [`Backoff::session_up`] once the session works.
 pub async fn connect_with_backoff(
     target: &Target,
     config: &Config,
@@ -462,12 +495,9 @@ pub async fn connect_with_backoff(
 ) -> (Connection, Notifications) {
     loop {
         match Connection::connect(target, config.clone()).await {
-            Ok(c) => {
-                backoff.reset();
-                return c;
-            }
+            Ok(c) => return c,
             Err(e) => {
-                let d = backoff.next_delay();
+                let d = backoff.next_delay(Instant::now());
                 tracing::debug!(%target, error = %e, delay = ?d, "ovsdb connect failed");
                 tokio::time::sleep(d).await;
             }
@@ -512,7 +542,7 @@ pub async fn listen(
                     }
                 }
                 Err(e) => {
-                    let d = backoff.next_delay();
+                    let d = backoff.next_delay(Instant::now());
                     tracing::warn!(error = %e, "ovsdb accept failed");
                     tokio::time::sleep(d).await;
                 }
@@ -760,6 +790,35 @@ impl Monitored {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_resets_only_after_a_healthy_session() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(8000));
+        let mut now = Instant::now();
+        // Sessions that fail soon after connecting: the delay keeps growing.
+        let mut delays = vec![];
+        for _ in 0..8 {
+            b.session_up(now);
+            now += ms(9_000);
+            let d = b.next_delay(now);
+            delays.push(d.as_millis());
+            now += d;
+        }
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 8000]);
+        // Failed connects (no session) grow it too.
+        assert_eq!(b.next_delay(now), ms(8000));
+        // A session that lasted: back to the minimum, then growing again.
+        b.session_up(now);
+        now += HEALTHY_AFTER;
+        assert_eq!(b.next_delay(now), ms(100));
+        assert_eq!(b.next_delay(now), ms(200));
+        // A session only counts once.
+        b.session_up(now);
+        now += HEALTHY_AFTER;
+        assert_eq!(b.next_delay(now), ms(100));
+        assert_eq!(b.next_delay(now + HEALTHY_AFTER), ms(200));
+    }
 
     #[test]
     fn parses_targets() {

@@ -70,6 +70,7 @@ pub(crate) async fn run_active(
         {
             Ok(mut m) => {
                 tracing::info!("connected");
+                backoff.session_up(std::time::Instant::now());
                 let r = reconcile_loop(&shared, id, &mut m, &mut shutdown).await;
                 set_disconnected(&shared, id);
                 previous = Some(m.into_replica());
@@ -80,7 +81,9 @@ pub(crate) async fn run_active(
             }
             Err(e) => tracing::warn!(error = %e, "monitor failed"),
         }
-        let delay = backoff.next_delay();
+        // Grows until a session has been healthy for a while (`Backoff`): a host that
+        // accepts and then fails every session is not redialled every 100 ms.
+        let delay = backoff.next_delay(std::time::Instant::now());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = ovsdb::client::stopped(&mut shutdown) => return,

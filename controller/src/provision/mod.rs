@@ -329,6 +329,47 @@ impl Provisioner {
 mod tests {
     use super::*;
 
+    /// A host that accepts the connection and then fails the session (here: closes at once,
+    /// as a broken schema or a drop mid-transaction would) is redialled with a growing delay,
+    /// not every 100 ms: a TCP connect alone is no sign of health.
+    #[tokio::test]
+    async fn a_session_that_fails_after_connecting_backs_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let server = tokio::spawn({
+            let accepts = accepts.clone();
+            async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    accepts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    drop(s);
+                }
+            }
+        });
+        let p = Provisioner::new(ProvisionConfig::new("tcp:127.0.0.1:6653"));
+        p.set_desired(DesiredState {
+            hosts: vec![DesiredHost {
+                id: Uuid::new_v4(),
+                name: "hv".into(),
+                ovsdb: Some(Target::Tcp(addr.to_string())),
+                datapath_type: "netdev".into(),
+            }],
+            zones: vec![],
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let run = tokio::spawn({
+            let p = p.clone();
+            async move { p.run(None, stop_rx).await }
+        });
+        // Attempts at 0, 0.1, 0.3, 0.7 and 1.5 s; redialling every 100 ms would make 16.
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+        let _ = stop_tx.send(true);
+        run.await.unwrap();
+        server.abort();
+        let n = accepts.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((2..=6).contains(&n), "{n} attempts in 1.6 s");
+    }
+
     #[test]
     fn datapath_id_is_stable_and_distinct() {
         let a: Uuid = "6f1c2a3e-0000-4000-8000-00000000000a".parse().unwrap();
