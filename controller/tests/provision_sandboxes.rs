@@ -511,3 +511,67 @@ async fn frozen_host_database_recovers_without_duplicates() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// Two hosts dialing in with one system-id: only one session speaks for the host (the older:
+/// see `provision::host`), so when it leaves, the other one's session takes over and the
+/// host's view says connected again, instead of `connected: false` beside a live session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_passive_session_per_system_id() {
+    let a = Sandbox::start("dup-a").expect("sandbox (install openvswitch-switch)");
+    let b = Sandbox::start("dup-b").expect("sandbox");
+    let host = DesiredHost {
+        id: Uuid::new_v4(),
+        name: "dup-hv".into(),
+        ovsdb: None,
+        datapath_type: "system".into(),
+    };
+    let p = Provisioner::new(cfg());
+    let mut views = p.views();
+    p.set_desired(DesiredState {
+        hosts: vec![host.clone()],
+        zones: vec![],
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let manager = format!("tcp:127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (stop, stop_rx) = watch::channel(false);
+    let task = {
+        let p = p.clone();
+        tokio::spawn(async move { p.run(Some(listener), stop_rx).await })
+    };
+    for hv in [&a, &b] {
+        hv.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=dup-hv"])
+            .unwrap();
+    }
+    a.vsctl(&["set-manager", &manager]).unwrap();
+    let provisioned = |v: &HostViews| {
+        v.get(&host.id)
+            .is_some_and(|v| v.connected && v.datapath_id == Some(datapath_id(host.id)))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !provisioned(&views.borrow()) {
+        tokio::time::timeout_at(deadline, views.changed())
+            .await
+            .expect("the first host provisioned")
+            .unwrap();
+    }
+    b.vsctl(&["set-manager", &manager]).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        b.vsctl(&["br-exists", "br-int"]).is_err(),
+        "the second session was refused"
+    );
+    a.vsctl(&["del-manager"]).unwrap();
+    // `b` redials (OVS backs off up to 8 s) and takes over.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if provisioned(&views.borrow()) && b.vsctl(&["br-exists", "br-int"]).is_ok() {
+            break;
+        }
+        tokio::time::timeout_at(deadline, views.changed())
+            .await
+            .expect("the second host takes over, shown connected")
+            .unwrap();
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

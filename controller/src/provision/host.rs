@@ -71,7 +71,7 @@ pub(crate) async fn run_active(
             Ok(mut m) => {
                 tracing::info!("connected");
                 backoff.session_up(std::time::Instant::now());
-                let r = reconcile_loop(&shared, id, &mut m, &mut shutdown).await;
+                let r = reconcile_loop(&shared, id, false, &mut m, &mut shutdown).await;
                 set_disconnected(&shared, id);
                 previous = Some(m.into_replica());
                 match r {
@@ -124,10 +124,64 @@ fn match_passive(shared: &Shared, sid: &str) -> Option<Uuid> {
         .map(|h| h.id)
 }
 
+/// The right of one passive session to speak for a host: at most one per host id. Dropping it
+/// (the session ended, or its task was aborted) marks the host disconnected, under the same
+/// lock that hands the host to the next session, so a session that ends never overwrites the
+/// view of the one that replaced it.
+///
+/// The older session wins: a second one is refused while the first is alive. A newer-wins
+/// rule would let two live hosts sharing a system-id (a cloned image, a copied setting) take
+/// the host from each other on every redial, each reconcile undoing the other's; with
+/// older-wins the host stays with one of them and the other is refused in the log. The cost:
+/// a host whose old session is half-open (it rebooted without a FIN) waits for that session's
+/// echo keepalive to fail (twice the echo interval) before its new one is accepted.
+struct Claim {
+    shared: Arc<Shared>,
+    id: Uuid,
+    token: u64,
+}
+
+impl Claim {
+    /// The host, unless another session has it.
+    fn take(shared: &Arc<Shared>, id: Uuid) -> Option<Claim> {
+        let token = shared
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut owners = lock(&shared.passive_owners);
+        if owners.contains_key(&id) {
+            return None;
+        }
+        owners.insert(id, token);
+        Some(Claim {
+            shared: shared.clone(),
+            id,
+            token,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut owners = lock(&self.shared.passive_owners);
+        if owners.get(&self.id) == Some(&self.token) {
+            owners.remove(&self.id);
+            set_disconnected(&self.shared, self.id);
+        }
+    }
+}
+
+/// The owners map even if a thread panicked holding it: every update to it is one insert or
+/// remove, so it is never half-written.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Serves a host that dialed in: identifies it by `system-id` (read again every
-/// [`IDENTIFY_POLL`] and whenever the desired state changes), lifts its message cap, then
-/// monitors and reconciles it until the connection drops or the host is no longer desired
-/// (the host redials by itself and is identified afresh).
+/// [`IDENTIFY_POLL`] and whenever the desired state changes; dropped if it has not named a
+/// desired passive host within `identify_deadline`), takes the host's [`Claim`] (refused if
+/// another session has it), lifts its message cap, then monitors and reconciles it until the
+/// connection drops or the host is no longer desired as a passive host (the host redials by
+/// itself and is identified afresh).
 pub(crate) async fn run_passive(
     shared: Arc<Shared>,
     conn: Connection,
@@ -135,6 +189,7 @@ pub(crate) async fn run_passive(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut desired = shared.desired.subscribe();
+    let deadline = tokio::time::Instant::now() + shared.config.identify_deadline;
     let id = loop {
         let sid = match read_system_id(&conn).await {
             Ok(sid) => sid,
@@ -149,11 +204,19 @@ pub(crate) async fn run_passive(
         tokio::select! {
             r = desired.changed() => if r.is_err() { return },
             _ = tokio::time::sleep(IDENTIFY_POLL) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(system_id = ?sid, "passive host not identified in time; dropped");
+                return;
+            }
             _ = ovsdb::client::stopped(&mut shutdown) => return,
         }
     };
     let span = tracing::info_span!("ovsdb-host", host = %id, mode = "passive");
     async move {
+        let Some(_claim) = Claim::take(&shared, id) else {
+            tracing::warn!("another session has this host (same system-id?): refused");
+            return;
+        };
         if conn
             .set_max_message(shared.config.ovsdb.max_message)
             .await
@@ -170,20 +233,21 @@ pub(crate) async fn run_passive(
                 return;
             }
         };
-        let r = reconcile_loop(&shared, id, &mut m, &mut shutdown).await;
-        set_disconnected(&shared, id);
-        if let Err(e) = r {
+        if let Err(e) = reconcile_loop(&shared, id, true, &mut m, &mut shutdown).await {
             tracing::warn!(error = %e, "passive session ended");
         }
+        // Dropping the claim marks the host disconnected.
     }
     .instrument(span)
     .await
 }
 
-/// Reconciles host `id` over `m` whenever the desired state or the replica changes.
+/// Reconciles host `id` over `m` whenever the desired state or the replica changes, until the
+/// host is no longer desired (or, for a `passive` session, is now reached actively).
 async fn reconcile_loop(
     shared: &Shared,
     id: Uuid,
+    passive: bool,
     m: &mut Monitored,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, Error> {
@@ -194,6 +258,9 @@ async fn reconcile_loop(
         let Some(host): Option<&DesiredHost> = state.host(id) else {
             return Ok(Stop::HostGone);
         };
+        if passive && host.ovsdb.is_some() {
+            return Ok(Stop::HostGone);
+        }
         let tunnels = desired_tunnels(&state, id, cfg.set_local_ip);
         let result = m.transact(|r| Ok(plan(r, host, &tunnels, cfg))).await;
         let mut retry = None;

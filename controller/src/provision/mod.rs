@@ -102,6 +102,9 @@ pub struct ProvisionConfig {
     pub set_local_ip: bool,
     /// OVSDB session settings.
     pub ovsdb: ovsdb::rpc::Config,
+    /// How long a host that dialed in may take to tell a `system-id` naming a desired host
+    /// (one without an `ovsdb` target) before it is dropped (it redials by itself).
+    pub identify_deadline: std::time::Duration,
 }
 
 impl ProvisionConfig {
@@ -112,6 +115,7 @@ impl ProvisionConfig {
             bridge: "br-int".into(),
             set_local_ip: true,
             ovsdb: ovsdb::rpc::Config::default(),
+            identify_deadline: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -203,10 +207,35 @@ pub(crate) struct Shared {
     pub(crate) config: ProvisionConfig,
     pub(crate) desired: watch::Sender<Arc<DesiredState>>,
     pub(crate) views: watch::Sender<HostViews>,
+    /// The passive session that speaks for each host, by a token unique to the session (see
+    /// `host::Claim`). A std mutex: held for a map update and a view write, never across an
+    /// await.
+    pub(crate) passive_owners: std::sync::Mutex<HashMap<Uuid, u64>>,
+    pub(crate) next_token: std::sync::atomic::AtomicU64,
 }
 
-/// How many hosts may be connected in passive mode at once.
+/// How many hosts may be connected in passive mode at once, at most.
 pub const MAX_PASSIVE_HOSTS: usize = 4096;
+
+/// The OVSDB listener's connection cap for a process allowed `nofile` descriptors: a quarter
+/// of them (at most [`MAX_PASSIVE_HOSTS`]), so a flood of hosts dialing in leaves descriptors
+/// for the OpenFlow listener, the REST API, the store and active OVSDB sessions. An unknown
+/// limit counts as the usual soft limit, 1024.
+pub fn passive_connection_cap(nofile: Option<u64>) -> usize {
+    let quarter = usize::try_from(nofile.unwrap_or(1024) / 4).unwrap_or(usize::MAX);
+    quarter.clamp(1, MAX_PASSIVE_HOSTS)
+}
+
+/// The process's soft limit on open files (Linux: `/proc/self/limits`), if it can be read.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
 
 /// Keeps every host's OVS in step with the desired state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -224,6 +253,8 @@ impl Provisioner {
                 config,
                 desired,
                 views,
+                passive_owners: Default::default(),
+                next_token: Default::default(),
             }),
         }
     }
@@ -256,7 +287,7 @@ impl Provisioner {
             tokio::spawn(ovsdb::client::listen(
                 l,
                 unidentified,
-                MAX_PASSIVE_HOSTS,
+                passive_connection_cap(open_files_limit()),
                 acc_tx,
                 shutdown.clone(),
             ))
@@ -368,6 +399,64 @@ mod tests {
         server.abort();
         let n = accepts.load(std::sync::atomic::Ordering::Relaxed);
         assert!((2..=6).contains(&n), "{n} attempts in 1.6 s");
+    }
+
+    /// A host that dials in and never tells a known system-id is dropped after the deadline
+    /// rather than holding one of the listener's connections for ever.
+    #[tokio::test]
+    async fn a_passive_peer_that_never_identifies_is_dropped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut cfg = ProvisionConfig::new("tcp:127.0.0.1:6653");
+        cfg.identify_deadline = std::time::Duration::from_millis(500);
+        let p = Provisioner::new(cfg);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let run = tokio::spawn({
+            let p = p.clone();
+            async move { p.run(Some(listener), stop_rx).await }
+        });
+        // A peer that answers what it is asked, except that it has no system-id.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut dec = ovsdb::framing::Decoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            loop {
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                dec.feed(&buf[..n]);
+                while let Ok(Some(msg)) = dec.decode() {
+                    let result = match msg["method"].as_str() {
+                        Some("transact") => {
+                            serde_json::json!([{"rows": [{"external_ids": ["map", []]}]}])
+                        }
+                        Some("echo") => msg["params"].clone(),
+                        _ => continue,
+                    };
+                    let reply =
+                        serde_json::json!({"id": msg["id"], "result": result, "error": null});
+                    let _ = s.write_all(reply.to_string().as_bytes()).await;
+                }
+            }
+        })
+        .await;
+        let _ = stop_tx.send(true);
+        run.await.unwrap();
+        assert!(dropped.is_ok(), "still connected after 3 s");
+    }
+
+    #[test]
+    fn the_ovsdb_listener_leaves_descriptors_for_the_others() {
+        assert_eq!(passive_connection_cap(Some(1024)), 256);
+        assert_eq!(passive_connection_cap(Some(1 << 20)), MAX_PASSIVE_HOSTS);
+        assert_eq!(passive_connection_cap(Some(2)), 1);
+        assert!(
+            open_files_limit().is_some(),
+            "/proc/self/limits names the limit"
+        );
+        assert_eq!(passive_connection_cap(None), 256);
     }
 
     #[test]
