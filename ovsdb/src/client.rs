@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,39 +23,14 @@ use crate::ops::{parse_transact_result, Operation, OperationResult};
 use crate::rpc::{Config, Event, MonitorRequests, Request, Session};
 use crate::schema::DatabaseSchema;
 
-/// Where an OVSDB server is: `tcp:HOST:PORT` or `unix:PATH`.
+/// Where an OVSDB server is. No parser here on purpose: the one grammar of targets that users
+/// write is `topology::OvsdbTarget`, which the controller turns into this.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// `tcp:HOST:PORT`
     Tcp(String),
     /// `unix:PATH`
     Unix(PathBuf),
-}
-
-impl FromStr for Target {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        if let Some(addr) = s.strip_prefix("tcp:") {
-            // IPv6 as tcp:[::1]:6640; a bare host defaults to 6640 as in ovs-vsctl.
-            let has_port = addr.rsplit_once(':').is_some_and(|(h, p)| {
-                !h.is_empty() && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']'))
-            });
-            if addr.is_empty() {
-                return Err(Error::BadTarget(s.to_string()));
-            }
-            return Ok(Target::Tcp(if has_port {
-                addr.to_string()
-            } else {
-                format!("{addr}:6640")
-            }));
-        }
-        if let Some(path) = s.strip_prefix("unix:") {
-            if !path.is_empty() {
-                return Ok(Target::Unix(path.into()));
-            }
-        }
-        Err(Error::BadTarget(s.to_string()))
-    }
 }
 
 impl std::fmt::Display for Target {
@@ -818,29 +792,6 @@ mod tests {
         now += HEALTHY_AFTER;
         assert_eq!(b.next_delay(now), ms(100));
         assert_eq!(b.next_delay(now + HEALTHY_AFTER), ms(200));
-    }
-
-    #[test]
-    fn parses_targets() {
-        assert_eq!(
-            "tcp:1.2.3.4:6640".parse::<Target>().unwrap(),
-            Target::Tcp("1.2.3.4:6640".into())
-        );
-        assert_eq!(
-            "tcp:1.2.3.4".parse::<Target>().unwrap(),
-            Target::Tcp("1.2.3.4:6640".into())
-        );
-        assert_eq!(
-            "tcp:[::1]:6641".parse::<Target>().unwrap(),
-            Target::Tcp("[::1]:6641".into())
-        );
-        assert_eq!(
-            "unix:/a/b".parse::<Target>().unwrap(),
-            Target::Unix("/a/b".into())
-        );
-        for bad in ["", "tcp:", "unix:", "ssl:1.2.3.4:6640", "1.2.3.4"] {
-            assert!(bad.parse::<Target>().is_err(), "{bad}");
-        }
     }
 
     /// A scripted server: answers each request by method from `answers` (result or error).

@@ -188,7 +188,8 @@ pub struct Host {
     #[schema(schema_with = schema::ip_opt)]
     #[serde(default)]
     pub tunnel_ip: Option<IpAddr>,
-    /// How to reach its OVSDB server (`tcp:IP:PORT` / `unix:PATH`), or null when it dials in.
+    /// How to reach its OVSDB server (`tcp:IP:PORT` / `unix:PATH`, the grammar of
+    /// [`crate::OvsdbTarget`]), or null when it dials in.
     #[serde(default)]
     pub ovsdb: Option<String>,
     /// Datapath type of its br-int.

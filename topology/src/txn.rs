@@ -160,20 +160,8 @@ impl Txn {
     fn check_host(&self, h: &Host) -> Result<()> {
         check_name("name", &h.name)?;
         if let Some(o) = &h.ovsdb {
-            let ok = match o.split_once(':') {
-                Some(("tcp" | "ssl", rest)) => rest.rsplit_once(':').is_some_and(|(ip, port)| {
-                    ip.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()
-                        && port.parse::<u16>().is_ok_and(|p| p != 0)
-                }),
-                Some(("unix", path)) => !path.is_empty(),
-                _ => false,
-            };
-            if !ok {
-                return Err(Error::invalid(
-                    "ovsdb",
-                    "expected tcp:IP:PORT, ssl:IP:PORT or unix:PATH",
-                ));
-            }
+            o.parse::<crate::OvsdbTarget>()
+                .map_err(|e| Error::invalid("ovsdb", e.to_string()))?;
         }
         Ok(())
     }

@@ -10,9 +10,10 @@ use topology::Snapshot;
 
 use super::{DesiredHost, DesiredState, DesiredZone, Provisioner, TunnelKind};
 
-/// What the topology asks the provisioner to make true. A host whose `ovsdb` target does not
-/// parse is left out with a warning (validation should have refused it) rather than treated
-/// as one that dials in, which would silently change its meaning.
+/// What the topology asks the provisioner to make true. Validation parses `ovsdb` with the
+/// same grammar ([`topology::OvsdbTarget`]), so a target that does not parse here can only be
+/// one stored before that grammar: it is left out with a warning rather than treated as a
+/// host that dials in, which would silently change its meaning.
 pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
     let hosts = snapshot
         .hosts()

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ovsdb::client::{connect_with_backoff, Backoff, Connection, Monitored, Notifications, Target};
 use ovsdb::{Atom, Error, Operation, Replica};
 use tokio::sync::watch;
+use topology::OvsdbTarget;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -34,6 +35,14 @@ fn set_view(shared: &Shared, id: Uuid, view: HostView) {
     });
 }
 
+/// What the OVSDB client dials for a target of the model's grammar.
+fn dial_target(t: &OvsdbTarget) -> Target {
+    match t {
+        OvsdbTarget::Tcp(a) => Target::Tcp(a.to_string()),
+        OvsdbTarget::Unix(p) => Target::Unix(p.clone()),
+    }
+}
+
 fn set_disconnected(shared: &Shared, id: Uuid) {
     shared.views.send_if_modified(|v| match v.get_mut(&id) {
         Some(view) if view.connected => {
@@ -49,9 +58,10 @@ fn set_disconnected(shared: &Shared, id: Uuid) {
 pub(crate) async fn run_active(
     shared: Arc<Shared>,
     id: Uuid,
-    target: Target,
+    target: OvsdbTarget,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let target = dial_target(&target);
     let mut backoff = Backoff::default();
     let mut previous: Option<Replica> = None;
     loop {

@@ -23,9 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ovsdb::client::Target;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use topology::OvsdbTarget;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -56,7 +56,7 @@ pub struct DesiredHost {
     /// The host name (also accepted as `system-id`).
     pub name: String,
     /// How to reach its OVSDB; `None` when it dials in.
-    pub ovsdb: Option<Target>,
+    pub ovsdb: Option<OvsdbTarget>,
     /// `br-int`'s `datapath_type` (`system` or `netdev`).
     pub datapath_type: String,
 }
@@ -293,7 +293,7 @@ impl Provisioner {
             ))
         });
         let mut desired = self.shared.desired.subscribe();
-        let mut active: HashMap<Uuid, (Target, JoinHandle<()>)> = HashMap::new();
+        let mut active: HashMap<Uuid, (OvsdbTarget, JoinHandle<()>)> = HashMap::new();
         let mut passive: Vec<JoinHandle<()>> = vec![];
         loop {
             let state = desired.borrow_and_update().clone();
@@ -324,7 +324,7 @@ impl Provisioner {
     fn sync_active(
         &self,
         state: &DesiredState,
-        active: &mut HashMap<Uuid, (Target, JoinHandle<()>)>,
+        active: &mut HashMap<Uuid, (OvsdbTarget, JoinHandle<()>)>,
         shutdown: &watch::Receiver<bool>,
     ) {
         active.retain(|id, (target, task)| {
@@ -382,7 +382,7 @@ mod tests {
             hosts: vec![DesiredHost {
                 id: Uuid::new_v4(),
                 name: "hv".into(),
-                ovsdb: Some(Target::Tcp(addr.to_string())),
+                ovsdb: Some(OvsdbTarget::Tcp(addr)),
                 datapath_type: "netdev".into(),
             }],
             zones: vec![],

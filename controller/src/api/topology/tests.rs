@@ -420,6 +420,53 @@ async fn hosts_show_the_provisioners_runtime_state_read_only() {
     );
 }
 
+/// The REST API accepts exactly the OVSDB targets the provisioner can dial: `ssl:` (no TLS
+/// yet) used to be accepted (201) and then never provisioned.
+#[tokio::test]
+async fn ovsdb_targets_follow_the_provisioners_grammar() {
+    let net = Network::open(Arc::new(MemStore::new())).unwrap();
+    let app = crate::api::app(vec![super::routes(net.clone())]);
+    for (i, good) in [
+        "tcp:192.0.2.1:6640",
+        "tcp:[2001:db8::1]:6641",
+        "unix:/run/db.sock",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = call(
+            &app,
+            Method::POST,
+            "/hosts",
+            Some(json!({"name": format!("ok{i}"), "ovsdb": good})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{good}: {}", r.body);
+        let desired = crate::provision::from_topology::desired_state(&net.snapshot());
+        assert!(
+            desired.hosts.iter().any(|h| h.name == format!("ok{i}")),
+            "{good}"
+        );
+    }
+    for bad in [
+        "ssl:192.0.2.1:6640",
+        "tcp:192.0.2.1",
+        "tcp:host.example:6640",
+        "tcp:192.0.2.1:0",
+        "unix:",
+        "ptcp:6640",
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            "/hosts",
+            Some(json!({"name": "x", "ovsdb": bad})),
+        )
+        .await;
+        assert_eq!(err(&r), (422, "invalid", Some("ovsdb")), "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn hosts_crud_and_error_classes() {
     let app = app();
