@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use strowger::provision::{
-    datapath_id, host_by_datapath, DesiredHost, DesiredState, DesiredZone, HostViews,
-    ProvisionConfig, Provisioner, TunnelKind,
+    datapath_id, host_by_datapath, DatapathType, DesiredHost, DesiredState, DesiredZone, HostViews,
+    ProvisionConfig, Provisioner, TunnelType,
 };
 use testbed::{Sandbox, Underlay};
 use tokio::sync::watch;
@@ -51,7 +51,7 @@ fn lab(n: usize) -> Lab {
             id: Uuid::new_v4(),
             name: format!("hv{}", i + 1),
             ovsdb: Some(hv.db_target().parse().unwrap()),
-            datapath_type: "system".into(),
+            datapath_type: DatapathType::System,
         })
         .collect();
     Lab {
@@ -61,7 +61,7 @@ fn lab(n: usize) -> Lab {
     }
 }
 
-fn zone(kind: TunnelKind, hosts: &[&DesiredHost], all: &[DesiredHost]) -> DesiredZone {
+fn zone(kind: TunnelType, hosts: &[&DesiredHost], all: &[DesiredHost]) -> DesiredZone {
     DesiredZone {
         id: Uuid::new_v4(),
         name: format!("{kind:?}"),
@@ -154,8 +154,8 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     let state = DesiredState {
         hosts: hosts.clone(),
         zones: vec![
-            zone(TunnelKind::Vxlan, &all, &hosts),
-            zone(TunnelKind::Gre, &all, &hosts),
+            zone(TunnelType::Vxlan, &all, &hosts),
+            zone(TunnelType::Gre, &all, &hosts),
         ],
     };
     let p = Provisioner::new(cfg());
@@ -198,7 +198,7 @@ async fn three_hosts_vxlan_and_gre_mesh() {
             if i == j {
                 continue;
             }
-            let t = &v[&hosts[i].id].tunnels[&(peer.id, TunnelKind::Vxlan)];
+            let t = &v[&hosts[i].id].tunnels[&(peer.id, TunnelType::Vxlan)];
             let remote = hv
                 .vsctl(&["get", "Interface", &t.name, "options:remote_ip"])
                 .unwrap();
@@ -391,8 +391,8 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     p.set_desired(DesiredState {
         hosts: hosts.clone(),
         zones: vec![
-            zone(TunnelKind::Vxlan, &two, &hosts),
-            zone(TunnelKind::Gre, &two, &hosts),
+            zone(TunnelType::Vxlan, &two, &hosts),
+            zone(TunnelType::Gre, &two, &hosts),
         ],
     });
     poll("hv3's tunnels removed", || {
@@ -421,7 +421,7 @@ async fn passive_host_dials_in() {
         id: Uuid::new_v4(),
         name: "passive-hv".into(),
         ovsdb: None,
-        datapath_type: "system".into(),
+        datapath_type: DatapathType::System,
     };
     let p = Provisioner::new(cfg());
     let mut views = p.views();
@@ -483,7 +483,7 @@ async fn frozen_host_database_recovers_without_duplicates() {
     let all: Vec<&DesiredHost> = hosts.iter().collect();
     p.set_desired(DesiredState {
         hosts: hosts.clone(),
-        zones: vec![zone(TunnelKind::Vxlan, &all, &hosts)],
+        zones: vec![zone(TunnelType::Vxlan, &all, &hosts)],
     });
     // hv1's session notices and says so.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -523,7 +523,7 @@ async fn one_passive_session_per_system_id() {
         id: Uuid::new_v4(),
         name: "dup-hv".into(),
         ovsdb: None,
-        datapath_type: "system".into(),
+        datapath_type: DatapathType::System,
     };
     let p = Provisioner::new(cfg());
     let mut views = p.views();

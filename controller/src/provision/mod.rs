@@ -29,24 +29,9 @@ use topology::OvsdbTarget;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The tunnel type of a zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TunnelKind {
-    /// `type=vxlan`
-    Vxlan,
-    /// `type=gre`
-    Gre,
-}
-
-impl TunnelKind {
-    /// The OVS interface type.
-    pub fn ovs_type(self) -> &'static str {
-        match self {
-            TunnelKind::Vxlan => "vxlan",
-            TunnelKind::Gre => "gre",
-        }
-    }
-}
+/// The model's tunnel and datapath types, used as they are: the provisioner keeps no parallel
+/// enums (their OVS names are in [`plan`]).
+pub use topology::model::{DatapathType, TunnelType};
 
 /// A host as the provisioner needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,8 +42,8 @@ pub struct DesiredHost {
     pub name: String,
     /// How to reach its OVSDB; `None` when it dials in.
     pub ovsdb: Option<OvsdbTarget>,
-    /// `br-int`'s `datapath_type` (`system` or `netdev`).
-    pub datapath_type: String,
+    /// `br-int`'s `datapath_type`.
+    pub datapath_type: DatapathType,
 }
 
 /// A tunnel zone: its members, each with the underlay address used to reach it.
@@ -69,8 +54,9 @@ pub struct DesiredZone {
     /// Zone name.
     pub name: String,
     /// Tunnel type.
-    pub kind: TunnelKind,
-    /// `(host id, underlay ip)`
+    pub kind: TunnelType,
+    /// `(host id, underlay ip)`: the member's `ip`, which validation keeps equal to the host's
+    /// `tunnel_ip` when that is set.
     pub members: Vec<(Uuid, IpAddr)>,
 }
 
@@ -146,7 +132,7 @@ pub struct HostView {
     /// The datapath id `br-int` reports (the one we set, once vswitchd applied it).
     pub datapath_id: Option<u64>,
     /// Tunnel ports by (peer host, tunnel type).
-    pub tunnels: BTreeMap<(Uuid, TunnelKind), TunnelPort>,
+    pub tunnels: BTreeMap<(Uuid, TunnelType), TunnelPort>,
     /// VM interfaces by `external_ids:iface-id`.
     pub vifs: BTreeMap<String, VifPort>,
     /// Every interface on `br-int` but tunnels and the bridge's own, by name (what an explicit
@@ -169,7 +155,7 @@ impl HostView {
     /// The ofport of the tunnel to `peer` (VXLAN preferred when both exist).
     pub fn tunnel_ofport(&self, peer: Uuid) -> Option<u32> {
         self.tunnels
-            .range((peer, TunnelKind::Vxlan)..=(peer, TunnelKind::Gre))
+            .range((peer, TunnelType::Vxlan)..=(peer, TunnelType::Gre))
             .find_map(|(_, t)| t.ofport)
     }
 }
@@ -383,7 +369,7 @@ mod tests {
                 id: Uuid::new_v4(),
                 name: "hv".into(),
                 ovsdb: Some(OvsdbTarget::Tcp(addr)),
-                datapath_type: "netdev".into(),
+                datapath_type: DatapathType::Netdev,
             }],
             zones: vec![],
         });

@@ -420,6 +420,69 @@ async fn hosts_show_the_provisioners_runtime_state_read_only() {
     );
 }
 
+/// A host's `tunnel_ip` and its memberships' `ip` state one fact: while the host has a
+/// `tunnel_ip`, a membership with another address is refused, and so is a `tunnel_ip` its
+/// memberships contradict (the two used to disagree silently, and provisioning used the
+/// member's).
+#[tokio::test]
+async fn a_members_ip_agrees_with_its_hosts_tunnel_ip() {
+    let app = app();
+    let h = id(&ok(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "h", "tunnel_ip": "192.0.2.1"})),
+    )
+    .await);
+    let free = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "f"}))).await);
+    let z = id(&ok(
+        &app,
+        Method::POST,
+        "/tunnel_zones",
+        Some(json!({"name": "z"})),
+    )
+    .await);
+    let members = format!("/tunnel_zones/{z}/members");
+    expect(
+        &app,
+        Method::POST,
+        &members,
+        Some(json!({"host_id": h, "ip": "192.0.2.9"})),
+        (422, "invalid", Some("ip")),
+    )
+    .await;
+    ok(
+        &app,
+        Method::POST,
+        &members,
+        Some(json!({"host_id": h, "ip": "192.0.2.1"})),
+    )
+    .await;
+    // Without a tunnel_ip the member's ip is the fact.
+    ok(
+        &app,
+        Method::POST,
+        &members,
+        Some(json!({"host_id": free, "ip": "192.0.2.7"})),
+    )
+    .await;
+    expect(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{h}"),
+        Some(json!({"name": "h", "tunnel_ip": "192.0.2.2"})),
+        (422, "invalid", Some("tunnel_ip")),
+    )
+    .await;
+    ok(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{free}"),
+        Some(json!({"name": "f", "tunnel_ip": "192.0.2.7"})),
+    )
+    .await;
+}
+
 /// The REST API accepts exactly the OVSDB targets the provisioner can dial: `ssl:` (no TLS
 /// yet) used to be accepted (201) and then never provisioned.
 #[tokio::test]
