@@ -14,7 +14,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use strowger::provision::{
-    DesiredHost, DesiredState, DesiredZone, HostViews, ProvisionConfig, Provisioner, TunnelKind,
+    DatapathType, DesiredHost, DesiredState, DesiredZone, HostViews, ProvisionConfig, Provisioner,
+    TunnelType,
 };
 use testbed::Sandbox;
 use tokio::sync::watch;
@@ -70,14 +71,14 @@ async fn main() {
             id: Uuid::new_v4(),
             name: format!("h{i}"),
             ovsdb: Some(sb.db_target().parse().unwrap()),
-            datapath_type: "system".into(),
+            datapath_type: DatapathType::System,
         })
         .collect();
     let ip = |i: usize| IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8));
     let zone = |members: &[DesiredHost]| DesiredZone {
         id: Uuid::nil(),
         name: "mesh".into(),
-        kind: TunnelKind::Vxlan,
+        kind: TunnelType::Vxlan,
         members: members
             .iter()
             .enumerate()

@@ -121,7 +121,7 @@ pub async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provision::{HostView, InterfaceView, TunnelKind, TunnelPort};
+    use crate::provision::{HostView, InterfaceView, TunnelPort, TunnelType};
     use apps::harness::fixtures;
 
     fn network() -> (topology::Network, [Uuid; 3], Uuid) {
@@ -140,7 +140,7 @@ mod tests {
         (n, ids.0, ids.1)
     }
 
-    fn view(ifaces: &[(&str, u32, Option<Uuid>)], tunnels: &[(Uuid, TunnelKind, u32)]) -> HostView {
+    fn view(ifaces: &[(&str, u32, Option<Uuid>)], tunnels: &[(Uuid, TunnelType, u32)]) -> HostView {
         HostView {
             connected: true,
             interfaces: ifaces
@@ -184,9 +184,9 @@ mod tests {
             view(
                 &[("vm", 1, Some(p))],
                 &[
-                    (h1, TunnelKind::Vxlan, 10),
-                    (h1, TunnelKind::Gre, 11),
-                    (h2, TunnelKind::Gre, 12),
+                    (h1, TunnelType::Vxlan, 10),
+                    (h1, TunnelType::Gre, 11),
+                    (h2, TunnelType::Gre, 12),
                 ],
             ),
         );

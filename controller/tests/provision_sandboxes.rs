@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use strowger::provision::{
-    datapath_id, host_by_datapath, DesiredHost, DesiredState, DesiredZone, HostViews,
-    ProvisionConfig, Provisioner, TunnelKind,
+    datapath_id, host_by_datapath, DatapathType, DesiredHost, DesiredState, DesiredZone, HostViews,
+    ProvisionConfig, Provisioner, TunnelType,
 };
 use testbed::{Sandbox, Underlay};
 use tokio::sync::watch;
@@ -51,7 +51,7 @@ fn lab(n: usize) -> Lab {
             id: Uuid::new_v4(),
             name: format!("hv{}", i + 1),
             ovsdb: Some(hv.db_target().parse().unwrap()),
-            datapath_type: "system".into(),
+            datapath_type: DatapathType::System,
         })
         .collect();
     Lab {
@@ -61,7 +61,7 @@ fn lab(n: usize) -> Lab {
     }
 }
 
-fn zone(kind: TunnelKind, hosts: &[&DesiredHost], all: &[DesiredHost]) -> DesiredZone {
+fn zone(kind: TunnelType, hosts: &[&DesiredHost], all: &[DesiredHost]) -> DesiredZone {
     DesiredZone {
         id: Uuid::new_v4(),
         name: format!("{kind:?}"),
@@ -154,8 +154,8 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     let state = DesiredState {
         hosts: hosts.clone(),
         zones: vec![
-            zone(TunnelKind::Vxlan, &all, &hosts),
-            zone(TunnelKind::Gre, &all, &hosts),
+            zone(TunnelType::Vxlan, &all, &hosts),
+            zone(TunnelType::Gre, &all, &hosts),
         ],
     };
     let p = Provisioner::new(cfg());
@@ -198,7 +198,7 @@ async fn three_hosts_vxlan_and_gre_mesh() {
             if i == j {
                 continue;
             }
-            let t = &v[&hosts[i].id].tunnels[&(peer.id, TunnelKind::Vxlan)];
+            let t = &v[&hosts[i].id].tunnels[&(peer.id, TunnelType::Vxlan)];
             let remote = hv
                 .vsctl(&["get", "Interface", &t.name, "options:remote_ip"])
                 .unwrap();
@@ -391,8 +391,8 @@ async fn three_hosts_vxlan_and_gre_mesh() {
     p.set_desired(DesiredState {
         hosts: hosts.clone(),
         zones: vec![
-            zone(TunnelKind::Vxlan, &two, &hosts),
-            zone(TunnelKind::Gre, &two, &hosts),
+            zone(TunnelType::Vxlan, &two, &hosts),
+            zone(TunnelType::Gre, &two, &hosts),
         ],
     });
     poll("hv3's tunnels removed", || {
@@ -421,7 +421,7 @@ async fn passive_host_dials_in() {
         id: Uuid::new_v4(),
         name: "passive-hv".into(),
         ovsdb: None,
-        datapath_type: "system".into(),
+        datapath_type: DatapathType::System,
     };
     let p = Provisioner::new(cfg());
     let mut views = p.views();
@@ -483,7 +483,7 @@ async fn frozen_host_database_recovers_without_duplicates() {
     let all: Vec<&DesiredHost> = hosts.iter().collect();
     p.set_desired(DesiredState {
         hosts: hosts.clone(),
-        zones: vec![zone(TunnelKind::Vxlan, &all, &hosts)],
+        zones: vec![zone(TunnelType::Vxlan, &all, &hosts)],
     });
     // hv1's session notices and says so.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -507,6 +507,70 @@ async fn frozen_host_database_recovers_without_duplicates() {
             "{}",
             hv.vsctl(&["show"]).unwrap()
         );
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// Two hosts dialing in with one system-id: only one session speaks for the host (the older:
+/// see `provision::host`), so when it leaves, the other one's session takes over and the
+/// host's view says connected again, instead of `connected: false` beside a live session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_passive_session_per_system_id() {
+    let a = Sandbox::start("dup-a").expect("sandbox (install openvswitch-switch)");
+    let b = Sandbox::start("dup-b").expect("sandbox");
+    let host = DesiredHost {
+        id: Uuid::new_v4(),
+        name: "dup-hv".into(),
+        ovsdb: None,
+        datapath_type: DatapathType::System,
+    };
+    let p = Provisioner::new(cfg());
+    let mut views = p.views();
+    p.set_desired(DesiredState {
+        hosts: vec![host.clone()],
+        zones: vec![],
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let manager = format!("tcp:127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (stop, stop_rx) = watch::channel(false);
+    let task = {
+        let p = p.clone();
+        tokio::spawn(async move { p.run(Some(listener), stop_rx).await })
+    };
+    for hv in [&a, &b] {
+        hv.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=dup-hv"])
+            .unwrap();
+    }
+    a.vsctl(&["set-manager", &manager]).unwrap();
+    let provisioned = |v: &HostViews| {
+        v.get(&host.id)
+            .is_some_and(|v| v.connected && v.datapath_id == Some(datapath_id(host.id)))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !provisioned(&views.borrow()) {
+        tokio::time::timeout_at(deadline, views.changed())
+            .await
+            .expect("the first host provisioned")
+            .unwrap();
+    }
+    b.vsctl(&["set-manager", &manager]).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        b.vsctl(&["br-exists", "br-int"]).is_err(),
+        "the second session was refused"
+    );
+    a.vsctl(&["del-manager"]).unwrap();
+    // `b` redials (OVS backs off up to 8 s) and takes over.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if provisioned(&views.borrow()) && b.vsctl(&["br-exists", "br-int"]).is_ok() {
+            break;
+        }
+        tokio::time::timeout_at(deadline, views.changed())
+            .await
+            .expect("the second host takes over, shown connected")
+            .unwrap();
     }
     stop.send(true).unwrap();
     task.await.unwrap();

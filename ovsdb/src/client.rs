@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,39 +23,14 @@ use crate::ops::{parse_transact_result, Operation, OperationResult};
 use crate::rpc::{Config, Event, MonitorRequests, Request, Session};
 use crate::schema::DatabaseSchema;
 
-/// Where an OVSDB server is: `tcp:HOST:PORT` or `unix:PATH`.
+/// Where an OVSDB server is. No parser here on purpose: the one grammar of targets that users
+/// write is `topology::OvsdbTarget`, which the controller turns into this.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// `tcp:HOST:PORT`
     Tcp(String),
     /// `unix:PATH`
     Unix(PathBuf),
-}
-
-impl FromStr for Target {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        if let Some(addr) = s.strip_prefix("tcp:") {
-            // IPv6 as tcp:[::1]:6640; a bare host defaults to 6640 as in ovs-vsctl.
-            let has_port = addr.rsplit_once(':').is_some_and(|(h, p)| {
-                !h.is_empty() && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']'))
-            });
-            if addr.is_empty() {
-                return Err(Error::BadTarget(s.to_string()));
-            }
-            return Ok(Target::Tcp(if has_port {
-                addr.to_string()
-            } else {
-                format!("{addr}:6640")
-            }));
-        }
-        if let Some(path) = s.strip_prefix("unix:") {
-            if !path.is_empty() {
-                return Ok(Target::Unix(path.into()));
-            }
-        }
-        Err(Error::BadTarget(s.to_string()))
-    }
 }
 
 impl std::fmt::Display for Target {
@@ -78,7 +52,7 @@ pub struct Notification {
 }
 
 /// The receiving end of a connection's notifications; closed when the connection ends.
-pub type Notifications = mpsc::UnboundedReceiver<Notification>;
+pub type Notifications = mpsc::Receiver<Notification>;
 
 struct Call {
     req: Request,
@@ -90,12 +64,13 @@ struct Call {
 enum Msg {
     Call(Call),
     Cancel(u64),
+    SetMaxMessage(usize),
 }
 
 /// A handle on a running connection (cheap to clone). Dropping every handle closes it.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    calls: mpsc::UnboundedSender<Msg>,
+    calls: mpsc::Sender<Msg>,
     closed: watch::Receiver<Option<Arc<str>>>,
 }
 
@@ -104,6 +79,7 @@ impl std::fmt::Debug for Msg {
         match self {
             Msg::Call(c) => f.debug_struct("Call").field("req", &c.req).finish(),
             Msg::Cancel(id) => f.debug_tuple("Cancel").field(id).finish(),
+            Msg::SetMaxMessage(m) => f.debug_tuple("SetMaxMessage").field(m).finish(),
         }
     }
 }
@@ -129,8 +105,8 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (calls_tx, calls_rx) = mpsc::unbounded_channel();
-        let (notif_tx, notif_rx) = mpsc::unbounded_channel();
+        let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let (notif_tx, notif_rx) = mpsc::channel(NOTIFICATION_QUEUE);
         let (closed_tx, closed_rx) = watch::channel(None);
         tokio::spawn(async move {
             let why = drive(stream, config, calls_rx, notif_tx).await;
@@ -155,6 +131,7 @@ impl Connection {
                 reply: tx,
                 id: None,
             }))
+            .await
             .map_err(|_| Error::Disconnected)?;
         rx.await.map_err(|_| Error::Disconnected)?
     }
@@ -174,16 +151,27 @@ impl Connection {
                 reply: tx,
                 id: Some(id_tx),
             }))
+            .await
             .map_err(|_| Error::Disconnected)?;
         let id = id_rx.await.map_err(|_| Error::Disconnected)?;
         tokio::pin!(cancel);
         tokio::select! {
             r = &mut rx => return r.map_err(|_| Error::Disconnected)?,
             _ = &mut cancel => {
-                self.calls.send(Msg::Cancel(id)).map_err(|_| Error::Disconnected)?;
+                self.calls.send(Msg::Cancel(id)).await.map_err(|_| Error::Disconnected)?;
             }
         }
         rx.await.map_err(|_| Error::Disconnected)?
+    }
+
+    /// Changes the cap on one received message: a passive peer starts with
+    /// [`UNIDENTIFIED_MAX_MESSAGE`](crate::framing::UNIDENTIFIED_MAX_MESSAGE) and gets more
+    /// once it is known. Applies to every message read after this call.
+    pub async fn set_max_message(&self, max: usize) -> Result<()> {
+        self.calls
+            .send(Msg::SetMaxMessage(max))
+            .await
+            .map_err(|_| Error::Disconnected)
     }
 
     /// Whether the connection has ended.
@@ -255,12 +243,29 @@ fn locked(r: Json) -> Result<bool> {
         .ok_or_else(|| Error::InvalidMessage(format!("lock reply {r}")))
 }
 
-/// The connection task: the only place that touches the socket.
+/// Requests (and cancels) queued towards one connection task: a caller beyond this waits.
+pub const CALL_QUEUE: usize = 64;
+
+/// Notifications received and not yet taken by the owner of [`Notifications`]: beyond this
+/// the connection stops reading from the socket (backpressure to the server) until the owner
+/// catches up. Whoever holds a [`Notifications`] must read it or drop it.
+pub const NOTIFICATION_QUEUE: usize = 64;
+
+/// Bytes queued to the socket above which the connection takes no new requests and reads
+/// nothing more (whose answers would queue more) until the peer has read some.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// How long a closing connection may take to write what it queued last.
+const FLUSH_ON_CLOSE: Duration = Duration::from_millis(100);
+
+/// The connection task: the only place that touches the socket. Every wait, writes included,
+/// is one arm of one `select!`, so a peer that stops reading cannot stop the timers: its
+/// requests time out and, once it is silent too, the echo keepalive declares it dead.
 async fn drive<S>(
     stream: S,
     config: Config,
-    mut calls: mpsc::UnboundedReceiver<Msg>,
-    notifications: mpsc::UnboundedSender<Notification>,
+    mut calls: mpsc::Receiver<Msg>,
+    notifications: mpsc::Sender<Notification>,
 ) -> Error
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -269,27 +274,56 @@ where
     let mut session = Session::new(config, Instant::now());
     let mut waiters: HashMap<u64, oneshot::Sender<Result<Json>>> = HashMap::new();
     let mut buf = vec![0u8; 64 * 1024];
-    let end = 'run: loop {
+    // Bytes to write, oldest first; `written` of them are gone already.
+    let mut out: Vec<u8> = Vec::new();
+    let mut written = 0;
+    // A notification the queue had no room for; the session's later events wait behind it,
+    // so replies keep their order after the updates the server sent before them.
+    let mut blocked: Option<Notification> = None;
+    let end = loop {
         while let Some(bytes) = session.poll_transmit() {
-            if let Err(e) = wr.write_all(&bytes).await {
-                break 'run Error::Io(e);
-            }
+            out.extend_from_slice(&bytes);
         }
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                Event::Reply { id, result } => {
-                    if let Some(w) = waiters.remove(&id) {
-                        let _ = w.send(result);
+        if blocked.is_none() {
+            while let Some(ev) = session.poll_event() {
+                match ev {
+                    Event::Reply { id, result } => {
+                        if let Some(w) = waiters.remove(&id) {
+                            let _ = w.send(result);
+                        }
+                    }
+                    Event::Notification { method, params } => {
+                        match notifications.try_send(Notification { method, params }) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(n)) => {
+                                blocked = Some(n);
+                                break;
+                            }
+                            // Nobody listens: nothing to deliver.
+                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        }
                     }
                 }
-                Event::Notification { method, params } => {
-                    let _ = notifications.send(Notification { method, params });
-                }
             }
         }
+        let room = out.len() - written < HIGH_WATER;
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            n = rd.read(&mut buf) => match n {
+            r = wr.write(&out[written..]), if written < out.len() => match r {
+                Ok(0) => break Error::Disconnected,
+                Ok(n) => {
+                    written += n;
+                    if written == out.len() {
+                        out.clear();
+                        written = 0;
+                    } else if written > HIGH_WATER {
+                        out.drain(..written);
+                        written = 0;
+                    }
+                }
+                Err(e) => break Error::Io(e),
+            },
+            n = rd.read(&mut buf), if room && blocked.is_none() => match n {
                 Ok(0) => break Error::Disconnected,
                 Ok(n) => {
                     if let Err(e) = session.handle_input(&buf[..n], Instant::now()) {
@@ -298,7 +332,13 @@ where
                 }
                 Err(e) => break Error::Io(e),
             },
-            call = calls.recv() => match call {
+            permit = notifications.reserve(), if blocked.is_some() => {
+                // An `Err` means the owner dropped its end: nothing to deliver.
+                if let (Ok(p), Some(n)) = (permit, blocked.take()) {
+                    p.send(n);
+                }
+            }
+            call = calls.recv(), if room => match call {
                 // Every handle dropped: nobody can use this connection any more.
                 None => break Error::Disconnected,
                 Some(Msg::Call(Call { req, reply, id: id_tx })) => {
@@ -309,6 +349,7 @@ where
                     }
                 }
                 Some(Msg::Cancel(id)) => session.cancel(id),
+                Some(Msg::SetMaxMessage(max)) => session.set_max_message(max),
             },
             _ = sleep_until(deadline) => {
                 if let Err(e) = session.handle_timeout(Instant::now()) {
@@ -331,7 +372,15 @@ where
             _ => Error::Disconnected,
         }));
     }
-    let _ = wr.shutdown().await;
+    // Queued requests fail now rather than when their callers give up.
+    calls.close();
+    while calls.try_recv().is_ok() {}
+    // A peer that does not read must not hold the task: flush briefly, then let go.
+    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
+        let _ = wr.write_all(&out[written..]).await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
     end
 }
 
@@ -342,12 +391,24 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Exponential backoff between reconnect attempts.
+/// How long a session must have been up before its end counts as the end of a healthy one
+/// (the redial delay starts from the minimum again).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+/// Exponential backoff between reconnect attempts, sans-IO: time is an argument.
+///
+/// A TCP connect alone proves nothing (a host with a broken schema, or one that drops every
+/// session mid-transaction, accepts every connect): the delay goes back to the minimum only
+/// when a session that [`Backoff::session_up`] announced has lasted [`HEALTHY_AFTER`] (or
+/// [`Backoff::with_healthy_after`]) by the time the next delay is asked for.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
+    healthy_after: Duration,
+    /// When the current session came up, if one is up.
+    up_since: Option<Instant>,
 }
 
 impl Backoff {
@@ -357,19 +418,39 @@ impl Backoff {
             min,
             max,
             next: min,
+            healthy_after: HEALTHY_AFTER,
+            up_since: None,
         }
     }
 
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    /// How long a session must last to reset the delay.
+    pub fn with_healthy_after(mut self, healthy_after: Duration) -> Self {
+        self.healthy_after = healthy_after;
+        self
+    }
+
+    /// A session is up (connected and working: for OVSDB, its monitor started) since `now`.
+    pub fn session_up(&mut self, now: Instant) {
+        self.up_since = Some(now);
+    }
+
+    /// The delay before the next attempt, at `now`. Ends the session announced by
+    /// [`Backoff::session_up`], if any: one that lasted long enough resets the delay first.
+    pub fn next_delay(&mut self, now: Instant) -> Duration {
+        if let Some(up) = self.up_since.take() {
+            if now.saturating_duration_since(up) >= self.healthy_after {
+                self.next = self.min;
+            }
+        }
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
         d
     }
 
-    /// Back to the minimum (after a connection succeeded).
+    /// Back to the minimum at once (an accept that worked: there is no session to judge).
     pub fn reset(&mut self) {
         self.next = self.min;
+        self.up_since = None;
     }
 }
 
@@ -379,7 +460,8 @@ impl Default for Backoff {
     }
 }
 
-/// Dials `target` until it answers, sleeping per `backoff` between attempts.
+/// Dials `target` until it answers, sleeping per `backoff` between attempts. A connect that
+/// works does not reset `backoff`: tell it [`Backoff::session_up`] once the session works.
 pub async fn connect_with_backoff(
     target: &Target,
     config: &Config,
@@ -387,12 +469,9 @@ pub async fn connect_with_backoff(
 ) -> (Connection, Notifications) {
     loop {
         match Connection::connect(target, config.clone()).await {
-            Ok(c) => {
-                backoff.reset();
-                return c;
-            }
+            Ok(c) => return c,
             Err(e) => {
-                let d = backoff.next_delay();
+                let d = backoff.next_delay(Instant::now());
                 tracing::debug!(%target, error = %e, delay = ?d, "ovsdb connect failed");
                 tokio::time::sleep(d).await;
             }
@@ -437,7 +516,7 @@ pub async fn listen(
                     }
                 }
                 Err(e) => {
-                    let d = backoff.next_delay();
+                    let d = backoff.next_delay(Instant::now());
                     tracing::warn!(error = %e, "ovsdb accept failed");
                     tokio::time::sleep(d).await;
                 }
@@ -475,6 +554,25 @@ pub struct Monitored {
     method: MonitorMethod,
     /// Non-update notifications seen while waiting for updates (`locked`, `stolen`).
     others: Vec<Notification>,
+}
+
+/// Applies one notification to `replica` if it is an update of our monitor; keeps any other.
+fn apply(
+    replica: &mut Replica,
+    monitor_id: &Json,
+    others: &mut Vec<Notification>,
+    n: Notification,
+) -> Result<Vec<RowChange>> {
+    let ours = n.params.get(0) == Some(monitor_id);
+    match (n.method.as_str(), ours) {
+        ("update", true) => replica.apply_update(n.params.get(1).unwrap_or(&Json::Null)),
+        ("update2", true) => replica.apply_update2(n.params.get(1).unwrap_or(&Json::Null)),
+        ("update3", true) => replica.apply_update3(&n.params),
+        _ => {
+            others.push(n);
+            Ok(vec![])
+        }
+    }
 }
 
 /// How many times [`Monitored::transact`] rebuilds a transaction refused as stale.
@@ -586,20 +684,7 @@ impl Monitored {
     }
 
     fn apply(&mut self, n: Notification) -> Result<Vec<RowChange>> {
-        let ours = n.params.get(0) == Some(&self.monitor_id);
-        match (n.method.as_str(), ours) {
-            ("update", true) => self
-                .replica
-                .apply_update(n.params.get(1).unwrap_or(&Json::Null)),
-            ("update2", true) => self
-                .replica
-                .apply_update2(n.params.get(1).unwrap_or(&Json::Null)),
-            ("update3", true) => self.replica.apply_update3(&n.params),
-            _ => {
-                self.others.push(n);
-                Ok(vec![])
-            }
-        }
+        apply(&mut self.replica, &self.monitor_id, &mut self.others, n)
     }
 
     /// Waits for the next update and applies it. [`Error::Disconnected`] once the connection
@@ -641,7 +726,26 @@ impl Monitored {
             for op in &ops {
                 self.replica.schema().check_operation(op)?;
             }
-            match self.conn.transact(&self.db, &ops).await {
+            // Updates keep being applied while the reply is awaited: the notification queue is
+            // bounded, and a server with more updates to send before the reply than it holds
+            // would otherwise wait on us while we wait on it.
+            let result = {
+                let reply = self.conn.transact(&self.db, &ops);
+                tokio::pin!(reply);
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut reply => break r,
+                        n = self.notifications.recv() => match n {
+                            Some(n) => {
+                                apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                            }
+                            None => break (&mut reply).await,
+                        },
+                    }
+                }
+            };
+            match result {
                 Err(Error::Stale) => {
                     tracing::debug!(?ops, "stale");
                     // The update that invalidated our read is on its way (or here already).
@@ -662,26 +766,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_targets() {
-        assert_eq!(
-            "tcp:1.2.3.4:6640".parse::<Target>().unwrap(),
-            Target::Tcp("1.2.3.4:6640".into())
-        );
-        assert_eq!(
-            "tcp:1.2.3.4".parse::<Target>().unwrap(),
-            Target::Tcp("1.2.3.4:6640".into())
-        );
-        assert_eq!(
-            "tcp:[::1]:6641".parse::<Target>().unwrap(),
-            Target::Tcp("[::1]:6641".into())
-        );
-        assert_eq!(
-            "unix:/a/b".parse::<Target>().unwrap(),
-            Target::Unix("/a/b".into())
-        );
-        for bad in ["", "tcp:", "unix:", "ssl:1.2.3.4:6640", "1.2.3.4"] {
-            assert!(bad.parse::<Target>().is_err(), "{bad}");
+    fn backoff_resets_only_after_a_healthy_session() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(8000));
+        let mut now = Instant::now();
+        // Sessions that fail soon after connecting: the delay keeps growing.
+        let mut delays = vec![];
+        for _ in 0..8 {
+            b.session_up(now);
+            now += ms(9_000);
+            let d = b.next_delay(now);
+            delays.push(d.as_millis());
+            now += d;
         }
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 8000]);
+        // Failed connects (no session) grow it too.
+        assert_eq!(b.next_delay(now), ms(8000));
+        // A session that lasted: back to the minimum, then growing again.
+        b.session_up(now);
+        now += HEALTHY_AFTER;
+        assert_eq!(b.next_delay(now), ms(100));
+        assert_eq!(b.next_delay(now), ms(200));
+        // A session only counts once.
+        b.session_up(now);
+        now += HEALTHY_AFTER;
+        assert_eq!(b.next_delay(now), ms(100));
+        assert_eq!(b.next_delay(now + HEALTHY_AFTER), ms(200));
     }
 
     /// A scripted server: answers each request by method from `answers` (result or error).
@@ -750,6 +860,127 @@ mod tests {
                 crate::Value::from(value)
             );
         }
+    }
+
+    /// A peer under the unidentified cap cannot send a big message; once the cap is lifted it
+    /// can.
+    #[tokio::test]
+    async fn the_message_cap_can_be_lifted() {
+        let schema = json!({"name": "D", "version": "1", "tables": {
+            "T": {"columns": {"c": {"type": "string", "doc": "x".repeat(4096)}}}}});
+        for lift in [false, true] {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            tokio::spawn(fake_server(
+                b,
+                vec![("get_schema", schema.clone(), Json::Null)],
+            ));
+            let config = Config {
+                max_message: 1024,
+                ..Config::default()
+            };
+            let (c, _n) = Connection::spawn(a, config);
+            if lift {
+                c.set_max_message(1 << 20).await.unwrap();
+            }
+            let r = c.get_schema("D").await;
+            assert_eq!(r.is_ok(), lift, "{r:?}");
+            if !lift {
+                assert!(c.closed().await.contains("exceeds 1024 bytes"));
+            }
+        }
+    }
+
+    /// A host that stops reading (here: never reads) cannot hold the connection task in a
+    /// write: the keepalive still fires and the session ends within a bounded time.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_noticed() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            // Holds the socket open, reads nothing, says nothing.
+            std::future::pending::<()>().await;
+        });
+        let config = Config {
+            echo_interval: Some(Duration::from_millis(200)),
+            request_timeout: Duration::from_secs(1),
+            ..Config::default()
+        };
+        let target = Target::Tcp(addr.to_string());
+        let (conn, _n) = Connection::connect(&target, config).await.unwrap();
+        // More than the socket buffers of both ends hold.
+        let big = "x".repeat(32 << 20);
+        let call = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.echo(json!([big])).await }
+        });
+        let r = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the call ends though the peer does not read")
+            .unwrap();
+        assert!(
+            matches!(r, Err(Error::PeerDead | Error::Timeout(_))),
+            "{r:?}"
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+        assert!(closed.expect("the session ends").contains("echo"));
+        server.abort();
+    }
+
+    /// More updates before a transaction's reply than the notification queue holds: the
+    /// replica takes them while the reply is awaited, so neither side waits on the other.
+    #[tokio::test]
+    async fn transact_takes_updates_while_it_waits() {
+        let schema = json!({"name": "D", "version": "1", "tables": {"T": {"columns": {"c": {"type": "string"}}}}});
+        let (a, b) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let (mut rd, mut wr) = tokio::io::split(b);
+            let mut dec = crate::framing::Decoder::new(1 << 20);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                dec.feed(&buf[..n]);
+                while let Ok(Some(msg)) = dec.decode() {
+                    let mut out = vec![];
+                    let result = match msg["method"].as_str().unwrap_or_default() {
+                        "get_schema" => schema.clone(),
+                        "monitor_cond_since" => json!([false, "t0", {}]),
+                        "transact" => {
+                            for i in 0..4 * NOTIFICATION_QUEUE {
+                                let uuid = format!("00000000-0000-0000-0000-{i:012}");
+                                let n = json!({"id": null, "method": "update3", "params":
+                                    ["D", format!("t{i}"), {"T": {uuid: {"insert": {"c": "x"}}}}]});
+                                out.extend(n.to_string().into_bytes());
+                            }
+                            json!([{}])
+                        }
+                        _ => continue,
+                    };
+                    out.extend(
+                        json!({"id": msg["id"], "result": result, "error": null})
+                            .to_string()
+                            .into_bytes(),
+                    );
+                    if wr.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let (c, n) = Connection::spawn(a, Config::default());
+        let reqs = MonitorRequests::default().table("T", &["c"]);
+        let mut m = Monitored::start(c, n, "D", &reqs, None).await.unwrap();
+        let op = Operation::select("T", vec![], None);
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            m.transact(|_| Ok(Some(vec![op.clone()]))),
+        )
+        .await
+        .expect("no deadlock");
+        assert!(r.unwrap().is_some());
+        assert_eq!(m.replica().rows("T").count(), 4 * NOTIFICATION_QUEUE);
     }
 
     #[tokio::test]

@@ -76,9 +76,6 @@ pub enum Error {
     /// The connection is gone.
     #[error("disconnected")]
     Disconnected,
-    /// A target string we cannot parse (`tcp:IP:PORT`, `unix:PATH`).
-    #[error("bad OVSDB target {0:?}")]
-    BadTarget(String),
     /// Socket I/O.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -138,6 +138,12 @@ impl Session {
         self.transmit.push_back(bytes);
     }
 
+    /// Changes the cap on one received message (raised once a peer identified itself).
+    pub fn set_max_message(&mut self, max: usize) {
+        self.config.max_message = max;
+        self.decoder.set_max(max);
+    }
+
     /// Feeds received bytes.
     pub fn handle_input(&mut self, data: &[u8], now: Instant) -> Result<()> {
         self.last_rx = now;

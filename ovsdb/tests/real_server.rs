@@ -24,7 +24,7 @@ fn sandbox(name: &str) -> Sandbox {
 }
 
 async fn connect(sb: &Sandbox) -> (Connection, ovsdb::client::Notifications) {
-    let target: Target = sb.db_target().parse().expect("target");
+    let target = Target::Unix(sb.db_sock());
     Connection::connect(&target, Config::default())
         .await
         .expect("connect")
@@ -391,7 +391,7 @@ async fn locks() {
 #[tokio::test]
 async fn killed_server_reconnect_and_resync() {
     let sb = sandbox("kill");
-    let target: Target = sb.db_target().parse().unwrap();
+    let target = Target::Unix(sb.db_sock());
     let cfg = Config::default();
     let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200));
     let (c, n) = connect_with_backoff(&target, &cfg, &mut backoff).await;
@@ -447,7 +447,7 @@ async fn killed_server_reconnect_and_resync() {
 #[tokio::test]
 async fn frozen_server_times_out_and_nothing_is_half_applied() {
     let sb = sandbox("frozen");
-    let target: Target = sb.db_target().parse().unwrap();
+    let target = Target::Unix(sb.db_sock());
     let cfg = Config {
         echo_interval: Some(Duration::from_millis(1000)),
         request_timeout: Duration::from_millis(1500),

@@ -184,11 +184,15 @@ pub struct Host {
     pub id: Uuid,
     /// A name for people (and the CLI).
     pub name: String,
-    /// The underlay address tunnels to this host end at.
+    /// The host's underlay address. When set, it is the address of every tunnel-zone
+    /// membership of the host (a member's `ip` must equal it, 422 otherwise, and it cannot
+    /// change while a membership says otherwise); when null, each membership's `ip` alone says
+    /// where tunnels to the host end in that zone.
     #[schema(schema_with = schema::ip_opt)]
     #[serde(default)]
     pub tunnel_ip: Option<IpAddr>,
-    /// How to reach its OVSDB server (`tcp:IP:PORT` / `unix:PATH`), or null when it dials in.
+    /// How to reach its OVSDB server (`tcp:IP:PORT` / `unix:PATH`, the grammar of
+    /// [`crate::OvsdbTarget`]), or null when it dials in.
     #[serde(default)]
     pub ovsdb: Option<String>,
     /// Datapath type of its br-int.
@@ -204,8 +208,22 @@ pub struct Host {
     pub datapath_id: Option<String>,
 }
 
-/// Encapsulation used between the members of a tunnel zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+/// Encapsulation used between the members of a tunnel zone. Ordered (VXLAN first) so that it
+/// can key the provisioner's per-peer tunnel maps.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TunnelType {
     /// VXLAN (UDP 4789), the VNI carries the tunnel key.
@@ -220,7 +238,9 @@ pub enum TunnelType {
 pub struct TunnelZoneMember {
     /// The member host.
     pub host_id: Uuid,
-    /// Its address in this zone.
+    /// Where tunnels to this member end in this zone: the remote (and, on the member itself,
+    /// the local) address of its tunnel ports, the one address provisioning uses. Equal to the
+    /// host's `tunnel_ip` when that is set.
     #[schema(schema_with = schema::ip)]
     pub ip: IpAddr,
 }

@@ -160,19 +160,22 @@ impl Txn {
     fn check_host(&self, h: &Host) -> Result<()> {
         check_name("name", &h.name)?;
         if let Some(o) = &h.ovsdb {
-            let ok = match o.split_once(':') {
-                Some(("tcp" | "ssl", rest)) => rest.rsplit_once(':').is_some_and(|(ip, port)| {
-                    ip.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()
-                        && port.parse::<u16>().is_ok_and(|p| p != 0)
-                }),
-                Some(("unix", path)) => !path.is_empty(),
-                _ => false,
-            };
-            if !ok {
-                return Err(Error::invalid(
-                    "ovsdb",
-                    "expected tcp:IP:PORT, ssl:IP:PORT or unix:PATH",
-                ));
+            o.parse::<crate::OvsdbTarget>()
+                .map_err(|e| Error::invalid("ovsdb", e.to_string()))?;
+        }
+        // One fact: a host's tunnel_ip, when set, is the address of each of its memberships.
+        if let Some(ip) = h.tunnel_ip {
+            for z in self.snap.tunnel_zones() {
+                if let Some(m) = z.members.iter().find(|m| m.host_id == h.id && m.ip != ip) {
+                    return Err(Error::invalid(
+                        "tunnel_ip",
+                        format!(
+                            "the host is a member of tunnel zone {} with ip {}; \
+                             a host's tunnel_ip and its members' ip must agree",
+                            z.id, m.ip
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -248,6 +251,16 @@ impl Txn {
     pub fn set_member(&mut self, zone: Uuid, m: TunnelZoneMember) -> Result<TunnelZoneMember> {
         let mut z = TunnelZone::clone(self.snap.find::<TunnelZone>(zone)?);
         self.refers::<Host>("host_id", Some(m.host_id))?;
+        let host = self.snap.find::<Host>(m.host_id)?;
+        if let Some(ip) = host.tunnel_ip.filter(|ip| *ip != m.ip) {
+            return Err(Error::invalid(
+                "ip",
+                format!(
+                    "host {} has tunnel_ip {ip}: a member's ip must be its host's tunnel_ip",
+                    m.host_id
+                ),
+            ));
+        }
         if let Some(other) = z
             .members
             .iter()

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use topology::model::{DatapathType, TunnelType};
 use topology::Snapshot;
 
-use super::{DesiredHost, DesiredState, DesiredZone, Provisioner, TunnelKind};
+use super::{DesiredHost, DesiredState, DesiredZone, Provisioner};
 
-/// What the topology asks the provisioner to make true. A host whose `ovsdb` target does not
-/// parse is left out with a warning (validation should have refused it) rather than treated
-/// as one that dials in, which would silently change its meaning.
+/// What the topology asks the provisioner to make true. Validation parses `ovsdb` with the
+/// same grammar ([`topology::OvsdbTarget`]), so a target that does not parse here can only be
+/// one stored before that grammar: it is left out with a warning rather than treated as a
+/// host that dials in, which would silently change its meaning.
 pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
     let hosts = snapshot
         .hosts()
@@ -29,10 +29,7 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
                 id: h.id,
                 name: h.name.clone(),
                 ovsdb,
-                datapath_type: match h.datapath_type {
-                    DatapathType::System => "system".into(),
-                    DatapathType::Netdev => "netdev".into(),
-                },
+                datapath_type: h.datapath_type,
             })
         })
         .collect();
@@ -41,10 +38,7 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
         .map(|z| DesiredZone {
             id: z.id,
             name: z.name.clone(),
-            kind: match z.tunnel_type {
-                TunnelType::Vxlan => TunnelKind::Vxlan,
-                TunnelType::Gre => TunnelKind::Gre,
-            },
+            kind: z.tunnel_type,
             members: z.members.iter().map(|m| (m.host_id, m.ip)).collect(),
         })
         .collect();
@@ -76,7 +70,7 @@ pub async fn follow(
 mod tests {
     use super::*;
     use std::net::IpAddr;
-    use topology::model::{Host, TunnelZone, TunnelZoneMember};
+    use topology::model::{DatapathType, Host, TunnelType, TunnelZone, TunnelZoneMember};
 
     fn snapshot_with(hosts: Vec<Host>, zones: Vec<TunnelZone>) -> Snapshot {
         let network = topology::Network::open(Arc::new(topology::MemStore::new()))
@@ -139,10 +133,10 @@ mod tests {
         assert_eq!(d.hosts.len(), 2);
         let d1 = d.host(h1).expect("hv1 is desired");
         assert_eq!(d1.ovsdb, Some("unix:/tmp/hv1.sock".parse().unwrap()));
-        assert_eq!(d1.datapath_type, "netdev");
+        assert_eq!(d1.datapath_type, DatapathType::Netdev);
         assert_eq!(d.host(h2).expect("hv2 is desired").ovsdb, None);
         assert_eq!(d.zones.len(), 1);
-        assert_eq!(d.zones[0].kind, TunnelKind::Gre);
+        assert_eq!(d.zones[0].kind, TunnelType::Gre);
         let mut members = d.zones[0].members.clone();
         members.sort();
         let mut want = vec![(h1, ip1), (h2, ip2)];

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ovsdb::client::{connect_with_backoff, Backoff, Connection, Monitored, Notifications, Target};
-use ovsdb::{Atom, Error, Replica};
+use ovsdb::{Atom, Error, Operation, Replica};
 use tokio::sync::watch;
+use topology::OvsdbTarget;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -34,6 +35,14 @@ fn set_view(shared: &Shared, id: Uuid, view: HostView) {
     });
 }
 
+/// What the OVSDB client dials for a target of the model's grammar.
+fn dial_target(t: &OvsdbTarget) -> Target {
+    match t {
+        OvsdbTarget::Tcp(a) => Target::Tcp(a.to_string()),
+        OvsdbTarget::Unix(p) => Target::Unix(p.clone()),
+    }
+}
+
 fn set_disconnected(shared: &Shared, id: Uuid) {
     shared.views.send_if_modified(|v| match v.get_mut(&id) {
         Some(view) if view.connected => {
@@ -49,9 +58,10 @@ fn set_disconnected(shared: &Shared, id: Uuid) {
 pub(crate) async fn run_active(
     shared: Arc<Shared>,
     id: Uuid,
-    target: Target,
+    target: OvsdbTarget,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let target = dial_target(&target);
     let mut backoff = Backoff::default();
     let mut previous: Option<Replica> = None;
     loop {
@@ -70,7 +80,8 @@ pub(crate) async fn run_active(
         {
             Ok(mut m) => {
                 tracing::info!("connected");
-                let r = reconcile_loop(&shared, id, &mut m, &mut shutdown).await;
+                backoff.session_up(std::time::Instant::now());
+                let r = reconcile_loop(&shared, id, false, &mut m, &mut shutdown).await;
                 set_disconnected(&shared, id);
                 previous = Some(m.into_replica());
                 match r {
@@ -80,7 +91,9 @@ pub(crate) async fn run_active(
             }
             Err(e) => tracing::warn!(error = %e, "monitor failed"),
         }
-        let delay = backoff.next_delay();
+        // Grows until a session has been healthy for a while (`Backoff`): a host that
+        // accepts and then fails every session is not redialled every 100 ms.
+        let delay = backoff.next_delay(std::time::Instant::now());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = ovsdb::client::stopped(&mut shutdown) => return,
@@ -88,17 +101,31 @@ pub(crate) async fn run_active(
     }
 }
 
-fn system_id(replica: &Replica) -> Option<String> {
-    replica.rows("Open_vSwitch").next().and_then(|(_, r)| {
-        r.get("external_ids")?
-            .map_get("system-id")
-            .and_then(Atom::as_str)
-            .map(str::to_string)
-    })
+/// How often an unidentified passive peer's `system-id` is read again.
+const IDENTIFY_POLL: Duration = Duration::from_secs(2);
+
+/// The host's `Open_vSwitch.external_ids:system-id`, read with one small `select` so that a
+/// peer is identified before it may send anything big (its cap is
+/// [`ovsdb::framing::UNIDENTIFIED_MAX_MESSAGE`] until then; a monitor's initial reply would
+/// not fit).
+async fn read_system_id(conn: &Connection) -> Result<Option<String>, Error> {
+    let ops = [Operation::select(
+        "Open_vSwitch",
+        vec![],
+        Some(vec!["external_ids".into()]),
+    )];
+    let results = conn.transact(DB, &ops).await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.rows.as_ref())
+        .and_then(|rows| rows.first())
+        .and_then(|row| row.get("external_ids"))
+        .and_then(|ids| ids.map_get("system-id"))
+        .and_then(Atom::as_str)
+        .map(str::to_string))
 }
 
-fn match_passive(shared: &Shared, replica: &Replica) -> Option<Uuid> {
-    let sid = system_id(replica)?;
+fn match_passive(shared: &Shared, sid: &str) -> Option<Uuid> {
     let state = shared.desired.borrow().clone();
     state
         .hosts
@@ -107,52 +134,130 @@ fn match_passive(shared: &Shared, replica: &Replica) -> Option<Uuid> {
         .map(|h| h.id)
 }
 
-/// Serves a host that dialed in: identifies it by `system-id`, then reconciles it until the
-/// connection drops (the host redials by itself).
+/// The right of one passive session to speak for a host: at most one per host id. Dropping it
+/// (the session ended, or its task was aborted) marks the host disconnected, under the same
+/// lock that hands the host to the next session, so a session that ends never overwrites the
+/// view of the one that replaced it.
+///
+/// The older session wins: a second one is refused while the first is alive. A newer-wins
+/// rule would let two live hosts sharing a system-id (a cloned image, a copied setting) take
+/// the host from each other on every redial, each reconcile undoing the other's; with
+/// older-wins the host stays with one of them and the other is refused in the log. The cost:
+/// a host whose old session is half-open (it rebooted without a FIN) waits for that session's
+/// echo keepalive to fail (twice the echo interval) before its new one is accepted.
+struct Claim {
+    shared: Arc<Shared>,
+    id: Uuid,
+    token: u64,
+}
+
+impl Claim {
+    /// The host, unless another session has it.
+    fn take(shared: &Arc<Shared>, id: Uuid) -> Option<Claim> {
+        let token = shared
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut owners = lock(&shared.passive_owners);
+        if owners.contains_key(&id) {
+            return None;
+        }
+        owners.insert(id, token);
+        Some(Claim {
+            shared: shared.clone(),
+            id,
+            token,
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut owners = lock(&self.shared.passive_owners);
+        if owners.get(&self.id) == Some(&self.token) {
+            owners.remove(&self.id);
+            set_disconnected(&self.shared, self.id);
+        }
+    }
+}
+
+/// The owners map even if a thread panicked holding it: every update to it is one insert or
+/// remove, so it is never half-written.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Serves a host that dialed in: identifies it by `system-id` (read again every
+/// [`IDENTIFY_POLL`] and whenever the desired state changes; dropped if it has not named a
+/// desired passive host within `identify_deadline`), takes the host's [`Claim`] (refused if
+/// another session has it), lifts its message cap, then monitors and reconciles it until the
+/// connection drops or the host is no longer desired as a passive host (the host redials by
+/// itself and is identified afresh).
 pub(crate) async fn run_passive(
     shared: Arc<Shared>,
     conn: Connection,
     notifications: Notifications,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut m = match Monitored::start(conn, notifications, DB, &monitor_requests(), None).await {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(error = %e, "passive host: monitor failed");
-            return;
-        }
-    };
     let mut desired = shared.desired.subscribe();
-    loop {
-        if let Some(id) = match_passive(&shared, m.replica()) {
-            let span = tracing::info_span!("ovsdb-host", host = %id, mode = "passive");
-            tracing::info!(parent: &span, "host identified");
-            let r = reconcile_loop(&shared, id, &mut m, &mut shutdown)
-                .instrument(span)
-                .await;
-            set_disconnected(&shared, id);
-            match r {
-                Ok(Stop::HostGone) => {}
-                Ok(Stop::Shutdown) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "passive session ended");
-                    return;
-                }
+    let deadline = tokio::time::Instant::now() + shared.config.identify_deadline;
+    let id = loop {
+        let sid = match read_system_id(&conn).await {
+            Ok(sid) => sid,
+            Err(e) => {
+                tracing::warn!(error = %e, "passive host: reading its system-id failed");
+                return;
             }
+        };
+        if let Some(id) = sid.as_deref().and_then(|sid| match_passive(&shared, sid)) {
+            break id;
         }
-        // Unknown (yet) host: wait for the desired state or its system-id to change.
         tokio::select! {
             r = desired.changed() => if r.is_err() { return },
-            r = m.changes() => if r.is_err() { return },
+            _ = tokio::time::sleep(IDENTIFY_POLL) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(system_id = ?sid, "passive host not identified in time; dropped");
+                return;
+            }
             _ = ovsdb::client::stopped(&mut shutdown) => return,
         }
+    };
+    let span = tracing::info_span!("ovsdb-host", host = %id, mode = "passive");
+    async move {
+        let Some(_claim) = Claim::take(&shared, id) else {
+            tracing::warn!("another session has this host (same system-id?): refused");
+            return;
+        };
+        if conn
+            .set_max_message(shared.config.ovsdb.max_message)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tracing::info!("host identified");
+        let mut m = match Monitored::start(conn, notifications, DB, &monitor_requests(), None).await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "passive host: monitor failed");
+                return;
+            }
+        };
+        if let Err(e) = reconcile_loop(&shared, id, true, &mut m, &mut shutdown).await {
+            tracing::warn!(error = %e, "passive session ended");
+        }
+        // Dropping the claim marks the host disconnected.
     }
+    .instrument(span)
+    .await
 }
 
-/// Reconciles host `id` over `m` whenever the desired state or the replica changes.
+/// Reconciles host `id` over `m` whenever the desired state or the replica changes, until the
+/// host is no longer desired (or, for a `passive` session, is now reached actively).
 async fn reconcile_loop(
     shared: &Shared,
     id: Uuid,
+    passive: bool,
     m: &mut Monitored,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, Error> {
@@ -163,6 +268,9 @@ async fn reconcile_loop(
         let Some(host): Option<&DesiredHost> = state.host(id) else {
             return Ok(Stop::HostGone);
         };
+        if passive && host.ovsdb.is_some() {
+            return Ok(Stop::HostGone);
+        }
         let tunnels = desired_tunnels(&state, id, cfg.set_local_ip);
         let result = m.transact(|r| Ok(plan(r, host, &tunnels, cfg))).await;
         let mut retry = None;

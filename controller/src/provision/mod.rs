@@ -23,30 +23,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use ovsdb::client::Target;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use topology::OvsdbTarget;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// The tunnel type of a zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TunnelKind {
-    /// `type=vxlan`
-    Vxlan,
-    /// `type=gre`
-    Gre,
-}
-
-impl TunnelKind {
-    /// The OVS interface type.
-    pub fn ovs_type(self) -> &'static str {
-        match self {
-            TunnelKind::Vxlan => "vxlan",
-            TunnelKind::Gre => "gre",
-        }
-    }
-}
+/// The model's tunnel and datapath types, used as they are: the provisioner keeps no parallel
+/// enums (their OVS names are in [`plan`]).
+pub use topology::model::{DatapathType, TunnelType};
 
 /// A host as the provisioner needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,9 +41,9 @@ pub struct DesiredHost {
     /// The host name (also accepted as `system-id`).
     pub name: String,
     /// How to reach its OVSDB; `None` when it dials in.
-    pub ovsdb: Option<Target>,
-    /// `br-int`'s `datapath_type` (`system` or `netdev`).
-    pub datapath_type: String,
+    pub ovsdb: Option<OvsdbTarget>,
+    /// `br-int`'s `datapath_type`.
+    pub datapath_type: DatapathType,
 }
 
 /// A tunnel zone: its members, each with the underlay address used to reach it.
@@ -69,8 +54,9 @@ pub struct DesiredZone {
     /// Zone name.
     pub name: String,
     /// Tunnel type.
-    pub kind: TunnelKind,
-    /// `(host id, underlay ip)`
+    pub kind: TunnelType,
+    /// `(host id, underlay ip)`: the member's `ip`, which validation keeps equal to the host's
+    /// `tunnel_ip` when that is set.
     pub members: Vec<(Uuid, IpAddr)>,
 }
 
@@ -102,6 +88,9 @@ pub struct ProvisionConfig {
     pub set_local_ip: bool,
     /// OVSDB session settings.
     pub ovsdb: ovsdb::rpc::Config,
+    /// How long a host that dialed in may take to tell a `system-id` naming a desired host
+    /// (one without an `ovsdb` target) before it is dropped (it redials by itself).
+    pub identify_deadline: std::time::Duration,
 }
 
 impl ProvisionConfig {
@@ -112,6 +101,7 @@ impl ProvisionConfig {
             bridge: "br-int".into(),
             set_local_ip: true,
             ovsdb: ovsdb::rpc::Config::default(),
+            identify_deadline: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -142,7 +132,7 @@ pub struct HostView {
     /// The datapath id `br-int` reports (the one we set, once vswitchd applied it).
     pub datapath_id: Option<u64>,
     /// Tunnel ports by (peer host, tunnel type).
-    pub tunnels: BTreeMap<(Uuid, TunnelKind), TunnelPort>,
+    pub tunnels: BTreeMap<(Uuid, TunnelType), TunnelPort>,
     /// VM interfaces by `external_ids:iface-id`.
     pub vifs: BTreeMap<String, VifPort>,
     /// Every interface on `br-int` but tunnels and the bridge's own, by name (what an explicit
@@ -165,7 +155,7 @@ impl HostView {
     /// The ofport of the tunnel to `peer` (VXLAN preferred when both exist).
     pub fn tunnel_ofport(&self, peer: Uuid) -> Option<u32> {
         self.tunnels
-            .range((peer, TunnelKind::Vxlan)..=(peer, TunnelKind::Gre))
+            .range((peer, TunnelType::Vxlan)..=(peer, TunnelType::Gre))
             .find_map(|(_, t)| t.ofport)
     }
 }
@@ -203,10 +193,35 @@ pub(crate) struct Shared {
     pub(crate) config: ProvisionConfig,
     pub(crate) desired: watch::Sender<Arc<DesiredState>>,
     pub(crate) views: watch::Sender<HostViews>,
+    /// The passive session that speaks for each host, by a token unique to the session (see
+    /// `host::Claim`). A std mutex: held for a map update and a view write, never across an
+    /// await.
+    pub(crate) passive_owners: std::sync::Mutex<HashMap<Uuid, u64>>,
+    pub(crate) next_token: std::sync::atomic::AtomicU64,
 }
 
-/// How many hosts may be connected in passive mode at once.
+/// How many hosts may be connected in passive mode at once, at most.
 pub const MAX_PASSIVE_HOSTS: usize = 4096;
+
+/// The OVSDB listener's connection cap for a process allowed `nofile` descriptors: a quarter
+/// of them (at most [`MAX_PASSIVE_HOSTS`]), so a flood of hosts dialing in leaves descriptors
+/// for the OpenFlow listener, the REST API, the store and active OVSDB sessions. An unknown
+/// limit counts as the usual soft limit, 1024.
+pub fn passive_connection_cap(nofile: Option<u64>) -> usize {
+    let quarter = usize::try_from(nofile.unwrap_or(1024) / 4).unwrap_or(usize::MAX);
+    quarter.clamp(1, MAX_PASSIVE_HOSTS)
+}
+
+/// The process's soft limit on open files (Linux: `/proc/self/limits`), if it can be read.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
 
 /// Keeps every host's OVS in step with the desired state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -224,6 +239,8 @@ impl Provisioner {
                 config,
                 desired,
                 views,
+                passive_owners: Default::default(),
+                next_token: Default::default(),
             }),
         }
     }
@@ -246,17 +263,23 @@ impl Provisioner {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let (acc_tx, mut acc_rx) = mpsc::channel(16);
+        // A host that dials in is unknown until it has told its system-id: until then it may
+        // send only small messages (`host::run_passive` lifts the cap).
+        let mut unidentified = self.shared.config.ovsdb.clone();
+        unidentified.max_message = unidentified
+            .max_message
+            .min(ovsdb::framing::UNIDENTIFIED_MAX_MESSAGE);
         let listen_task = listener.map(|l| {
             tokio::spawn(ovsdb::client::listen(
                 l,
-                self.shared.config.ovsdb.clone(),
-                MAX_PASSIVE_HOSTS,
+                unidentified,
+                passive_connection_cap(open_files_limit()),
                 acc_tx,
                 shutdown.clone(),
             ))
         });
         let mut desired = self.shared.desired.subscribe();
-        let mut active: HashMap<Uuid, (Target, JoinHandle<()>)> = HashMap::new();
+        let mut active: HashMap<Uuid, (OvsdbTarget, JoinHandle<()>)> = HashMap::new();
         let mut passive: Vec<JoinHandle<()>> = vec![];
         loop {
             let state = desired.borrow_and_update().clone();
@@ -287,7 +310,7 @@ impl Provisioner {
     fn sync_active(
         &self,
         state: &DesiredState,
-        active: &mut HashMap<Uuid, (Target, JoinHandle<()>)>,
+        active: &mut HashMap<Uuid, (OvsdbTarget, JoinHandle<()>)>,
         shutdown: &watch::Receiver<bool>,
     ) {
         active.retain(|id, (target, task)| {
@@ -322,6 +345,105 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host that accepts the connection and then fails the session (here: closes at once,
+    /// as a broken schema or a drop mid-transaction would) is redialled with a growing delay,
+    /// not every 100 ms: a TCP connect alone is no sign of health.
+    #[tokio::test]
+    async fn a_session_that_fails_after_connecting_backs_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let server = tokio::spawn({
+            let accepts = accepts.clone();
+            async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    accepts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    drop(s);
+                }
+            }
+        });
+        let p = Provisioner::new(ProvisionConfig::new("tcp:127.0.0.1:6653"));
+        p.set_desired(DesiredState {
+            hosts: vec![DesiredHost {
+                id: Uuid::new_v4(),
+                name: "hv".into(),
+                ovsdb: Some(OvsdbTarget::Tcp(addr)),
+                datapath_type: DatapathType::Netdev,
+            }],
+            zones: vec![],
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let run = tokio::spawn({
+            let p = p.clone();
+            async move { p.run(None, stop_rx).await }
+        });
+        // Attempts at 0, 0.1, 0.3, 0.7 and 1.5 s; redialling every 100 ms would make 16.
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+        let _ = stop_tx.send(true);
+        run.await.unwrap();
+        server.abort();
+        let n = accepts.load(std::sync::atomic::Ordering::Relaxed);
+        assert!((2..=6).contains(&n), "{n} attempts in 1.6 s");
+    }
+
+    /// A host that dials in and never tells a known system-id is dropped after the deadline
+    /// rather than holding one of the listener's connections for ever.
+    #[tokio::test]
+    async fn a_passive_peer_that_never_identifies_is_dropped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut cfg = ProvisionConfig::new("tcp:127.0.0.1:6653");
+        cfg.identify_deadline = std::time::Duration::from_millis(500);
+        let p = Provisioner::new(cfg);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let run = tokio::spawn({
+            let p = p.clone();
+            async move { p.run(Some(listener), stop_rx).await }
+        });
+        // A peer that answers what it is asked, except that it has no system-id.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut dec = ovsdb::framing::Decoder::new(1 << 20);
+        let mut buf = [0u8; 4096];
+        let dropped = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+            loop {
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                dec.feed(&buf[..n]);
+                while let Ok(Some(msg)) = dec.decode() {
+                    let result = match msg["method"].as_str() {
+                        Some("transact") => {
+                            serde_json::json!([{"rows": [{"external_ids": ["map", []]}]}])
+                        }
+                        Some("echo") => msg["params"].clone(),
+                        _ => continue,
+                    };
+                    let reply =
+                        serde_json::json!({"id": msg["id"], "result": result, "error": null});
+                    let _ = s.write_all(reply.to_string().as_bytes()).await;
+                }
+            }
+        })
+        .await;
+        let _ = stop_tx.send(true);
+        run.await.unwrap();
+        assert!(dropped.is_ok(), "still connected after 3 s");
+    }
+
+    #[test]
+    fn the_ovsdb_listener_leaves_descriptors_for_the_others() {
+        assert_eq!(passive_connection_cap(Some(1024)), 256);
+        assert_eq!(passive_connection_cap(Some(1 << 20)), MAX_PASSIVE_HOSTS);
+        assert_eq!(passive_connection_cap(Some(2)), 1);
+        assert!(
+            open_files_limit().is_some(),
+            "/proc/self/limits names the limit"
+        );
+        assert_eq!(passive_connection_cap(None), 256);
+    }
 
     #[test]
     fn datapath_id_is_stable_and_distinct() {

@@ -11,9 +11,25 @@ use ovsdb::{Atom, Condition, Mutation, Mutator, Operation, Replica, Row, Txn, Va
 use uuid::Uuid;
 
 use super::{
-    datapath_id, DesiredHost, DesiredState, HostView, ProvisionConfig, TunnelKind, TunnelPort,
-    VifPort,
+    datapath_id, DatapathType, DesiredHost, DesiredState, HostView, ProvisionConfig, TunnelPort,
+    TunnelType, VifPort,
 };
+
+/// The OVS `Interface.type` of a tunnel of the model's type (and back, in [`host_view`]).
+pub fn ovs_tunnel_type(t: TunnelType) -> &'static str {
+    match t {
+        TunnelType::Vxlan => "vxlan",
+        TunnelType::Gre => "gre",
+    }
+}
+
+/// The OVS `Bridge.datapath_type` of the model's datapath type.
+pub fn ovs_datapath_type(d: DatapathType) -> &'static str {
+    match d {
+        DatapathType::System => "system",
+        DatapathType::Netdev => "netdev",
+    }
+}
 
 /// The `external_ids` key marking rows the controller created.
 pub const OWNER_KEY: &str = "strowger-owner";
@@ -61,7 +77,7 @@ pub struct TunnelSpec {
     /// Port and interface name, derived from the peer.
     pub name: String,
     /// Tunnel type.
-    pub kind: TunnelKind,
+    pub kind: TunnelType,
     /// The peer host.
     pub peer: Uuid,
     /// The peer's underlay address in the zone.
@@ -90,10 +106,10 @@ impl TunnelSpec {
 /// The tunnel port name for a peer: `vx-`/`gr-` and 12 hex digits folded from all 128 bits of
 /// its id (so ids differing only at the end, as sequential ones do, still differ), which keeps
 /// it within a Linux interface name (15 bytes). The full id is in `external_ids:strowger-peer`.
-pub fn tunnel_name(kind: TunnelKind, peer: Uuid) -> String {
+pub fn tunnel_name(kind: TunnelType, peer: Uuid) -> String {
     let prefix = match kind {
-        TunnelKind::Vxlan => "vx",
-        TunnelKind::Gre => "gr",
+        TunnelType::Vxlan => "vx",
+        TunnelType::Gre => "gr",
     };
     let x = peer.as_u128();
     let folded = (x ^ (x >> 48) ^ (x >> 96)) & 0xffff_ffff_ffff;
@@ -103,7 +119,7 @@ pub fn tunnel_name(kind: TunnelKind, peer: Uuid) -> String {
 /// The tunnels `host` should have: one per peer per tunnel type, over every zone both are in
 /// (the first zone listing a pair wins, since OVS refuses two identical tunnels).
 pub fn desired_tunnels(state: &DesiredState, host: Uuid, set_local_ip: bool) -> Vec<TunnelSpec> {
-    let mut out: BTreeMap<(TunnelKind, Uuid), TunnelSpec> = BTreeMap::new();
+    let mut out: BTreeMap<(TunnelType, Uuid), TunnelSpec> = BTreeMap::new();
     for z in &state.zones {
         let Some(&(_, local)) = z.members.iter().find(|(h, _)| *h == host) else {
             continue;
@@ -190,7 +206,7 @@ pub fn plan(
     let mut add_ports: BTreeSet<Atom> = BTreeSet::new();
     let mut del_ports: BTreeSet<Atom> = BTreeSet::new();
     for (i, t) in tunnels.iter().enumerate() {
-        let want_type = Value::from(t.kind.ovs_type());
+        let want_type = Value::from(ovs_tunnel_type(t.kind));
         let want_opts = t.options();
         match existing.get(&t.name) {
             Some((_, prow, iface)) if owned(prow) => {
@@ -281,7 +297,10 @@ pub fn plan(
                 "Bridge",
                 row([
                     ("name", cfg.bridge.as_str().into()),
-                    ("datapath_type", host.datapath_type.as_str().into()),
+                    (
+                        "datapath_type",
+                        ovs_datapath_type(host.datapath_type).into(),
+                    ),
                     ("fail_mode", Value::set(["secure"])),
                     ("protocols", Value::set(["OpenFlow13"])),
                     ("other_config", other_config),
@@ -311,7 +330,7 @@ pub fn plan(
             };
             scalar(
                 "datapath_type",
-                host.datapath_type.as_str().into(),
+                ovs_datapath_type(host.datapath_type).into(),
                 &mut changes,
             );
             scalar("fail_mode", Value::set(["secure"]), &mut changes);
@@ -426,11 +445,9 @@ pub fn host_view(replica: &Replica, bridge_name: &str) -> HostView {
                 continue;
             };
             let name = str_col(irow, "name").unwrap_or_default().to_string();
-            let kind = match str_col(irow, "type") {
-                Some("vxlan") => Some(TunnelKind::Vxlan),
-                Some("gre") => Some(TunnelKind::Gre),
-                _ => None,
-            };
+            let kind = [TunnelType::Vxlan, TunnelType::Gre]
+                .into_iter()
+                .find(|t| str_col(irow, "type") == Some(ovs_tunnel_type(*t)));
             if let (Some(peer), Some(kind), true) = (peer, kind, owned(prow)) {
                 view.tunnels.insert(
                     (peer, kind),
@@ -480,7 +497,7 @@ mod tests {
             id: Uuid::from_u128(n as u128 | 0xabcd_0000_0000_0000_0000_0000_0000_0000),
             name: format!("hv{n}"),
             ovsdb: None,
-            datapath_type: "system".into(),
+            datapath_type: DatapathType::System,
         }
     }
 
@@ -492,13 +509,13 @@ mod tests {
                 DesiredZone {
                     id: Uuid::new_v4(),
                     name: "vx".into(),
-                    kind: TunnelKind::Vxlan,
+                    kind: TunnelType::Vxlan,
                     members: hosts.iter().zip(1..).map(|(h, n)| (h.id, ip(n))).collect(),
                 },
                 DesiredZone {
                     id: Uuid::new_v4(),
                     name: "gre".into(),
-                    kind: TunnelKind::Gre,
+                    kind: TunnelType::Gre,
                     members: vec![(hosts[0].id, ip(1)), (hosts[1].id, ip(2))],
                 },
             ],

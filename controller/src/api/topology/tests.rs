@@ -420,6 +420,116 @@ async fn hosts_show_the_provisioners_runtime_state_read_only() {
     );
 }
 
+/// A host's `tunnel_ip` and its memberships' `ip` state one fact: while the host has a
+/// `tunnel_ip`, a membership with another address is refused, and so is a `tunnel_ip` its
+/// memberships contradict (the two used to disagree silently, and provisioning used the
+/// member's).
+#[tokio::test]
+async fn a_members_ip_agrees_with_its_hosts_tunnel_ip() {
+    let app = app();
+    let h = id(&ok(
+        &app,
+        Method::POST,
+        "/hosts",
+        Some(json!({"name": "h", "tunnel_ip": "192.0.2.1"})),
+    )
+    .await);
+    let free = id(&ok(&app, Method::POST, "/hosts", Some(json!({"name": "f"}))).await);
+    let z = id(&ok(
+        &app,
+        Method::POST,
+        "/tunnel_zones",
+        Some(json!({"name": "z"})),
+    )
+    .await);
+    let members = format!("/tunnel_zones/{z}/members");
+    expect(
+        &app,
+        Method::POST,
+        &members,
+        Some(json!({"host_id": h, "ip": "192.0.2.9"})),
+        (422, "invalid", Some("ip")),
+    )
+    .await;
+    ok(
+        &app,
+        Method::POST,
+        &members,
+        Some(json!({"host_id": h, "ip": "192.0.2.1"})),
+    )
+    .await;
+    // Without a tunnel_ip the member's ip is the fact.
+    ok(
+        &app,
+        Method::POST,
+        &members,
+        Some(json!({"host_id": free, "ip": "192.0.2.7"})),
+    )
+    .await;
+    expect(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{h}"),
+        Some(json!({"name": "h", "tunnel_ip": "192.0.2.2"})),
+        (422, "invalid", Some("tunnel_ip")),
+    )
+    .await;
+    ok(
+        &app,
+        Method::PUT,
+        &format!("/hosts/{free}"),
+        Some(json!({"name": "f", "tunnel_ip": "192.0.2.7"})),
+    )
+    .await;
+}
+
+/// The REST API accepts exactly the OVSDB targets the provisioner can dial: `ssl:` (no TLS
+/// yet) used to be accepted (201) and then never provisioned.
+#[tokio::test]
+async fn ovsdb_targets_follow_the_provisioners_grammar() {
+    let net = Network::open(Arc::new(MemStore::new())).unwrap();
+    let app = crate::api::app(vec![super::routes(net.clone())]);
+    for (i, good) in [
+        "tcp:192.0.2.1:6640",
+        "tcp:[2001:db8::1]:6641",
+        "unix:/run/db.sock",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = call(
+            &app,
+            Method::POST,
+            "/hosts",
+            Some(json!({"name": format!("ok{i}"), "ovsdb": good})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{good}: {}", r.body);
+        let desired = crate::provision::from_topology::desired_state(&net.snapshot());
+        assert!(
+            desired.hosts.iter().any(|h| h.name == format!("ok{i}")),
+            "{good}"
+        );
+    }
+    for bad in [
+        "ssl:192.0.2.1:6640",
+        "tcp:192.0.2.1",
+        "tcp:host.example:6640",
+        "tcp:192.0.2.1:0",
+        "unix:",
+        "ptcp:6640",
+    ] {
+        let r = call(
+            &app,
+            Method::POST,
+            "/hosts",
+            Some(json!({"name": "x", "ovsdb": bad})),
+        )
+        .await;
+        assert_eq!(err(&r), (422, "invalid", Some("ovsdb")), "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn hosts_crud_and_error_classes() {
     let app = app();
