@@ -2,6 +2,7 @@
 //! with its own state; `app` merges them, so subsystems plug in without sharing one state type.
 
 pub mod error;
+pub mod listener;
 pub mod switches;
 pub mod topology;
 
