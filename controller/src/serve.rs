@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// of a keep-alive connection).
     #[arg(long, default_value_t = crate::api::listener::Limits::default().header_read_timeout.as_secs())]
     pub api_header_read_timeout: u64,
+    /// A host name REST clients may use in `Host` besides IP addresses and `localhost`
+    /// (repeat for more); any other name is refused, against DNS rebinding.
+    #[arg(long = "api-host", value_name = "NAME")]
+    pub api_hosts: Vec<String>,
 }
 
 /// How the process's open-file limit is shared between the listeners, so that no one of them
@@ -156,10 +160,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = crate::api::topology::Runtime::new(provisioner.views())
         .with_bindings(bindings_rx)
         .with_app(app_query);
-    let app = crate::api::app(vec![
-        crate::api::topology::routes_with(network.clone(), runtime),
-        crate::api::switches::routes(switches),
-    ]);
+    let app = crate::api::app_with(
+        vec![
+            crate::api::topology::routes_with(network.clone(), runtime),
+            crate::api::switches::routes(switches),
+        ],
+        crate::api::guard::Guard::new(args.api_hosts.iter().cloned()),
+    );
     let api_limits = crate::api::listener::Limits {
         max_connections: budget.api,
         header_read_timeout: std::time::Duration::from_secs(args.api_header_read_timeout),

@@ -53,7 +53,7 @@ fn serve(ulimit: &str, extra: &[&str]) -> (Running, SocketAddr, SocketAddr) {
     (running, of, api)
 }
 
-/// One HTTP/1.1 request on a fresh connection with `Host: 127.0.0.1` and the given extra
+/// One HTTP/1.1 request on a fresh connection with `Host: <addr>` and the given extra
 /// headers; the whole response, or `None` if none came within 5 s.
 fn http(
     addr: SocketAddr,
@@ -66,7 +66,7 @@ fn http(
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: 127.0.0.1\r\n");
+        req.push_str(&format!("Host: {addr}\r\n"));
     }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -162,4 +162,82 @@ fn serve_raises_its_open_file_limit() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     // "Max open files <soft> <hard> files"
     assert_eq!(fields[3], fields[4], "{line}");
+}
+
+/// The status code of an HTTP response.
+fn status(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {resp:?}"))
+}
+
+/// Finding (issue 14): any web page the operator opened could write to the API: a
+/// cross-origin `text/plain` POST needs no preflight (CSRF), and a rebound DNS name reached it
+/// same-origin (no `Host` check). Now writes with a body must be JSON (415), a write with a
+/// foreign `Origin` is refused (403), and a `Host` that is not an IP literal, `localhost` or a
+/// name given with `--api-host` is refused (421); all in the API's JSON error shape.
+#[test]
+fn browser_borne_writes_are_refused() {
+    let (_child, _, api) = serve("-Sn 1024", &["--api-host", "ctl.example"]);
+    let bridge = r#"{"name":"csrf"}"#;
+    let post = |headers: &[(&str, &str)]| {
+        http(api, "POST", "/api/v1/bridges", headers, bridge).expect("an answer")
+    };
+    let json = ("Content-Type", "application/json");
+
+    // The simple request a form or fetch() sends without a preflight: its origin is foreign,
+    // and its type is not JSON either.
+    let r = post(&[
+        ("Content-Type", "text/plain;charset=UTF-8"),
+        ("Origin", "http://evil.example"),
+    ]);
+    assert_eq!(status(&r), 403, "{r}");
+    let r = post(&[("Content-Type", "text/plain")]);
+    assert_eq!(status(&r), 415, "{r}");
+    assert!(r.contains(r#""code":"unsupported_media_type""#), "{r}");
+    let r = post(&[]);
+    assert_eq!(status(&r), 415, "{r}");
+    // JSON from a foreign page (possible with a preflight the API never grants, or by a
+    // browser that skips it) and from a sandboxed frame.
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:1"] {
+        let r = post(&[json, ("Origin", origin)]);
+        assert_eq!(status(&r), 403, "{origin}: {r}");
+        assert!(r.contains(r#""code":"forbidden""#), "{r}");
+    }
+    // DNS rebinding: the page's own name, pointed at 127.0.0.1.
+    for host in ["evil.example", "evil.example:8080"] {
+        let r = post(&[json, ("Host", host)]);
+        assert_eq!(status(&r), 421, "{host}: {r}");
+        let r = http(api, "GET", "/api/v1/bridges", &[("Host", host)], "").expect("answer");
+        assert_eq!(status(&r), 421, "{host}: {r}");
+        assert!(r.contains(r#""code":"misdirected""#), "{r}");
+    }
+    let r = http(api, "GET", "/api/v1/bridges", &[], "").expect("answer");
+    assert!(r.ends_with("[]"), "a refused write created something: {r}");
+
+    // What the CLI and scripts send still works, as does the API's own origin and a name
+    // configured with --api-host.
+    let own = format!("http://{api}");
+    assert_eq!(status(&post(&[json])), 201);
+    assert_eq!(status(&post(&[json, ("Origin", &own)])), 201);
+    let r = post(&[
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Host", "localhost"),
+    ]);
+    assert_eq!(status(&r), 201, "{r}");
+    let r = post(&[
+        json,
+        ("Host", "CTL.example:8080"),
+        ("Origin", "http://ctl.example:8080"),
+    ]);
+    assert_eq!(status(&r), 201, "{r}");
+    let r = http(
+        api,
+        "DELETE",
+        "/api/v1/bridges/00000000-0000-4000-8000-000000000001",
+        &[],
+        "",
+    );
+    assert_eq!(status(&r.expect("answer")), 404);
 }

@@ -230,8 +230,14 @@ fn build() -> OpenApi {
                 "409",
                 "Conflicts with the current state, or still referenced",
             ),
+            ("403", "A write from another origin (`Origin`)"),
             ("412", "If-Match does not match the record's ETag"),
             ("413", "Body too large"),
+            ("415", "A body that is not `Content-Type: application/json`"),
+            (
+                "421",
+                "`Host` is not an IP address, `localhost` or a configured name",
+            ),
             ("422", "A value is not acceptable (`field` names it)"),
         ] {
             op = op.response(
