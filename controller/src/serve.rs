@@ -104,6 +104,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         openflow_connections = budget.openflow,
         "connection budget"
     );
+    // The store first: a damaged one ends start-up before anything listens.
+    let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
     let app = apps::by_name(&args.app).with_context(|| {
         format!(
             "unknown app {:?} (known: {})",
@@ -137,7 +139,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
     let api_addr = api.local_addr().unwrap_or(args.api_listen);
     tracing::info!(addr = %api_addr, "REST API listening");
-    let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
     let mut prov_cfg =
         crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
             args.openflow_listen,

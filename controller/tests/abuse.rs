@@ -241,3 +241,79 @@ fn browser_borne_writes_are_refused() {
     );
     assert_eq!(status(&r.expect("answer")), 404);
 }
+
+/// Finding (issue 14): a truncated store file made `serve` panic inside redb (exit 101). Now it
+/// is an error naming the file, and a plain non-zero exit.
+#[test]
+fn a_truncated_store_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |dir: &std::path::Path| {
+        let api = free_port();
+        let child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--api-listen", &api.to_string()])
+            .args([
+                "--openflow-listen",
+                "127.0.0.1:0",
+                "--ovsdb-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strowger");
+        (Running(child), api)
+    };
+    // A real store with something in it.
+    let (mut first, api) = run(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let json = ("Content-Type", "application/json");
+    while !http(api, "POST", "/api/v1/bridges", &[json], r#"{"name":"b1"}"#)
+        .is_some_and(|r| r.starts_with("HTTP/1.1 201"))
+    {
+        assert!(Instant::now() < deadline, "REST did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+
+    let file = dir.path().join("topology.redb");
+    let len = std::fs::metadata(&file).expect("the store file").len();
+    for keep in [4096, len / 2] {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .expect("open");
+        f.set_len(keep).expect("truncate");
+        drop(f);
+        let (mut again, _) = run(dir.path());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = again.0.try_wait().expect("try_wait") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve ran on a truncated store ({keep} bytes)"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = again.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(!status.success(), "{keep} bytes: {status}");
+        assert_ne!(
+            status.code(),
+            Some(101),
+            "{keep} bytes: a panic's exit code\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{keep} bytes:\n{err}");
+        assert!(
+            err.contains(&file.display().to_string()),
+            "{keep} bytes: file not named\n{err}"
+        );
+        assert!(err.contains("damaged"), "{keep} bytes:\n{err}");
+    }
+}
