@@ -317,3 +317,131 @@ fn a_truncated_store_is_an_error_not_a_panic() {
         assert!(err.contains("damaged"), "{keep} bytes:\n{err}");
     }
 }
+
+/// `body` sent with `method` to `path` as JSON: the status and the body of the answer.
+fn send_json(api: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let r = http(
+        api,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .expect("an answer");
+    let text = r.split("\r\n\r\n").nth(1).unwrap_or("");
+    (status(&r), serde_json::from_str(text).unwrap_or_default())
+}
+
+/// Finding (issue 14): `tenant_id` had no length limit, and names and `tenant_id` took bidi
+/// and zero-width characters; a `[]` body created a resource; unknown fields were silently
+/// ignored. Now each is a 422 naming the field, while the read-only runtime fields a `GET`
+/// shows (and `strowger … update` sends back) are still accepted on `PUT`.
+#[test]
+fn bodies_are_objects_of_known_fields_with_sane_strings() {
+    let (_child, _, api) = serve("-Sn 1024", &[]);
+    let refused = |path: &str, body: &str, field: Option<&str>| {
+        let (code, v) = send_json(api, "POST", path, body);
+        assert_eq!(code, 422, "{body}: {v}");
+        assert_eq!(v["error"]["code"], "invalid", "{body}: {v}");
+        if let Some(f) = field {
+            assert_eq!(v["error"]["field"], f, "{body}: {v}");
+        }
+    };
+    for body in ["[]", "[\"b\", null]", "\"b\"", "1", "null"] {
+        refused("/api/v1/bridges", body, None);
+    }
+    let long = "x".repeat(256);
+    refused(
+        "/api/v1/bridges",
+        &format!(r#"{{"name":"{long}"}}"#),
+        Some("name"),
+    );
+    refused(
+        "/api/v1/bridges",
+        &format!(r#"{{"tenant_id":"{long}"}}"#),
+        Some("tenant_id"),
+    );
+    for c in [
+        "\\u0007",
+        "\\u001b[31m",
+        "\\u007f",
+        "\\u202e",
+        "\\u2066",
+        "\\u200b",
+        "\\ufeff",
+    ] {
+        refused(
+            "/api/v1/routers",
+            &format!(r#"{{"name":"a{c}b"}}"#),
+            Some("name"),
+        );
+        refused(
+            "/api/v1/routers",
+            &format!(r#"{{"tenant_id":"a{c}b"}}"#),
+            Some("tenant_id"),
+        );
+    }
+    refused(
+        "/api/v1/bridges",
+        r#"{"name":"b","colour":"red"}"#,
+        Some("colour"),
+    );
+    let (code, chain) = send_json(api, "POST", "/api/v1/chains", r#"{"name":"c"}"#);
+    assert_eq!(code, 201, "{chain}");
+    let rules = format!("/api/v1/chains/{}/rules", chain["id"].as_str().expect("id"));
+    refused(
+        &rules,
+        r#"{"action":"accept","nw_porto":6}"#,
+        Some("nw_porto"),
+    );
+    let (_, v) = send_json(api, "GET", "/api/v1/bridges", "");
+    assert_eq!(v, serde_json::json!([]), "a refused body created something");
+
+    // At the limit, and non-ASCII names, are fine.
+    let name = "x".repeat(255);
+    let (code, v) = send_json(
+        api,
+        "POST",
+        "/api/v1/bridges",
+        &format!(r#"{{"name":"{name}"}}"#),
+    );
+    assert_eq!(code, 201, "{v}");
+    let name = format!("x{}", "é".repeat(127));
+    let (code, v) = send_json(
+        api,
+        "POST",
+        "/api/v1/bridges",
+        &format!(r#"{{"name":"{name}"}}"#),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = send_json(api, "POST", &rules, r#"{"action":"accept","nw_proto":6}"#);
+    assert_eq!(code, 201, "{v}");
+
+    // What a GET shows, runtime fields included, goes back with PUT.
+    let (_, bridge) = send_json(api, "POST", "/api/v1/bridges", r#"{"name":"net1"}"#);
+    let bridge_id = bridge["id"].as_str().expect("id").to_owned();
+    let (code, port) = send_json(
+        api,
+        "POST",
+        &format!("/api/v1/bridges/{bridge_id}/ports"),
+        "{}",
+    );
+    assert_eq!(code, 201, "{port}");
+    let (code, host) = send_json(
+        api,
+        "POST",
+        "/api/v1/hosts",
+        r#"{"name":"hv1","tunnel_ip":"192.0.2.1"}"#,
+    );
+    assert_eq!(code, 201, "{host}");
+    for item in [
+        format!("/api/v1/bridges/{bridge_id}"),
+        format!("/api/v1/ports/{}", port["id"].as_str().expect("id")),
+        format!("/api/v1/hosts/{}", host["id"].as_str().expect("id")),
+    ] {
+        let (code, shown) = send_json(api, "GET", &item, "");
+        assert_eq!(code, 200, "{shown}");
+        let (code, v) = send_json(api, "PUT", &item, &shown.to_string());
+        assert_eq!(code, 200, "PUT {item} {shown}: {v}");
+    }
+}
