@@ -40,6 +40,54 @@ pub struct ServeArgs {
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
     pub openflow_max_msgs_per_sec: u32,
+    /// Seconds a REST connection may take to send a request's headers (also the idle limit
+    /// of a keep-alive connection).
+    #[arg(long, default_value_t = crate::api::listener::Limits::default().header_read_timeout.as_secs())]
+    pub api_header_read_timeout: u64,
+    /// A host name REST clients may use in `Host` besides IP addresses and `localhost`
+    /// (repeat for more); any other name is refused, against DNS rebinding.
+    #[arg(long = "api-host", value_name = "NAME")]
+    pub api_hosts: Vec<String>,
+}
+
+/// How the process's open-file limit is shared between the listeners, so that no one of them
+/// can take the descriptors the others need: idle REST clients must not keep switches out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    /// REST connections served at once.
+    pub api: usize,
+    /// OpenFlow switch sessions at once.
+    pub openflow: usize,
+}
+
+impl ConnectionBudget {
+    /// Descriptors kept for the store, the runtime, logs and the listeners themselves.
+    const RESERVED: u64 = 64;
+
+    /// The split for an open-file limit of `nofile`: REST gets a sixteenth (at least 8, at
+    /// most 256: an operator's API, not a public one), OpenFlow three eighths (at most 65536),
+    /// and the rest (over half) stays for OVSDB host sessions, inbound and outbound.
+    pub fn for_limit(nofile: u64) -> Self {
+        let usable = nofile.saturating_sub(Self::RESERVED);
+        let api = (usable / 16).clamp(8, 256);
+        let openflow = (usable / 8 * 3).clamp(8, 65536);
+        Self {
+            api: usize::try_from(api).unwrap_or(256),
+            openflow: usize::try_from(openflow).unwrap_or(65536),
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one (the default 1024 is exhausted by about a
+/// thousand idle sockets) and returns the limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
 }
 
 /// A shutdown signal every task watches: `true` once shutdown has begun.
@@ -48,6 +96,16 @@ pub type Shutdown = watch::Receiver<bool>;
 /// Runs the controller until SIGINT/SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let nofile = raise_open_file_limit();
+    let budget = ConnectionBudget::for_limit(nofile);
+    tracing::info!(
+        nofile,
+        api_connections = budget.api,
+        openflow_connections = budget.openflow,
+        "connection budget"
+    );
+    // The store first: a damaged one ends start-up before anything listens.
+    let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
     let app = apps::by_name(&args.app).with_context(|| {
         format!(
             "unknown app {:?} (known: {})",
@@ -70,9 +128,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { h.run_timers(stop).await })
     };
     let of_ctx = crate::openflow::Context::new(app_host.clone(), of_config);
-    let of_task = tokio::spawn(crate::openflow::listener::run(
+    let of_task = tokio::spawn(crate::openflow::listener::run_limited(
         of_listener,
         of_ctx,
+        budget.openflow,
         stop_rx.clone(),
     ));
     let api = tokio::net::TcpListener::bind(args.api_listen)
@@ -80,7 +139,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
     let api_addr = api.local_addr().unwrap_or(args.api_listen);
     tracing::info!(addr = %api_addr, "REST API listening");
-    let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
     let mut prov_cfg =
         crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
             args.openflow_listen,
@@ -103,18 +161,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = crate::api::topology::Runtime::new(provisioner.views())
         .with_bindings(bindings_rx)
         .with_app(app_query);
-    let app = crate::api::app(vec![
-        crate::api::topology::routes_with(network.clone(), runtime),
-        crate::api::switches::routes(switches),
-    ]);
-    let mut api_stop = stop_rx.clone();
-    let api_task = tokio::spawn(async move {
-        axum::serve(api, app)
-            .with_graceful_shutdown(async move {
-                let _ = api_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let app = crate::api::app_with(
+        vec![
+            crate::api::topology::routes_with(network.clone(), runtime),
+            crate::api::switches::routes(switches),
+        ],
+        crate::api::guard::Guard::new(args.api_hosts.iter().cloned()),
+    );
+    let api_limits = crate::api::listener::Limits {
+        max_connections: budget.api,
+        header_read_timeout: std::time::Duration::from_secs(args.api_header_read_timeout),
+    };
+    let api_task = tokio::spawn(crate::api::listener::run(
+        api,
+        app,
+        api_limits,
+        stop_rx.clone(),
+    ));
     // Host provisioning over OVSDB; the desired hosts and zones come from the topology
     // through `Provisioner::set_desired`.
     let ovsdb_listener = tokio::net::TcpListener::bind(args.ovsdb_listen)
@@ -133,7 +196,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    api_task.await??;
+    api_task.await?;
     prov_task.await?;
     follow_task.await?;
     bindings_task.await?;
@@ -161,4 +224,40 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionBudget;
+
+    /// At the common default of 1024, REST and OpenFlow together leave over half of the
+    /// descriptors to OVSDB; large limits cap REST and OpenFlow.
+    #[test]
+    fn the_budget_leaves_room_for_every_listener() {
+        let b = ConnectionBudget::for_limit(1024);
+        assert_eq!(
+            b,
+            ConnectionBudget {
+                api: 60,
+                openflow: 360
+            }
+        );
+        assert!(64 + b.api + b.openflow < 1024 / 2 + 64);
+        let b = ConnectionBudget::for_limit(1 << 20);
+        assert_eq!(
+            b,
+            ConnectionBudget {
+                api: 256,
+                openflow: 65536
+            }
+        );
+        let b = ConnectionBudget::for_limit(16);
+        assert_eq!(
+            b,
+            ConnectionBudget {
+                api: 8,
+                openflow: 8
+            }
+        );
+    }
 }

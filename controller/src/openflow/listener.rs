@@ -1,6 +1,11 @@
 //! Accepts switch connections, mini-redis style: `run(listener, ctx, shutdown)` takes a bound
 //! listener (tests bind port 0), caps concurrent connections with a semaphore, backs off on
 //! accept errors, and on shutdown waits for every connection task to close.
+//!
+//! At the cap, further switches wait in the kernel's accept queue (they hold no descriptor of
+//! ours) until a session ends; a connection that never completes the handshake ends at the
+//! session's `handshake_timeout`, so idle sockets cannot hold the cap for long. `serve` sizes
+//! the cap from the process's open-file limit, leaving room for REST and OVSDB.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +18,22 @@ use tracing::Instrument;
 use super::Context;
 use crate::serve::Shutdown;
 
-/// Concurrent switch connections; more wait in the kernel's accept queue.
+/// Concurrent switch connections by default; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Accepts switches until `shutdown` turns true, then waits for their sessions to close.
-pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: Shutdown) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+pub async fn run(listener: TcpListener, ctx: Context, shutdown: Shutdown) {
+    run_limited(listener, ctx, MAX_CONNECTIONS, shutdown).await
+}
+
+/// [`run`] with at most `max_connections` sessions at once.
+pub async fn run_limited(
+    listener: TcpListener,
+    ctx: Context,
+    max_connections: usize,
+    mut shutdown: Shutdown,
+) {
+    let limit = Arc::new(Semaphore::new(max_connections));
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(10);
     loop {

@@ -35,7 +35,21 @@ impl RedbStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Store(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("topology.redb");
-        let db = Database::create(&path)
+        // redb asserts rather than fails on some damage (a file shorter than its header
+        // says, after a truncation): that is input, so it becomes an error naming the file.
+        let db = std::panic::catch_unwind(|| Database::create(&path))
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Error::Store(format!(
+                    "{} is damaged (truncated?): {why}; restore it from a backup, or move it \
+                     away to start with an empty topology",
+                    path.display()
+                ))
+            })?
             .map_err(|e| Error::Store(format!("opening {}: {e}", path.display())))?;
         // Create the tables once so read transactions never meet a missing table.
         let w = db.begin_write().map_err(db_err)?;

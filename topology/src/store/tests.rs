@@ -156,3 +156,31 @@ fn history_is_compacted() {
     ));
     assert_eq!(s.changes_since(5).unwrap().len(), HISTORY as usize);
 }
+
+/// A store file cut short (a full disk, a bad copy) is an error naming the file, not a panic
+/// inside redb.
+#[test]
+fn redb_store_truncated_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = RedbStore::open(dir.path()).unwrap();
+        s.commit(
+            0,
+            &[Op::Put {
+                key: "k".into(),
+                value: b"v".to_vec(),
+            }],
+        )
+        .unwrap();
+    }
+    let path = dir.path().join("topology.redb");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(4096).unwrap();
+    drop(f);
+    let err = RedbStore::open(dir.path())
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("damaged"), "{err}");
+}

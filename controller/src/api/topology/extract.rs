@@ -2,18 +2,29 @@
 //! unreadable JSON is 400, a well-formed body with a bad value is 422 naming the field (the
 //! path serde was at), a path segment that is not an id is 400. axum's own rejections would
 //! answer plain text; these answer the DESIGN §3 error body.
+//!
+//! A body is also held to what the model can show back (422, naming the field): it must be a
+//! JSON object (serde would build a struct from `[]`), every field must be one the resource
+//! has, and every string must be at most [`MAX_STRING`] bytes with no control, bidi or
+//! zero-width character (names and `tenant_id` are shown to people; such characters let one
+//! name pass for another). Unknown fields are found by decoding and encoding the body again:
+//! every field a resource has is encoded, the read-only runtime ones (`connected`, `ofport`,
+//! `up`…) included, so a `GET` body sent back with `PUT` passes, while a misspelt field,
+//! which serde would drop, does not.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::api::ApiError;
 
 /// A JSON request body, decoded with field-level errors.
 pub struct Body<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+impl<S: Send + Sync, T: DeserializeOwned + Serialize> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
@@ -24,12 +35,117 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// Decodes a JSON document: syntax errors are 400, type and value errors 422 with the field.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// The longest string a body may hold, in bytes of UTF-8 (as the store checks names).
+pub const MAX_STRING: usize = 255;
+
+/// Decodes a JSON object into a resource: syntax errors are 400; a body that is not an object,
+/// type and value errors, unknown fields and unacceptable strings are 422 with the field.
+pub fn decode<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, over the whole document: `[1,` must be a 400 even though a typed decode
     // would complain about the array (a 422) before reaching the truncation.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+    let doc: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    if !doc.is_object() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "the body must be a JSON object",
+        ));
+    }
+    let value = decode_typed(bytes)?;
+    let shown = serde_json::to_value(&value)
+        .map_err(|e| ApiError::internal(format!("encoding a decoded body: {e}")))?;
+    if let Some(field) = unknown_field(&doc, &shown, "") {
+        return Err(ApiError::invalid(
+            field.clone(),
+            format!("unknown field `{field}`"),
+        ));
+    }
+    check_strings(&doc, "")?;
+    Ok(value)
+}
+
+/// The path of a field of `doc` that `shown` (the decoded body encoded again) does not have.
+fn unknown_field(doc: &Value, shown: &Value, at: &str) -> Option<String> {
+    match (doc, shown) {
+        (Value::Object(d), Value::Object(s)) => d.iter().find_map(|(k, v)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            match s.get(k) {
+                None => Some(path),
+                Some(sv) => unknown_field(v, sv, &path),
+            }
+        }),
+        (Value::Array(d), Value::Array(s)) if d.len() == s.len() => d
+            .iter()
+            .zip(s)
+            .enumerate()
+            .find_map(|(i, (dv, sv))| unknown_field(dv, sv, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Every string in `v` is at most [`MAX_STRING`] bytes and has no character that hides
+/// or reorders text.
+fn check_strings(v: &Value, at: &str) -> Result<(), ApiError> {
+    match v {
+        Value::String(s) => {
+            if s.len() > MAX_STRING {
+                return Err(ApiError::invalid(
+                    at,
+                    format!("`{at}` is longer than {MAX_STRING} bytes"),
+                ));
+            }
+            if let Some(c) = s.chars().find(|&c| hidden(c)) {
+                return Err(ApiError::invalid(
+                    at,
+                    format!(
+                        "`{at}` holds U+{:04X}: control, bidi and zero-width characters are refused",
+                        u32::from(c)
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_strings(x, &format!("{at}[{i}]"))),
+        Value::Object(o) => o.iter().try_for_each(|(k, x)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            check_strings(x, &path)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Control characters (C0, DEL, C1), bidi embeddings, overrides, isolates and marks, and
+/// zero-width or invisible format characters.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// The typed decode, with serde's path to the failing field.
+fn decode_typed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,

@@ -279,7 +279,7 @@ pub fn open_network(data_dir: &std::path::Path, in_memory: bool) -> anyhow::Resu
         Arc::new(topology::MemStore::new())
     } else {
         Arc::new(
-            topology::RedbStore::open(data_dir)
+            without_redb_panic_messages(|| topology::RedbStore::open(data_dir))
                 .with_context(|| format!("opening the store in {}", data_dir.display()))?,
         )
     };
@@ -291,6 +291,25 @@ pub fn open_network(data_dir: &std::path::Path, in_memory: bool) -> anyhow::Resu
         "topology loaded"
     );
     Ok(net)
+}
+
+/// Runs `f` with the messages of panics raised inside redb kept off stderr. `RedbStore::open`
+/// catches those (redb asserts on some damaged files) and returns an error that names the
+/// file; the default hook's "panicked at" would read like a crash of ours. Other panics are
+/// reported as before. Called at start-up, before other tasks run.
+fn without_redb_panic_messages<T>(f: impl FnOnce() -> T) -> T {
+    let previous: Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send> =
+        Arc::from(std::panic::take_hook());
+    let chained = previous.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if !info.location().is_some_and(|l| l.file().contains("redb-")) {
+            chained(info);
+        }
+    }));
+    let out = f();
+    drop(std::panic::take_hook());
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    out
 }
 
 /// Runs a write on a blocking thread and maps its error.

@@ -149,6 +149,53 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<DhcpHost>(&mut v);
     add::<MacAddr>(&mut v);
     add::<ErrorBody>(&mut v);
+    closed(v)
+}
+
+/// The schemas with `additionalProperties: false` on every object, as `extract::decode` refuses
+/// unknown fields. A flattened type (`Rule` over `Condition`) comes out of utoipa as an `allOf`,
+/// where a closed part would refuse the other part's fields: it becomes one closed object.
+fn closed(mut v: Vec<(String, RefOr<Schema>)>) -> Vec<(String, RefOr<Schema>)> {
+    use utoipa::openapi::schema::{AdditionalProperties, Object, SchemaType};
+    let objects: std::collections::BTreeMap<String, Object> = v
+        .iter()
+        .filter_map(|(name, s)| match s {
+            RefOr::T(Schema::Object(o)) => {
+                Some((format!("#/components/schemas/{name}"), o.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let close = |o: &mut Object| {
+        o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    };
+    for (_, s) in &mut v {
+        match s {
+            RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Object) => {
+                close(o)
+            }
+            RefOr::T(Schema::AllOf(all)) => {
+                let mut merged = ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(all.description.clone())
+                    .build();
+                for part in &all.items {
+                    let part = match part {
+                        RefOr::Ref(r) => objects.get(&r.ref_location),
+                        RefOr::T(Schema::Object(o)) => Some(o),
+                        _ => None,
+                    };
+                    if let Some(o) = part {
+                        merged.properties.extend(o.properties.clone());
+                        merged.required.extend(o.required.iter().cloned());
+                    }
+                }
+                close(&mut merged);
+                *s = RefOr::T(Schema::Object(merged));
+            }
+            _ => {}
+        }
+    }
     v
 }
 
@@ -230,8 +277,14 @@ fn build() -> OpenApi {
                 "409",
                 "Conflicts with the current state, or still referenced",
             ),
+            ("403", "A write from another origin (`Origin`)"),
             ("412", "If-Match does not match the record's ETag"),
             ("413", "Body too large"),
+            ("415", "A body that is not `Content-Type: application/json`"),
+            (
+                "421",
+                "`Host` is not an IP address, `localhost` or a configured name",
+            ),
             ("422", "A value is not acceptable (`field` names it)"),
         ] {
             op = op.response(
@@ -268,4 +321,35 @@ pub fn document() -> &'static OpenApi {
 /// `GET /api/v1/openapi.json`.
 pub async fn serve() -> Json<&'static OpenApi> {
     Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every object schema is closed, as the API refuses unknown fields; `Rule` is one object
+    /// holding its own fields and its condition's.
+    #[test]
+    fn objects_are_closed() {
+        let doc = serde_json::to_value(super::document()).expect("JSON");
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for (name, s) in schemas {
+            if s["type"] == "object" || s.get("allOf").is_some() {
+                assert_eq!(s["additionalProperties"], false, "{name}: {s}");
+            }
+        }
+        let rule = &schemas["Rule"];
+        assert_eq!(rule["type"], "object", "{rule}");
+        for field in [
+            "action",
+            "chain_id",
+            "nw_proto",
+            "inv_nw_proto",
+            "cond_invert",
+        ] {
+            assert!(
+                rule["properties"].get(field).is_some(),
+                "Rule lacks {field}"
+            );
+        }
+        assert_eq!(rule["required"], serde_json::json!(["action"]));
+    }
 }
