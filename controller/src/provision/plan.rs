@@ -177,7 +177,7 @@ pub fn plan(
     cfg: &ProvisionConfig,
 ) -> Option<Vec<Operation>> {
     let mut txn = Txn::new(replica);
-    let dpid = format!("{:016x}", datapath_id(host.id));
+    let dpid = ofproto::display::Dpid(datapath_id(host.id)).to_string();
     let other_config = string_map([("datapath-id", dpid.as_str()), ("disable-in-band", "true")]);
     let owner = string_map([(OWNER_KEY, OWNER)]);
     let bridge = replica.find("Bridge", "name", &cfg.bridge);

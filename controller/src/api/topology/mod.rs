@@ -145,7 +145,7 @@ impl Crud for Host {
         // As `GET /switches` prints datapath ids: 16 hex digits.
         self.datapath_id = view
             .and_then(|v| v.datapath_id)
-            .map(|d| format!("{d:016x}"));
+            .map(|d| ofproto::display::Dpid(d).to_string());
     }
 }
 impl TopLevel for Host {
