@@ -21,14 +21,10 @@ impl MacAddr {
     }
 }
 
+/// Spelled by `ofproto`'s one MAC formatter and parser, which REST, the CLI and logs share.
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        fmt::Display::fmt(&ofproto::display::Mac(self.0), f)
     }
 }
 
@@ -38,27 +34,12 @@ impl fmt::Debug for MacAddr {
     }
 }
 
-/// Why a string is not a MAC address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid MAC address (expected aa:bb:cc:dd:ee:ff)")]
-pub struct MacParseError;
+pub use ofproto::display::MacParseError;
 
 impl FromStr for MacAddr {
     type Err = MacParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split([':', '-']);
-        for byte in out.iter_mut() {
-            let p = parts.next().ok_or(MacParseError)?;
-            if p.len() != 2 {
-                return Err(MacParseError);
-            }
-            *byte = u8::from_str_radix(p, 16).map_err(|_| MacParseError)?;
-        }
-        if parts.next().is_some() {
-            return Err(MacParseError);
-        }
-        Ok(MacAddr(out))
+        s.parse::<ofproto::display::Mac>().map(|m| MacAddr(m.0))
     }
 }
 
