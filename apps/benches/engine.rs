@@ -10,7 +10,7 @@ use apps::engine::Engine;
 use apps::harness::{fixtures, frames, Fabric};
 use apps::{App, Event};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ofproto::{Match, OxmField, PacketIn, PacketInReason, OFP_NO_BUFFER};
+use ofproto::PacketInReason;
 
 fn bench(c: &mut Criterion) {
     let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
@@ -53,21 +53,13 @@ fn bench(c: &mut Criterion) {
     let key = f.bindings().port(ports[0]).map(|l| l.key).unwrap();
     let event = Event::PacketIn {
         dpid: d1,
-        packet_in: PacketIn {
-            buffer_id: OFP_NO_BUFFER,
-            total_len: frame.len() as u16,
-            reason: PacketInReason::NoMatch,
-            table_id: apps::engine::pipeline::TABLE_CACHE,
-            cookie: 0,
-            match_: Match::from_iter([
-                OxmField::InPort(a),
-                OxmField::Metadata {
-                    value: u64::from(key),
-                    mask: None,
-                },
-            ]),
-            data: frame.into(),
-        },
+        packet_in: apps::harness::packet_in(
+            PacketInReason::NoMatch,
+            apps::engine::pipeline::TABLE_CACHE,
+            a,
+            u64::from(key),
+            &frame,
+        ),
     };
     let mut engine = std::mem::take(&mut f.engine);
     // No budget: the benchmark is one port's packet-ins at full speed.

@@ -10,30 +10,20 @@ use std::time::{Duration, Instant};
 use apps::engine::Engine;
 use apps::harness::{fixtures, frames, Fabric};
 use apps::{App, Event, Output};
-use ofproto::{Match, Message, OxmField, PacketIn, PacketInReason, OFP_NO_BUFFER};
+use ofproto::{Message, PacketInReason};
 use uuid::Uuid;
 
 const SOURCES: usize = 100;
 
 fn packet_in(dpid: u64, in_port: u32, key: u32, frame: Vec<u8>) -> Event {
-    Event::PacketIn {
-        dpid,
-        packet_in: PacketIn {
-            buffer_id: OFP_NO_BUFFER,
-            total_len: frame.len() as u16,
-            reason: PacketInReason::NoMatch,
-            table_id: apps::engine::pipeline::TABLE_CACHE,
-            cookie: 0,
-            match_: Match::from_iter([
-                OxmField::InPort(in_port),
-                OxmField::Metadata {
-                    value: u64::from(key),
-                    mask: None,
-                },
-            ]),
-            data: frame.into(),
-        },
-    }
+    let packet_in = apps::harness::packet_in(
+        PacketInReason::NoMatch,
+        apps::engine::pipeline::TABLE_CACHE,
+        in_port,
+        u64::from(key),
+        &frame,
+    );
+    Event::PacketIn { dpid, packet_in }
 }
 
 fn mac(prefix: u8, n: usize) -> [u8; 6] {

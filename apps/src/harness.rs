@@ -823,8 +823,8 @@ fn overlaps(a: &Match, b: &Match) -> bool {
 }
 
 /// The PACKET_IN an emulated switch sends: OVS puts the pipeline fields it has (in_port,
-/// metadata) into the match.
-fn packet_in(
+/// metadata) into the match. Benchmarks build theirs with it too.
+pub fn packet_in(
     reason: PacketInReason,
     table: u8,
     in_port: u32,
