@@ -7,7 +7,8 @@
 #                            B=/run/strowger-NAME, a work directory, the cleanup trap
 #   lab_up TYPE              the lab up bare (lab_s: its time), fill_tunnel_neighbours, serve,
 #                            add_hosts TYPE; or each of those:
-#   serve                    start the controller (PID in ctl_pid), wait for its REST API
+#   serve                    start the controller (PID in ctl_pid), wait for its REST API; its
+#                            store is $DATA_DIR if set (a restart keeps it), else in memory
 #   add_hosts TYPE           a tunnel zone of TYPE and every hypervisor as a host in it
 #   wait_pipelines           wait until every br-int has the engine's pipeline
 #   plug HV IFACE=PORT...    VIFs on HV's br-int, bound by iface-id (one OVSDB transaction)
@@ -82,9 +83,11 @@ wait_for() {
   done
 }
 
-serve() {
-  RUST_LOG=${RUST_LOG:-info} "$BIN" serve --in-memory --openflow-listen "127.0.0.1:$CTL_PORT" \
-    --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "127.0.0.1:$OVSDB_PORT" >"$log" 2>&1 &
+serve() {   # the store in $DATA_DIR when a check sets it (restarts keep it), else in memory
+  local store=(--in-memory)
+  [ -n "${DATA_DIR:-}" ] && store=(--data-dir "$DATA_DIR")
+  RUST_LOG=${RUST_LOG:-info} "$BIN" serve "${store[@]}" --openflow-listen "127.0.0.1:$CTL_PORT" \
+    --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "127.0.0.1:$OVSDB_PORT" >>"$log" 2>&1 &
   ctl_pid=$!
   wait_for 20 curl -sf "$api/health" || { bad "REST never came up"; exit 1; }
 }
