@@ -204,6 +204,29 @@ impl Cache {
         }
     }
 
+    /// Sends request number `attempt` for `key` and arms the retry: the one place a request
+    /// leaves, so the one-per-interval bound holds by construction.
+    fn ask(
+        &mut self,
+        now: Instant,
+        key: (Uuid, Ipv4Addr),
+        attempt: u8,
+        port: Uuid,
+        dpid: u64,
+        todo: &mut Vec<Todo>,
+    ) {
+        let (router, ip) = key;
+        let at = now + self.jitter(self.config.retry, router, ip, attempt);
+        self.arm(key, at);
+        self.stats.requests += 1;
+        todo.push(Todo::Request {
+            router,
+            port,
+            ip,
+            dpid,
+        });
+    }
+
     /// A simulation needs `ip` behind `router` out `port` and it is not known: parks `packet`
     /// (when it fits) and says whether a request must go out now.
     pub fn resolve(
@@ -233,15 +256,7 @@ impl Cache {
                     parked: VecDeque::new(),
                 },
             );
-            let at = now + self.jitter(self.config.retry, router, ip, 1);
-            self.arm(key, at);
-            self.stats.requests += 1;
-            todo.push(Todo::Request {
-                router,
-                port,
-                ip,
-                dpid: packet.dpid,
-            });
+            self.ask(now, key, 1, port, packet.dpid, todo);
         }
         let full = self.parked_total >= self.config.park_total;
         let Some(r) = self.records.get_mut(&key) else {
@@ -339,15 +354,7 @@ impl Cache {
                 ArpState::Resolving | ArpState::Stale if r.attempts < self.config.attempts => {
                     r.attempts += 1;
                     let n = r.attempts;
-                    let at = now + self.jitter(self.config.retry, router, ip, n);
-                    self.arm(key, at);
-                    self.stats.requests += 1;
-                    todo.push(Todo::Request {
-                        router,
-                        port,
-                        ip,
-                        dpid,
-                    });
+                    self.ask(now, key, n, port, dpid, todo);
                 }
                 ArpState::Resolving => {
                     r.state = ArpState::Failed;
@@ -360,15 +367,7 @@ impl Cache {
                 ArpState::Reachable => {
                     r.state = ArpState::Stale;
                     r.attempts = 1;
-                    let at = now + self.jitter(self.config.retry, router, ip, 1);
-                    self.arm(key, at);
-                    self.stats.requests += 1;
-                    todo.push(Todo::Request {
-                        router,
-                        port,
-                        ip,
-                        dpid,
-                    });
+                    self.ask(now, key, 1, port, dpid, todo);
                 }
                 ArpState::Stale | ArpState::Failed => {
                     self.remove(key, todo);

@@ -582,34 +582,29 @@ impl Tracked {
         Some(ip.frag)
     }
 
-    /// `arp_op`, marked read; `None` when not ARP.
-    pub fn arp_op(&mut self) -> Option<u16> {
+    /// An ARP field, marked read; without ARP the EtherType said so (marked instead).
+    fn arp_field<T>(&mut self, f: Field, get: fn(&Arp) -> T) -> Option<T> {
         let Some(a) = self.header.arp else {
             self.mark(Field::EthType);
             return None;
         };
-        self.mark(Field::ArpOp);
-        Some(a.op)
+        self.mark(f);
+        Some(get(&a))
+    }
+
+    /// `arp_op`, marked read; `None` when not ARP.
+    pub fn arp_op(&mut self) -> Option<u16> {
+        self.arp_field(Field::ArpOp, |a| a.op)
     }
 
     /// `arp_spa`, marked read.
     pub fn arp_spa(&mut self) -> Option<Ipv4Addr> {
-        let Some(a) = self.header.arp else {
-            self.mark(Field::EthType);
-            return None;
-        };
-        self.mark(Field::ArpSpa);
-        Some(a.spa)
+        self.arp_field(Field::ArpSpa, |a| a.spa)
     }
 
     /// `arp_tpa`, marked read.
     pub fn arp_tpa(&mut self) -> Option<Ipv4Addr> {
-        let Some(a) = self.header.arp else {
-            self.mark(Field::EthType);
-            return None;
-        };
-        self.mark(Field::ArpTpa);
-        Some(a.tpa)
+        self.arp_field(Field::ArpTpa, |a| a.tpa)
     }
 
     /// The IPv4 TTL, *not* marked read: flows never match TTL. A forwarded flow carries
