@@ -223,6 +223,23 @@ pub enum Query {
         /// The router.
         router: uuid::Uuid,
     },
+    /// Trace a packet entering the virtual network at a logical port (changes nothing).
+    Trace {
+        /// The ingress port.
+        port: uuid::Uuid,
+        /// The packet.
+        header: engine::flowkey::Header,
+    },
+    /// The flow-cache entries installed on one switch (or all), with their provenance.
+    Flows {
+        /// The switch; `None` for every switch.
+        dpid: Option<u64>,
+    },
+    /// One installed flow and its packet traced again now.
+    Explain {
+        /// The flow's cookie.
+        cookie: u64,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -232,6 +249,12 @@ pub enum Answer {
     MacTable(Vec<MacEntry>),
     /// Entries of a router's ARP cache, in address order.
     ArpTable(Vec<ArpEntry>),
+    /// A trace.
+    Trace(Box<engine::trace::Trace>),
+    /// Installed flows with their provenance, in cookie order.
+    Flows(Vec<engine::trace::FlowInfo>),
+    /// The flow (`None`: no such cookie) and its packet traced again.
+    Explain(Option<Box<(engine::trace::FlowInfo, engine::trace::Trace)>>),
 }
 
 /// One learned MAC of a bridge.

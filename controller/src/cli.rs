@@ -304,6 +304,50 @@ pub enum Command {
     Dhcp(ChildArgs),
     /// Static DHCP leases.
     DhcpHost(DhcpHostArgs),
+    /// Trace a packet through the virtual network, as a packet-in there would go (changes
+    /// nothing): `trace PORT "icmp,nw_src=10.0.0.2,nw_dst=10.0.1.5"`.
+    Trace(TraceArgs),
+    /// A host's br-int flows (`dump-flows`), each engine flow annotated with its logical path.
+    Flows(FlowsArgs),
+    /// Explain an installed flow by cookie: the packet that made it, traced again now, and
+    /// whether the switch's flow still agrees.
+    Explain(ExplainArgs),
+}
+
+/// `strowger trace`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    client: Client,
+    /// The ingress: a port id (or unique prefix), or HOST:INTERFACE of a bound VIF.
+    port: String,
+    /// The packet, in ovs-ofctl flow syntax; missing fields get defaults the trace names.
+    #[arg(default_value = "")]
+    flow: String,
+    /// Only the header changes, answers, drops and outputs (stable, for regression tests).
+    #[arg(long)]
+    minimal: bool,
+}
+
+/// `strowger flows`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    client: Client,
+    /// The host (name or id).
+    host: String,
+    /// Only this table (the engine's flow cache is 20).
+    #[arg(long)]
+    table: Option<u8>,
+}
+
+/// `strowger explain`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    client: Client,
+    /// The flow's cookie (0x-hex as dump-flows prints it, or decimal).
+    cookie: String,
 }
 
 /// What went wrong, for the exit message.
@@ -681,6 +725,9 @@ fn client_of(cmd: &Command) -> &Client {
         Command::Route(a) | Command::Rule(a) | Command::Dhcp(a) => &a.client,
         Command::Member(a) => &a.client,
         Command::DhcpHost(a) => &a.client,
+        Command::Trace(a) => &a.client,
+        Command::Flows(a) => &a.client,
+        Command::Explain(a) => &a.client,
     }
 }
 
@@ -758,7 +805,112 @@ async fn dispatch(api: &Api, out: &Printer, cmd: Command) -> Res<()> {
         Command::Dhcp(a) => dhcp(api, out, a.verb).await,
         Command::Member(a) => members(api, out, a.verb).await,
         Command::DhcpHost(a) => dhcp_hosts(api, out, a.verb).await,
+        Command::Trace(a) => trace(api, out, a).await,
+        Command::Flows(a) => flows(api, out, a).await,
+        Command::Explain(a) => explain(api, out, a).await,
     }
+}
+
+async fn trace(api: &Api, out: &Printer, a: TraceArgs) -> Res<()> {
+    let packet = crate::api::trace::packet_from_flow(&a.flow).map_err(CliError::Other)?;
+    let mut body = json!({ "packet": packet });
+    match a.port.split_once(':') {
+        // host:interface (a port id has no colon).
+        Some((host, iface)) => {
+            body["host_id"] = json!(host);
+            body["interface_name"] = json!(iface);
+        }
+        None => body["ingress_port_id"] = json!(api.resolve("/ports", &a.port).await?),
+    }
+    let v = api.send(Method::POST, "/trace", Some(&body), None).await?.0;
+    if out.json {
+        out.one(&v);
+    } else {
+        print!("{}", crate::api::trace::render(&v, a.minimal));
+    }
+    Ok(())
+}
+
+async fn flows(api: &Api, out: &Printer, a: FlowsArgs) -> Res<()> {
+    let h = api.resolve("/hosts", &a.host).await?;
+    let host = api.get(&format!("/hosts/{h}")).await?;
+    let Some(dpid) = host["datapath_id"].as_str() else {
+        return Err(CliError::Other(format!(
+            "host {} has no br-int datapath yet (connected: {})",
+            a.host, host["connected"]
+        )));
+    };
+    let mut path = format!("/switches/{dpid}/flows?limit=10000");
+    if let Some(t) = a.table {
+        path.push_str(&format!("&table_id={t}"));
+    }
+    let v = api.get(&path).await?;
+    let list = v
+        .get("items")
+        .or(Some(&v))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if out.json {
+        out.one(&Value::Array(list));
+        return Ok(());
+    }
+    for f in &list {
+        println!(" {}", f["ofctl"].as_str().unwrap_or_default());
+        let p = &f["provenance"];
+        if p.is_null() {
+            continue;
+        }
+        let path: Vec<&str> = p["path"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut line = format!(
+            "     # from {}: {}",
+            p["ingress_port"].as_str().unwrap_or_default(),
+            path.join(" -> ")
+        );
+        let routes: Vec<&str> = p["depends_on"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| matches!(d["kind"].as_str(), Some("route" | "chain" | "arp")))
+            .filter_map(|d| d["name"].as_str())
+            .collect();
+        if !routes.is_empty() {
+            line.push_str(&format!(" [{}]", routes.join("; ")));
+        }
+        if let Some(d) = p["drop_reason"].as_str() {
+            line.push_str(&format!(" (drop: {d})"));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn explain(api: &Api, out: &Printer, a: ExplainArgs) -> Res<()> {
+    let v = api.get(&format!("/flows/{}", a.cookie)).await?;
+    if out.json {
+        out.one(&v);
+        return Ok(());
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    println!("flow {} on {}", s(&v["cookie"]), s(&v["dpid"]));
+    println!("  installed: {}", s(&v["installed"]["ofctl"]));
+    println!("  now:       {}", s(&v["trace"]["flow"]["ofctl"]));
+    if v["consistent"].as_bool() == Some(true) {
+        println!("  consistent: the switch's flow is what the engine would install now");
+    } else {
+        println!("  INCONSISTENT:");
+        for d in v["differences"].as_array().into_iter().flatten() {
+            println!("    {}", s(d));
+        }
+    }
+    println!();
+    print!("{}", crate::api::trace::render(&v["trace"], false));
+    Ok(())
 }
 
 async fn hosts(api: &Api, out: &Printer, verb: HostVerb) -> Res<()> {

@@ -161,10 +161,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = crate::api::topology::Runtime::new(provisioner.views())
         .with_bindings(bindings_rx)
         .with_app(app_query);
+    let provenance = crate::api::trace::provenance(network.clone(), runtime.clone());
     let app = crate::api::app_with(
         vec![
+            crate::api::trace::routes(network.clone(), runtime.clone(), switches.clone()),
             crate::api::topology::routes_with(network.clone(), runtime),
-            crate::api::switches::routes(switches),
+            crate::api::switches::routes_with(switches, Some(provenance)),
         ],
         crate::api::guard::Guard::new(args.api_hosts.iter().cloned()),
     );

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::flowkey::Tracked;
 use super::sim::{DropReason, Reply, Tag, Walk};
+use super::trace::{FilterAt, FilterVerdict, Step};
 
 /// How deep `jump`s may nest before the packet is dropped as a loop.
 pub const MAX_JUMPS: usize = 16;
@@ -52,13 +53,25 @@ impl Walk<'_> {
     pub(super) fn filter(
         &mut self,
         chain: Option<Uuid>,
+        at: FilterAt,
         hook: Hook,
         pkt: &mut Tracked,
     ) -> Result<(), DropReason> {
         let Some(chain) = chain else {
             return Ok(());
         };
-        match self.run_chain(chain, hook, pkt, 0)? {
+        let verdict = self.run_chain(chain, hook, pkt, 0)?;
+        self.note(|| Step::Filter {
+            chain,
+            at,
+            verdict: match verdict {
+                Verdict::Accept => FilterVerdict::Accept,
+                Verdict::Return => FilterVerdict::Continue,
+                Verdict::Drop => FilterVerdict::Drop,
+                Verdict::Reject => FilterVerdict::Reject,
+            },
+        });
+        match verdict {
             Verdict::Accept | Verdict::Return => Ok(()),
             Verdict::Drop => Err(DropReason::Filtered),
             Verdict::Reject => {
@@ -89,6 +102,11 @@ impl Walk<'_> {
             if !self.condition(&rule.condition, hook, pkt)? {
                 continue;
             }
+            self.note(|| Step::Rule {
+                chain: id,
+                rule: rule.id,
+                action: rule.action,
+            });
             match rule.action {
                 RuleAction::Accept => return Ok(Verdict::Accept),
                 RuleAction::Drop => return Ok(Verdict::Drop),

@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod reply;
 pub mod route;
 pub mod sim;
+pub mod trace;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -141,6 +142,8 @@ struct FlowRecord {
     origin: (Uuid, u32, Header),
     /// The MAC entry this flow keeps alive (its source, learned on its ingress port).
     learned: Option<(Uuid, [u8; 6])>,
+    /// Why it drops, for a drop flow (per-port drop counters).
+    drop: Option<sim::DropReason>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -251,6 +254,17 @@ impl Compiled {
     }
 }
 
+/// Whether two tag lists (each without duplicates) hold the same tags.
+fn same_tags(a: &[Tag], b: &[Tag]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
 /// Ethernet header bytes on top of the IP MTU (VIF traffic is untagged).
 const ETH_HEADER: u16 = 14;
 
@@ -352,15 +366,123 @@ impl Engine {
         self.compile(dpid, Start::Ingress { port, in_port }, header)
     }
 
-    fn compile(&self, dpid: u64, start: Start, header: Header) -> Compiled {
-        let ctx = Context {
+    /// What the simulation reads.
+    fn context(&self) -> Context<'_> {
+        Context {
             snapshot: &self.snapshot,
             index: &self.index,
             bindings: &self.bindings,
             macs: &self.macs,
             arp: &self.arp,
+        }
+    }
+
+    /// Traces `header` entering the virtual network at logical port `port`: the simulation a
+    /// packet-in there would run, step by step, where its copies go and the flow it would
+    /// install on the port's host. Changes nothing.
+    pub fn trace(&self, port: Uuid, header: Header) -> trace::Trace {
+        let at = self.bindings.port(port).map(|l| (l.dpid, l.ofport));
+        self.trace_at(at, port, header)
+    }
+
+    /// The flow-cache entries the engine installed on `dpid` (every switch: `None`), with what
+    /// made each and what it depends on.
+    pub fn flows(&self, dpid: Option<u64>) -> Vec<trace::FlowInfo> {
+        let mut v: Vec<_> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| dpid.is_none_or(|d| d == f.dpid))
+            .map(|(c, f)| self.flow_info(*c, f))
+            .collect();
+        v.sort_by_key(|f| f.cookie);
+        v
+    }
+
+    fn flow_info(&self, cookie: u64, f: &FlowRecord) -> trace::FlowInfo {
+        trace::FlowInfo {
+            cookie,
+            dpid: f.dpid,
+            priority: f.priority,
+            port: f.origin.0,
+            in_port: f.origin.1,
+            header: f.origin.2,
+            tags: f.tags.to_vec(),
+            drop: f.drop,
+        }
+    }
+
+    /// The flow with this cookie and its packet traced again now, where it entered: if the
+    /// flow is still right, the trace's flow is the installed one.
+    pub fn explain(&self, cookie: u64) -> Option<(trace::FlowInfo, trace::Trace)> {
+        let f = self.flows.get(&cookie)?;
+        let info = self.flow_info(cookie, f);
+        let trace = self.trace_at(Some((f.dpid, info.in_port)), info.port, info.header);
+        Some((info, trace))
+    }
+
+    fn trace_at(&self, at: Option<(u64, u32)>, port: Uuid, header: Header) -> trace::Trace {
+        let (dpid, in_port) = at.unwrap_or((0, 0));
+        let start = Start::Ingress { port, in_port };
+        let (simulation, steps) = sim::simulate_traced(self.context(), start, header);
+        let deliveries = simulation
+            .egress
+            .iter()
+            .map(|e| {
+                let loc = self.bindings.port(e.port);
+                trace::Delivery {
+                    port: e.port,
+                    host: loc.map(|l| l.host),
+                    dpid: loc.map(|l| l.dpid),
+                    via: match at {
+                        Some(_) => self.via(dpid, in_port, e.port),
+                        None => trace::Via::NoIngressHost,
+                    },
+                    header: e.header,
+                }
+            })
+            .collect();
+        trace::Trace {
+            dpid: at.map(|a| a.0),
+            steps,
+            deliveries,
+            compiled: self.compiled(dpid, start, header, simulation),
+        }
+    }
+
+    /// How a copy for exterior port `port` leaves datapath `dpid` (ingress OpenFlow port
+    /// `in_port`).
+    fn via(&self, dpid: u64, in_port: u32, port: Uuid) -> trace::Via {
+        let Some(loc) = self.bindings.port(port) else {
+            return trace::Via::Unbound;
         };
-        let simulation = sim::simulate(ctx, start, header);
+        if loc.dpid == dpid {
+            if loc.ofport == in_port {
+                return trace::Via::Hairpin;
+            }
+            return trace::Via::Local { ofport: loc.ofport };
+        }
+        let here = self.bindings.host(dpid);
+        match here.and_then(|h| self.bindings.tunnel(h, loc.host)) {
+            Some(ofport) => trace::Via::Tunnel {
+                ofport,
+                key: loc.key,
+            },
+            None => trace::Via::NoTunnel,
+        }
+    }
+
+    fn compile(&self, dpid: u64, start: Start, header: Header) -> Compiled {
+        let simulation = sim::simulate(self.context(), start, header);
+        self.compiled(dpid, start, header, simulation)
+    }
+
+    fn compiled(
+        &self,
+        dpid: u64,
+        start: Start,
+        header: Header,
+        simulation: Simulation,
+    ) -> Compiled {
         let (port, in_port) = match start {
             Start::Ingress { port, in_port } => (port, in_port),
             Start::Egress { port } => (port, ofproto::port_no::CONTROLLER),
@@ -370,41 +492,31 @@ impl Engine {
             .snapshot
             .get::<topology::model::Port>(port)
             .map_or(0, |p| p.tunnel_key);
-        let here = self.bindings.host(dpid);
         let mut actions = Vec::new();
         let mut current = header;
         for e in &simulation.egress {
-            let Some(loc) = self.bindings.port(e.port) else {
+            let via = self.via(dpid, in_port, e.port);
+            if !matches!(via, trace::Via::Local { .. } | trace::Via::Tunnel { .. }) {
                 continue;
-            };
-            let out = if loc.dpid == dpid {
-                if loc.ofport == in_port {
-                    continue;
-                }
-                None
-            } else {
-                match here.and_then(|h| self.bindings.tunnel(h, loc.host)) {
-                    Some(t) => Some(t),
-                    None => continue,
-                }
-            };
+            }
             current.diff(&e.header, &mut actions);
             current = e.header;
-            match out {
-                None => actions.push(Action::Output {
-                    port: loc.ofport,
+            match via {
+                trace::Via::Local { ofport } => actions.push(Action::Output {
+                    port: ofport,
                     max_len: 0,
                 }),
-                Some(tunnel) => {
+                trace::Via::Tunnel { ofport, key } => {
                     actions.push(Action::SetField(OxmField::TunnelId {
-                        value: u64::from(loc.key),
+                        value: u64::from(key),
                         mask: None,
                     }));
                     actions.push(Action::Output {
-                        port: tunnel,
+                        port: ofport,
                         max_len: 0,
                     });
                 }
+                _ => {}
             }
         }
         let mtu_check = simulation
@@ -709,9 +821,20 @@ impl Engine {
         let error = c.simulation.flow == FlowKind::Short;
         let mut tags: SmallVec<[Tag; 12]> = SmallVec::new();
         if !c.simulation.is_error() {
-            tags.extend_from_slice(&c.simulation.tags);
-            tags.sort_unstable();
-            tags.dedup();
+            let all = &c.simulation.tags;
+            if all.len() <= 24 {
+                // In walk order (provenance shows the path from it), each tag once.
+                for t in all {
+                    if !tags.contains(t) {
+                        tags.push(*t);
+                    }
+                }
+            } else {
+                // A wide flood: a tree, not a path; linear dedup would be quadratic.
+                tags.extend_from_slice(all);
+                tags.sort_unstable();
+                tags.dedup();
+            }
         }
         let tags = &tags[..];
         // The switch replaces a flow with the same match and priority. If it depended on the
@@ -722,7 +845,7 @@ impl Engine {
             let same = self
                 .flows
                 .get(&old)
-                .is_some_and(|f| *f.tags == *tags && f.learned == learned);
+                .is_some_and(|f| same_tags(&f.tags, tags) && f.learned == learned);
             if same {
                 self.emit_flow(dpid, old, c, error, out);
                 return;
@@ -749,6 +872,7 @@ impl Engine {
                 match_: c.match_.clone(),
                 tags: tags.into(),
                 learned,
+                drop: c.simulation.drop.filter(|_| c.actions.is_empty()),
                 origin: (
                     match c.simulation_start {
                         Start::Ingress { port, .. } => port,
@@ -1191,6 +1315,9 @@ impl App for Engine {
                     .collect(),
             ),
             Query::ArpTable { router } => Answer::ArpTable(self.arp.table(now, router)),
+            Query::Trace { port, header } => Answer::Trace(Box::new(self.trace(port, header))),
+            Query::Flows { dpid } => Answer::Flows(self.flows(dpid)),
+            Query::Explain { cookie } => Answer::Explain(self.explain(cookie).map(Box::new)),
         })
     }
 

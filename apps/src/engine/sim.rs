@@ -41,6 +41,7 @@ use super::chain::Hook;
 use super::flowkey::{Header, Seen, Tracked};
 use super::index::Index;
 use super::route::{port_v4, Target};
+use super::trace::{FilterAt, NextHop, RouteTarget, Step, Traced};
 use crate::bindings::Bindings;
 
 /// How many device ingresses one packet may make before it is dropped as a loop.
@@ -320,10 +321,31 @@ pub(super) struct Walk<'a> {
     pub(super) consumed: bool,
     /// The result is a short drop.
     short: bool,
+    /// The trace being recorded, if any.
+    steps: Option<Vec<Traced>>,
 }
 
 /// Simulates `header` from `start` through the virtual network.
 pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
+    walk(ctx, start, header, None).0
+}
+
+/// [`simulate`], recording every step: the same walk, with its account.
+pub fn simulate_traced(
+    ctx: Context<'_>,
+    start: Start,
+    header: Header,
+) -> (Simulation, Vec<Traced>) {
+    let (sim, steps) = walk(ctx, start, header, Some(Vec::new()));
+    (sim, steps.unwrap_or_default())
+}
+
+fn walk(
+    ctx: Context<'_>,
+    start: Start,
+    header: Header,
+    steps: Option<Vec<Traced>>,
+) -> (Simulation, Option<Vec<Traced>>) {
     let mut w = Walk {
         ctx,
         devices: 0,
@@ -340,6 +362,7 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
         },
         consumed: false,
         short: false,
+        steps,
     };
     let mut pkt = Tracked::new(header);
     let r = match start {
@@ -348,6 +371,7 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
     };
     if let Err(reason) = r {
         w.out.drop = Some(reason);
+        w.note(|| Step::Drop { reason });
     }
     w.out.seen = w.out.seen.union(pkt.seen());
     if w.out.egress.is_empty() && w.out.drop.is_none() && !w.consumed {
@@ -364,7 +388,7 @@ pub fn simulate(ctx: Context<'_>, start: Start, header: Header) -> Simulation {
         // An error drop is short-lived and untagged: nothing it read makes it right later.
         w.out.tags.clear();
     }
-    w.out
+    (w.out, w.steps)
 }
 
 impl Walk<'_> {
@@ -374,7 +398,19 @@ impl Walk<'_> {
         self.out.tags.push(t);
     }
 
+    /// Records a trace step, when tracing (the closure keeps the untraced walk free of it).
+    #[inline]
+    pub(super) fn note(&mut self, step: impl FnOnce() -> Step) {
+        if let Some(steps) = &mut self.steps {
+            steps.push(Traced {
+                depth: u8::try_from(self.devices).unwrap_or(u8::MAX),
+                step: step(),
+            });
+        }
+    }
+
     pub(super) fn generate(&mut self, from: Uuid, reply: Reply) {
+        self.note(|| Step::Answer { from, reply });
         self.out.generated.push(Generated { from, reply });
         self.consumed = true;
     }
@@ -388,6 +424,11 @@ impl Walk<'_> {
         let info = ctx.index.port(port_id).ok_or(DropReason::UnknownPort)?;
         let port = &*info.port;
         self.tag(Tag::Port(port.id));
+        self.note(|| Step::Enter {
+            port: port.id,
+            device: port.device_id,
+            kind: info.kind,
+        });
         if !port.admin_state_up {
             return Err(DropReason::PortDown);
         }
@@ -400,10 +441,11 @@ impl Walk<'_> {
             out_port: None,
             router_port: router_source(info),
         };
-        self.filter(port.inbound_filter_id, hook, pkt)?;
+        self.filter(port.inbound_filter_id, FilterAt::PortIn(port.id), hook, pkt)?;
         match info.kind {
             DeviceKind::Bridge => {
-                self.filter(info.device_filters.0, hook, pkt)?;
+                let at = FilterAt::DeviceIn(port.device_id);
+                self.filter(info.device_filters.0, at, hook, pkt)?;
                 self.bridge(port.device_id, port, pkt)
             }
             DeviceKind::Router => self.router(port.device_id, port, pkt),
@@ -415,6 +457,11 @@ impl Walk<'_> {
         if inport.peer_id.is_none() {
             let src = pkt.eth_src();
             if !is_multicast(&src) {
+                self.note(|| Step::Learn {
+                    bridge: id,
+                    mac: src,
+                    port: inport.id,
+                });
                 self.out.effects.push(Effect::Learn {
                     bridge: id,
                     mac: src,
@@ -429,6 +476,12 @@ impl Walk<'_> {
             }
         } else {
             if let Some(port) = self.ctx.index.router_mac(id, dst) {
+                self.note(|| Step::MacHit {
+                    bridge: id,
+                    mac: dst,
+                    port,
+                    learned: false,
+                });
                 if port == inport.id {
                     return Err(DropReason::SameSegment);
                 }
@@ -440,6 +493,12 @@ impl Walk<'_> {
             }
             if let Some(&port) = self.ctx.macs.get(&(id, dst)) {
                 self.tag(Tag::Mac(id, dst));
+                self.note(|| Step::MacHit {
+                    bridge: id,
+                    mac: dst,
+                    port,
+                    learned: true,
+                });
                 if port == inport.id {
                     return Err(DropReason::SameSegment);
                 }
@@ -450,6 +509,10 @@ impl Walk<'_> {
         // Flood: every other port of the bridge, each branch with its own header copy. A port
         // that fails (down, a loop behind it) only loses its own copy.
         // The loop guard counts devices along one path: every branch starts from here.
+        self.note(|| Step::Flood {
+            bridge: id,
+            mac: dst,
+        });
         let snapshot = self.ctx.snapshot;
         let mut seen = Seen::EMPTY;
         let depth = self.devices;
@@ -463,6 +526,9 @@ impl Walk<'_> {
             seen = seen.union(branch.seen());
             if r == Err(DropReason::Loop) {
                 return r;
+            }
+            if let Err(reason) = r {
+                self.note(|| Step::Drop { reason });
             }
         }
         pkt.absorb(seen);
@@ -542,7 +608,7 @@ impl Walk<'_> {
                     router_port: Some((mac, ip)),
                 };
                 let filters = self.device_filters(inport);
-                self.filter(filters.0, hook, pkt)?;
+                self.filter(filters.0, FilterAt::DeviceIn(id), hook, pkt)?;
                 self.route(id, inport, mac, ip, pkt)
             }
             ETH_IPV4 => Err(DropReason::NotForRouter),
@@ -634,14 +700,37 @@ impl Walk<'_> {
             mac: in_mac,
             ip: in_ip,
         };
+        let prefix = ipnet::Ipv4Net::new(ip.dst, lookup.dst_len)
+            .map_or_else(|_| ipnet::Ipv4Net::default(), |n| n.trunc());
         let entry = match lookup.chosen.len() {
             0 => {
+                self.note(|| Step::Route {
+                    router: id,
+                    dst: ip.dst,
+                    prefix,
+                    route: None,
+                    ecmp: 0,
+                    target: RouteTarget::None,
+                });
                 self.generate(inport.id, error(Icmpv4Error::NetUnreachable));
                 return Err(DropReason::NoRoute);
             }
             1 => lookup.chosen[0],
             n => lookup.chosen[ecmp_hash(pkt) as usize % n],
         };
+        self.note(|| Step::Route {
+            router: id,
+            dst: ip.dst,
+            prefix,
+            route: entry.route,
+            ecmp: lookup.chosen.len(),
+            target: match entry.target {
+                Target::Local { .. } => RouteTarget::Local,
+                Target::Blackhole => RouteTarget::Blackhole,
+                Target::Reject => RouteTarget::Reject,
+                Target::Forward { port, gateway } => RouteTarget::Forward { port, gateway },
+            },
+        });
         match entry.target {
             Target::Local { .. } => self.local(inport, pkt),
             Target::Blackhole => Err(DropReason::Blackhole),
@@ -740,19 +829,32 @@ impl Walk<'_> {
                 return Err(DropReason::TooBig);
             }
         }
+        let hop = |mac| Step::NextHop {
+            router: id,
+            ip: next_hop,
+            mac,
+        };
         let mac = match ctx.index.static_neighbour(port, next_hop) {
-            Some(mac) => mac,
+            Some(mac) => {
+                self.note(|| hop(NextHop::Topology(mac)));
+                mac
+            }
             None => {
                 self.tag(Tag::Arp(id, next_hop));
                 match ctx.arp.neighbour(id, next_hop) {
-                    Some(Neighbour::Known(mac)) => mac,
+                    Some(Neighbour::Known(mac)) => {
+                        self.note(|| hop(NextHop::Arp(mac)));
+                        mac
+                    }
                     Some(Neighbour::Failed) => {
+                        self.note(|| hop(NextHop::Failed));
                         self.generate(inport.id, error(Icmpv4Error::HostUnreachable));
                         self.consumed = false;
                         self.short = true;
                         return Err(DropReason::HostUnreachable);
                     }
                     Some(Neighbour::Pending) | None => {
+                        self.note(|| hop(NextHop::Unresolved));
                         self.out.resolve = Some(Resolve {
                             router: id,
                             port: port.id,
@@ -766,6 +868,11 @@ impl Walk<'_> {
         };
         pkt.set_eth(out_mac, mac);
         pkt.dec_ttl();
+        self.note(|| Step::Rewrite {
+            eth_src: out_mac,
+            eth_dst: mac,
+            ttl: pkt.header().ipv4.map(|i| i.ttl),
+        });
         self.leave(inport, port.id, pkt)
     }
 
@@ -778,7 +885,8 @@ impl Walk<'_> {
             router_port: self.ctx.index.port(inport.id).and_then(router_source),
         };
         let filters = self.device_filters(inport);
-        self.filter(filters.1, hook, pkt)?;
+        let at = FilterAt::DeviceOut(inport.device_id);
+        self.filter(filters.1, at, hook, pkt)?;
         self.egress(port, Some(inport.id), pkt)
     }
 
@@ -801,6 +909,10 @@ impl Walk<'_> {
         };
         let port = &*info.port;
         self.tag(Tag::Port(port.id));
+        self.note(|| Step::Leave {
+            port: port.id,
+            device: port.device_id,
+        });
         if !port.admin_state_up {
             return Err(DropReason::PortDown);
         }
@@ -811,17 +923,25 @@ impl Walk<'_> {
                 .and_then(|p| ctx.index.port(p))
                 .and_then(router_source),
         };
-        self.filter(port.outbound_filter_id, hook, pkt)?;
+        self.filter(
+            port.outbound_filter_id,
+            FilterAt::PortOut(port.id),
+            hook,
+            pkt,
+        )?;
         if let Some(peer) = port.peer_id {
             return self.ingress(peer, pkt);
         }
         // An exterior port that is not plugged anywhere has nowhere to send; its binding is
         // part of what the flow depends on (the port tag), so plugging it re-simulates.
         if self.ctx.bindings.port(port.id).is_some() {
+            self.note(|| Step::Deliver { port: port.id });
             self.out.egress.push(Egress {
                 port: port.id,
                 header: *pkt.header(),
             });
+        } else {
+            self.note(|| Step::Unbound { port: port.id });
         }
         Ok(())
     }

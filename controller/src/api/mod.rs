@@ -6,6 +6,7 @@ pub mod guard;
 pub mod listener;
 pub mod switches;
 pub mod topology;
+pub mod trace;
 
 pub use error::ApiError;
 

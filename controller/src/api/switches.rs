@@ -26,7 +26,7 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use ofproto::consts::{OFPG_ANY, OFPTT_ALL};
 use ofproto::display::{Dpid, Mac, PortName};
@@ -38,12 +38,18 @@ use ofproto::{
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::api::trace::Provenance;
 use crate::api::ApiError;
 use crate::openflow::registry::CountersSnapshot;
 use crate::openflow::{Reply, RequestError, SwitchHandle, Switches};
 
 /// The routes of this module, to be nested under `/api/v1`.
 pub fn routes(switches: Switches) -> Router {
+    routes_with(switches, None)
+}
+
+/// [`routes`], with the app's [`Provenance`] of flows shown in `GET /switches/{dpid}/flows`.
+pub fn routes_with(switches: Switches, provenance: Option<Provenance>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/switches", get(list))
@@ -54,7 +60,11 @@ pub fn routes(switches: Switches) -> Router {
             get(flows).post(modify_flows).delete(clear_flows),
         )
         .with_state(switches)
+        .layer(axum::Extension(ProvenanceOf(provenance)))
 }
+
+#[derive(Clone)]
+struct ProvenanceOf(Option<Provenance>);
 
 async fn health(State(switches): State<Switches>) -> Json<Value> {
     Json(json!({"status": "ok", "switches": switches.len()}))
@@ -263,6 +273,11 @@ pub struct FlowView {
     pub match_: Map<String, Value>,
     /// Instructions and actions, ofctl_rest strings (`OUTPUT:2`, `GOTO_TABLE:1`, …).
     pub actions: Vec<Value>,
+    /// The flow as `ovs-ofctl dump-flows` prints it.
+    pub ofctl: String,
+    /// What produced it, for a flow the engine installed (see `api::trace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
 }
 
 impl From<&FlowStats> for FlowView {
@@ -280,38 +295,56 @@ impl From<&FlowStats> for FlowView {
             byte_count: f.byte_count,
             match_: match_to_json(&f.match_),
             actions: instructions_to_json(&f.instructions),
+            ofctl: f.to_string(),
+            provenance: None,
         }
     }
 }
 
 async fn flows(
     State(switches): State<Switches>,
+    Extension(ProvenanceOf(provenance)): Extension<ProvenanceOf>,
     Path(dpid): Path<String>,
     OriginalUri(uri): OriginalUri,
     Query(mut filter): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let page = Page::take(&mut filter)?;
     let sw = switch(&switches, &dpid)?;
+    let stats = flow_stats(&sw, flow_stats_filter(&filter)?).await?;
+    let origins = provenance.map(|p| p(sw.dpid())).unwrap_or_default();
+    Ok(page.respond(uri.path(), &filter, stats.len(), |range| {
+        stats[range]
+            .iter()
+            .map(|f| FlowView {
+                provenance: origins.get(&f.cookie).cloned(),
+                ..FlowView::from(f)
+            })
+            .collect()
+    }))
+}
+
+/// The switch's answer to a FLOW_STATS request, every part's flows in order.
+pub async fn flow_stats(
+    sw: &SwitchHandle,
+    filter: ofproto::FlowStatsRequest,
+) -> Result<Vec<FlowStats>, ApiError> {
     let request = Message::MultipartRequest(MultipartRequest {
         flags: 0,
-        body: MultipartRequestBody::Flow(flow_stats_filter(&filter)?),
+        body: MultipartRequestBody::Flow(filter),
     });
     let Reply::Multipart(parts) = sw.request(request).await.map_err(request_error)? else {
         return Err(ApiError::internal(
             "flow stats answered with a single message",
         ));
     };
-    let stats: Vec<&FlowStats> = parts
-        .iter()
-        .filter_map(|part| match &part.body {
+    Ok(parts
+        .into_iter()
+        .filter_map(|part| match part.body {
             MultipartReplyBody::Flow(stats) => Some(stats),
             _ => None,
         })
         .flatten()
-        .collect();
-    Ok(page.respond(uri.path(), &filter, stats.len(), |range| {
-        stats[range].iter().map(|f| FlowView::from(*f)).collect()
-    }))
+        .collect())
 }
 
 /// The FLOW_STATS request for `GET /flows?table_id=&cookie=&cookie_mask=&out_port=` (all

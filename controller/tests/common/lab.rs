@@ -51,6 +51,27 @@ impl Api {
         v
     }
 
+    /// `method path [body]`: the status and the JSON body (`Null` when there is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("REST reachable");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The controller's API address, as the CLI's `--api` takes it.
+    pub fn cli_base(&self) -> &str {
+        self.base.trim_end_matches("/api/v1")
+    }
+
     /// `GET path`: the JSON body, `None` when unreachable or not JSON.
     pub async fn get(&self, path: &str) -> Option<Value> {
         let r = self

@@ -549,6 +549,10 @@ impl Display for Action {
                     f.write_char(')')
                 }
             },
+            a @ Action::Experimenter { .. } if a.as_nx_check_pkt_larger().is_some() => {
+                let (len, reg, bit) = a.as_nx_check_pkt_larger().unwrap_or_default();
+                write!(f, "check_pkt_larger({len})->NXM_NX_REG{reg}[{bit}]")
+            }
             Action::Experimenter { experimenter, data } => {
                 write!(f, "experimenter({experimenter:#010x},0x")?;
                 for b in data.iter() {
@@ -724,6 +728,31 @@ impl Display for FlowStats {
             f.write_char(' ')?;
         }
         instructions(f, &self.instructions)
+    }
+}
+
+/// A flow as `ovs-ofctl add-flow` takes it and `dump-flows` prints it, without the counters:
+/// `table=20, priority=1043,metadata=0x5,ip,nw_dst=10.0.1.0/24 actions=dec_ttl,output:3`.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowText<'a> {
+    /// The table.
+    pub table_id: u8,
+    /// The priority.
+    pub priority: u16,
+    /// The match.
+    pub match_: &'a Match,
+    /// The instructions.
+    pub instructions: &'a [Instruction],
+}
+
+impl Display for FlowText<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "table={}, ", self.table_id)?;
+        if match_is_printed(Some(self.priority), self.match_) {
+            match_format(f, Some(self.priority), self.match_)?;
+            f.write_char(' ')?;
+        }
+        instructions(f, self.instructions)
     }
 }
 

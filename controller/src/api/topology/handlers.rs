@@ -483,6 +483,8 @@ fn wrong_answer(query: &apps::Query, answer: &apps::Answer) -> ApiError {
         match answer {
             apps::Answer::MacTable(v) => v.len(),
             apps::Answer::ArpTable(v) => v.len(),
+            apps::Answer::Flows(v) => v.len(),
+            apps::Answer::Trace(_) | apps::Answer::Explain(_) => 1,
         }
     ))
 }

@@ -1,0 +1,1272 @@
+//! Seeing what the network does: traces, flow provenance and per-port counters.
+//!
+//! - `POST /trace` runs the engine's simulation with effects off (see `apps::engine::trace`) and
+//!   answers every step, where the copies go and the exact flow the ingress host would get.
+//! - `GET /flows/{cookie}` explains an installed flow: the packet that made it traced again now,
+//!   beside the flow the switch really has; `consistent` says whether they agree (the oracle).
+//! - `GET /switches/{dpid}/flows` gains a `provenance` per engine flow ([`provenance`]).
+//! - `GET /ports/{id}/stats`: packets and bytes that entered by a port through installed flows,
+//!   and drops by reason, from the switches' flow statistics.
+//!
+//! The engine gives ids; naming them (device names, port addresses and interfaces) and the text
+//! are here. [`render`] prints a trace for the CLI, in full or `--minimal`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use apps::engine::flowkey::{Arp, Header, Ipv4, L4};
+use apps::engine::pipeline::TABLE_CACHE;
+use apps::engine::sim::{FlowKind, Reply, Tag};
+use apps::engine::trace::{
+    Delivery, FilterAt, FilterVerdict, FlowInfo, NextHop, RouteTarget, Step, Trace, Via,
+};
+use apps::Bindings;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use ofproto::display::{Dpid, FlowText, Mac};
+use serde_json::{json, Map, Value};
+use topology::model::{Bridge, Chain, DhcpSubnet, Port, Route, Router, RuleAction};
+use topology::{DeviceKind, Network, Snapshot};
+use uuid::Uuid;
+
+use super::switches::flow_stats;
+use super::topology::Runtime;
+use crate::api::ApiError;
+use crate::openflow::Switches;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Ctx {
+    net: Network,
+    rt: Runtime,
+    switches: Switches,
+}
+
+/// `/trace`, `/flows/{cookie}` and `/ports/{id}/stats`.
+pub fn routes(net: Network, rt: Runtime, switches: Switches) -> axum::Router {
+    axum::Router::new()
+        .route("/trace", post(trace))
+        .route("/flows/{cookie}", get(explain))
+        .route("/ports/{id}/stats", get(port_stats))
+        .with_state(Ctx { net, rt, switches })
+}
+
+/// Per flow of one switch, by cookie: what produced it (for `GET /switches/{dpid}/flows`).
+pub type Provenance = Arc<dyn Fn(u64) -> HashMap<u64, Value> + Send + Sync>;
+
+/// The [`Provenance`] of the engine's flows, named from the topology now.
+pub fn provenance(net: Network, rt: Runtime) -> Provenance {
+    Arc::new(move |dpid| {
+        let Some(apps::Answer::Flows(flows)) = rt.query(&apps::Query::Flows { dpid: Some(dpid) })
+        else {
+            return HashMap::new();
+        };
+        let snap = net.snapshot();
+        let bindings = rt.bindings();
+        let names = Names::new(&snap, &bindings);
+        flows
+            .iter()
+            .map(|f| (f.cookie, names.provenance(f)))
+            .collect()
+    })
+}
+
+// ---- names ----
+
+/// Names ids from the topology and bindings, for people: device names, router ports by address,
+/// VIF ports by interface and host.
+struct Names<'a> {
+    snap: &'a Snapshot,
+    bindings: &'a Bindings,
+}
+
+fn short(id: Uuid) -> String {
+    id.simple().to_string()[..8].to_owned()
+}
+
+impl<'a> Names<'a> {
+    fn new(snap: &'a Snapshot, bindings: &'a Bindings) -> Self {
+        Names { snap, bindings }
+    }
+
+    fn device(&self, id: Uuid) -> String {
+        if let Some(b) = self.snap.get::<Bridge>(id) {
+            return b.name.clone();
+        }
+        if let Some(r) = self.snap.get::<Router>(id) {
+            return r.name.clone();
+        }
+        short(id)
+    }
+
+    fn host(&self, id: Uuid) -> String {
+        self.snap
+            .hosts()
+            .find(|h| h.id == id)
+            .map_or_else(|| short(id), |h| h.name.clone())
+    }
+
+    /// `r1:10.0.1.1/24`, `net1:tap1@hv1`, `net1:to-r1`, or `net1:1a2b3c4d`.
+    fn port(&self, id: Uuid) -> String {
+        let Some(p) = self.snap.get::<Port>(id) else {
+            return short(id);
+        };
+        let dev = self.device(p.device_id);
+        if let Some(a) = p.address {
+            return format!("{dev}:{a}");
+        }
+        if let Some(l) = self.bindings.port(id) {
+            return format!("{dev}:{}@{}", l.interface, self.host(l.host));
+        }
+        if let Some(peer) = p.peer_id.and_then(|q| self.snap.get::<Port>(q)) {
+            return format!("{dev}:to-{}", self.device(peer.device_id));
+        }
+        format!("{dev}:{}", short(id))
+    }
+
+    fn chain(&self, id: Uuid) -> String {
+        self.snap
+            .get::<Chain>(id)
+            .map_or_else(|| short(id), |c| c.name.clone())
+    }
+
+    fn rule(&self, id: Uuid) -> String {
+        match self.snap.rule_with_position(id) {
+            Some(r) => format!("{}#{}", self.chain(r.chain_id), r.position),
+            None => short(id),
+        }
+    }
+
+    fn route(&self, id: Uuid) -> String {
+        let Some(r) = self.snap.get::<Route>(id) else {
+            return short(id);
+        };
+        match r.next_hop_gateway {
+            Some(g) => format!("{} via {g}", r.dst),
+            None => r.dst.to_string(),
+        }
+    }
+
+    fn reply(&self, r: &Reply) -> String {
+        match r {
+            Reply::ArpReply { mac } => format!("ARP reply: is-at {}", Mac(*mac)),
+            Reply::EchoReply => "ICMP echo reply".into(),
+            Reply::IcmpError { error, ip, .. } => format!("ICMP {error:?} from {ip}"),
+            Reply::Dhcp { bridge } => format!("DHCP from {}'s server", self.device(*bridge)),
+            Reply::TcpReset => "TCP RST".into(),
+        }
+    }
+
+    /// One step as a line, and its kind.
+    fn step(&self, s: &Step) -> (&'static str, String) {
+        match *s {
+            Step::Enter { port, device, kind } => {
+                let kind = match kind {
+                    DeviceKind::Bridge => "bridge",
+                    DeviceKind::Router => "router",
+                };
+                (
+                    "ingress",
+                    format!("{kind} {}: in by {}", self.device(device), self.port(port)),
+                )
+            }
+            Step::Filter { chain, at, verdict } => {
+                let at = match at {
+                    FilterAt::PortIn(_) => "port inbound",
+                    FilterAt::DeviceIn(_) => "inbound",
+                    FilterAt::DeviceOut(_) => "outbound",
+                    FilterAt::PortOut(_) => "port outbound",
+                };
+                let verdict = match verdict {
+                    FilterVerdict::Accept => "accept",
+                    FilterVerdict::Continue => "no rule decided: go on",
+                    FilterVerdict::Drop => "DROP",
+                    FilterVerdict::Reject => "REJECT",
+                };
+                (
+                    "filter",
+                    format!("{at} filter {}: {verdict}", self.chain(chain)),
+                )
+            }
+            Step::Rule { rule, action, .. } => (
+                "rule",
+                format!("rule {} matches: {}", self.rule(rule), action_name(action)),
+            ),
+            Step::Learn { mac, port, .. } => (
+                "learn",
+                format!(
+                    "source {} is on {} (learned by real packets, not by a trace)",
+                    Mac(mac),
+                    self.port(port)
+                ),
+            ),
+            Step::MacHit {
+                mac, port, learned, ..
+            } => (
+                "mac",
+                if learned {
+                    format!("destination {} learned on {}", Mac(mac), self.port(port))
+                } else {
+                    let router = self
+                        .snap
+                        .get::<Port>(port)
+                        .and_then(|p| self.snap.get::<Port>(p.peer_id?))
+                        .map_or_else(|| "a router".to_owned(), |r| self.port(r.id));
+                    format!("destination {} is router port {router}", Mac(mac))
+                },
+            ),
+            Step::Flood { mac, .. } => (
+                "flood",
+                if mac == [0xff; 6] {
+                    "broadcast: flood".into()
+                } else {
+                    format!("destination {} unknown: flood", Mac(mac))
+                },
+            ),
+            Step::Route {
+                dst,
+                prefix,
+                route,
+                ecmp,
+                target,
+                ..
+            } => {
+                let by = match route {
+                    Some(r) => format!("route {}", self.route(r)),
+                    None if target == RouteTarget::None => "no route".into(),
+                    None => "connected".into(),
+                };
+                let to = match target {
+                    RouteTarget::None => "ICMP network unreachable".into(),
+                    RouteTarget::Local => "to the router itself".into(),
+                    RouteTarget::Blackhole => "blackhole".into(),
+                    RouteTarget::Reject => "reject".into(),
+                    RouteTarget::Forward { port, gateway } => match gateway {
+                        Some(g) => format!("out {} via {g}", self.port(port)),
+                        None => format!("out {}", self.port(port)),
+                    },
+                };
+                let ecmp = if ecmp > 1 {
+                    format!(" (one of {ecmp} equal-cost routes)")
+                } else {
+                    String::new()
+                };
+                (
+                    "route",
+                    format!("lookup {dst}: {by}, {to}{ecmp} (decided for {prefix})"),
+                )
+            }
+            Step::NextHop { ip, mac, .. } => (
+                "next_hop",
+                match mac {
+                    NextHop::Topology(m) => format!("next hop {ip} is {} (topology)", Mac(m)),
+                    NextHop::Arp(m) => format!("next hop {ip} is {} (ARP cache)", Mac(m)),
+                    NextHop::Failed => {
+                        format!("next hop {ip}: ARP failed, ICMP host unreachable")
+                    }
+                    NextHop::Unresolved => {
+                        format!("next hop {ip} unknown: the packet would wait for ARP")
+                    }
+                },
+            ),
+            Step::Rewrite {
+                eth_src,
+                eth_dst,
+                ttl,
+            } => {
+                let mut t = format!("eth_src={},eth_dst={}", Mac(eth_src), Mac(eth_dst));
+                if let Some(ttl) = ttl {
+                    let _ = write!(t, ",ttl={ttl}");
+                }
+                ("rewrite", t)
+            }
+            Step::Leave { port, .. } => ("egress", format!("out by {}", self.port(port))),
+            Step::Deliver { port } => ("output", format!("output to {}", self.port(port))),
+            Step::Unbound { port } => (
+                "unbound",
+                format!("{} is not bound to an interface: no copy", self.port(port)),
+            ),
+            Step::Answer { from, reply } => (
+                "answer",
+                format!("answer {} out of {}", self.reply(&reply), self.port(from)),
+            ),
+            Step::Drop { reason } => ("drop", format!("drop: {}", reason.as_str())),
+        }
+    }
+
+    fn delivery(&self, d: &Delivery) -> Value {
+        let host = d.host.map(|h| self.host(h));
+        let (via, text) = match d.via {
+            Via::Local { ofport } => ("local", format!("output:{ofport}")),
+            Via::Tunnel { ofport, key } => (
+                "tunnel",
+                format!(
+                    "tunnel to {}: tun_id={key:#x}, output:{ofport}",
+                    host.as_deref().unwrap_or("?")
+                ),
+            ),
+            Via::Hairpin => ("hairpin", "the port it came in by: not sent".into()),
+            Via::NoTunnel => ("no_tunnel", "no tunnel to its host yet: not sent".into()),
+            Via::Unbound => ("unbound", "not bound: not sent".into()),
+            Via::NoIngressHost => ("no_ingress_host", "the ingress port is not bound".into()),
+        };
+        let mut v = json!({
+            "port_id": d.port,
+            "port": self.port(d.port),
+            "host": host,
+            "dpid": d.dpid.map(|x| Dpid(x).to_string()),
+            "via": via,
+            "text": text,
+        });
+        if let Via::Tunnel { ofport, key } = d.via {
+            v["ofport"] = json!(ofport);
+            v["tun_id"] = json!(key);
+        } else if let Via::Local { ofport } = d.via {
+            v["ofport"] = json!(ofport);
+        }
+        v
+    }
+
+    fn tag(&self, t: &Tag) -> Value {
+        let (kind, id, name) = match *t {
+            Tag::Port(p) => ("port", Some(p), self.port(p)),
+            Tag::Device(d) => ("device", Some(d), self.device(d)),
+            Tag::Mac(b, m) => ("mac", Some(b), format!("{} {}", self.device(b), Mac(m))),
+            Tag::Flood(b, m) => (
+                "flood",
+                Some(b),
+                format!("{} unknown {}", self.device(b), Mac(m)),
+            ),
+            Tag::Arp(r, ip) => ("arp", Some(r), format!("{} {ip}", self.device(r))),
+            Tag::Chain(c) => ("chain", Some(c), self.chain(c)),
+            Tag::Route(r) => ("route", Some(r), self.route(r)),
+            Tag::Dst(r, n) => ("destination", Some(r), format!("{} {n}", self.device(r))),
+            Tag::PortGroup(g) => ("port_group", Some(g), short(g)),
+            Tag::AddrGroup(g) => ("ip_addr_group", Some(g), short(g)),
+        };
+        json!({"kind": kind, "id": id, "name": name})
+    }
+
+    /// What produced a flow: its ingress, the packet, the devices on its path and everything it
+    /// depends on.
+    fn provenance(&self, f: &FlowInfo) -> Value {
+        let mut path: Vec<String> = Vec::new();
+        let mut depends = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for t in &f.tags {
+            if !seen.insert(*t) {
+                continue;
+            }
+            if let Tag::Device(d) = t {
+                path.push(self.device(*d));
+            }
+            depends.push(self.tag(t));
+        }
+        json!({
+            "ingress_port_id": f.port,
+            "ingress_port": self.port(f.port),
+            "packet": packet_text(&f.header),
+            "path": path,
+            "depends_on": depends,
+            "drop_reason": f.drop.map(|d| d.as_str()),
+        })
+    }
+}
+
+fn action_name(a: RuleAction) -> &'static str {
+    match a {
+        RuleAction::Accept => "accept",
+        RuleAction::Drop => "drop",
+        RuleAction::Reject => "reject",
+        RuleAction::Continue => "continue",
+        RuleAction::Return => "return",
+        RuleAction::Jump => "jump",
+        RuleAction::Dnat => "dnat (not yet: matches nothing)",
+        RuleAction::Snat => "snat (not yet: matches nothing)",
+        RuleAction::RevDnat => "rev_dnat (not yet: matches nothing)",
+        RuleAction::RevSnat => "rev_snat (not yet: matches nothing)",
+    }
+}
+
+/// A header in `ovs-ofctl` flow syntax (what `strowger trace` takes back).
+pub fn packet_text(h: &Header) -> String {
+    let mut t = String::new();
+    let proto = h.ipv4.map(|i| i.proto);
+    match (h.eth_type, proto) {
+        (0x0800, Some(1)) => t.push_str("icmp"),
+        (0x0800, Some(6)) => t.push_str("tcp"),
+        (0x0800, Some(17)) => t.push_str("udp"),
+        (0x0800, _) => t.push_str("ip"),
+        (0x0806, _) => t.push_str("arp"),
+        (other, _) => {
+            let _ = write!(t, "dl_type={other:#06x}");
+        }
+    }
+    let _ = write!(t, ",dl_src={},dl_dst={}", Mac(h.eth_src), Mac(h.eth_dst));
+    if let Some(ip) = h.ipv4 {
+        let _ = write!(t, ",nw_src={},nw_dst={}", ip.src, ip.dst);
+        if !matches!(ip.proto, 1 | 6 | 17) {
+            let _ = write!(t, ",nw_proto={}", ip.proto);
+        }
+        let _ = write!(t, ",nw_ttl={}", ip.ttl);
+        match ip.frag {
+            0 => {}
+            1 => t.push_str(",nw_frag=first"),
+            _ => t.push_str(",nw_frag=later"),
+        }
+    }
+    if let Some(a) = h.arp {
+        let _ = write!(
+            t,
+            ",arp_op={},arp_spa={},arp_tpa={},arp_sha={}",
+            a.op,
+            a.spa,
+            a.tpa,
+            Mac(a.sha)
+        );
+    }
+    match h.l4 {
+        L4::Tcp(s, d) | L4::Udp(s, d) => {
+            let _ = write!(t, ",tp_src={s},tp_dst={d}");
+        }
+        L4::Icmp(ty, code) => {
+            let _ = write!(t, ",icmp_type={ty},icmp_code={code}");
+        }
+        L4::Other => {}
+    }
+    t
+}
+
+// ---- the packet to trace ----
+
+/// Parses `ovs-ofctl` flow syntax (`icmp,nw_src=10.0.0.2,nw_dst=10.0.1.5`) into the trace
+/// API's packet fields.
+pub fn packet_from_flow(flow: &str) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for item in flow.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = match item.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (item, None),
+        };
+        let proto = |out: &mut Map<String, Value>, p: &str| {
+            out.insert("proto".into(), json!(p));
+        };
+        match (k, v) {
+            ("ip", None) => {
+                out.insert("eth_type".into(), json!(0x0800));
+            }
+            ("icmp" | "tcp" | "udp", None) => proto(&mut out, k),
+            ("arp", None) => {
+                out.insert("eth_type".into(), json!(0x0806));
+            }
+            (k, Some(v)) => {
+                let key = match k {
+                    "dl_src" | "eth_src" => "eth_src",
+                    "dl_dst" | "eth_dst" => "eth_dst",
+                    "dl_type" | "eth_type" => "eth_type",
+                    "dl_vlan" | "vlan_vid" | "vlan" => "vlan",
+                    "nw_src" | "ip_src" | "ipv4_src" => "ip_src",
+                    "nw_dst" | "ip_dst" | "ipv4_dst" => "ip_dst",
+                    "nw_proto" | "ip_proto" | "proto" => "proto",
+                    "nw_ttl" | "ttl" => "ttl",
+                    "tp_src" | "tcp_src" | "udp_src" => "tp_src",
+                    "tp_dst" | "tcp_dst" | "udp_dst" => "tp_dst",
+                    "icmp_type" | "icmpv4_type" => "icmp_type",
+                    "icmp_code" | "icmpv4_code" => "icmp_code",
+                    "arp_op" => "arp_op",
+                    "arp_spa" => "arp_spa",
+                    "arp_tpa" => "arp_tpa",
+                    "arp_sha" => "arp_sha",
+                    "ip_len" | "nw_len" | "len" => "ip_len",
+                    "df" => "df",
+                    "nw_frag" | "frag" => "frag",
+                    other => return Err(format!("{other}: not a field a trace takes")),
+                };
+                let value = match v.parse::<u64>() {
+                    Ok(n) if key != "eth_src" && key != "eth_dst" => json!(n),
+                    _ if v.starts_with("0x") => u64::from_str_radix(&v[2..], 16)
+                        .map(|n| json!(n))
+                        .map_err(|_| format!("{k}={v}: bad hex number"))?,
+                    _ if v == "true" || v == "false" => json!(v == "true"),
+                    _ => json!(v),
+                };
+                out.insert(key.into(), value);
+            }
+            (k, None) => return Err(format!("{k}: expected a protocol or key=value")),
+        }
+    }
+    Ok(out)
+}
+
+const PACKET_KEYS: &[&str] = &[
+    "eth_src",
+    "eth_dst",
+    "eth_type",
+    "vlan",
+    "ip_src",
+    "ip_dst",
+    "proto",
+    "ttl",
+    "tp_src",
+    "tp_dst",
+    "icmp_type",
+    "icmp_code",
+    "arp_op",
+    "arp_spa",
+    "arp_tpa",
+    "arp_sha",
+    "ip_len",
+    "df",
+    "frag",
+];
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+        format!("packet.{field}: {why}"),
+    )
+    .with_field(format!("packet.{field}"))
+}
+
+fn num(p: &Map<String, Value>, k: &str, max: u64) -> Result<Option<u64>, ApiError> {
+    match p.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= max => Ok(Some(n)),
+            _ => Err(invalid(k, format!("expected an integer 0..={max}"))),
+        },
+    }
+}
+
+fn mac(p: &Map<String, Value>, k: &str) -> Result<Option<[u8; 6]>, ApiError> {
+    match p.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s
+            .parse::<Mac>()
+            .map(|m| Some(m.0))
+            .map_err(|e| invalid(k, e)),
+        Some(_) => Err(invalid(k, "expected a MAC string")),
+    }
+}
+
+fn ip(p: &Map<String, Value>, k: &str) -> Result<Option<Ipv4Addr>, ApiError> {
+    match p.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(k, "expected an IPv4 address")),
+        Some(_) => Err(invalid(k, "expected an IPv4 address string")),
+    }
+}
+
+/// What the defaults are taken from: the ingress port's segment.
+struct Segment {
+    /// The ingress port's own MAC (a router port), or the MAC learned on it, or a lease's.
+    mac: Option<([u8; 6], &'static str)>,
+    /// DHCP leases of the ingress bridge: (MAC, address).
+    leases: Vec<([u8; 6], Ipv4Addr)>,
+    /// The gateway (router port) of the ingress bridge: (MAC, address, subnet).
+    gateway: Option<([u8; 6], ipnet::Ipv4Net)>,
+}
+
+impl Segment {
+    fn of(snap: &Snapshot, rt: &Runtime, port: &Port) -> Segment {
+        let mut leases = Vec::new();
+        for s in snap.dhcp_subnets_of(port.device_id) {
+            let s: &DhcpSubnet = s;
+            for h in &s.hosts {
+                if let std::net::IpAddr::V4(a) = h.ip {
+                    leases.push((h.mac.0, a));
+                }
+            }
+        }
+        let gateway = snap
+            .ports_of(port.device_id)
+            .filter_map(|p| snap.get::<Port>(p.peer_id?))
+            .find_map(|r| match (r.mac, r.address) {
+                (Some(m), Some(ipnet::IpNet::V4(n))) => Some((m.0, n)),
+                _ => None,
+            });
+        let learned = match rt.query(&apps::Query::MacTable {
+            bridge: port.device_id,
+        }) {
+            Some(apps::Answer::MacTable(v)) => {
+                v.into_iter().find(|e| e.port_id == port.id).map(|e| e.mac)
+            }
+            _ => None,
+        };
+        let mac = port
+            .mac
+            .map(|m| (m.0, "the port's MAC"))
+            .or(learned.map(|m| (m, "the MAC learned on the port")));
+        Segment {
+            mac,
+            leases,
+            gateway,
+        }
+    }
+}
+
+/// The header to trace from the API's packet fields; and what was assumed, in words.
+fn header_from(p: &Map<String, Value>, seg: &Segment) -> Result<(Header, Vec<String>), ApiError> {
+    if let Some(k) = p.keys().find(|k| !PACKET_KEYS.contains(&k.as_str())) {
+        return Err(invalid(
+            k,
+            format!("unknown field (known: {})", PACKET_KEYS.join(", ")),
+        ));
+    }
+    let mut assumed = Vec::new();
+    let proto = match p.get("proto") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(match s.as_str() {
+            "icmp" => 1,
+            "tcp" => 6,
+            "udp" => 17,
+            other => other
+                .parse::<u8>()
+                .map_err(|_| invalid("proto", "expected icmp, tcp, udp or 0..=255"))?,
+        }),
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .ok_or_else(|| invalid("proto", "expected icmp, tcp, udp or 0..=255"))?,
+        ),
+    };
+    let arp_fields = ["arp_op", "arp_spa", "arp_tpa", "arp_sha"]
+        .iter()
+        .any(|k| p.contains_key(*k));
+    let eth_type = match num(p, "eth_type", 0xffff)? {
+        Some(t) => t as u16,
+        None if arp_fields => 0x0806,
+        None => {
+            if !["ip_src", "ip_dst", "proto"]
+                .iter()
+                .any(|k| p.contains_key(*k))
+            {
+                assumed.push("eth_type=0x0800 (IPv4)".into());
+            }
+            0x0800
+        }
+    };
+    if let Some(v) = num(p, "vlan", 4095)? {
+        assumed.push(format!(
+            "vlan {v} ignored: the virtual network carries untagged frames (VIFs are access ports)"
+        ));
+    }
+    let eth_src = match mac(p, "eth_src")? {
+        Some(m) => m,
+        None => {
+            let by_ip = ip(p, "ip_src")?.and_then(|a| seg.leases.iter().find(|l| l.1 == a));
+            let (m, why) = match (seg.mac, by_ip) {
+                (Some(m), _) => m,
+                (None, Some(l)) => (l.0, "the DHCP lease of ip_src"),
+                (None, None) => ([0x02, 0, 0, 0, 0, 0x01], "a made-up local MAC"),
+            };
+            assumed.push(format!("eth_src={} ({why})", Mac(m)));
+            m
+        }
+    };
+    let mut h = Header::ethernet(eth_src, [0xff; 6], eth_type);
+    match eth_type {
+        0x0800 => {
+            let src = match ip(p, "ip_src")? {
+                Some(a) => a,
+                None => {
+                    let a = seg
+                        .leases
+                        .iter()
+                        .find(|l| l.0 == eth_src)
+                        .map(|l| (l.1, "eth_src's DHCP lease"))
+                        .unwrap_or((Ipv4Addr::UNSPECIFIED, "unknown"));
+                    assumed.push(format!("ip_src={} ({})", a.0, a.1));
+                    a.0
+                }
+            };
+            let dst = match ip(p, "ip_dst")? {
+                Some(a) => a,
+                None => {
+                    let g = seg.gateway.map_or(Ipv4Addr::BROADCAST, |g| g.1.addr());
+                    assumed.push(format!("ip_dst={g} (the gateway)"));
+                    g
+                }
+            };
+            let proto = proto.unwrap_or_else(|| {
+                assumed.push("proto=icmp".into());
+                1
+            });
+            let ttl = num(p, "ttl", 255)?.map_or_else(
+                || {
+                    assumed.push("ttl=64".into());
+                    64
+                },
+                |t| t as u8,
+            );
+            let l4 = match proto {
+                6 | 17 => {
+                    let sp = num(p, "tp_src", 0xffff)?.map_or_else(
+                        || {
+                            assumed.push("tp_src=40000".into());
+                            40000
+                        },
+                        |v| v as u16,
+                    );
+                    let dp = num(p, "tp_dst", 0xffff)?.map_or_else(
+                        || {
+                            assumed.push("tp_dst=80".into());
+                            80
+                        },
+                        |v| v as u16,
+                    );
+                    if proto == 6 {
+                        L4::Tcp(sp, dp)
+                    } else {
+                        L4::Udp(sp, dp)
+                    }
+                }
+                1 => {
+                    let ty = num(p, "icmp_type", 255)?.map_or_else(
+                        || {
+                            assumed.push("icmp_type=8 (echo request)".into());
+                            8
+                        },
+                        |v| v as u8,
+                    );
+                    L4::Icmp(ty, num(p, "icmp_code", 255)?.unwrap_or(0) as u8)
+                }
+                _ => L4::Other,
+            };
+            let frag = match p.get("frag").and_then(Value::as_str) {
+                None | Some("no") => 0,
+                Some("first") => 1,
+                Some("later") => 3,
+                Some(_) => return Err(invalid("frag", "expected no, first or later")),
+            };
+            let total_len = num(p, "ip_len", 0xffff)?.map_or(84, |v| v as u16);
+            let df = match p.get("df") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(Value::Number(n)) => n.as_u64() == Some(1),
+                Some(_) => return Err(invalid("df", "expected true or false")),
+            };
+            h.ipv4 = Some(Ipv4 {
+                src,
+                dst,
+                proto,
+                ttl,
+                total_len,
+                df,
+                frag,
+            });
+            h.l4 = if frag & 2 != 0 { L4::Other } else { l4 };
+            h.eth_dst = match mac(p, "eth_dst")? {
+                Some(m) => m,
+                None => {
+                    let on_link = seg.gateway.is_some_and(|g| g.1.contains(&dst));
+                    let lease = seg.leases.iter().find(|l| l.1 == dst).map(|l| l.0);
+                    let (m, why) = match (on_link, lease, seg.gateway) {
+                        (_, Some(m), _) if on_link || seg.gateway.is_none() => {
+                            (m, "ip_dst's DHCP lease")
+                        }
+                        (false, _, Some(g)) => (g.0, "the gateway: ip_dst is off-link"),
+                        (true, _, Some(g)) if dst == g.1.addr() => (g.0, "the gateway"),
+                        _ => ([0xff; 6], "broadcast: ip_dst's MAC is unknown"),
+                    };
+                    assumed.push(format!("eth_dst={} ({why})", Mac(m)));
+                    m
+                }
+            };
+        }
+        0x0806 => {
+            let op = num(p, "arp_op", 0xffff)?.map_or(1, |v| v as u16);
+            let spa = ip(p, "arp_spa")?
+                .or(ip(p, "ip_src")?)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let tpa = ip(p, "arp_tpa")?
+                .or(ip(p, "ip_dst")?)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            h.arp = Some(Arp {
+                op,
+                sha: mac(p, "arp_sha")?.unwrap_or(eth_src),
+                spa,
+                tpa,
+            });
+            h.eth_dst = mac(p, "eth_dst")?.unwrap_or([0xff; 6]);
+        }
+        _ => {
+            h.eth_dst = mac(p, "eth_dst")?.unwrap_or_else(|| {
+                assumed.push("eth_dst=ff:ff:ff:ff:ff:ff".into());
+                [0xff; 6]
+            });
+        }
+    }
+    Ok((h, assumed))
+}
+
+// ---- handlers ----
+
+async fn trace(State(cx): State<Ctx>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    let Some(obj) = doc.as_object() else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| {
+        ![
+            "ingress_port_id",
+            "host_id",
+            "interface_name",
+            "packet",
+            "flow",
+        ]
+        .contains(&k.as_str())
+    }) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{k}: unknown field"),
+        )
+        .with_field(k.clone()));
+    }
+    let snap = cx.net.snapshot();
+    let bindings = cx.rt.bindings();
+    let port = ingress(&snap, &bindings, obj)?;
+    let packet = match (obj.get("packet"), obj.get("flow")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "give `packet` or `flow`, not both",
+            ))
+        }
+        (Some(Value::Object(p)), None) => p.clone(),
+        (Some(_), None) => {
+            return Err(invalid("", "expected an object").with_field("packet"));
+        }
+        (None, Some(Value::String(f))) => packet_from_flow(f).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("flow: {e}"),
+            )
+            .with_field("flow")
+        })?,
+        (None, Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "flow: expected a string in ovs-ofctl flow syntax",
+            )
+            .with_field("flow"))
+        }
+        (None, None) => Map::new(),
+    };
+    let seg = Segment::of(&snap, &cx.rt, &port);
+    let (header, assumed) = header_from(&packet, &seg)?;
+    let query = apps::Query::Trace {
+        port: port.id,
+        header,
+    };
+    let t = match cx.rt.query(&query) {
+        Some(apps::Answer::Trace(t)) => t,
+        _ => {
+            return Err(ApiError::unavailable(
+                "the running app does not trace (run the engine: --app engine)",
+            ))
+        }
+    };
+    let names = Names::new(&snap, &bindings);
+    let mut v = trace_json(&names, port.id, &header, &t);
+    v["assumed"] = json!(assumed);
+    Ok(Json(v))
+}
+
+/// The ingress port named by `ingress_port_id`, or by `host_id` (id or name) and
+/// `interface_name` through the bindings.
+fn ingress(
+    snap: &Snapshot,
+    bindings: &Bindings,
+    obj: &Map<String, Value>,
+) -> Result<Port, ApiError> {
+    let bad = |f: &str, why: &str| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{f}: {why}"),
+        )
+        .with_field(f.to_owned())
+    };
+    if let Some(v) = obj.get("ingress_port_id") {
+        let id = v
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| bad("ingress_port_id", "expected a port id"))?;
+        return snap.get::<Port>(id).map(|p| Port::clone(p)).ok_or_else(|| {
+            ApiError::not_found(format!("no port {id}")).with_field("ingress_port_id")
+        });
+    }
+    let (Some(host), Some(iface)) = (
+        obj.get("host_id").and_then(Value::as_str),
+        obj.get("interface_name").and_then(Value::as_str),
+    ) else {
+        return Err(bad(
+            "ingress_port_id",
+            "give ingress_port_id, or host_id and interface_name",
+        ));
+    };
+    let host = snap
+        .hosts()
+        .find(|h| h.name == host || h.id.to_string() == host)
+        .ok_or_else(|| ApiError::not_found(format!("no host {host:?}")).with_field("host_id"))?;
+    let id = bindings
+        .bound()
+        .find(|(_, l)| l.host == host.id && l.interface == iface)
+        .map(|(id, _)| id)
+        .or_else(|| snap.port_by_binding(host.id, iface).map(|p| p.id))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no port is bound to interface {iface:?} on host {}",
+                host.name
+            ))
+            .with_field("interface_name")
+        })?;
+    snap.get::<Port>(id)
+        .map(|p| Port::clone(p))
+        .ok_or_else(|| ApiError::not_found(format!("no port {id}")))
+}
+
+/// A trace as the API answers it.
+fn trace_json(names: &Names<'_>, port: Uuid, header: &Header, t: &Trace) -> Value {
+    let loc = names.bindings.port(port);
+    let steps: Vec<Value> = t
+        .steps
+        .iter()
+        .map(|s| {
+            let (kind, text) = names.step(&s.step);
+            json!({"depth": s.depth.saturating_sub(1), "kind": kind, "text": text})
+        })
+        .collect();
+    let sim = &t.compiled.simulation;
+    let verdict = if !sim.egress.is_empty() {
+        "forwarded"
+    } else if sim.resolve.is_some() {
+        "parked"
+    } else if !sim.generated.is_empty() {
+        "answered"
+    } else {
+        "dropped"
+    };
+    let kind = match sim.flow {
+        FlowKind::Cache => "cache",
+        FlowKind::Short => "short",
+        FlowKind::None => "none",
+    };
+    let flow = match t.dpid {
+        None => Value::Null,
+        Some(dpid) => {
+            let host = loc.map(|l| names.host(l.host));
+            let mut f = json!({
+                "host": host,
+                "dpid": Dpid(dpid).to_string(),
+                "kind": kind,
+            });
+            if sim.flow == FlowKind::None {
+                f["text"] = json!(
+                    "no flow: the controller must see every such packet (an answer, a parked \
+                     packet, an expired TTL or a malformed header)"
+                );
+            } else {
+                let ins = t.compiled.instructions();
+                f["table_id"] = json!(TABLE_CACHE);
+                f["priority"] = json!(t.compiled.priority);
+                f["match"] = json!(t.compiled.match_.to_string());
+                f["ofctl"] = json!(FlowText {
+                    table_id: TABLE_CACHE,
+                    priority: t.compiled.priority,
+                    match_: &t.compiled.match_,
+                    instructions: &ins,
+                }
+                .to_string());
+            }
+            f
+        }
+    };
+    json!({
+        "ingress": {
+            "port_id": port,
+            "port": names.port(port),
+            "host": loc.map(|l| names.host(l.host)),
+            "dpid": loc.map(|l| Dpid(l.dpid).to_string()),
+            "ofport": loc.map(|l| l.ofport),
+        },
+        "packet": packet_text(header),
+        "steps": steps,
+        "result": {
+            "verdict": verdict,
+            "drop_reason": sim.drop.filter(|_| sim.egress.is_empty()).map(|d| d.as_str()),
+            "outputs": t.deliveries.iter().map(|d| names.delivery(d)).collect::<Vec<_>>(),
+        },
+        "flow": flow,
+    })
+}
+
+/// Whether two matches hold the same fields: a switch answers them in its own order.
+fn same_fields(a: &ofproto::Match, b: &ofproto::Match) -> bool {
+    a.fields.len() == b.fields.len() && a.fields.iter().all(|f| b.fields.contains(f))
+}
+
+fn parse_cookie(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+async fn explain(
+    State(cx): State<Ctx>,
+    Path(cookie): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = parse_cookie(&cookie).ok_or_else(|| {
+        ApiError::bad_request(format!("{cookie:?} is not a cookie (decimal or 0x-hex)"))
+            .with_field("cookie")
+    })?;
+    let (info, t) = match cx.rt.query(&apps::Query::Explain { cookie: c }) {
+        Some(apps::Answer::Explain(Some(e))) => *e,
+        Some(apps::Answer::Explain(None)) => {
+            return Err(ApiError::not_found(format!(
+                "the engine installed no flow with cookie {c:#x} (or it is gone)"
+            )))
+        }
+        _ => {
+            return Err(ApiError::unavailable(
+                "the running app does not explain flows (run the engine: --app engine)",
+            ))
+        }
+    };
+    let snap = cx.net.snapshot();
+    let bindings = cx.rt.bindings();
+    let names = Names::new(&snap, &bindings);
+    let mut v = json!({
+        "cookie": format!("{c:#x}"),
+        "dpid": Dpid(info.dpid).to_string(),
+        "provenance": names.provenance(&info),
+    });
+    v["trace"] = trace_json(&names, info.port, &info.header, &t);
+    // The flow as the switch has it: what the oracle compares the re-simulation with.
+    let installed = match cx.switches.get(info.dpid) {
+        None => None,
+        Some(sw) => {
+            let req = ofproto::FlowStatsRequest {
+                table_id: TABLE_CACHE,
+                cookie: c,
+                cookie_mask: u64::MAX,
+                ..Default::default()
+            };
+            flow_stats(&sw, req).await?.into_iter().next()
+        }
+    };
+    let ins = t.compiled.instructions();
+    let mut differences = Vec::new();
+    match &installed {
+        None => differences.push("the switch has no flow with this cookie".to_owned()),
+        Some(f) => {
+            if t.compiled.simulation.flow == FlowKind::None {
+                differences.push("the packet now goes to the controller: no flow".into());
+            }
+            if f.priority != t.compiled.priority {
+                differences.push(format!(
+                    "priority: installed {}, now {}",
+                    f.priority, t.compiled.priority
+                ));
+            }
+            if !same_fields(&f.match_, &t.compiled.match_) {
+                differences.push(format!(
+                    "match: installed {}, now {}",
+                    f.match_, t.compiled.match_
+                ));
+            }
+            if f.instructions != ins {
+                differences.push(format!(
+                    "actions: installed {}, now {}",
+                    FlowText {
+                        table_id: TABLE_CACHE,
+                        priority: 0,
+                        match_: &f.match_,
+                        instructions: &f.instructions
+                    },
+                    FlowText {
+                        table_id: TABLE_CACHE,
+                        priority: 0,
+                        match_: &f.match_,
+                        instructions: &ins
+                    },
+                ));
+            }
+        }
+    }
+    v["installed"] = installed.as_ref().map_or(Value::Null, |f| {
+        json!({
+            "ofctl": FlowText {
+                table_id: f.table_id,
+                priority: f.priority,
+                match_: &f.match_,
+                instructions: &f.instructions,
+            }
+            .to_string(),
+            "packet_count": f.packet_count,
+            "byte_count": f.byte_count,
+            "duration_sec": f.duration_sec,
+        })
+    });
+    v["consistent"] = json!(differences.is_empty());
+    v["differences"] = json!(differences);
+    Ok(Json(v))
+}
+
+async fn port_stats(
+    State(cx): State<Ctx>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a port id")).with_field("id"))?;
+    let snap = cx.net.snapshot();
+    snap.find::<Port>(id)?;
+    let flows = match cx.rt.query(&apps::Query::Flows { dpid: None }) {
+        Some(apps::Answer::Flows(f)) => f,
+        _ => Vec::new(),
+    };
+    let mine: HashMap<u64, &FlowInfo> = flows
+        .iter()
+        .filter(|f| f.port == id)
+        .map(|f| (f.cookie, f))
+        .collect();
+    let mut dpids: Vec<u64> = mine.values().map(|f| f.dpid).collect();
+    dpids.sort_unstable();
+    dpids.dedup();
+    let (mut packets, mut bytes, mut n) = (0u64, 0u64, 0u64);
+    let mut drops: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    for dpid in dpids {
+        let Some(sw) = cx.switches.get(dpid) else {
+            continue;
+        };
+        let req = ofproto::FlowStatsRequest {
+            table_id: TABLE_CACHE,
+            ..Default::default()
+        };
+        for f in flow_stats(&sw, req).await? {
+            let Some(info) = mine.get(&f.cookie) else {
+                continue;
+            };
+            n += 1;
+            match info.drop {
+                Some(d) => {
+                    let e = drops.entry(d.as_str()).or_default();
+                    e.0 += f.packet_count;
+                    e.1 += f.byte_count;
+                }
+                None => {
+                    packets += f.packet_count;
+                    bytes += f.byte_count;
+                }
+            }
+        }
+    }
+    let bindings = cx.rt.bindings();
+    let names = Names::new(&snap, &bindings);
+    Ok(Json(json!({
+        "port_id": id,
+        "port": names.port(id),
+        "flows": n,
+        "rx_packets": packets,
+        "rx_bytes": bytes,
+        "drops": drops
+            .into_iter()
+            .map(|(k, (p, b))| (k.to_owned(), json!({"packets": p, "bytes": b})))
+            .collect::<Map<String, Value>>(),
+        "note": "packets that entered by this port and hit an installed flow; the first packet \
+                 of each flow goes through the controller and is not counted here",
+    })))
+}
+
+// ---- text ----
+
+/// A trace answer (`POST /trace`, or an explanation's `trace`) as text: every step indented by
+/// its depth in the walk, like `ovn-trace`; or, `minimal`, only the header changes, answers,
+/// drops and outputs, which is stable enough for regression tests.
+pub fn render(v: &Value, minimal: bool) -> String {
+    let mut out = String::new();
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let steps = v["steps"].as_array().cloned().unwrap_or_default();
+    if minimal {
+        for st in &steps {
+            let kind = st["kind"].as_str().unwrap_or_default();
+            if matches!(kind, "rewrite" | "answer" | "drop" | "unbound") {
+                let _ = writeln!(out, "{}", s(&st["text"]));
+            }
+        }
+        for o in v["result"]["outputs"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "output {}: {}", s(&o["port"]), s(&o["text"]));
+        }
+        if v["result"]["outputs"].as_array().is_none_or(Vec::is_empty) {
+            let _ = writeln!(out, "{}", s(&v["result"]["verdict"]));
+        }
+        return out;
+    }
+    let _ = writeln!(out, "trace: {}", s(&v["packet"]));
+    let _ = writeln!(
+        out,
+        "ingress: {}{}",
+        s(&v["ingress"]["port"]),
+        v["ingress"]["host"]
+            .as_str()
+            .map(|h| format!(" on {h}"))
+            .unwrap_or_else(|| " (not bound)".into())
+    );
+    for a in v["assumed"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "assumed: {}", s(a));
+    }
+    out.push('\n');
+    for st in &steps {
+        let depth = st["depth"].as_u64().unwrap_or(0) as usize;
+        let _ = writeln!(out, "{}{}", "    ".repeat(depth), s(&st["text"]));
+    }
+    out.push('\n');
+    let r = &v["result"];
+    let _ = write!(out, "result: {}", s(&r["verdict"]));
+    if let Some(d) = r["drop_reason"].as_str() {
+        let _ = write!(out, " ({d})");
+    }
+    out.push('\n');
+    for o in r["outputs"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  output {}{}: {}",
+            s(&o["port"]),
+            o["host"]
+                .as_str()
+                .map(|h| format!(" on {h}"))
+                .unwrap_or_default(),
+            s(&o["text"])
+        );
+    }
+    let f = &v["flow"];
+    if !f.is_null() {
+        let _ = writeln!(out, "flow on {} ({}):", s(&f["host"]), s(&f["kind"]));
+        let text = f["ofctl"]
+            .as_str()
+            .or(f["text"].as_str())
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {text}");
+    }
+    out
+}
