@@ -470,6 +470,7 @@ async fn routed_udp(tunnel: &str) {
     );
     assert!(trace.contains(&format!("cookie {cookie}")), "{trace}");
     assert_tunnels_to(&trace, tunnel, b.vm.key);
+    assert!(lab.oracle().await >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,6 +520,7 @@ async fn ttl_one_gets_time_exceeded_with_and_without_a_flow() {
     .await;
     // Neither expired packet reached b (the request and the one routed packet only).
     assert_eq!(lab.sent(&b.vm).len(), 2, "{:?}", lab.sent(&b.vm));
+    lab.oracle().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,6 +552,7 @@ async fn df_packets_over_the_mtu_get_frag_needed_with_and_without_a_flow() {
     .await;
     // b got the ARP request, the parked packet and the one that fits: nothing too big.
     assert_eq!(lab.sent(&b.vm).len(), 3, "{:?}", lab.sent(&b.vm));
+    lab.oracle().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,6 +598,7 @@ async fn gateway_answers_arp_and_echo() {
         assert_eq!((code, rest), (0, &request[14 + 20 + 4..]));
     }
     assert_eq!(lab.sent(&a.vm).len(), 3, "one answer each");
+    lab.oracle().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -797,6 +801,7 @@ async fn dhcp_offers_and_acks_static_hosts_only() {
         .filter(|h| Ip::parse(&unhex(h)).is_some_and(|ip| ip.udp(68, 67).is_some()))
         .count();
     assert_eq!(flooded, 0, "a DISCOVER was flooded to d");
+    lab.oracle().await;
 }
 
 /// Every field of an OFFER or ACK for `g` from the router port r1 as server.

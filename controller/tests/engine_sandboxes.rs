@@ -139,6 +139,7 @@ async fn three_hosts_one_bridge(tunnel: &str) {
             assert!(trace.contains(&format!("cookie {cookie}")), "{l}\n{trace}");
         }
     }
+    assert!(lab.oracle().await >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,6 +214,7 @@ async fn a_killed_controller_restarts_and_leaves_nothing_stale() {
         (f == unicast(mac(3), mac(2), "c to b")).then_some(())
     })
     .await;
+    lab.oracle().await;
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,10 +3,12 @@
 //! OVSDB, driven over REST; VIFs plugged with `external_ids:iface-id` and read back from their
 //! `tx_pcap`. Shared by the engine's sandbox tests.
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use testbed::{Sandbox, Underlay};
 
@@ -373,6 +375,61 @@ impl Lab {
         let mut all = vec!["dump-flows", "br-int"];
         all.extend_from_slice(args);
         self.hvs[hv].ofctl(&all).expect("dump-flows")
+    }
+
+    /// Explains every engine flow-cache entry `dump-flows` shows on every host: each must be what
+    /// the engine would install now (the oracle), at most one flow per (priority, match), and its
+    /// provenance must name objects the API has. Returns how many were checked.
+    pub async fn oracle(&self) -> usize {
+        let mut checked = 0;
+        for hv in 0..self.hvs.len() {
+            let dump = self.flows(hv, &["table=20"]);
+            let mut seen = HashSet::new();
+            for line in dump.lines().filter(|l| l.contains("cookie=0x53548")) {
+                let cookie = flow_field(line, "cookie=").unwrap();
+                let priority = flow_field(line, "priority=").unwrap();
+                let m = line.split(" actions=").next().unwrap();
+                let m = &m[m.find("priority=").unwrap()..];
+                assert!(seen.insert(m.to_owned()), "two flows at {priority}: {m}");
+                let (status, e) = self
+                    .api
+                    .call(Method::GET, &format!("/flows/{cookie}"), None)
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{cookie}: {e}");
+                assert_eq!(
+                    e["consistent"],
+                    json!(true),
+                    "stale flow on hv{}: {line}\n{e:#}",
+                    hv + 1
+                );
+                for dep in e["provenance"]["depends_on"].as_array().unwrap() {
+                    let id = dep["id"].as_str().unwrap();
+                    let path = match dep["kind"].as_str().unwrap() {
+                        "port" => format!("/ports/{id}"),
+                        "route" => format!("/routes/{id}"),
+                        "chain" => format!("/chains/{id}"),
+                        "port_group" => format!("/port_groups/{id}"),
+                        "ip_addr_group" => format!("/ip_addr_groups/{id}"),
+                        // Devices, MAC and ARP entries, floods and destinations name a device.
+                        _ => format!("/bridges/{id}"),
+                    };
+                    let mut found = self.api.get(&path).await.filter(|v| v["id"] == id);
+                    if found.is_none() && path.starts_with("/bridges") {
+                        found = self
+                            .api
+                            .get(&format!("/routers/{id}"))
+                            .await
+                            .filter(|v| v["id"] == id);
+                    }
+                    assert!(
+                        found.is_some(),
+                        "provenance of {cookie} names {dep}: not found"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        checked
     }
 
     /// `ovs-appctl ofproto/trace br-int FLOW` on host `hv`.
