@@ -663,13 +663,21 @@ fn counters_move_where_the_events_happen() {
         (0, 0, Some(0))
     );
     // a speaks: one packet-in, one simulation, one flow (a flood) installed.
-    l.f.send(l.hv[0], l.of[0], frames::arp_request(mac(1), [0; 4], [0; 4]));
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::arp_request(mac(1), [0; 4], [0; 4]),
+    );
     let c = counters(&l);
     assert_eq!((c.packet_ins, c.simulations), (1, 1));
     assert_eq!((c.flows_installed, c.flows), (1, Some(1)));
     assert_eq!(c.macs_learned, 1);
     // d speaks to a, then a's port goes admin-down: flows through it are invalidated.
-    l.f.send(l.hv[2], l.of[3], frames::udp(mac(4), mac(1), [0; 4], [0; 4], 1, 1));
+    l.f.send(
+        l.hv[2],
+        l.of[3],
+        frames::udp(mac(4), mac(1), [0; 4], [0; 4], 1, 1),
+    );
     let c = counters(&l);
     assert_eq!((c.packet_ins, c.flows_installed), (2, 2));
     assert_eq!(c.flows_invalidated, 0);
@@ -681,7 +689,11 @@ fn counters_move_where_the_events_happen() {
     assert_eq!(c.flows, Some(2 - c.flows_invalidated));
     assert_eq!(c.flows_removed, 0);
     // What is left expires: the switch reports it, the engine counts it removed.
-    l.f.send(l.hv[1], l.of[1], frames::udp(mac(2), mac(3), [0; 4], [0; 4], 1, 1));
+    l.f.send(
+        l.hv[1],
+        l.of[1],
+        frames::udp(mac(2), mac(3), [0; 4], [0; 4], 1, 1),
+    );
     let before = counters(&l);
     assert!(before.flows.unwrap() >= 1);
     l.f.advance(Duration::from_secs(601));
@@ -690,7 +702,11 @@ fn counters_move_where_the_events_happen() {
     assert_eq!(c.flows_removed, before.flows.unwrap());
     // Drops by reason: a frame from the down port is dropped by the simulation.
     assert_eq!(c.drops, vec![]);
-    l.f.send(l.hv[0], l.of[0], frames::udp(mac(1), mac(4), [0; 4], [0; 4], 1, 1));
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::udp(mac(1), mac(4), [0; 4], [0; 4], 1, 1),
+    );
     let c = counters(&l);
     assert_eq!(c.drops, vec![("port_down", 1)]);
     // Budget hits: a port over its packet-in budget.
