@@ -9,6 +9,8 @@
 //! already lives: the app's own counters (`apps::Query::Counters`, one short call under the
 //! app lock), the switch registry, the provisioner's host views and the app host's resync
 //! count. So nothing is counted twice, and no gauge can drift from the state it shows.
+//! Connections the REST listener refuses before any request is read (its connection budget
+//! full: an immediate 503) never reach the layer and are not counted.
 //!
 //! Every name starts with `strowger_`; counters end in `_total`, the histogram in `_seconds`.
 
@@ -26,6 +28,7 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::watch;
@@ -109,6 +112,14 @@ pub struct Sources {
 /// The registry of everything `GET /metrics` shows.
 pub fn registry(sources: Sources) -> Registry {
     let mut r = Registry::with_prefix(PREFIX);
+    r.register(
+        "build",
+        "The controller's version and the app answering packet-ins",
+        Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("app", sources.app.name()),
+        ]),
+    );
     r.register_with_unit(
         "packet_in",
         // The registry ends registered help texts with a period itself.
@@ -531,6 +542,7 @@ mod tests {
         assert_eq!(v("strowger_ovsdb_hosts", &[]), Some(3.0));
         assert_eq!(v("strowger_ovsdb_hosts_connected", &[]), Some(2.0));
         assert_eq!(v("strowger_resyncs_total", &[]), Some(0.0));
+        assert_eq!(v("strowger_build_info", &[("app", "counting")]), Some(1.0));
         // No request was counted yet: the family shows no series.
         assert!(after
             .iter()
