@@ -329,9 +329,13 @@ impl Collector for Live {
     }
 }
 
+/// The integration tests' reader of the exposition, shared so that one parser checks both.
+#[cfg(test)]
+#[path = "../tests/common/exposition.rs"]
+mod exposition;
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::Instant;
 
     use apps::{Answer, App, AppCounters, Event, Output, Query};
@@ -340,87 +344,11 @@ mod tests {
     use tokio::sync::mpsc;
     use tower::ServiceExt;
 
+    use super::exposition::Samples;
     use super::*;
     use crate::openflow::registry::SwitchHandle;
     use crate::openflow::test_util::features;
     use crate::openflow::Switches;
-
-    /// One sample of an exposition: its name, its labels and its value.
-    #[derive(Debug, Clone, PartialEq)]
-    struct Sample {
-        name: String,
-        labels: BTreeMap<String, String>,
-        value: f64,
-    }
-
-    /// The samples of an OpenMetrics text exposition (comments skipped; label values
-    /// unescaped). Panics on a line that is not a sample: the encoder must not write one.
-    fn parse(text: &str) -> Vec<Sample> {
-        let mut v = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let name_end = line.find(['{', ' ']).expect("a sample has a value");
-            let name = line[..name_end].to_string();
-            let mut labels = BTreeMap::new();
-            let mut rest = &line[name_end..];
-            if let Some(body) = rest.strip_prefix('{') {
-                let mut chars = body.char_indices();
-                let (mut key, mut value, mut in_value) = (String::new(), String::new(), false);
-                let end = loop {
-                    let (i, c) = chars.next().expect("labels end with }");
-                    match (in_value, c) {
-                        (false, '}') => break i,
-                        (false, ',') => {}
-                        (false, '=') => {
-                            assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
-                            in_value = true;
-                        }
-                        (false, c) => key.push(c),
-                        (true, '\\') => match chars.next().map(|(_, c)| c) {
-                            Some('n') => value.push('\n'),
-                            Some(c) => value.push(c),
-                            None => panic!("dangling escape in {line}"),
-                        },
-                        (true, '"') => {
-                            labels.insert(std::mem::take(&mut key), std::mem::take(&mut value));
-                            in_value = false;
-                        }
-                        (true, c) => value.push(c),
-                    }
-                };
-                rest = &body[end + 1..];
-            }
-            let value = rest.split_whitespace().next().expect("a value");
-            let value = match value {
-                "+Inf" => f64::INFINITY,
-                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
-            };
-            v.push(Sample {
-                name,
-                labels,
-                value,
-            });
-        }
-        v
-    }
-
-    /// The value of the one sample called `name` whose labels include `labels`.
-    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut found = samples.iter().filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        });
-        let one = found.next()?;
-        assert!(
-            found.next().is_none(),
-            "{name} {labels:?} is not one series"
-        );
-        Some(one.value)
-    }
 
     /// Counts packet-ins; reports fixed drops and flows beside.
     #[derive(Default)]
@@ -509,12 +437,12 @@ mod tests {
             http: HttpMetrics::default(),
         });
 
-        let before = parse(&render(&registry));
+        let before = Samples::parse(&render(&registry));
         assert_eq!(
-            value(&before, "strowger_packet_in_seconds_count", &[]),
+            before.get("strowger_packet_in_seconds_count", &[]),
             Some(0.0)
         );
-        assert_eq!(value(&before, "strowger_packet_ins_total", &[]), Some(0.0));
+        assert_eq!(before.get("strowger_packet_ins_total", &[]), Some(0.0));
         for _ in 0..3 {
             host.event(1, &packet_in(7), |_| {});
         }
@@ -523,8 +451,8 @@ mod tests {
 
         let text = render(&registry);
         well_formed(&text);
-        let after = parse(&text);
-        let v = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels);
+        let after = Samples::parse(&text);
+        let v = |name: &str, labels: &[(&str, &str)]| after.get(name, labels);
         assert_eq!(v("strowger_packet_in_seconds_count", &[]), Some(3.0));
         assert_eq!(
             v("strowger_packet_in_seconds_bucket", &[("le", "+Inf")]),
@@ -545,13 +473,14 @@ mod tests {
         assert_eq!(v("strowger_build_info", &[("app", "counting")]), Some(1.0));
         // No request was counted yet: the family shows no series.
         assert!(after
+            .0
             .iter()
             .all(|s| s.name != "strowger_http_requests_total"));
 
         // The switch leaves: the gauge follows the registry.
         host.switch_down(7, 1);
-        let gone = parse(&render(&registry));
-        assert_eq!(value(&gone, "strowger_switches_connected", &[]), Some(0.0));
+        let gone = Samples::parse(&render(&registry));
+        assert_eq!(gone.get("strowger_switches_connected", &[]), Some(0.0));
     }
 
     #[test]
@@ -571,10 +500,10 @@ mod tests {
         });
         let text = render(&registry);
         well_formed(&text);
-        let s = parse(&text);
-        assert_eq!(value(&s, "strowger_switches_connected", &[]), Some(0.0));
-        assert_eq!(value(&s, "strowger_packet_ins_total", &[]), None);
-        assert_eq!(value(&s, "strowger_ovsdb_hosts_connected", &[]), None);
+        let s = Samples::parse(&text);
+        assert_eq!(s.get("strowger_switches_connected", &[]), Some(0.0));
+        assert_eq!(s.get("strowger_packet_ins_total", &[]), None);
+        assert_eq!(s.get("strowger_ovsdb_hosts_connected", &[]), None);
     }
 
     #[tokio::test]
@@ -630,10 +559,9 @@ mod tests {
             .expect("body");
         let text = String::from_utf8(body.to_vec()).expect("UTF-8");
         well_formed(&text);
-        let s = parse(&text);
+        let s = Samples::parse(&text);
         let requests = |method: &str, route: &str, status: &str| {
-            value(
-                &s,
+            s.get(
                 "strowger_http_requests_total",
                 &[("method", method), ("route", route), ("status", status)],
             )
@@ -646,12 +574,16 @@ mod tests {
         assert_eq!(requests("other", "/api/v1/health", "405"), Some(1.0));
         // Raw paths never become labels.
         assert!(!text.contains("/no/such/path"), "{text}");
-        // This scrape is counted once it is answered, so the next one shows it.
-        let total: f64 = s
-            .iter()
-            .filter(|x| x.name == "strowger_http_requests_total")
-            .map(|x| x.value)
-            .sum();
+        // The scrape itself is counted only once answered: six requests, not seven.
+        assert_eq!(
+            s.count("strowger_http_requests_total", &[("route", "/metrics")]),
+            0.0
+        );
+        let total: f64 =
+            s.0.iter()
+                .filter(|x| x.name == "strowger_http_requests_total")
+                .map(|x| x.value)
+                .sum();
         assert_eq!(total, 6.0);
     }
 }
