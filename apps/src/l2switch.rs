@@ -27,7 +27,7 @@ use ofproto::{
 
 use ofproto::display::Mac;
 
-use crate::{App, Event, Output};
+use crate::{Answer, App, AppCounters, Event, Output, Query};
 
 /// The name on the command line.
 pub const NAME: &str = "l2switch";
@@ -71,6 +71,9 @@ pub struct L2Switch {
     config: Config,
     /// dpid → its MAC table.
     tables: HashMap<u64, MacTable>,
+    /// What it counts of [`AppCounters`]: packet-ins (ignored ones by reason), flows
+    /// installed, MACs learned. It keeps no record of its flows, so no level of them.
+    counters: AppCounters,
 }
 
 /// One switch's MAC → port table, with the learning order per port for eviction.
@@ -189,6 +192,7 @@ impl L2Switch {
         Self {
             config,
             tables: HashMap::new(),
+            counters: AppCounters::default(),
         }
     }
 
@@ -216,11 +220,14 @@ impl L2Switch {
     }
 
     fn packet_in(&mut self, dpid: u64, pin: &PacketIn, out: &mut Vec<Output>) {
+        self.counters.packet_ins += 1;
         let Some(in_port) = pin.match_.in_port() else {
             tracing::debug!(dpid, "packet-in without in_port ignored");
+            self.ignored("no_in_port");
             return;
         };
         let Some((dst, src, ethertype)) = ethernet(&pin.data) else {
+            self.ignored("unparseable");
             tracing::debug!(
                 dpid,
                 len = pin.data.len(),
@@ -229,11 +236,16 @@ impl L2Switch {
             return;
         };
         if ethertype == ETHERTYPE_LLDP {
+            self.ignored("lldp");
             return;
         }
         let table = self.tables.entry(dpid).or_default();
         if !is_multicast(&src) {
+            let before = table.get(&src);
             let (moved, evicted) = table.learn(src, in_port, self.config.max_macs_per_switch);
+            if before != Some(in_port) {
+                self.counters.macs_learned += 1;
+            }
             if let Some(old) = moved {
                 tracing::debug!(dpid, mac = %Mac(src), old, new = in_port, "MAC moved");
             }
@@ -264,6 +276,7 @@ impl L2Switch {
             // back would duplicate it.
             Some(p) if p == in_port => return,
             Some(p) => {
+                self.counters.flows_installed += 1;
                 out.push(Output {
                     dpid,
                     message: Message::FlowMod(FlowMod {
@@ -312,6 +325,17 @@ impl L2Switch {
         });
     }
 
+    /// Counts a packet-in ignored for `reason`.
+    fn ignored(&mut self, reason: &'static str) {
+        match self.counters.ignored.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.counters.ignored.push((reason, 1));
+                self.counters.ignored.sort_unstable();
+            }
+        }
+    }
+
     fn port_gone(&mut self, dpid: u64, port: u32, out: &mut Vec<Output>) {
         if let Some(table) = self.tables.get_mut(&dpid) {
             table.forget_port(port);
@@ -344,6 +368,18 @@ impl App for L2Switch {
             | Event::SwitchError { .. }
             | Event::Topology(_)
             | Event::Bindings(_) => {}
+        }
+    }
+
+    fn query(&self, _now: std::time::Instant, query: &Query) -> Option<Answer> {
+        match query {
+            Query::Counters => Some(Answer::Counters(self.counters.clone())),
+            // It keeps no per-bridge or per-router tables, simulates nothing.
+            Query::MacTable { .. }
+            | Query::ArpTable { .. }
+            | Query::Trace { .. }
+            | Query::Flows { .. }
+            | Query::Explain { .. } => None,
         }
     }
 }
@@ -436,6 +472,33 @@ mod tests {
         run(&mut app, up());
         run(&mut app, pin(1, BCAST, H1));
         app
+    }
+
+    fn counters(app: &L2Switch) -> AppCounters {
+        match app.query(std::time::Instant::now(), &Query::Counters) {
+            Some(Answer::Counters(c)) => c,
+            other => panic!("expected counters, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn counters_move_with_what_it_does() {
+        let mut app = h1_learnt_on_port_1();
+        let c = counters(&app);
+        assert_eq!((c.packet_ins, c.flows_installed, c.macs_learned), (1, 0, 1));
+        // H2 to H1: a flow towards H1, H2 learnt.
+        run(&mut app, pin(2, H1, H2));
+        // A runt frame: ignored, counted by reason.
+        let mut runt = pin(2, H1, H2);
+        if let Event::PacketIn { packet_in, .. } = &mut runt {
+            packet_in.data = Bytes::from_static(&[0; 6]);
+        }
+        run(&mut app, runt);
+        let c = counters(&app);
+        assert_eq!((c.packet_ins, c.flows_installed, c.macs_learned), (3, 1, 2));
+        assert_eq!(c.ignored, vec![("unparseable", 1)]);
+        // It keeps no record of its flows, and simulates nothing.
+        assert_eq!((c.flows, c.simulations), (None, 0));
     }
 
     fn packet_out(in_port: u32, port: u32, data: Bytes) -> Message {

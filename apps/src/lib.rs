@@ -202,7 +202,7 @@ pub trait App: Send {
         let _ = (now, out);
     }
     /// Answers a read-only question about the app's runtime state (the REST views of MAC and
-    /// ARP tables); `None` when the app keeps no such state. Called under the same lock as
+    /// ARP tables, the counters `/metrics` shows); `None` when the app keeps no such state. Called under the same lock as
     /// `handle`, so it must be quick.
     fn query(&self, now: Instant, query: &Query) -> Option<Answer> {
         let _ = (now, query);
@@ -240,6 +240,8 @@ pub enum Query {
         /// The flow's cookie.
         cookie: u64,
     },
+    /// What the app counted since it started (`GET /metrics`).
+    Counters,
 }
 
 /// The answer to a [`Query`].
@@ -255,6 +257,55 @@ pub enum Answer {
     Flows(Vec<engine::trace::FlowInfo>),
     /// The flow (`None`: no such cookie) and its packet traced again.
     Explain(Option<Box<(engine::trace::FlowInfo, engine::trace::Trace)>>),
+    /// The app's counters.
+    Counters(AppCounters),
+}
+
+/// What an app counted since it started, for `GET /metrics`: every field is a monotonic count
+/// except [`AppCounters::flows`], a level. An app counts what it does; what it does not do
+/// stays 0 (the learning switch simulates nothing). Labelled counts are sorted by label, so
+/// two answers compare equal when the counts are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppCounters {
+    /// Packet-ins received.
+    pub packet_ins: u64,
+    /// Packet-ins over their port's budget, dropped unanswered.
+    pub budget_hits: u64,
+    /// Packet-ins neither simulated nor over budget, by reason (`unparseable`,
+    /// `unknown_ingress`).
+    pub ignored: Vec<(&'static str, u64)>,
+    /// Simulations run (packet-ins, the answers they caused, re-simulated parked packets).
+    pub simulations: u64,
+    /// Flows sent to switches (FLOW_MOD add).
+    pub flows_installed: u64,
+    /// Flows a switch reported gone on its own (FLOW_REMOVED: idle or hard timeout).
+    pub flows_removed: u64,
+    /// Flows the app deleted because something they depended on changed.
+    pub flows_invalidated: u64,
+    /// Flows the app believes are installed now (a level, not a count); `None` when it keeps
+    /// no record of them.
+    pub flows: Option<u64>,
+    /// Simulation results that dropped the packet, by reason.
+    pub drops: Vec<(&'static str, u64)>,
+    /// Answers the virtual devices sent, by kind (ARP, ICMP, DHCP).
+    pub answers: Vec<(&'static str, u64)>,
+    /// Answers decided but not sent, by reason.
+    pub unanswered: Vec<(&'static str, u64)>,
+    /// MACs learned (new or moved).
+    pub macs_learned: u64,
+    /// Packets simulated again after their next hop answered or failed.
+    pub resimulated: u64,
+    /// ERRORs switches sent for the app's messages.
+    pub switch_errors: u64,
+}
+
+/// A labelled count as [`AppCounters`] keeps it: sorted by label.
+pub(crate) fn sorted_counts<'a>(
+    counts: impl IntoIterator<Item = (&'a &'static str, &'a u64)>,
+) -> Vec<(&'static str, u64)> {
+    let mut v: Vec<_> = counts.into_iter().map(|(k, n)| (*k, *n)).collect();
+    v.sort_unstable();
+    v
 }
 
 /// One learned MAC of a bridge.

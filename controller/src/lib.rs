@@ -5,6 +5,7 @@ pub mod api;
 pub mod bench;
 pub mod bindings;
 pub mod cli;
+pub mod metrics;
 pub mod ofp_cmd;
 pub mod openflow;
 pub mod provision;

@@ -155,6 +155,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bindings_tx,
         stop_rx.clone(),
     ));
+    // One metrics registry: what nothing else counts is counted as it happens (packet-in
+    // latency in the app host, REST requests in a layer), the rest is read at scrape time.
+    let http_metrics = crate::metrics::HttpMetrics::default();
+    let registry = crate::metrics::registry(crate::metrics::Sources {
+        app: app_host.clone(),
+        hosts: Some(provisioner.views()),
+        http: http_metrics.clone(),
+    });
     // The MAC and ARP views ask the app itself, under its lock, at the moment of the request.
     let app_query: crate::api::topology::AppQuery =
         std::sync::Arc::new(move |q: &apps::Query| app_host.query(q));
@@ -162,14 +170,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_bindings(bindings_rx)
         .with_app(app_query);
     let provenance = crate::api::trace::provenance(network.clone(), runtime.clone());
-    let app = crate::api::app_with(
+    let app = crate::api::app_at(
         vec![
             crate::api::trace::routes(network.clone(), runtime.clone(), switches.clone()),
             crate::api::topology::routes_with(network.clone(), runtime),
             crate::api::switches::routes_with(switches, Some(provenance)),
         ],
+        crate::metrics::routes(std::sync::Arc::new(registry)),
         crate::api::guard::Guard::new(args.api_hosts.iter().cloned()),
-    );
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        http_metrics,
+        crate::metrics::track,
+    ));
     let api_limits = crate::api::listener::Limits {
         max_connections: budget.api,
         header_read_timeout: std::time::Duration::from_secs(args.api_header_read_timeout),

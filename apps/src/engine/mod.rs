@@ -46,7 +46,7 @@ use topology::Snapshot;
 use uuid::Uuid;
 
 use crate::bindings::{Attachment, Bindings};
-use crate::{Answer, App, Event, MacEntry, Output, Query};
+use crate::{Answer, App, AppCounters, Event, MacEntry, Output, Query};
 use flowkey::Header;
 use index::Index;
 use pipeline::{Key, TABLE_CACHE};
@@ -112,6 +112,9 @@ pub struct Stats {
     pub flows_installed: u64,
     /// Flow-cache entries deleted because something they depended on changed.
     pub flows_invalidated: u64,
+    /// Flow-cache entries a switch reported gone (FLOW_REMOVED for a flow the engine had:
+    /// idle or hard timeout).
+    pub flows_removed: u64,
     /// Packet-ins over a port's budget, dropped unanswered.
     pub budget_drops: u64,
     /// Packet-ins too short for Ethernet, or from a port that is no bound VIF.
@@ -336,6 +339,30 @@ impl Engine {
     /// What it counted.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Its counters as every app reports them (`Query::Counters`).
+    pub fn counters(&self) -> AppCounters {
+        let s = &self.stats;
+        AppCounters {
+            packet_ins: s.packet_ins,
+            budget_hits: s.budget_drops,
+            ignored: vec![
+                ("unknown_ingress", s.unknown_ingress),
+                ("unparseable", s.unparseable),
+            ],
+            simulations: s.simulations,
+            flows_installed: s.flows_installed,
+            flows_removed: s.flows_removed,
+            flows_invalidated: s.flows_invalidated,
+            flows: Some(self.flows.len() as u64),
+            drops: crate::sorted_counts(&s.drops),
+            answers: crate::sorted_counts(&s.answers),
+            unanswered: crate::sorted_counts(&s.unanswered),
+            macs_learned: s.macs_learned,
+            resimulated: s.resimulated,
+            switch_errors: s.switch_errors,
+        }
     }
 
     /// The MAC table of `bridge`: (MAC, port) in MAC order.
@@ -1206,6 +1233,7 @@ impl Engine {
             .is_some_and(|f| f.dpid == dpid && f.priority == r.priority && f.match_ == r.match_);
         if same {
             self.remove_flow(now, r.cookie);
+            self.stats.flows_removed += 1;
         }
     }
 }
@@ -1318,6 +1346,7 @@ impl App for Engine {
             Query::Trace { port, header } => Answer::Trace(Box::new(self.trace(port, header))),
             Query::Flows { dpid } => Answer::Flows(self.flows(dpid)),
             Query::Explain { cookie } => Answer::Explain(self.explain(cookie).map(Box::new)),
+            Query::Counters => Answer::Counters(self.counters()),
         })
     }
 

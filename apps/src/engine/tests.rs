@@ -646,3 +646,85 @@ fn a_port_state_change_takes_only_the_flows_that_crossed_it() {
     assert!(l.f.take_delivered().is_empty());
     l.f.oracle();
 }
+
+/// The counters `/metrics` shows move where the events happen: a packet-in installs a flow, a
+/// topology change invalidates it, an expiry the switch reports removes one, an overrun port's
+/// packet-ins hit the budget; `Query::Counters` answers what `stats` holds.
+#[test]
+fn counters_move_where_the_events_happen() {
+    let mut l = lab();
+    let counters = |l: &Lab| match l.f.engine.query(l.f.now, &Query::Counters) {
+        Some(Answer::Counters(c)) => c,
+        other => panic!("expected counters, got {other:?}"),
+    };
+    let zero = counters(&l);
+    assert_eq!(
+        (zero.packet_ins, zero.flows_installed, zero.flows),
+        (0, 0, Some(0))
+    );
+    // a speaks: one packet-in, one simulation, one flow (a flood) installed.
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::arp_request(mac(1), [0; 4], [0; 4]),
+    );
+    let c = counters(&l);
+    assert_eq!((c.packet_ins, c.simulations), (1, 1));
+    assert_eq!((c.flows_installed, c.flows), (1, Some(1)));
+    assert_eq!(c.macs_learned, 1);
+    // d speaks to a, then a's port goes admin-down: flows through it are invalidated.
+    l.f.send(
+        l.hv[2],
+        l.of[3],
+        frames::udp(mac(4), mac(1), [0; 4], [0; 4], 1, 1),
+    );
+    let c = counters(&l);
+    assert_eq!((c.packet_ins, c.flows_installed), (2, 2));
+    assert_eq!(c.flows_invalidated, 0);
+    let mut p = Port::clone(l.f.network.snapshot().get::<Port>(l.ports[0]).unwrap());
+    p.admin_state_up = false;
+    l.f.write(|t| t.update_port(p));
+    let c = counters(&l);
+    assert!(c.flows_invalidated >= 1, "{c:?}");
+    assert_eq!(c.flows, Some(2 - c.flows_invalidated));
+    assert_eq!(c.flows_removed, 0);
+    // What is left expires: the switch reports it, the engine counts it removed.
+    l.f.send(
+        l.hv[1],
+        l.of[1],
+        frames::udp(mac(2), mac(3), [0; 4], [0; 4], 1, 1),
+    );
+    let before = counters(&l);
+    assert!(before.flows.unwrap() >= 1);
+    l.f.advance(Duration::from_secs(601));
+    let c = counters(&l);
+    assert_eq!(c.flows, Some(0));
+    assert_eq!(c.flows_removed, before.flows.unwrap());
+    // Drops by reason: a frame from the down port is dropped by the simulation.
+    assert_eq!(c.drops, vec![]);
+    l.f.send(
+        l.hv[0],
+        l.of[0],
+        frames::udp(mac(1), mac(4), [0; 4], [0; 4], 1, 1),
+    );
+    let c = counters(&l);
+    assert_eq!(c.drops, vec![("port_down", 1)]);
+    // Budget hits: a port over its packet-in budget.
+    let cfg = Config {
+        packet_in_rate: 1,
+        packet_in_burst: 1,
+        ..Config::default()
+    };
+    l.f.engine.set_config(cfg);
+    for i in 0..3u8 {
+        l.f.send(
+            l.hv[1],
+            l.of[2],
+            frames::udp([2, 0, 0, 1, 0, i], mac(9), [0; 4], [0; 4], 1, 1),
+        );
+    }
+    let c = counters(&l);
+    assert_eq!(c.budget_hits, l.f.engine.stats().budget_drops);
+    assert!(c.budget_hits >= 2, "{c:?}");
+    assert_eq!(c.packet_ins, l.f.engine.stats().packet_ins);
+}

@@ -20,9 +20,13 @@ pub fn app(parts: Vec<Router>) -> Router {
 
 /// [`app`] behind `guard`.
 pub fn app_with(parts: Vec<Router>, guard: guard::Guard) -> Router {
+    app_at(parts, Router::new(), guard)
+}
+
+/// [`app_with`], with `root`'s routes outside `/api/v1` (`/metrics`), behind the same guard.
+pub fn app_at(parts: Vec<Router>, root: Router, guard: guard::Guard) -> Router {
     let v1 = parts.into_iter().fold(Router::new(), Router::merge);
-    Router::new()
-        .nest("/api/v1", v1)
+    root.nest("/api/v1", v1)
         .layer(axum::middleware::from_fn_with_state(
             guard,
             guard::middleware,

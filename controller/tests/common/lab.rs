@@ -74,6 +74,55 @@ impl Api {
         self.base.trim_end_matches("/api/v1")
     }
 
+    /// `PUT path body`; fails the test unless the answer is a 2xx with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("REST reachable");
+        let status = r.status();
+        let v: Value = r.json().await.expect("JSON body");
+        assert!(status.is_success(), "PUT {path} {body}: {status} {v}");
+        v
+    }
+
+    /// `GET /metrics` (at the root, beside `/api/v1`): fails the test unless it is a 200 in
+    /// the OpenMetrics text format.
+    pub async fn metrics(&self) -> super::exposition::Samples {
+        let root = self.base.trim_end_matches("/api/v1");
+        let r = self
+            .http
+            .get(format!("{root}/metrics"))
+            .send()
+            .await
+            .expect("REST reachable");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        super::exposition::Samples::parse(&r.text().await.expect("a text body"))
+    }
+
+    /// `GET path`: the status alone (the body may be an error).
+    pub async fn status(&self, path: &str) -> reqwest::StatusCode {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("REST reachable")
+            .status()
+    }
+
     /// `GET path`: the JSON body, `None` when unreachable or not JSON.
     pub async fn get(&self, path: &str) -> Option<Value> {
         let r = self

@@ -1,8 +1,10 @@
 //! Test support shared by the OpenFlow integration tests: an in-process controller on an
 //! ephemeral port, an app that records what it sees, and a scripted switch over real TCP;
-//! [`lab`] for the engine's end-to-end tests on sandbox hypervisors.
+//! [`lab`] for the engine's end-to-end tests on sandbox hypervisors; [`exposition`] to read
+//! `GET /metrics`.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod exposition;
 pub mod lab;
 
 use std::net::SocketAddr;

@@ -478,15 +478,15 @@ fn arp_state_schema() -> utoipa::openapi::schema::Object {
 /// An answer of the wrong kind is the app's bug, not the client's: a 500 that says so, rather
 /// than an empty table that would hide it.
 fn wrong_answer(query: &apps::Query, answer: &apps::Answer) -> ApiError {
-    ApiError::internal(format!(
-        "the app answered {query:?} with a different table ({} entries)",
-        match answer {
-            apps::Answer::MacTable(v) => v.len(),
-            apps::Answer::ArpTable(v) => v.len(),
-            apps::Answer::Flows(v) => v.len(),
-            apps::Answer::Trace(_) | apps::Answer::Explain(_) => 1,
-        }
-    ))
+    let what = match answer {
+        apps::Answer::MacTable(v) => format!("a MAC table ({} entries)", v.len()),
+        apps::Answer::ArpTable(v) => format!("an ARP table ({} entries)", v.len()),
+        apps::Answer::Counters(_) => "its counters".to_string(),
+        apps::Answer::Flows(v) => format!("{} flows", v.len()),
+        apps::Answer::Trace(_) => "a trace".to_string(),
+        apps::Answer::Explain(_) => "an explanation".to_string(),
+    };
+    ApiError::internal(format!("the app answered {query:?} with {what}"))
 }
 
 pub async fn mac_table(
