@@ -154,6 +154,11 @@ pub enum PortVerb {
         /// Port id.
         port: String,
     },
+    /// Packets and bytes that entered by the port through installed flows, drops by reason.
+    Stats {
+        /// Port id.
+        port: String,
+    },
 }
 
 /// Verbs of resources that live under a parent (routes, rules, DHCP subnets).
@@ -1001,6 +1006,9 @@ async fn ports(api: &Api, out: &Printer, verb: PortVerb) -> Res<()> {
         PortVerb::Unbind { port: a } => {
             let path = format!("/ports/{}/binding", port(a).await?);
             api.send(Method::DELETE, &path, None, None).await?;
+        }
+        PortVerb::Stats { port: a } => {
+            out.one(&api.get(&format!("/ports/{}/stats", port(a).await?)).await?)
         }
     }
     Ok(())
