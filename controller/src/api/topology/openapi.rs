@@ -119,6 +119,10 @@ pub fn operations() -> Vec<Operation> {
         ),
         (Get, "/bridges/{id}/mac_table", None, Many("MacTableEntry")),
         (Get, "/routers/{id}/arp_table", None, Many("ArpTableEntry")),
+        // `api::trace`: seeing what the network does.
+        (Post, "/trace", Some("TraceRequest"), One("Trace")),
+        (Get, "/flows/{cookie}", None, One("FlowExplanation")),
+        (Get, "/ports/{id}/stats", None, One("PortStats")),
     ]);
     ops
 }
@@ -149,7 +153,38 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<DhcpHost>(&mut v);
     add::<MacAddr>(&mut v);
     add::<ErrorBody>(&mut v);
-    closed(v)
+    add::<crate::api::trace::TraceRequest>(&mut v);
+    let mut v = closed(v);
+    // Answers of `api::trace`: documented objects whose detail (steps, provenance) grows with
+    // the engine; open, as clients must ignore what they do not know.
+    for (name, what) in [
+        (
+            "Trace",
+            "A trace: `ingress`, `packet` (ovs-ofctl syntax), `assumed` defaults, `steps` \
+             (`depth`, `kind`, `text`), `result` (`verdict`, `drop_reason`, `outputs`) and \
+             `flow` (what the ingress host would install, `ofctl` text), or null when the \
+             ingress port is not bound.",
+        ),
+        (
+            "FlowExplanation",
+            "An installed flow explained: `cookie`, `dpid`, `provenance`, `trace` (its packet \
+             traced again now), `installed` (the switch's flow), `consistent` and \
+             `differences`.",
+        ),
+        (
+            "PortStats",
+            "Counters of a port's flows: `flows`, `rx_packets`, `rx_bytes`, `drops` by reason.",
+        ),
+    ] {
+        v.push((
+            name.to_owned(),
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(what))
+                .into(),
+        ));
+    }
+    v
 }
 
 /// The schemas with `additionalProperties: false` on every object, as `extract::decode` refuses
@@ -206,6 +241,12 @@ fn json(schema: impl Into<RefOr<Schema>>) -> utoipa::openapi::Content {
 fn param(name: &str) -> utoipa::openapi::path::Parameter {
     let schema = if name == "mac" {
         RefOr::Ref(Ref::from_schema_name("MacAddr"))
+    } else if name == "cookie" {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^(0x[0-9a-fA-F]{1,16}|[0-9]{1,19})$"))
+            .examples([serde_json::json!("0x5354800000000001")])
+            .into()
     } else {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -294,6 +335,24 @@ fn build() -> OpenApi {
                     .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
             );
         }
+        if matches!(path, "/trace" | "/flows/{cookie}" | "/ports/{id}/stats") {
+            // They ask the app and the switches.
+            for (code, what) in [
+                ("502", "A switch's reply did not decode"),
+                (
+                    "503",
+                    "The app does not trace (not the engine), or a switch disconnected",
+                ),
+                ("504", "A switch did not answer in time"),
+            ] {
+                op = op.response(
+                    code,
+                    ResponseBuilder::new()
+                        .description(what)
+                        .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
+                );
+            }
+        }
         paths.add_path_operation(format!("/api/v1{path}"), vec![method], op.build());
     }
     OpenApiBuilder::new()
@@ -332,6 +391,10 @@ mod tests {
         let doc = serde_json::to_value(super::document()).expect("JSON");
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         for (name, s) in schemas {
+            // Answers only, never request bodies: open on purpose (see `schemas`).
+            if ["Trace", "FlowExplanation", "PortStats"].contains(&name.as_str()) {
+                continue;
+            }
             if s["type"] == "object" || s.get("allOf").is_some() {
                 assert_eq!(s["additionalProperties"], false, "{name}: {s}");
             }
