@@ -155,12 +155,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bindings_tx,
         stop_rx.clone(),
     ));
+    // How far each switch and host has applied the topology (`GET /revision`, `?wait=true`).
+    let progress =
+        crate::applied::Progress::new(switches.clone(), provisioner.clone(), app_host.issued());
     // The MAC and ARP views ask the app itself, under its lock, at the moment of the request.
     let app_query: crate::api::topology::AppQuery =
         std::sync::Arc::new(move |q: &apps::Query| app_host.query(q));
     let runtime = crate::api::topology::Runtime::new(provisioner.views())
         .with_bindings(bindings_rx)
-        .with_app(app_query);
+        .with_app(app_query)
+        .with_progress(progress);
     let app = crate::api::app_with(
         vec![
             crate::api::topology::routes_with(network.clone(), runtime),

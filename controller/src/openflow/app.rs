@@ -21,7 +21,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+
+use crate::applied::Mark;
 
 use apps::{Answer, App, Event, Output, Query};
 use ofproto::{FeaturesReply, Message, Port};
@@ -35,6 +37,8 @@ pub struct AppHost {
     switches: Switches,
     name: &'static str,
     timer_moved: Arc<Notify>,
+    /// The last mark given to the switches (see [`AppHost::mark`]), for REST's waiters.
+    issued: Arc<watch::Sender<Mark>>,
 }
 
 struct Inner {
@@ -45,6 +49,8 @@ struct Inner {
     out: Vec<Output>,
     /// Sessions closed because an app output did not fit their queue.
     resyncs: u64,
+    /// The last mark, also given to every switch that connects later.
+    mark: Option<Mark>,
 }
 
 impl std::fmt::Debug for AppHost {
@@ -63,10 +69,12 @@ impl AppHost {
                 timer: None,
                 out: Vec::new(),
                 resyncs: 0,
+                mark: None,
             })),
             switches,
             name,
             timer_moved: Arc::new(Notify::new()),
+            issued: Arc::new(watch::channel(Mark::default()).0),
         }
     }
 
@@ -109,6 +117,12 @@ impl AppHost {
             ports,
         };
         self.deliver(&mut inner, &event, local);
+        // Behind the pipeline the app just sent inline: the new session confirms the state the
+        // app is in now, so it counts as applied once that barrier is answered.
+        if let (Some(mark), Some(switch)) = (inner.mark, self.switches.get(dpid)) {
+            let Inner { resyncs, .. } = &mut *inner;
+            self.send_mark(resyncs, &switch, mark);
+        }
         old
     }
 
@@ -138,6 +152,48 @@ impl AppHost {
     pub fn broadcast(&self, event: &Event) {
         let mut inner = self.lock();
         self.deliver(&mut inner, event, |_| {});
+    }
+
+    /// Marks the app's stream: every output of the events handed to it so far (through
+    /// [`AppHost::broadcast`], in particular the topology at `mark.revision` and the bindings
+    /// generation `mark.bindings`) is queued before this mark in each switch's ordered queue,
+    /// and each connection confirms the mark with a barrier (`crate::applied`). Called by the
+    /// bindings follower after it handed the app a snapshot and its bindings.
+    pub fn mark(&self, mark: Mark) {
+        let mut inner = self.lock();
+        inner.mark = Some(mark);
+        let Inner { resyncs, .. } = &mut *inner;
+        for switch in self.switches.list() {
+            self.send_mark(resyncs, &switch, mark);
+        }
+        drop(inner);
+        self.issued.send_replace(mark);
+    }
+
+    /// The marks issued so far (the latest, and a wake-up on each).
+    pub fn issued(&self) -> watch::Receiver<Mark> {
+        self.issued.subscribe()
+    }
+
+    fn send_mark(&self, resyncs: &mut u64, switch: &SwitchHandle, mark: Mark) {
+        if switch.is_resyncing() {
+            return;
+        }
+        match switch.try_mark(mark) {
+            Ok(()) | Err(SendError::Gone) => {}
+            Err(SendError::Full) => Self::resync(resyncs, switch),
+        }
+    }
+
+    /// Closes `switch`'s session for a resync: an output did not fit its queue.
+    fn resync(resyncs: &mut u64, switch: &SwitchHandle) {
+        *resyncs += 1;
+        switch.resync();
+        tracing::warn!(
+            dpid = %super::conn::DpidFmt(switch.dpid()),
+            resyncs = *resyncs,
+            "switch queue full: closing the session to resync it rather than lose app output"
+        );
     }
 
     /// Asks the app about its runtime state (a bridge's MAC table, a router's ARP cache) for
@@ -206,15 +262,7 @@ impl AppHost {
             }
             match switch.try_send(message) {
                 Ok(()) | Err(SendError::Gone) => {}
-                Err(SendError::Full) => {
-                    *resyncs += 1;
-                    switch.resync();
-                    tracing::warn!(
-                        dpid = %super::conn::DpidFmt(dpid),
-                        resyncs = *resyncs,
-                        "switch queue full: closing the session to resync it rather than lose app output"
-                    );
-                }
+                Err(SendError::Full) => Self::resync(resyncs, &switch),
             }
         }
     }

@@ -263,6 +263,7 @@ async fn reconcile_loop(
 ) -> Result<Stop, Error> {
     let mut desired = shared.desired.subscribe();
     let cfg = &shared.config;
+    let mut reconciled = None;
     loop {
         let state = desired.borrow_and_update().clone();
         let Some(host): Option<&DesiredHost> = state.host(id) else {
@@ -275,8 +276,11 @@ async fn reconcile_loop(
         let result = m.transact(|r| Ok(plan(r, host, &tunnels, cfg))).await;
         let mut retry = None;
         match result {
-            Ok(Some(_)) => tracing::info!("host reconciled"),
-            Ok(None) => {}
+            Ok(Some(_)) => {
+                tracing::info!("host reconciled");
+                reconciled = Some(state.revision);
+            }
+            Ok(None) => reconciled = Some(state.revision),
             Err(e @ (Error::Disconnected | Error::PeerDead | Error::Io(_) | Error::Timeout(_))) => {
                 return Err(e)
             }
@@ -287,7 +291,9 @@ async fn reconcile_loop(
                 retry = Some(Duration::from_secs(2));
             }
         }
-        set_view(shared, id, host_view(m.replica(), &cfg.bridge));
+        let mut view = host_view(m.replica(), &cfg.bridge);
+        view.reconciled = reconciled;
+        set_view(shared, id, view);
         tokio::select! {
             r = desired.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
             r = m.changes() => { r?; }

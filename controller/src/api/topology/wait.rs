@@ -1,0 +1,226 @@
+//! Topology writes tell their revision and can wait until it is applied: every successful write
+//! answers `X-Strowger-Revision: N`, and with `?wait=true` (optional `timeout` in ms, default
+//! [`DEFAULT_TIMEOUT`], at most [`MAX_TIMEOUT`]) the answer is sent only once every connected
+//! switch and host has applied revision N (`crate::applied`). On timeout the write stays
+//! committed and the answer is 504 `timeout`, naming the laggards. `GET /revision` shows where
+//! everyone stands, for scripts that poll instead.
+//!
+//! One middleware does it for every write route, so no handler has to remember: the shared
+//! `write` helper records the revision it committed in a task-local slot that the middleware
+//! scopes around the handler (a handler runs on the request's task, and the store write on a
+//! blocking thread returns its revision to it).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use topology::Network;
+
+use super::Runtime;
+use crate::api::ApiError;
+use crate::applied::{Mark, Status};
+
+/// The header carrying a write's revision.
+pub const REVISION_HEADER: &str = "x-strowger-revision";
+/// The header naming hosts that were not connected, so not waited for (comma-separated).
+pub const NOT_CONNECTED_HEADER: &str = "x-strowger-not-connected";
+/// How long `?wait=true` waits without `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `timeout` accepted, in milliseconds.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+/// See [`MAX_TIMEOUT_MS`].
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(MAX_TIMEOUT_MS);
+
+tokio::task_local! {
+    static WROTE: Cell<Option<u64>>;
+}
+
+/// Records the revision a write committed, for the middleware around its handler (a no-op
+/// outside one: tests calling handlers directly, tools).
+pub(crate) fn wrote(revision: u64) {
+    let _ = WROTE.try_with(|c| c.set(Some(revision)));
+}
+
+/// `?wait=` and `?timeout=` of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitParams {
+    /// Wait until applied.
+    pub wait: bool,
+    /// For at most this long.
+    pub timeout: Duration,
+}
+
+/// Reads the query of a write: `wait` (`true`/`false`) and `timeout` (milliseconds); other
+/// parameters are left to the handler. A bad value is 400 before anything is written.
+pub fn params(query: Option<&str>) -> Result<WaitParams, ApiError> {
+    let mut p = WaitParams {
+        wait: false,
+        timeout: DEFAULT_TIMEOUT,
+    };
+    for pair in query.unwrap_or("").split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "wait" => {
+                p.wait = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "wait must be true or false, not {v:?}"
+                        ))
+                        .with_field("wait"))
+                    }
+                }
+            }
+            "timeout" => {
+                let ms: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|ms| *ms <= MAX_TIMEOUT_MS)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "timeout must be milliseconds from 0 to {MAX_TIMEOUT_MS}, not {v:?}"
+                        ))
+                        .with_field("timeout")
+                    })?;
+                p.timeout = Duration::from_millis(ms);
+            }
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// The middleware of the topology routes: the revision header on every write, and the wait.
+pub async fn middleware(
+    State((net, rt)): State<(Network, Runtime)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let p = match params(req.uri().query()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let (mut resp, revision) = WROTE
+        .scope(Cell::new(None), async {
+            let resp = next.run(req).await;
+            (resp, WROTE.with(Cell::get))
+        })
+        .await;
+    let Some(revision) = revision else {
+        return resp;
+    };
+    if !resp.status().is_success() {
+        return resp;
+    }
+    if p.wait {
+        if let Some(progress) = rt.progress() {
+            let target = Mark {
+                revision,
+                bindings: 0,
+            };
+            match progress.wait(|| net.snapshot(), target, p.timeout).await {
+                Ok(status) => not_connected(&mut resp, &status),
+                Err(status) => {
+                    let mut message = format!(
+                        "revision {revision} is committed but was not applied within {} ms by: {}",
+                        p.timeout.as_millis(),
+                        status.lagging(target).join(", ")
+                    );
+                    let down = status.disconnected();
+                    if !down.is_empty() {
+                        message.push_str(&format!(
+                            " (not connected, not waited for: {})",
+                            down.join(", ")
+                        ));
+                    }
+                    resp = ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
+                        .into_response();
+                    not_connected(&mut resp, &status);
+                }
+            }
+        }
+    }
+    resp.headers_mut()
+        .insert(REVISION_HEADER, HeaderValue::from(revision));
+    resp
+}
+
+/// Names the hosts that were not waited for, when their names fit a header.
+fn not_connected(resp: &mut Response, status: &Status) {
+    let down = status.disconnected();
+    if down.is_empty() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&down.join(",")) {
+        resp.headers_mut().insert(NOT_CONNECTED_HEADER, v);
+    }
+}
+
+/// `GET /api/v1/revision`: the topology revision and each host's and switch's applied one.
+pub async fn revision(
+    State(net): State<Network>,
+    Extension(rt): Extension<Runtime>,
+) -> Json<Status> {
+    let s = net.snapshot();
+    Json(match rt.progress() {
+        Some(p) => p.status(&s),
+        // No runtime (tests of the API alone): the revision, and nobody to wait for.
+        None => Status {
+            revision: s.revision(),
+            bindings: 0,
+            hosts: s
+                .hosts()
+                .map(|h| crate::applied::HostStatus {
+                    host_id: h.id,
+                    name: h.name.clone(),
+                    applied_revision: None,
+                    connected: false,
+                })
+                .collect(),
+            switches: vec![],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_parameters_are_read_or_refused() {
+        let p = |q| params(Some(q));
+        assert_eq!(
+            p("").unwrap(),
+            WaitParams {
+                wait: false,
+                timeout: DEFAULT_TIMEOUT
+            }
+        );
+        assert_eq!(
+            p("wait=true&timeout=250&other=x").unwrap(),
+            WaitParams {
+                wait: true,
+                timeout: Duration::from_millis(250)
+            }
+        );
+        assert!(!p("wait=false").unwrap().wait);
+        assert_eq!(p("wait=yes").unwrap_err().field.as_deref(), Some("wait"));
+        assert_eq!(
+            p("timeout=-1").unwrap_err().field.as_deref(),
+            Some("timeout")
+        );
+        assert_eq!(
+            p("timeout=600001").unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert!(params(None).is_ok());
+    }
+}
