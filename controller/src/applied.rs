@@ -115,7 +115,7 @@ impl Barriers {
     }
 }
 
-/// A host in [`Status`].
+/// A host in [`RevisionStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HostStatus {
     /// The host.
@@ -129,7 +129,7 @@ pub struct HostStatus {
     pub connected: bool,
 }
 
-/// A switch in [`Status`].
+/// A switch in [`RevisionStatus`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SwitchStatus {
     /// Datapath id, 16 hex digits.
@@ -143,7 +143,7 @@ pub struct SwitchStatus {
 
 /// `GET /api/v1/revision`: the topology revision, and how far every host and switch got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Status {
+pub struct RevisionStatus {
     /// The topology's current revision.
     pub revision: u64,
     /// The bindings generation the app was last given.
@@ -154,7 +154,7 @@ pub struct Status {
     pub switches: Vec<SwitchStatus>,
 }
 
-impl Status {
+impl RevisionStatus {
     /// The connected hosts and switches that have not applied `target`, by name (hosts) or
     /// datapath id (switches). Switches are checked against both parts of the mark, hosts
     /// against its revision.
@@ -212,7 +212,7 @@ impl Progress {
     }
 
     /// Where every host of `snapshot` and every connected switch stands now.
-    pub fn status(&self, snapshot: &Snapshot) -> Status {
+    pub fn status(&self, snapshot: &Snapshot) -> RevisionStatus {
         let views = self.provisioner.views().borrow().clone();
         let hosts = snapshot
             .hosts()
@@ -239,7 +239,7 @@ impl Progress {
                 }
             })
             .collect();
-        Status {
+        RevisionStatus {
             revision: snapshot.revision(),
             bindings: self.issued().bindings,
             hosts,
@@ -248,14 +248,14 @@ impl Progress {
     }
 
     /// Waits until every connected host and switch has applied `target` (see
-    /// [`Status::lagging`]), or `timeout` passes: `Ok` with the status that satisfied it, or
+    /// [`RevisionStatus::lagging`]), or `timeout` passes: `Ok` with the status that satisfied it, or
     /// `Err` with the last status seen. `snapshot` gives the host names (read afresh each time).
     pub async fn wait(
         &self,
         snapshot: impl Fn() -> std::sync::Arc<Snapshot>,
         target: Mark,
         timeout: Duration,
-    ) -> Result<Status, Status> {
+    ) -> Result<RevisionStatus, RevisionStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
         // Subscribed before each check, so a change between the check and the await wakes it.
         let mut switches = self.switches.progress();
@@ -340,8 +340,8 @@ mod tests {
         assert_eq!(b.answered(2, true), Some(m(6, 2)));
     }
 
-    fn status(hosts: &[(&str, Option<u64>, bool)], switches: &[Option<(u64, u64)>]) -> Status {
-        Status {
+    fn status(hosts: &[(&str, Option<u64>, bool)], switches: &[Option<(u64, u64)>]) -> RevisionStatus {
+        RevisionStatus {
             revision: 9,
             bindings: 3,
             hosts: hosts

@@ -51,6 +51,32 @@ impl Api {
         v
     }
 
+    /// The API's base URL (`http://ADDR/api/v1`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Any call: status, headers and body (JSON, or null when empty or not JSON).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("REST reachable");
+        let (status, headers) = (r.status(), r.headers().clone());
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    }
+
     /// `GET path`: the JSON body, `None` when unreachable or not JSON.
     pub async fn get(&self, path: &str) -> Option<Value> {
         let r = self
@@ -151,6 +177,8 @@ pub struct Lab {
     args: Vec<String>,
     /// The hypervisors, `hv1` first.
     pub hvs: Vec<Sandbox>,
+    /// Where the controller listens for switches.
+    pub openflow: SocketAddr,
     _underlay: Underlay,
 }
 
@@ -199,6 +227,7 @@ impl Lab {
             controller: Running(child),
             args,
             hvs,
+            openflow: of,
             _underlay: net,
         };
         lab.wait_for_api().await;

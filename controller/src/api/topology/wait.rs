@@ -22,7 +22,7 @@ use topology::Network;
 
 use super::Runtime;
 use crate::api::ApiError;
-use crate::applied::{Mark, Status};
+use crate::applied::{Mark, RevisionStatus};
 
 /// The header carrying a write's revision.
 pub const REVISION_HEADER: &str = "x-strowger-revision";
@@ -154,7 +154,7 @@ pub async fn middleware(
 }
 
 /// Names the hosts that were not waited for, when their names fit a header.
-fn not_connected(resp: &mut Response, status: &Status) {
+fn not_connected(resp: &mut Response, status: &RevisionStatus) {
     let down = status.disconnected();
     if down.is_empty() {
         return;
@@ -165,15 +165,41 @@ fn not_connected(resp: &mut Response, status: &Status) {
 }
 
 /// `GET /api/v1/revision`: the topology revision and each host's and switch's applied one.
+/// With `?wait=true`, answered once every connected host has applied the current revision and
+/// every connected switch also the current bindings generation (504 after `timeout`).
 pub async fn revision(
     State(net): State<Network>,
     Extension(rt): Extension<Runtime>,
-) -> Json<Status> {
+    uri: axum::http::Uri,
+) -> Result<Json<RevisionStatus>, ApiError> {
+    let p = params(uri.query())?;
     let s = net.snapshot();
-    Json(match rt.progress() {
-        Some(p) => p.status(&s),
+    Ok(Json(match rt.progress() {
+        Some(progress) if p.wait => {
+            let target = Mark {
+                revision: s.revision(),
+                bindings: progress.issued().bindings,
+            };
+            match progress.wait(|| net.snapshot(), target, p.timeout).await {
+                Ok(status) => status,
+                Err(status) => {
+                    return Err(ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        format!(
+                            "revision {} (bindings {}) not applied within {} ms by: {}",
+                            target.revision,
+                            target.bindings,
+                            p.timeout.as_millis(),
+                            status.lagging(target).join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Some(progress) => progress.status(&s),
         // No runtime (tests of the API alone): the revision, and nobody to wait for.
-        None => Status {
+        None => RevisionStatus {
             revision: s.revision(),
             bindings: 0,
             hosts: s
@@ -187,7 +213,7 @@ pub async fn revision(
                 .collect(),
             switches: vec![],
         },
-    })
+    }))
 }
 
 #[cfg(test)]
