@@ -198,7 +198,11 @@ pub struct Progress {
 
 impl Progress {
     /// Progress of `switches` (marks issued on `issued`) and of `provisioner`'s hosts.
-    pub fn new(switches: Switches, provisioner: Provisioner, issued: watch::Receiver<Mark>) -> Self {
+    pub fn new(
+        switches: Switches,
+        provisioner: Provisioner,
+        issued: watch::Receiver<Mark>,
+    ) -> Self {
         Progress {
             switches,
             provisioner,
@@ -340,7 +344,10 @@ mod tests {
         assert_eq!(b.answered(2, true), Some(m(6, 2)));
     }
 
-    fn status(hosts: &[(&str, Option<u64>, bool)], switches: &[Option<(u64, u64)>]) -> RevisionStatus {
+    fn status(
+        hosts: &[(&str, Option<u64>, bool)],
+        switches: &[Option<(u64, u64)>],
+    ) -> RevisionStatus {
         RevisionStatus {
             revision: 9,
             bindings: 3,
@@ -368,7 +375,11 @@ mod tests {
     #[test]
     fn only_connected_laggards_are_waited_for() {
         let s = status(
-            &[("hv0", Some(9), true), ("hv1", Some(7), true), ("hv2", None, false)],
+            &[
+                ("hv0", Some(9), true),
+                ("hv1", Some(7), true),
+                ("hv2", None, false),
+            ],
             &[Some((9, 3)), Some((9, 2)), None],
         );
         assert_eq!(

@@ -833,7 +833,10 @@ async fn wait(api: &Api, out: &Printer, timeout: Option<u64>) -> Res<()> {
         .filter_map(|h| h["name"].as_str())
         .collect();
     if !down.is_empty() {
-        eprintln!("strowger: not connected, not waited for: {}", down.join(", "));
+        eprintln!(
+            "strowger: not connected, not waited for: {}",
+            down.join(", ")
+        );
     }
     Ok(())
 }

@@ -58,7 +58,11 @@ async fn traffic_through_b(lab: &Lab, a: &Vm, b: &Vm, c: &Vm, round: &str) {
 fn assert_no_flows_for(lab: &Lab, b: &Vm, after: &str) {
     for hv in 0..3 {
         let left = reactive_for(lab, hv, b.key);
-        assert!(left.is_empty(), "after {after}, hv{} still has {left:#?}", hv + 1);
+        assert!(
+            left.is_empty(),
+            "after {after}, hv{} still has {left:#?}",
+            hv + 1
+        );
     }
 }
 
@@ -131,7 +135,10 @@ async fn a_change_with_wait_has_left_every_flow_table_when_it_returns() {
     traffic_through_b(&lab, &a, &b, &c, "2").await;
     let rev2 = revision_status(&lab).await["revision"].as_u64().unwrap();
     lab.hvs[2].freeze_switch().expect("freeze hv3");
-    let url = format!("{}/chains/{fw}/rules?wait=true&timeout=20000", lab.api.base());
+    let url = format!(
+        "{}/chains/{fw}/rules?wait=true&timeout=20000",
+        lab.api.base()
+    );
     let write = tokio::spawn(async move {
         let r = reqwest::Client::new()
             .post(url)
@@ -227,10 +234,7 @@ async fn a_switch_that_does_not_answer_barriers_times_out_and_leaving_releases_t
     })
     .await;
     assert!(!write.is_finished(), "returned while the mute switch lags");
-    mute.stream
-        .shutdown()
-        .await
-        .expect("close the mute switch");
+    mute.stream.shutdown().await.expect("close the mute switch");
     drop(mute);
     let status = tokio::time::timeout(Duration::from_secs(20), write)
         .await
@@ -265,15 +269,18 @@ async fn applied_except(lab: &Lab, after: u64, frozen: usize) -> u64 {
         .trim()
         .trim_matches('"')
         .to_string();
-    poll_api("the write applied by every switch but the frozen one", || async {
-        let v = revision_status(lab).await;
-        let rev = v["revision"].as_u64()?;
-        let others_done = v["switches"].as_array()?.iter().all(|s| {
-            s["dpid"] == frozen_dpid.as_str()
-                || s["applied_revision"].as_u64().is_some_and(|r| r >= rev)
-        });
-        (rev > after && others_done).then_some(rev)
-    })
+    poll_api(
+        "the write applied by every switch but the frozen one",
+        || async {
+            let v = revision_status(lab).await;
+            let rev = v["revision"].as_u64()?;
+            let others_done = v["switches"].as_array()?.iter().all(|s| {
+                s["dpid"] == frozen_dpid.as_str()
+                    || s["applied_revision"].as_u64().is_some_and(|r| r >= rev)
+            });
+            (rev > after && others_done).then_some(rev)
+        },
+    )
     .await
 }
 

@@ -515,4 +515,38 @@ mod tests {
         assert!(!shared2.is_resyncing());
         assert_eq!(counters(2), Some(1));
     }
+
+    #[tokio::test]
+    async fn a_mark_follows_the_outputs_in_every_queue_and_greets_new_switches() {
+        let host = AppHost::new(Box::new(Burst), Switches::new());
+        let (h1, _rx1) = handle(1, 1);
+        let (h2, mut rx2, _) = handle_with(2, 2, 16);
+        host.switch_up(h1, features(1), vec![], |_| {});
+        host.switch_up(h2, features(2), vec![], |_| {});
+        // Before any mark, a switch is greeted with none.
+        assert!(rx2.try_recv().is_err());
+        let issued = host.issued();
+        host.event(1, &packet_in(1, 0), |_| {});
+        let mark = Mark {
+            revision: 7,
+            bindings: 2,
+        };
+        host.mark(mark);
+        assert_eq!(*issued.borrow(), mark);
+        let kinds: Vec<String> = std::iter::from_fn(|| rx2.try_recv().ok())
+            .map(|c| match c {
+                Command::Send(_) => "send".to_string(),
+                Command::Mark(m) => format!("mark {}", m.revision),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["send", "send", "send", "mark 7"]);
+        // A switch connecting later gets the current mark behind its own greeting.
+        let (h3, mut rx3, _) = handle_with(3, 3, 16);
+        host.switch_up(h3, features(3), vec![], |_| {});
+        match rx3.try_recv() {
+            Ok(Command::Mark(m)) => assert_eq!(m, mark),
+            other => panic!("expected the mark, got {other:?}"),
+        }
+    }
 }

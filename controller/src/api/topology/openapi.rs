@@ -240,7 +240,9 @@ fn wait_params() -> [utoipa::openapi::path::Parameter; 2] {
         .name("timeout")
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
-        .description(Some("How long `wait=true` waits, in milliseconds (default 10000)."))
+        .description(Some(
+            "How long `wait=true` waits, in milliseconds (default 10000).",
+        ))
         .schema(Some(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
@@ -254,7 +256,11 @@ fn wait_params() -> [utoipa::openapi::path::Parameter; 2] {
 /// The `X-Strowger-Revision` header of a write's answer.
 fn revision_header() -> utoipa::openapi::header::Header {
     utoipa::openapi::header::HeaderBuilder::new()
-        .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
         .description(Some("The topology revision the write committed."))
         .build()
 }

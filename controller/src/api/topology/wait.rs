@@ -249,4 +249,215 @@ mod tests {
         );
         assert!(params(None).is_ok());
     }
+
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use crate::applied::Progress;
+    use crate::openflow::registry::{ConnShared, SwitchHandle};
+    use crate::openflow::Switches;
+    use crate::provision::{ProvisionConfig, Provisioner};
+
+    async fn send(
+        app: &axum::Router,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Option<u64>, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{uri}"));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let rev = resp
+            .headers()
+            .get(REVISION_HEADER)
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            rev,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// The topology API with progress over `switches` (no hosts connected).
+    fn app_with(switches: &Switches) -> (axum::Router, tokio::sync::watch::Sender<Mark>) {
+        let net = Network::open(Arc::new(topology::MemStore::new())).unwrap();
+        let provisioner = Provisioner::new(ProvisionConfig::new("tcp:127.0.0.1:6653"));
+        let (issued, rx) = tokio::sync::watch::channel(Mark::default());
+        let rt = Runtime::new(provisioner.views()).with_progress(Progress::new(
+            switches.clone(),
+            provisioner,
+            rx,
+        ));
+        (
+            crate::api::app(vec![super::super::routes_with(net, rt)]),
+            issued,
+        )
+    }
+
+    fn switch(switches: &Switches, dpid: u64) -> Arc<ConnShared> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        std::mem::forget(rx);
+        let shared = Arc::new(ConnShared::default());
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let h = SwitchHandle::new(
+            dpid,
+            peer,
+            crate::openflow::test_util::features(dpid),
+            tx,
+            shared.clone(),
+        );
+        switches.register(h);
+        shared
+    }
+
+    #[tokio::test]
+    async fn writes_tell_their_revision_and_a_bad_wait_writes_nothing() {
+        let switches = Switches::new();
+        let (app, _issued) = app_with(&switches);
+        let (status, rev, _) = send(&app, "POST", "/bridges", Some(json!({"name": "a"}))).await;
+        assert_eq!((status, rev), (StatusCode::CREATED, Some(1)));
+        let (status, rev, v) = send(
+            &app,
+            "POST",
+            "/bridges?wait=maybe",
+            Some(json!({"name": "b"})),
+        )
+        .await;
+        assert_eq!((status, rev), (StatusCode::BAD_REQUEST, None), "{v}");
+        assert_eq!(v["error"]["field"], "wait");
+        // Nobody to wait for: at once.
+        let (status, rev, _) = send(
+            &app,
+            "POST",
+            "/bridges?wait=true",
+            Some(json!({"name": "c"})),
+        )
+        .await;
+        assert_eq!((status, rev), (StatusCode::CREATED, Some(2)));
+        let (_, _, v) = send(&app, "GET", "/revision", None).await;
+        assert_eq!(
+            v,
+            json!({"revision": 2, "bindings": 0, "hosts": [], "switches": []})
+        );
+        // A failed write tells no revision.
+        let (status, rev, _) =
+            send(&app, "POST", "/bridges?wait=true", Some(json!({"name": 1}))).await;
+        assert_eq!((status, rev), (StatusCode::UNPROCESSABLE_ENTITY, None));
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_every_connected_switch_and_no_longer() {
+        let switches = Switches::new();
+        let (app, _issued) = app_with(&switches);
+        let one = switch(&switches, 1);
+        let two = switch(&switches, 2);
+        // Switch 1 acknowledges, 2 never does: 504 naming 2 only, the write committed.
+        switches.applied(
+            &one,
+            Mark {
+                revision: 1,
+                bindings: 0,
+            },
+        );
+        let (status, rev, v) = send(
+            &app,
+            "DELETE",
+            "/bridges/00000000-0000-0000-0000-000000000000?wait=true&timeout=50",
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, rev),
+            (StatusCode::NOT_FOUND, None),
+            "a failed write does not wait"
+        );
+        let (status, rev, v2) = send(
+            &app,
+            "POST",
+            "/bridges?wait=true&timeout=50",
+            Some(json!({"name": "a"})),
+        )
+        .await;
+        assert_eq!((status, rev), (StatusCode::GATEWAY_TIMEOUT, Some(1)), "{v}");
+        assert_eq!(v2["error"]["code"], "timeout");
+        let msg = v2["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("switch 0000000000000002") && !msg.contains("0000000000000001"),
+            "{msg}"
+        );
+        let (_, _, list) = send(&app, "GET", "/bridges", None).await;
+        assert_eq!(list[0]["name"], "a");
+
+        // Switch 2 acknowledges mid-wait: the answer follows.
+        let waiting = tokio::spawn({
+            let app = app.clone();
+            async move {
+                send(
+                    &app,
+                    "POST",
+                    "/bridges?wait=true",
+                    Some(json!({"name": "b"})),
+                )
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        switches.applied(
+            &one,
+            Mark {
+                revision: 2,
+                bindings: 0,
+            },
+        );
+        switches.applied(
+            &two,
+            Mark {
+                revision: 2,
+                bindings: 0,
+            },
+        );
+        let (status, rev, _) = waiting.await.unwrap();
+        assert_eq!((status, rev), (StatusCode::CREATED, Some(2)));
+
+        // Switch 2 leaves mid-wait: it is no longer waited for.
+        let waiting = tokio::spawn({
+            let app = app.clone();
+            async move {
+                send(
+                    &app,
+                    "POST",
+                    "/bridges?wait=true",
+                    Some(json!({"name": "c"})),
+                )
+                .await
+            }
+        });
+        switches.applied(
+            &one,
+            Mark {
+                revision: 3,
+                bindings: 0,
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        assert!(switches.unregister(2, 2));
+        let (status, rev, _) = waiting.await.unwrap();
+        assert_eq!((status, rev), (StatusCode::CREATED, Some(3)));
+    }
 }
