@@ -194,6 +194,8 @@ pub struct Progress {
     switches: Switches,
     provisioner: Provisioner,
     issued: watch::Receiver<Mark>,
+    /// The last host sync the marked bindings include (`bindings::follow`); `None`: no sync.
+    synced: Option<watch::Receiver<u64>>,
 }
 
 impl Progress {
@@ -207,6 +209,38 @@ impl Progress {
             switches,
             provisioner,
             issued,
+            synced: None,
+        }
+    }
+
+    /// With the bindings follower's sync progress, so [`Progress::sync`] can wait for it.
+    pub fn with_synced(mut self, synced: watch::Receiver<u64>) -> Self {
+        self.synced = Some(synced);
+        self
+    }
+
+    /// Asks every connected host for an OVSDB round trip and waits until the bindings the
+    /// switches were marked with include what each host had committed when asked (a VIF
+    /// `ovs-vsctl` has just plugged), or `deadline`: `Err` naming the hosts still behind.
+    pub async fn sync(&self, deadline: tokio::time::Instant) -> Result<(), Vec<String>> {
+        let Some(synced) = &self.synced else {
+            return Ok(());
+        };
+        let mut synced = synced.clone();
+        let wanted = self.provisioner.request_sync();
+        let done = tokio::time::timeout_at(deadline, synced.wait_for(|s| *s >= wanted)).await;
+        match done {
+            Ok(Ok(_)) => Ok(()),
+            // The follower is gone (shutdown): nothing more will be synced.
+            Ok(Err(_)) => Ok(()),
+            Err(_) => Err(self
+                .provisioner
+                .views()
+                .borrow()
+                .iter()
+                .filter(|(_, v)| v.connected && v.synced < wanted)
+                .map(|(id, _)| format!("host {id} (OVSDB sync)"))
+                .collect()),
         }
     }
 

@@ -93,6 +93,7 @@ pub async fn follow(
     mut views: watch::Receiver<HostViews>,
     app: AppHost,
     published: watch::Sender<Arc<Bindings>>,
+    synced: watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut builder = Builder::default();
@@ -107,7 +108,17 @@ pub async fn follow(
             last_rev = Some(snap.revision());
             moved = true;
         }
-        let b = builder.build(&snap, &views.borrow_and_update());
+        let (b, through) = {
+            let v = views.borrow_and_update();
+            // The last sync every connected host's view (so these bindings) includes.
+            let through = v
+                .values()
+                .filter(|h| h.connected)
+                .map(|h| h.synced)
+                .min()
+                .unwrap_or(u64::MAX);
+            (builder.build(&snap, &v), through)
+        };
         if last.as_deref() != Some(&b) {
             let b = Arc::new(b);
             app.broadcast(&Event::Bindings(b.clone()));
@@ -125,6 +136,13 @@ pub async fn follow(
                 bindings: generation,
             });
         }
+        // After the mark: a waiter that sees the sync done reads a bindings generation that
+        // covers what the synced views hold.
+        synced.send_if_modified(|s| {
+            let changed = *s != through;
+            *s = through;
+            changed
+        });
         tokio::select! {
             r = snapshots.changed() => if r.is_err() { break },
             r = views.changed() => if r.is_err() { break },

@@ -262,9 +262,18 @@ async fn reconcile_loop(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, Error> {
     let mut desired = shared.desired.subscribe();
+    let mut sync = shared.sync.subscribe();
     let cfg = &shared.config;
     let mut reconciled = None;
+    let mut synced = 0;
     loop {
+        // A sync asked for: one round trip, so the view built below holds what the host had
+        // committed when it was asked.
+        let wanted = *sync.borrow_and_update();
+        if wanted > synced {
+            m.sync().await?;
+            synced = wanted;
+        }
         let state = desired.borrow_and_update().clone();
         let Some(host): Option<&DesiredHost> = state.host(id) else {
             return Ok(Stop::HostGone);
@@ -293,9 +302,11 @@ async fn reconcile_loop(
         }
         let mut view = host_view(m.replica(), &cfg.bridge);
         view.reconciled = reconciled;
+        view.synced = synced;
         set_view(shared, id, view);
         tokio::select! {
             r = desired.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
+            r = sync.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
             r = m.changes() => { r?; }
             _ = tokio::time::sleep(retry.unwrap_or(Duration::MAX / 4)), if retry.is_some() => {}
             _ = ovsdb::client::stopped(shutdown) => return Ok(Stop::Shutdown),

@@ -141,6 +141,9 @@ pub struct HostView {
     /// The revision of the desired state this session last committed (or found nothing to do
     /// for): see [`Provisioner::applied_revision`].
     pub reconciled: Option<u64>,
+    /// The last [`Provisioner::request_sync`] this view is known to include: every transaction
+    /// the host had committed when it was asked is in it.
+    pub synced: u64,
 }
 
 /// A non-tunnel interface on `br-int`.
@@ -212,6 +215,8 @@ pub(crate) struct Shared {
     /// The newest topology revision the desired state is known to hold for (it changes only
     /// when hosts or zones do); set after `desired`.
     pub(crate) revision: watch::Sender<u64>,
+    /// The last sync asked of every host session ([`Provisioner::request_sync`]).
+    pub(crate) sync: watch::Sender<u64>,
     pub(crate) views: watch::Sender<HostViews>,
     /// The passive session that speaks for each host, by a token unique to the session (see
     /// `host::Claim`). A std mutex: held for a map update and a view write, never across an
@@ -259,6 +264,7 @@ impl Provisioner {
                 config,
                 desired,
                 revision: watch::channel(0).0,
+                sync: watch::channel(0).0,
                 views,
                 passive_owners: Default::default(),
                 next_token: Default::default(),
@@ -289,6 +295,18 @@ impl Provisioner {
             }
             newer
         });
+    }
+
+    /// Asks every host session for an OVSDB round trip, after which its view includes every
+    /// change the host had committed by now (a VIF `ovs-vsctl add-port` has just plugged);
+    /// returns the sync's number, which views show in [`HostView::synced`] once done.
+    pub fn request_sync(&self) -> u64 {
+        let mut n = 0;
+        self.shared.sync.send_modify(|s| {
+            *s += 1;
+            n = *s;
+        });
+        n
     }
 
     /// Wakes whenever [`Provisioner::note_revision`] moves the revision.

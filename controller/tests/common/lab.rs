@@ -303,6 +303,35 @@ impl Lab {
     /// Plugs every VM's VIF with its logical port as iface-id (each binds itself) and waits
     /// until its classifier and tunnel demux flows are in.
     pub async fn plug(&self, vms: &[&Vm]) {
+        self.plug_only(vms);
+        for vm in vms {
+            let hv = &self.hvs[vm.hv];
+            let p = poll("an ofport", || self.ofport(vm)).await;
+            poll("the VIF's classifier and demux flows", || {
+                self.bound(hv, vm, p).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Whether `hv`'s br-int classifies the VM's VIF (`ofport`) and demultiplexes its key.
+    pub fn bound(&self, hv: &Sandbox, vm: &Vm, ofport: u32) -> bool {
+        let Ok(flows) = hv.ofctl(&["dump-flows", "br-int"]) else {
+            return false;
+        };
+        let classify = flows.lines().any(|l| {
+            l.contains(&format!("in_port={ofport} "))
+                && l.contains(&format!("write_metadata:{:#x}", vm.key))
+        });
+        let demux = flows.lines().any(|l| {
+            l.contains(&format!("tun_id={:#x} ", vm.key)) && l.contains(&format!("output:{ofport}"))
+        });
+        classify && demux
+    }
+
+    /// Plugs every VM's VIF with its logical port as iface-id (`ovs-vsctl add-port`), and
+    /// returns at once.
+    pub fn plug_only(&self, vms: &[&Vm]) {
         for vm in vms {
             let hv = &self.hvs[vm.hv];
             let pcap = hv.dir().join(format!("{}.pcap", vm.vif));
@@ -319,23 +348,6 @@ impl Lab {
                 &format!("external_ids:iface-id={}", vm.port),
             ])
             .expect("add VIF");
-        }
-        for vm in vms {
-            let hv = &self.hvs[vm.hv];
-            let p = poll("an ofport", || self.ofport(vm)).await;
-            poll("the VIF's classifier and demux flows", || {
-                let flows = hv.ofctl(&["dump-flows", "br-int"]).ok()?;
-                let classify = flows.lines().any(|l| {
-                    l.contains(&format!("in_port={p} "))
-                        && l.contains(&format!("write_metadata:{:#x}", vm.key))
-                });
-                let demux = flows.lines().any(|l| {
-                    l.contains(&format!("tun_id={:#x} ", vm.key))
-                        && l.contains(&format!("output:{p}"))
-                });
-                (classify && demux).then_some(())
-            })
-            .await;
         }
     }
 

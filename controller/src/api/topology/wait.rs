@@ -176,22 +176,36 @@ pub async fn revision(
     let s = net.snapshot();
     Ok(Json(match rt.progress() {
         Some(progress) if p.wait => {
+            let deadline = tokio::time::Instant::now() + p.timeout;
+            let timeout = |who: Vec<String>, target: String| {
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    format!(
+                        "{target} not applied within {} ms by: {}",
+                        p.timeout.as_millis(),
+                        who.join(", ")
+                    ),
+                )
+            };
+            // First every host's latest OVSDB state (VIFs just plugged) into the bindings, then
+            // the revision and bindings generation that covers it on every switch.
+            if let Err(behind) = progress.sync(deadline).await {
+                return Err(timeout(behind, "the hosts' current state".into()));
+            }
             let target = Mark {
-                revision: s.revision(),
+                revision: net.snapshot().revision(),
                 bindings: progress.issued().bindings,
             };
-            match progress.wait(|| net.snapshot(), target, p.timeout).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match progress.wait(|| net.snapshot(), target, left).await {
                 Ok(status) => status,
                 Err(status) => {
-                    return Err(ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "timeout",
+                    return Err(timeout(
+                        status.lagging(target),
                         format!(
-                            "revision {} (bindings {}) not applied within {} ms by: {}",
-                            target.revision,
-                            target.bindings,
-                            p.timeout.as_millis(),
-                            status.lagging(target).join(", ")
+                            "revision {} (bindings {})",
+                            target.revision, target.bindings
                         ),
                     ))
                 }
