@@ -525,6 +525,48 @@ mod tests {
         assert_eq!(passive_connection_cap(None), 256);
     }
 
+    /// A host that reconciled the current desired state has applied every revision noted
+    /// since (they left hosts and zones alone); one that reconciled an older state has applied
+    /// that state's revision only.
+    #[test]
+    fn a_host_applied_what_it_reconciled_and_the_revisions_that_did_not_touch_it() {
+        let p = Provisioner::new(ProvisionConfig::new("tcp:127.0.0.1:6653"));
+        let mut view = HostView {
+            connected: true,
+            ..HostView::default()
+        };
+        assert_eq!(p.applied_revision(&view), None);
+        p.set_desired_at(DesiredState::default(), 5);
+        view.reconciled = Some(5);
+        assert_eq!(p.applied_revision(&view), Some(5));
+        let mut revisions = p.revisions();
+        p.note_revision(9);
+        assert!(revisions.has_changed().unwrap());
+        assert_eq!(p.applied_revision(&view), Some(9));
+        // Going back is no news.
+        p.note_revision(7);
+        assert_eq!(p.applied_revision(&view), Some(9));
+        // The hosts changed at 10: until it reconciles them, the host is at 5.
+        let zone = DesiredZone {
+            id: Uuid::new_v4(),
+            name: "tz".into(),
+            kind: TunnelType::Vxlan,
+            members: vec![],
+        };
+        p.set_desired_at(
+            DesiredState {
+                hosts: vec![],
+                zones: vec![zone],
+            },
+            10,
+        );
+        assert_eq!(p.applied_revision(&view), Some(5));
+        view.reconciled = Some(10);
+        assert_eq!(p.applied_revision(&view), Some(10));
+        // Syncs are numbered.
+        assert_eq!((p.request_sync(), p.request_sync()), (1, 2));
+    }
+
     #[test]
     fn datapath_id_is_stable_and_distinct() {
         let a: Uuid = "6f1c2a3e-0000-4000-8000-00000000000a".parse().unwrap();
