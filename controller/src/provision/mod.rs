@@ -539,7 +539,7 @@ mod tests {
         p.set_desired_at(DesiredState::default(), 5);
         view.reconciled = Some(5);
         assert_eq!(p.applied_revision(&view), Some(5));
-        let mut revisions = p.revisions();
+        let revisions = p.revisions();
         p.note_revision(9);
         assert!(revisions.has_changed().unwrap());
         assert_eq!(p.applied_revision(&view), Some(9));
