@@ -8,7 +8,7 @@
 //! `Command::Mark` goes into each switch's ordered command queue, behind the outputs of those
 //! events. The connection task turns marks into barriers with [`Barriers`]: at most one barrier
 //! outstanding per switch, later marks coalesced into the next one, so a burst of revisions
-//! costs one or two barriers per switch, never one per flow. OpenFlow processes a barrier only
+//! costs at most one barrier per round trip to the switch, never one per revision or flow. OpenFlow processes a barrier only
 //! after every message before it on the connection, so its reply proves the switch applied the
 //! deletes and pipeline changes of every revision up to the mark.
 //!
