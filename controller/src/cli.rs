@@ -26,6 +26,27 @@ pub struct Client {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Changes return only once every connected host and switch has applied them (flows
+    /// invalidated, pipeline changed, barrier answered; OVSDB committed); like
+    /// `ovn-nbctl --wait=hv`.
+    #[arg(long, global = true)]
+    pub wait: bool,
+    /// How long `--wait` and `strowger wait` wait, in milliseconds (the API's default: 10 s).
+    #[arg(long, global = true, value_name = "MS")]
+    pub timeout: Option<u64>,
+}
+
+impl Client {
+    /// The query a write carries: `?wait=true[&timeout=MS]` with `--wait`, else nothing.
+    fn wait_query(&self) -> String {
+        if !self.wait {
+            return String::new();
+        }
+        match self.timeout {
+            Some(ms) => format!("?wait=true&timeout={ms}"),
+            None => "?wait=true".into(),
+        }
+    }
 }
 
 /// The standard verbs of a top-level resource.
@@ -280,6 +301,13 @@ args!(ChildArgs, ChildVerb);
 args!(MemberArgs, MemberVerb);
 args!(DhcpHostArgs, DhcpHostVerb);
 
+/// `strowger wait`: options only.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    client: Client,
+}
+
 /// The resource subcommands, flattened into `strowger`'s own.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Command {
@@ -309,6 +337,10 @@ pub enum Command {
     Dhcp(ChildArgs),
     /// Static DHCP leases.
     DhcpHost(DhcpHostArgs),
+    /// Wait until every connected host and switch has applied the latest topology revision and
+    /// the latest bindings (VIFs plugged or unplugged that the controller has seen), e.g. after
+    /// plugging VIFs with ovs-vsctl; `--timeout MS`.
+    Wait(WaitArgs),
     /// Trace a packet through the virtual network, as a packet-in there would go (changes
     /// nothing): `trace PORT "icmp,nw_src=10.0.0.2,nw_dst=10.0.1.5"`.
     Trace(TraceArgs),
@@ -369,6 +401,8 @@ type Res<T> = Result<T, CliError>;
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// Appended to every write's path (`--wait`).
+    wait_query: String,
 }
 
 impl Api {
@@ -379,7 +413,12 @@ impl Api {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Res<(Value, Option<String>)> {
-        let url = format!("{}/api/v1{path}", self.base.trim_end_matches('/'));
+        let query = if method == Method::GET {
+            ""
+        } else {
+            &self.wait_query
+        };
+        let url = format!("{}/api/v1{path}{query}", self.base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
             req = req.json(b);
@@ -397,6 +436,13 @@ impl Api {
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if let Some(down) = resp
+            .headers()
+            .get(crate::api::topology::wait::NOT_CONNECTED_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            eprintln!("strowger: not connected, not waited for: {down}");
+        }
         let text = resp
             .text()
             .await
@@ -730,6 +776,7 @@ fn client_of(cmd: &Command) -> &Client {
         Command::Route(a) | Command::Rule(a) | Command::Dhcp(a) => &a.client,
         Command::Member(a) => &a.client,
         Command::DhcpHost(a) => &a.client,
+        Command::Wait(a) => &a.client,
         Command::Trace(a) => &a.client,
         Command::Flows(a) => &a.client,
         Command::Explain(a) => &a.client,
@@ -752,6 +799,7 @@ pub fn run(cmd: Command) -> ExitCode {
     let api = Api {
         base: client.api.clone(),
         http: reqwest::Client::new(),
+        wait_query: client.wait_query(),
     };
     let printer = Printer { json: client.json };
     match rt.block_on(dispatch(&api, &printer, cmd)) {
@@ -810,10 +858,42 @@ async fn dispatch(api: &Api, out: &Printer, cmd: Command) -> Res<()> {
         Command::Dhcp(a) => dhcp(api, out, a.verb).await,
         Command::Member(a) => members(api, out, a.verb).await,
         Command::DhcpHost(a) => dhcp_hosts(api, out, a.verb).await,
+        Command::Wait(a) => wait(api, out, a.client.timeout).await,
         Command::Trace(a) => trace(api, out, a).await,
         Command::Flows(a) => flows(api, out, a).await,
         Command::Explain(a) => explain(api, out, a).await,
     }
+}
+
+/// `strowger wait`: the API waits (`GET /revision?wait=true`) and answers where everyone stands.
+async fn wait(api: &Api, out: &Printer, timeout: Option<u64>) -> Res<()> {
+    let path = match timeout {
+        Some(ms) => format!("/revision?wait=true&timeout={ms}"),
+        None => "/revision?wait=true".into(),
+    };
+    let status = api.get(&path).await?;
+    if out.json {
+        out.one(&status);
+        return Ok(());
+    }
+    println!(
+        "revision {} and bindings generation {} applied by every connected host and switch",
+        status["revision"], status["bindings"]
+    );
+    let down: Vec<&str> = status["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["connected"] == false)
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    if !down.is_empty() {
+        eprintln!(
+            "strowger: not connected, not waited for: {}",
+            down.join(", ")
+        );
+    }
+    Ok(())
 }
 
 async fn trace(api: &Api, out: &Printer, a: TraceArgs) -> Res<()> {

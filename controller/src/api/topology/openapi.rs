@@ -123,6 +123,7 @@ pub fn operations() -> Vec<Operation> {
         (Post, "/trace", Some("TraceRequest"), One("Trace")),
         (Get, "/flows/{cookie}", None, One("FlowExplanation")),
         (Get, "/ports/{id}/stats", None, One("PortStats")),
+        (Get, "/revision", None, One("RevisionStatus")),
     ]);
     ops
 }
@@ -144,6 +145,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<super::handlers::UnboundInterface>(&mut v);
     add::<super::handlers::MacTableEntry>(&mut v);
     add::<super::handlers::ArpTableEntry>(&mut v);
+    add::<crate::applied::RevisionStatus>(&mut v);
     add::<Route>(&mut v);
     add::<Chain>(&mut v);
     add::<Rule>(&mut v);
@@ -263,6 +265,47 @@ fn param(name: &str) -> utoipa::openapi::path::Parameter {
         .build()
 }
 
+/// The query parameters of every write: wait until applied, for at most `timeout` ms.
+fn wait_params() -> [utoipa::openapi::path::Parameter; 2] {
+    let wait = ParameterBuilder::new()
+        .name("wait")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "Answer only once every connected switch and host has applied the write's \
+             revision (504 `timeout` if not within `timeout`; the write stays committed).",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+        .build();
+    let timeout = ParameterBuilder::new()
+        .name("timeout")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "How long `wait=true` waits, in milliseconds (default 10000).",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(super::wait::MAX_TIMEOUT_MS)),
+        ))
+        .build();
+    [wait, timeout]
+}
+
+/// The `X-Strowger-Revision` header of a write's answer.
+fn revision_header() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("The topology revision the write committed."))
+        .build()
+}
+
 fn build() -> OpenApi {
     let mut paths = Paths::new();
     for (method, path, body, ok) in operations() {
@@ -281,6 +324,13 @@ fn build() -> OpenApi {
                 op = op.parameter(param(name));
             }
         }
+        let writes = method != HttpMethod::Get;
+        let waits = writes || path == "/revision";
+        if waits {
+            for p in wait_params() {
+                op = op.parameter(p);
+            }
+        }
         if let Some(b) = body {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
@@ -289,11 +339,17 @@ fn build() -> OpenApi {
                     .build(),
             ));
         }
+        let ok_response = |r: ResponseBuilder| {
+            if writes {
+                r.header(super::wait::REVISION_HEADER, revision_header())
+            } else {
+                r
+            }
+        };
         op = match ok {
             Success::One(s) => op.response(
                 "200",
-                ResponseBuilder::new()
-                    .description("OK")
+                ok_response(ResponseBuilder::new().description("OK"))
                     .content("application/json", json(Ref::from_schema_name(s))),
             ),
             Success::Many(s) => op.response(
@@ -305,12 +361,25 @@ fn build() -> OpenApi {
             ),
             Success::Created(s) => op.response(
                 "201",
-                ResponseBuilder::new()
-                    .description("Created")
+                ok_response(ResponseBuilder::new().description("Created"))
                     .content("application/json", json(Ref::from_schema_name(s))),
             ),
-            Success::NoContent => op.response("204", ResponseBuilder::new().description("Done")),
+            Success::NoContent => op.response(
+                "204",
+                ok_response(ResponseBuilder::new().description("Done")),
+            ),
         };
+        if waits {
+            op = op.response(
+                "504",
+                ResponseBuilder::new()
+                    .description(
+                        "`wait=true`: not applied everywhere within `timeout` (the message names \
+                         the laggards; the write is committed)",
+                    )
+                    .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
+            );
+        }
         for (code, what) in [
             ("400", "Malformed request (JSON syntax, path parameter)"),
             ("404", "Unknown id"),
