@@ -189,6 +189,7 @@ act_controller() {
 
 act_controller_l2switch() {
   say "Start the controller in the background: $controller"
+  lab_require || fail "the learning-switch labs need the system Open vSwitch"
   mkdir -p "$DEMO_DIR"
   # The usual ports when they are free, other free ones otherwise.
   LAB_OF_PORT_WANTED=6653 LAB_API_PORT_WANTED=8080 lab_controller_start "$controller" "$DEMO_DIR/controller.log"
@@ -506,7 +507,7 @@ act_l2switch_labs() {
     if lab_run "$topo" --summary-file "$out" ${lab_args[@]+"${lab_args[@]}"}; then
       recap+=("$(head -1 "$out"); switches and hosts removed")
     else
-      recap+=("FAILED $topo lab: $(tr '\n' ' ' <"$out" 2>/dev/null)")
+      recap+=("FAILED $topo lab: $(tr '\n' ' ' <"$out" 2>/dev/null || echo "no summary")")
       demo_failed=1
     fi
     lab_controller_alive || { recap+=("FAILED: the controller died (log: $DEMO_DIR/controller.log)"); demo_failed=1; return; }
@@ -555,7 +556,7 @@ finish() {
   fi
   printf '\n%sWhat the demo did%s\n' "$bold" "$plain"
   [ "$mode" = vnet ] && [ ${#lease[@]} -gt 0 ] && vm_table
-  printf '  - %s\n' "${recap[@]}"
+  [ ${#recap[@]} = 0 ] || printf '  - %s\n' "${recap[@]}"
   if [ "$status" != 0 ] || [ "${demo_failed:-0}" = 1 ]; then
     [ "$mode" = vnet ] && { echo "--- controller log, last 30 lines:"; tail -n 30 "$DEMO_DIR/controller.log" 2>/dev/null; }
     echo "DEMO FAILED after $(since "$t_start") s (act $act_no of ${#DEMO_ACTS[@]})"
