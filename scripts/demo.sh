@@ -76,6 +76,7 @@ wait_for() {
   done
   waited=$(since "$t0")
 }
+join() { local IFS=,; echo "$*" | sed 's/,/, /g'; }
 jget() { "$LAB_PYTHON" -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 cli() { "$STROWGER_BIN" "$@"; }
 # run ARGS...: shows the CLI command, runs it, shows its output.
@@ -318,6 +319,7 @@ act_dhcp() {
     [ -z "$why" ] || fail "$v: lease not applied:$why"
   done
   ok "6 leases in $dhcp_s s: address, MTU 1400 (VXLAN on a 1500-byte underlay), gateway (tenant A), DNS"
+  recap+=("DHCP: 6 leases from the controller in $dhcp_s s (busybox udhcpc in every VM)")
 }
 
 pings() { on "$1" ping -c1 -W1 -q "$2" </dev/null; }
@@ -329,12 +331,12 @@ ping_case() {   # ping_case FROM TO WHAT
   [ -n "$r" ] || fail "$1 → $2: no replies to 5 pings after the first"
   printf '  %-3s (%s) → %-3s %-10s (%s)  %-26s first reply after %5s s, then avg %s ms\n' \
     "$1" "${vm_hv[$1]}" "$2" "${vm_ip[$2]}" "${vm_hv[$2]}" "$3" "$first" "$r"
-  ping_recap+=("$1→$2 ${r}ms")
+  case $3 in routed*) ping_routed+=("$1→$2 $r") ;; *) ping_bridged+=("$1→$2 $r") ;; esac
 }
 
 act_ping() {
   say "Ping within a subnet across hosts, across the router r1 (from hv1 to hv2 and hv3), and in tenant B"
-  ping_recap=()
+  ping_bridged=() ping_routed=()
   echo "+ <vm># ping <address>        (the first packet of a flow goes to the controller, which installs it)"
   ping_case a1 a2 "a-net1, hv1→hv2"
   ping_case a1 a3 "routed by r1, hv1→hv2"
@@ -342,7 +344,7 @@ act_ping() {
   ping_case a4 a2 "routed by r1, hv3→hv2"
   ping_case b1 b2 "b-net1, hv1→hv3"
   ok "tenant A pings within a-net1 and across r1 on three hosts, tenant B within b-net1"
-  recap+=("ping avg RTT, all across hosts (a1→a2, b1→b2 bridged; others routed by r1): ${ping_recap[*]}")
+  recap+=("ping across hosts, avg RTT in ms: bridged $(join "${ping_bridged[@]}"); routed by r1 $(join "${ping_routed[@]}")")
 }
 
 iperf_run() {   # iperf_run FROM TO → prints the receiver's Mbit/s
@@ -517,11 +519,12 @@ act_l2switch_labs() {
 # ---------------- cleanup and summary ----------------
 
 vm_table() {
-  local v
-  printf '  %-3s %-7s %-4s %-7s %-17s %s\n' VM tenant host bridge MAC "DHCP lease"
+  local v t h b l
+  printf '  %-3s %-6s %-4s %-7s %-17s %s\n' VM tenant host bridge MAC "DHCP lease"
   while read -r v t h b _; do
-    printf '  %-3s %-7s %-4s %-7s %-17s %s\n' "$v" "$t" "$h" "$b" "${vm_mac[$v]}" \
-      "$(echo "${lease[$v]:-none}" | awk '{print $1, $2, $3, $4}')"
+    l=$(echo "${lease[$v]:-}" | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      if (f["ip"] == "") print "none"; else printf "%s/%s gateway %s mtu %s\n", f["ip"], f["mask"], f["router"] == "" ? "-" : f["router"], f["mtu"] }')
+    printf '  %-3s %-6s %-4s %-7s %-17s %s\n' "$v" "$t" "$h" "$b" "${vm_mac[$v]}" "$l"
   done <<<"$vms"
 }
 
