@@ -474,7 +474,7 @@ act_trace() {
 }
 
 act_flows() {
-  say "What the controller installed: annotated dump-flows of hv1 (strowger flows hv1), flows per host"
+  say "What the controller installed: dump-flows of hv1 annotated with each flow's logical path (strowger flows hv1), flows per host"
   local i counts=()
   for i in 1 2 3; do counts+=("hv$i $(on "hv$i" ovs-ofctl -O OpenFlow13 dump-flows br-int | grep -c 'table=')"); done
   if [ -n "${DEMO_SKIP_TRACE:-}" ]; then
@@ -488,6 +488,9 @@ act_flows() {
     out=$(cli flows hv1) || fail "strowger flows hv1"
     echo "$out" | head -n 40 | sed 's/^/  /'
     echo "$out" | grep 'table=20' >/dev/null || fail "strowger flows hv1 shows no flow-cache entry"
+    echo "$out" | grep -E '# from .*a-net1 -> r1 -> a-net2' >/dev/null \
+      || fail "strowger flows hv1 does not annotate the routed flow a-net1 -> r1 -> a-net2"
+    echo "  (each flow-cache entry says which port its packets come from and the logical path they take)"
   fi
   echo "  flows on br-int: ${counts[*]}"
   ok "flows per host: ${counts[*]}"
@@ -568,7 +571,7 @@ finish() {
   echo "DEMO OK in $(since "$t_start") s"
 }
 trap finish EXIT
-trap 'exit 130' INT TERM
+trap 'recap+=("INTERRUPTED by a signal"); exit 130' INT TERM
 trap 'echo "demo: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
 for act in "${DEMO_ACTS[@]}"; do "act_$act"; done
