@@ -27,7 +27,7 @@ Commands (root, Debian's /usr/bin/python3 which has Mininet):
                    transaction per hypervisor
     vnet.py unplug VM …          take the VM's interface out of br-int
     vnet.py clean                leftovers of a killed run: daemons and node shells by PID,
-                   the root veth, <base>
+                   the root veth, <base> (nothing while a running lab holds the lock)
 
 <base>/nodes has one line per node: `NAME KIND PID [HV HV_IF VM_IF MAC]` (KIND hv, vm, bridge);
 run a command in a node with `mnexec -a PID CMD` (a hypervisor's own OVS tools then work with
@@ -342,7 +342,10 @@ def plug(a):
 def unplug(a):
     nodes = read_nodes(a.base)
     for vm in a.vms:
-        w = nodes[vm]
+        w = nodes.get(vm)
+        if not w or w[1] != 'vm':
+            print('vnet unplug: %r is not a VM of the lab' % vm, file=sys.stderr)
+            return 2
         r = vsctl(a.base, w[3], '--if-exists', 'del-port', 'br-int', w[4])
         if r.returncode != 0:
             print('vnet unplug: %s: %s' % (vm, r.stderr.strip()), file=sys.stderr)
@@ -354,6 +357,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--base', default='/run/strowger-vnet', help='state directory (default %(default)s)')
     ap.add_argument('--mgmt-if', default='stw-vnet0', help='root end of the management network')
+    ap.add_argument('--lock', default='/run/lock/strowger-vnet.lock',
+                    help='held by a running lab: one at a time (its names are fixed)')
     sub = ap.add_subparsers(dest='cmd', required=True)
     u = sub.add_parser('up', help='build the lab and hold it until SIGTERM')
     u.add_argument('--hv', type=int, default=3)
@@ -362,7 +367,6 @@ def main():
     u.add_argument('--mgmt-net', default='172.31.214', help='management /24 (first three octets)')
     u.add_argument('--ul-mtu', type=int, default=1500)
     u.add_argument('--cli', action='store_true', help='a Mininet CLI instead of waiting for SIGTERM')
-    u.add_argument('--lock', default='/run/lock/strowger-vnet.lock', help='one lab at a time')
     u.add_argument('--lock-wait', type=int, default=300, help='seconds to wait for --lock')
     p = sub.add_parser('plug', help='plug VMs into br-int, bound to logical ports by iface-id')
     p.add_argument('plugs', nargs='+', metavar='VM=IFACE_ID')
@@ -377,10 +381,16 @@ def main():
     if a.cmd == 'up':
         setLogLevel('warning')
         return up(a)
-    if a.cmd == 'plug':
-        return plug(a)
-    if a.cmd == 'unplug':
-        return unplug(a)
+    if a.cmd in ('plug', 'unplug'):
+        if not os.path.exists(os.path.join(a.base, 'ready')):
+            print('vnet %s: no lab is up (%s/ready missing)' % (a.cmd, a.base), file=sys.stderr)
+            return 1
+        return plug(a) if a.cmd == 'plug' else unplug(a)
+    try:   # a lab that runs holds the lock: its state is not a leftover
+        held = lock(a.lock, 0)   # noqa: F841 - held until exit
+    except RuntimeError as e:
+        print('vnet clean: nothing removed: %s' % e, file=sys.stderr)
+        return 0
     clean(a.base, a.mgmt_if)
     return 0
 

@@ -39,6 +39,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[ ${#lab_args[@]} = 0 ] || [ "$mode" = l2switch ] || { echo "demo: --cli goes with --l2switch" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (Mininet and Open vSwitch need it)" >&2; exit 1; }
 source mininet/lab.sh
 
