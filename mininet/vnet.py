@@ -379,7 +379,7 @@ def main():
         print('vnet: run as root', file=sys.stderr)
         return 1
     if a.cmd == 'up':
-        setLogLevel('warning')
+        setLogLevel('output' if a.cli else 'warning')   # 'warning' hides the CLI's output
         return up(a)
     if a.cmd in ('plug', 'unplug'):
         if not os.path.exists(os.path.join(a.base, 'ready')):
