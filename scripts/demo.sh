@@ -107,7 +107,7 @@ a3 A hv2 a-net2 10.0.2.12
 a4 A hv3 a-net2 10.0.2.13
 b1 B hv1 b-net1 10.0.1.11
 b2 B hv3 b-net1 10.0.1.12"
-  declare -A vm_hv vm_net vm_ip vm_mac port node_pid lease
+  declare -A vm_hv vm_net vm_ip vm_mac port node_pid lease host_name
   n=0
   while read -r v t h b ip; do
     n=$((n + 1))
@@ -207,11 +207,12 @@ tunnels_in() { [ "$(on "$1" ovs-vsctl --bare --columns=name find Interface type=
 
 act_hosts() {
   say "Register the hypervisors (strowger host create): over OVSDB the controller creates br-int, its controller target and the VXLAN mesh"
-  local t0 i
+  local t0 i h
   t0=$(now)
   mk tunnel-zone create tz type=vxlan >/dev/null
   for i in 1 2 3; do
-    mk host create "hv$i" "ovsdb=unix:/run/strowger-vnet/hv$i/run/db.sock" datapath_type=netdev "tunnel_ip=$UL_NET.$i" >/dev/null
+    h=$(mk host create "hv$i" "ovsdb=unix:/run/strowger-vnet/hv$i/run/db.sock" datapath_type=netdev "tunnel_ip=$UL_NET.$i")
+    host_name[$h]=hv$i
     echo "+ strowger member add tz hv$i $UL_NET.$i"
     cli member add tz "hv$i" "$UL_NET.$i" >/dev/null
   done
@@ -250,7 +251,6 @@ act_network() {
     cli dhcp-host add "$b" "${!sv}" "${vm_mac[$v]}" "$ip" "$v" >/dev/null
   done <<<"$vms"
   run bridge list
-  run port list r1
   ok "tenant A: r1, a-net1, a-net2, 4 VM ports; tenant B: b-net1, 2 VM ports; 6 static DHCP leases"
   recap+=("topology by CLI: A = r1 + a-net1 10.0.1.0/24 + a-net2 10.0.2.0/24; B = b-net1 10.0.1.0/24 (overlapping)")
 }
@@ -268,7 +268,16 @@ act_plug() {
   "${VNET[@]}" plug "${plugs[@]}"
   local t0; t0=$(now)
   for v in a1 a2 a3 a4 b1 b2; do wait_for 20 "$v's port bound" port_bound "${port[$v]}"; done
-  run port list a-net1
+  echo "+ strowger port show <port id>     (each VM's port, with its live binding)"
+  local key hid ifn ofp up
+  for v in a1 a2 a3 a4 b1 b2; do
+    read -r key hid ifn ofp up < <(cli port show "${port[$v]}" --json | "$LAB_PYTHON" -c '
+import json, sys
+p = json.load(sys.stdin)
+print(p["tunnel_key"], p.get("host_id"), p.get("interface_name"), p.get("ofport"), p.get("up"))')
+    printf '  %s  port %s  tunnel key %-3s bound to %s:%s, ofport %s, up %s\n' "$v" "${port[$v]:0:8}" "$key" \
+      "${host_name[$hid]:-$hid}" "$ifn" "$ofp" "$up"
+  done
   ok "6 VIFs bound by iface-id ($(since "$t0") s after the plug)"
 }
 
