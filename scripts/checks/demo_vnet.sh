@@ -17,3 +17,8 @@ work=$(mktemp -d /var/tmp/strowger-check-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # The demo's own deadlines are far shorter; this one only bounds a hang outside them.
 STROWGER_BIN=$bin DEMO_DIR=$work timeout --signal=TERM 600 bash scripts/demo.sh --no-build </dev/null
+# The demo passing is not enough: a switch refusing what the controller sent is a bug even when
+# traffic flows (a refused delete leaves flows behind).
+if grep -E 'switch refused|WARN .*(OFPET_|Eperm)' "$work/controller.log"; then
+  echo "demo_vnet: a switch refused a message of the controller's (above)"; exit 1
+fi
