@@ -254,6 +254,11 @@ impl Bindings {
         self.hosts.get(&dpid).copied()
     }
 
+    /// The `br-int` datapath ids of every host with one.
+    pub fn dpids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.hosts.keys().copied()
+    }
+
     /// Every OpenFlow port of `dpid` and what it is, in port order.
     pub fn attachments_of(&self, dpid: u64) -> Vec<(u32, Attachment)> {
         let mut v: Vec<_> = self

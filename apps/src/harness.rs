@@ -490,6 +490,7 @@ impl Fabric {
 
     fn apply(&mut self, out: Vec<Output>, witness: Option<(u32, Vec<u8>)>) {
         let mut q = VecDeque::new();
+        let mut replies = Vec::new();
         for o in out {
             self.log.push(o.clone());
             let now = self.now;
@@ -507,10 +508,45 @@ impl Fabric {
                         s.execute(&po.actions, po.in_port, data, 0, &mut [0; 8], &mut q);
                     assert!(!punted, "the engine sent a packet whose TTL runs out");
                 }
+                // Answered after the rest of the batch, as a switch answers in order.
+                Message::MultipartRequest(ofproto::MultipartRequest {
+                    body: ofproto::MultipartRequestBody::Flow(req),
+                    ..
+                }) => {
+                    let flows = s
+                        .flows
+                        .iter()
+                        .filter(|e| {
+                            (req.table_id == ofproto::consts::OFPTT_ALL || e.table == req.table_id)
+                                && e.cookie & req.cookie_mask == req.cookie & req.cookie_mask
+                        })
+                        .map(|e| ofproto::FlowStats {
+                            table_id: e.table,
+                            duration_sec: 0,
+                            duration_nsec: 0,
+                            priority: e.priority,
+                            idle_timeout: e.idle,
+                            hard_timeout: e.hard,
+                            flags: e.flags,
+                            cookie: e.cookie,
+                            packet_count: 0,
+                            byte_count: 0,
+                            match_: e.match_.clone(),
+                            instructions: e.instructions.clone(),
+                        })
+                        .collect();
+                    replies.push(Event::FlowStats {
+                        dpid: o.dpid,
+                        flows: Some(flows),
+                    });
+                }
                 _ => {}
             }
         }
         self.run(q);
+        for ev in replies {
+            self.deliver(&ev, None);
+        }
     }
 
     fn run(&mut self, mut q: VecDeque<Pkt>) {

@@ -367,7 +367,8 @@ impl App for L2Switch {
             Event::FlowRemoved { .. }
             | Event::SwitchError { .. }
             | Event::Topology(_)
-            | Event::Bindings(_) => {}
+            | Event::Bindings(_)
+            | Event::FlowStats { .. } => {}
         }
     }
 

@@ -80,6 +80,15 @@ pub enum Event {
         /// The ERROR.
         error: ErrorMsg,
     },
+    /// The switch's answer to a FLOW_STATS request the app sent (an `Output` whose message is a
+    /// `MultipartRequest` for flow stats): every part's flows; `None` when the request failed
+    /// (the switch refused it, did not answer in time or went away).
+    FlowStats {
+        /// The datapath id.
+        dpid: u64,
+        /// The flows.
+        flows: Option<Vec<ofproto::FlowStats>>,
+    },
     /// A new topology snapshot (every revision, in order).
     Topology(Arc<Snapshot>),
     /// The port bindings changed (which logical port is where, which tunnel leads where).
@@ -139,6 +148,7 @@ impl PartialEq for Event {
                     error: eb,
                 },
             ) => a == b && xa == xb && ea == eb,
+            (FlowStats { dpid: a, flows: x }, FlowStats { dpid: b, flows: y }) => a == b && x == y,
             (Topology(a), Topology(b)) => a.revision() == b.revision(),
             (Bindings(a), Bindings(b)) => a == b,
             _ => false,
@@ -155,7 +165,8 @@ impl Event {
             | Event::PacketIn { dpid, .. }
             | Event::PortStatus { dpid, .. }
             | Event::FlowRemoved { dpid, .. }
-            | Event::SwitchError { dpid, .. } => Some(*dpid),
+            | Event::SwitchError { dpid, .. }
+            | Event::FlowStats { dpid, .. } => Some(*dpid),
             Event::Topology(_) | Event::Bindings(_) => None,
         }
     }
@@ -363,6 +374,20 @@ pub struct ArpEntry {
 
 /// Names accepted by [`by_name`]; the first is the default.
 pub const APP_NAMES: &[&str] = &[engine::NAME, l2switch::NAME];
+
+/// [`by_name`] for a controller start numbered `boot` (any number that differs between starts,
+/// such as the clock's nanoseconds: apps read no clock). The engine numbers its flows' cookies
+/// from it, so this run's flows never share a cookie with a previous run's it has not read
+/// back yet.
+pub fn by_name_booted(name: &str, boot: u64) -> Option<Box<dyn App>> {
+    match name {
+        engine::NAME => Some(Box::new(engine::Engine::new(engine::Config {
+            cookie_start: boot,
+            ..engine::Config::default()
+        }))),
+        other => by_name(other),
+    }
+}
 
 /// The app called `name` with its default configuration, or `None` if there is no such app.
 pub fn by_name(name: &str) -> Option<Box<dyn App>> {

@@ -106,7 +106,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // The store first: a damaged one ends start-up before anything listens.
     let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
-    let app = apps::by_name(&args.app).with_context(|| {
+    // A number that differs between starts, for what an app must not reuse across them.
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let app = apps::by_name_booted(&args.app, boot).with_context(|| {
         format!(
             "unknown app {:?} (known: {})",
             args.app,

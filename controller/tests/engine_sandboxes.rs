@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::lab::{arp_request, assert_tunnels_to, flow_field, hex, mac_str, poll, Lab, Vm};
+use common::lab::{
+    arp_request, assert_tunnels_to, flow_field, hex, mac_str, poll, poll_within, Lab, Vm, LAB_WAIT,
+};
 use serde_json::json;
 
 fn mac(n: u8) -> [u8; 6] {
@@ -174,13 +176,27 @@ async fn a_killed_controller_restarts_and_leaves_nothing_stale() {
         (f == unicast(mac(1), mac(2), "a to b")).then_some(())
     })
     .await;
-    let a_port = lab.ofport(&a).expect("a's ofport");
-    poll("a reactive flow on hv1", || {
-        lab.flows(0, &["table=20"])
-            .contains("cookie=0x53548")
-            .then_some(())
+    // c reaches b too: a second reactive flow on hv1, still right after the restart.
+    lab.send(&c, &unicast(mac(3), mac(2), "c to b"));
+    lab.arrives(&b, "c's frame at b", |f| {
+        (f == unicast(mac(3), mac(2), "c to b")).then_some(())
     })
     .await;
+    let a_port = lab.ofport(&a).expect("a's ofport");
+    let flow_of = |lab: &Lab, vm: &Vm| {
+        let key = format!("metadata={:#x},", vm.key);
+        let flows = lab.flows(0, &["table=20"]);
+        flows
+            .lines()
+            .find(|l| l.contains("cookie=0x53548") && l.contains(&key))
+            .and_then(|l| flow_field(l, "cookie="))
+            .map(str::to_owned)
+    };
+    poll("a's and c's reactive flows on hv1", || {
+        Some((flow_of(&lab, &a)?, flow_of(&lab, &c)?))
+    })
+    .await;
+    let c_cookie = flow_of(&lab, &c).unwrap();
 
     lab.kill();
     // While it is down, a's VIF leaves hv1: its classifier entry stays behind in OVS.
@@ -190,17 +206,32 @@ async fn a_killed_controller_restarts_and_leaves_nothing_stale() {
     assert!(lab.flows(0, &[]).contains(&format!("in_port={a_port} ")));
     lab.restart().await;
 
+    // Read back and checked: a's flow is stale (its port is gone) and goes; c's flow is what
+    // the restarted engine would install and stays, the same flow with the same cookie.
     poll(
-        "hv1 reconciled: a's entry and the old reactive flows gone",
+        "hv1 reconciled: a's entry and a's old reactive flow gone",
         || {
             let flows = lab.flows(0, &[]);
             let stale = flows.contains(&format!("in_port={a_port} "));
-            let reactive = flows.contains("cookie=0x53548");
             let pipeline = flows.contains("actions=CONTROLLER");
-            (!stale && !reactive && pipeline).then_some(())
+            (!stale && flow_of(&lab, &a).is_none() && pipeline).then_some(())
         },
     )
     .await;
+    assert_eq!(
+        flow_of(&lab, &c).as_deref(),
+        Some(c_cookie.as_str()),
+        "c's flow was not kept"
+    );
+    let packets = |lab: &Lab| {
+        let flows = lab.flows(0, &["table=20"]);
+        flows
+            .lines()
+            .find(|l| l.contains(&format!("cookie={c_cookie},")))
+            .and_then(|l| flow_field(l, "n_packets="))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let before = packets(&lab).expect("c's flow");
     // No entry of the pipeline is left from the old session's phase either.
     for hv in 0..2 {
         let flows = lab.flows(hv, &[]);
@@ -208,13 +239,22 @@ async fn a_killed_controller_restarts_and_leaves_nothing_stale() {
             assert!(l.contains("cookie=0x5354"), "a foreign flow: {l}");
         }
     }
-    // Traffic flows again: c reaches b.
-    lab.send(&c, &unicast(mac(3), mac(2), "c to b"));
+    // Traffic goes on through the kept flow: c reaches b, and the flow counts it.
+    lab.send(&c, &unicast(mac(3), mac(2), "c to b again"));
     lab.arrives(&b, "c's frame at b", |f| {
-        (f == unicast(mac(3), mac(2), "c to b")).then_some(())
+        (f == unicast(mac(3), mac(2), "c to b again")).then_some(())
     })
     .await;
-    lab.oracle().await;
+    if poll_within(LAB_WAIT, || (packets(&lab)? > before).then_some(()))
+        .await
+        .is_none()
+    {
+        panic!(
+            "c's kept flow {c_cookie} did not carry it (had {before}):\n{}",
+            lab.flows(0, &["table=20"])
+        );
+    }
+    assert!(lab.oracle().await >= 1);
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
 }

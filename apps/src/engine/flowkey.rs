@@ -369,6 +369,73 @@ impl Header {
         }
     }
 
+    /// A header the flow with match `m` matches, with its metadata: the matched values, and
+    /// for what the match leaves out values no flow depends on (the simulation did not read
+    /// them, so any value decides the same: TTL 64, no DF, zeros). The inverse of
+    /// [`Header::to_match`] over the fields it wrote; what the engine re-simulates to check a
+    /// flow it finds on a switch after a restart. `None` without metadata.
+    pub fn from_match(m: &Match) -> Option<(u64, Header)> {
+        let mut metadata = None;
+        let mut h = Header::ethernet([0; 6], [0; 6], 0);
+        let (mut src, mut dst, mut proto, mut frag) = (None, None, None, 0);
+        let (mut tp, mut icmp) = ((0u16, 0u16), (0u8, 0u8));
+        let (mut op, mut spa, mut tpa) = (0u16, Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+        for f in &m.fields {
+            match f {
+                OxmField::Metadata { value, .. } => metadata = Some(*value),
+                OxmField::EthSrc { value, .. } => h.eth_src = *value,
+                OxmField::EthDst { value, .. } => h.eth_dst = *value,
+                OxmField::EthType(t) => h.eth_type = *t,
+                OxmField::Ipv4Src { value, .. } => src = Some(*value),
+                OxmField::Ipv4Dst { value, .. } => dst = Some(*value),
+                OxmField::IpProto(p) => proto = Some(*p),
+                OxmField::TcpSrc(p) | OxmField::UdpSrc(p) => tp.0 = *p,
+                OxmField::TcpDst(p) | OxmField::UdpDst(p) => tp.1 = *p,
+                OxmField::Icmpv4Type(t) => icmp.0 = *t,
+                OxmField::Icmpv4Code(c) => icmp.1 = *c,
+                OxmField::ArpOp(o) => op = *o,
+                OxmField::ArpSpa { value, .. } => spa = *value,
+                OxmField::ArpTpa { value, .. } => tpa = *value,
+                other => {
+                    if let Some((bits, _)) = as_nw_frag(other) {
+                        frag = bits;
+                    }
+                }
+            }
+        }
+        match h.eth_type {
+            0x0800 => {
+                let proto = proto.unwrap_or(0);
+                h.ipv4 = Some(Ipv4 {
+                    src: src.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    dst: dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    proto,
+                    ttl: 64,
+                    total_len: 64,
+                    df: false,
+                    frag,
+                });
+                h.l4 = match proto {
+                    _ if frag & 2 != 0 => L4::Other,
+                    6 => L4::Tcp(tp.0, tp.1),
+                    17 => L4::Udp(tp.0, tp.1),
+                    1 => L4::Icmp(icmp.0, icmp.1),
+                    _ => L4::Other,
+                };
+            }
+            0x0806 => {
+                h.arp = Some(Arp {
+                    op,
+                    sha: h.eth_src,
+                    spa,
+                    tpa,
+                });
+            }
+            _ => {}
+        }
+        Some((metadata?, h))
+    }
+
     /// The actions that turn `self` into `to`: `dec_ttl` once per router hop first, then the
     /// `set_field`s of Ethernet and IPv4 addresses.
     ///
@@ -688,6 +755,114 @@ mod tests {
 #[cfg(test)]
 mod prefix_tests {
     use super::*;
+
+    /// Every match `to_match` makes comes back from `from_match` as a header that makes the
+    /// same match again (what the engine's read-back reconcile relies on).
+    #[test]
+    fn from_match_inverts_to_match() {
+        use proptest::prelude::*;
+        let mac = any::<[u8; 6]>();
+        let l4 = prop_oneof![
+            (any::<u16>(), any::<u16>()).prop_map(|(a, b)| L4::Tcp(a, b)),
+            (any::<u16>(), any::<u16>()).prop_map(|(a, b)| L4::Udp(a, b)),
+            (any::<u8>(), any::<u8>()).prop_map(|(a, b)| L4::Icmp(a, b)),
+            Just(L4::Other),
+        ];
+        let header = (
+            mac,
+            mac,
+            any::<[u8; 4]>(),
+            any::<[u8; 4]>(),
+            l4,
+            0u8..4,
+            any::<bool>(),
+        )
+            .prop_map(|(s, d, a, b, l4, frag, arp)| {
+                let mut h = Header::ethernet(s, d, if arp { 0x0806 } else { 0x0800 });
+                if arp {
+                    h.arp = Some(Arp {
+                        op: 1,
+                        sha: s,
+                        spa: a.into(),
+                        tpa: b.into(),
+                    });
+                } else {
+                    let frag = frag & 1 | (frag & 2);
+                    let proto = match l4 {
+                        L4::Tcp(..) => 6,
+                        L4::Udp(..) => 17,
+                        L4::Icmp(..) => 1,
+                        L4::Other => 47,
+                    };
+                    h.ipv4 = Some(Ipv4 {
+                        src: a.into(),
+                        dst: b.into(),
+                        proto,
+                        ttl: 9,
+                        total_len: 1500,
+                        df: true,
+                        frag: if frag & 2 != 0 { 3 } else { frag },
+                    });
+                    h.l4 = if frag & 2 != 0 { L4::Other } else { l4 };
+                }
+                h
+            });
+        let seen = (any::<u16>(), 0u8..=32, 0u8..=32).prop_map(|(bits, s, d)| {
+            let mut f = FieldSet::default();
+            for i in 0..14u8 {
+                if bits & (1 << i) != 0 {
+                    f.insert(field_at(i));
+                }
+            }
+            Seen {
+                fields: f,
+                nw_src_len: s,
+                nw_dst_len: d,
+            }
+        });
+        proptest!(|(h in header, seen in seen, md in any::<u64>())| {
+            // Only what a walk can read: transport fields of the transport the packet has
+            // (`Tracked` reads the protocol or the fragment bits instead).
+            let mut seen = seen;
+            let keep = |f: Field| match (f, h.l4) {
+                (Field::TpSrc | Field::TpDst, L4::Tcp(..) | L4::Udp(..)) => true,
+                (Field::IcmpType | Field::IcmpCode, L4::Icmp(..)) => true,
+                (Field::TpSrc | Field::TpDst | Field::IcmpType | Field::IcmpCode, _) => false,
+                _ => true,
+            };
+            let mut fields = FieldSet::default();
+            for i in 0..14u8 {
+                let f = field_at(i);
+                if seen.fields.contains(f) && keep(f) {
+                    fields.insert(f);
+                }
+            }
+            seen.fields = fields;
+            let m = h.to_match(md, seen);
+            let (md2, back) = Header::from_match(&m).expect("metadata");
+            prop_assert_eq!(md2, md);
+            prop_assert_eq!(back.to_match(md, seen), m);
+        });
+    }
+
+    fn field_at(i: u8) -> Field {
+        [
+            Field::EthSrc,
+            Field::EthDst,
+            Field::EthType,
+            Field::Ipv4Src,
+            Field::Ipv4Dst,
+            Field::IpProto,
+            Field::TpSrc,
+            Field::TpDst,
+            Field::IcmpType,
+            Field::IcmpCode,
+            Field::ArpOp,
+            Field::ArpSpa,
+            Field::ArpTpa,
+            Field::IpFrag,
+        ][usize::from(i)]
+    }
 
     #[test]
     fn a_prefix_read_matches_the_prefix_and_the_longest_read_wins() {

@@ -55,6 +55,10 @@ use sim::{Context, Effect, FlowKind, MacTable, Simulation, Start, Tag};
 /// The name on the command line.
 pub const NAME: &str = "engine";
 
+/// How long flows read back from reconnecting switches wait for the other hosts' switches
+/// before they are checked (see `Engine::settle`).
+const SETTLE_WAIT: Duration = Duration::from_secs(2);
+
 /// Priority of the flow cache entries: this plus the bits of the matched field set.
 const PRIO_CACHE_BASE: u16 = 1000;
 
@@ -82,6 +86,10 @@ pub struct Config {
     pub mtu: u16,
     /// The bridges' DHCP servers.
     pub dhcp: dhcp::DhcpConfig,
+    /// The number of the first reactive cookie. A controller gives each start a different one
+    /// (from the clock: the engine reads none), so a flow a previous run left on a switch and
+    /// a flow of this run never share a cookie while the old one waits to be read back.
+    pub cookie_start: u64,
 }
 
 impl Default for Config {
@@ -97,6 +105,7 @@ impl Default for Config {
             arp: arp::Config::default(),
             mtu: 1450,
             dhcp: dhcp::DhcpConfig::default(),
+            cookie_start: 1,
         }
     }
 }
@@ -133,6 +142,11 @@ pub struct Stats {
     pub unanswered: HashMap<&'static str, u64>,
     /// Packets simulated again after their next hop answered or failed.
     pub resimulated: u64,
+    /// Reactive flows found on a (re)connecting switch and kept: what the engine would install
+    /// now (their cookies and counters stay).
+    pub flows_adopted: u64,
+    /// Reactive flows found on a (re)connecting switch and deleted: stale, or not checkable.
+    pub flows_readback_deleted: u64,
 }
 
 struct FlowRecord {
@@ -162,9 +176,17 @@ struct Bucket {
     last: Instant,
 }
 
+/// A reactive flow found on a switch, waiting to be checked.
+struct ReadBack {
+    dpid: u64,
+    flow: ofproto::FlowStats,
+}
+
 #[derive(Default)]
 struct SwitchState {
     pipeline: HashMap<Key, Vec<Instruction>>,
+    /// Its reactive flows were asked for (on connect) and not answered yet.
+    reading_back: bool,
 }
 
 /// The engine's state: the inputs it simulates on and the flows it installed.
@@ -182,6 +204,11 @@ pub struct Engine {
     by_tag: FxHashMap<Tag, FxHashSet<u64>>,
     /// The `Dst` tags of `by_tag`, ordered per router (what a new route captures).
     decided: route::Decided,
+    /// Reactive flows read back from (re)connecting switches, checked once every connected
+    /// switch has answered (see `adopt`).
+    readback: Vec<ReadBack>,
+    /// When the flows read back are checked even if a host's switch has not connected yet.
+    settle_by: Option<Instant>,
     /// Hash of (datapath, priority, match) → cookies (records are compared to resolve clashes).
     by_match: FxHashMap<u64, SmallVec<[u64; 1]>>,
     next_cookie: u64,
@@ -259,6 +286,44 @@ impl Compiled {
     }
 }
 
+/// What a compiled flow depends on, each tag once: in walk order (provenance shows the path
+/// from it), or sorted for a wide flood (a tree, not a path; a linear dedup would be quadratic).
+/// An error drop depends on nothing.
+fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 12]> {
+    let mut tags: SmallVec<[Tag; 12]> = SmallVec::new();
+    if c.simulation.is_error() {
+        return tags;
+    }
+    let all = &c.simulation.tags;
+    if all.len() <= 24 {
+        for t in all {
+            if !tags.contains(t) {
+                tags.push(*t);
+            }
+        }
+    } else {
+        tags.extend_from_slice(all);
+        tags.sort_unstable();
+        tags.dedup();
+    }
+    tags
+}
+
+/// The destination MAC a flow's actions write (its last `set_field` of `eth_dst`), if any.
+fn written_eth_dst(instructions: &[Instruction]) -> Option<[u8; 6]> {
+    instructions
+        .iter()
+        .flat_map(|i| match i {
+            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
+            _ => &[],
+        })
+        .filter_map(|a| match a {
+            Action::SetField(OxmField::EthDst { value, .. }) => Some(*value),
+            _ => None,
+        })
+        .last()
+}
+
 /// Whether two tag lists (each without duplicates) hold the same tags.
 fn same_tags(a: &[Tag], b: &[Tag]) -> bool {
     if a.len() != b.len() {
@@ -300,6 +365,9 @@ fn fits_action_set(actions: &[Action]) -> bool {
 impl Engine {
     /// An engine with no topology yet.
     pub fn new(config: Config) -> Engine {
+        // 40 bits of the start: reactive cookies keep reading `0x53548…` in dump-flows for the
+        // next 2^43 flows, and two starts still rarely come near each other.
+        let first_cookie = (config.cookie_start & ((1 << 40) - 1)).max(1);
         Engine {
             arp: arp::Cache::new(config.arp.clone()),
             index: Arc::new(Index::build(&Snapshot::default(), config.mtu)),
@@ -313,8 +381,10 @@ impl Engine {
             flows: FxHashMap::default(),
             by_tag: FxHashMap::default(),
             decided: route::Decided::default(),
+            readback: Vec::new(),
+            settle_by: None,
             by_match: FxHashMap::default(),
-            next_cookie: 1,
+            next_cookie: first_cookie,
             buckets: FxHashMap::default(),
             stats: Stats::default(),
         }
@@ -579,12 +649,316 @@ impl Engine {
                 message: Message::FlowMod(fm),
             });
         }
-        self.switches
-            .insert(dpid, SwitchState { pipeline: desired });
+        // The reactive flows it has stay while they are checked: allowed traffic keeps
+        // flowing through them during the reconcile (see `adopt`).
+        out.push(Output {
+            dpid,
+            message: Message::MultipartRequest(pipeline::read_back()),
+        });
+        self.switches.insert(
+            dpid,
+            SwitchState {
+                pipeline: desired,
+                reading_back: true,
+            },
+        );
+    }
+
+    /// The reactive flows switch `dpid` had when it (re)connected, read back. They are checked
+    /// once every host's switch has answered (`settle`), since a flow may depend on a MAC
+    /// learned behind another switch, after what they tell of the state they were made in is
+    /// learned again (`relearn`). Each is checked the way the tests' oracle checks: a header is rebuilt from its match (a flow matches
+    /// exactly what its simulation read, so any packet it matches decides the same), simulated
+    /// from its ingress port, and compiled. Those that come out the same — priority, match,
+    /// actions — are kept with their cookies and counters and indexed like the engine's own;
+    /// the others are deleted by cookie. The MACs the flows' packets taught their bridges are
+    /// learned again first, since later flows were simulated with them. After a controller
+    /// restart the routers' ARP caches are empty, so flows through a next hop learned by ARP
+    /// go (the next packet asks again); flows through next hops the topology knows stay.
+    fn adopt(
+        &mut self,
+        now: Instant,
+        dpid: u64,
+        flows: Option<&[ofproto::FlowStats]>,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(state) = self.switches.get_mut(&dpid) else {
+            return;
+        };
+        if !std::mem::take(&mut state.reading_back) {
+            return;
+        }
+        let Some(flows) = flows else {
+            // Nothing can be checked: every reactive flow goes, and packets are simulated again.
+            out.push(Output {
+                dpid,
+                message: Message::FlowMod(pipeline::delete_reactive()),
+            });
+            let mine: Vec<u64> = self
+                .flows
+                .iter()
+                .filter(|(_, f)| f.dpid == dpid)
+                .map(|(c, _)| *c)
+                .collect();
+            for c in mine {
+                self.remove_flow(now, c);
+            }
+            self.stats.flows_readback_deleted += 1;
+            self.settle(now, out);
+            return;
+        };
+        let reactive = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT;
+        let mut found = Vec::new();
+        for f in flows {
+            if f.table_id != TABLE_CACHE
+                || f.cookie & (pipeline::ENGINE_COOKIE_MASK | pipeline::REACTIVE_BIT) != reactive
+                || self.flows.contains_key(&f.cookie)
+            {
+                continue;
+            }
+            found.push(ReadBack {
+                dpid,
+                flow: f.clone(),
+            });
+        }
+        self.readback.extend(found);
+        self.settle_by.get_or_insert(now + SETTLE_WAIT);
+        self.settle(now, out);
+    }
+
+    /// Where a flow read back from `dpid` takes its packets in, and a header it matches;
+    /// `None` when its match names no port bound on that switch.
+    fn read_back_start(&self, dpid: u64, f: &ofproto::FlowStats) -> Option<(Start, Header)> {
+        let (key, header) = Header::from_match(&f.match_)?;
+        let port = self
+            .snapshot
+            .port_by_tunnel_key(u32::try_from(key).ok()?)?
+            .id;
+        let loc = self.bindings.port(port).filter(|l| l.dpid == dpid)?;
+        Some((
+            Start::Ingress {
+                port,
+                in_port: loc.ofport,
+            },
+            header,
+        ))
+    }
+
+    /// What the flows read back tell of the state they were simulated with, learned again
+    /// before they are checked: the MACs their packets taught their bridges (flows on other
+    /// switches depend on them), where a flow that delivers to one VIF found its destination
+    /// MAC, and the ARP answers behind the next hops a routed flow rewrites to (the cache ages
+    /// them like any answer, so a neighbour that changed is asked again). What this run has
+    /// learned already wins.
+    fn relearn(
+        &mut self,
+        now: Instant,
+        found: &[(ReadBack, Option<(Start, Header)>)],
+        out: &mut Vec<Output>,
+    ) {
+        let mut todo = Vec::new();
+        for (r, start) in found {
+            let Some((start, header)) = *start else {
+                continue;
+            };
+            let eth_dst = written_eth_dst(&r.flow.instructions);
+            // Its last bridge found the destination there (or flooded to that port alone,
+            // which sends the same way).
+            let dst = eth_dst.unwrap_or(header.eth_dst);
+            if let Some(port) = self.delivered_to(r.dpid, &r.flow.instructions) {
+                let bridge = self
+                    .snapshot
+                    .get::<topology::model::Port>(port)
+                    .map(|p| p.device_id);
+                if let Some(bridge) = bridge.filter(|b| {
+                    self.snapshot.device_kind(*b) == Some(topology::DeviceKind::Bridge)
+                        && dst[0] & 1 == 0
+                        && self.index.router_mac(*b, dst).is_none()
+                        && !self.macs.contains_key(&(*b, dst))
+                }) {
+                    self.learn(now, bridge, dst, port, out);
+                }
+            }
+            // One round per router on the path whose next hop only ARP knew.
+            for _ in 0..MAX_ANSWER_DEPTH {
+                let sim = sim::simulate(self.context(), start, header);
+                for e in &sim.effects {
+                    if let Effect::Learn { bridge, mac, port } = *e {
+                        if !self.macs.contains_key(&(bridge, mac)) {
+                            self.learn(now, bridge, mac, port, out);
+                        }
+                    }
+                }
+                let (Some(res), Some(mac)) = (sim.resolve, eth_dst) else {
+                    break;
+                };
+                let heard = arp::Heard {
+                    router: res.router,
+                    port: res.port,
+                    ip: res.ip,
+                    mac,
+                    create: true,
+                };
+                self.arp.learn(now, heard, &mut todo);
+            }
+        }
+        let mut work = VecDeque::new();
+        self.run_todo(now, todo, &mut work, out);
+        self.drain(now, &mut work, out);
+    }
+
+    /// The one logical port a flow's actions on `dpid` deliver to (a local VIF, or a tunnel
+    /// with a port's key), if exactly one.
+    fn delivered_to(&self, dpid: u64, instructions: &[Instruction]) -> Option<Uuid> {
+        let mut key = None;
+        let mut ports = SmallVec::<[Uuid; 2]>::new();
+        let actions = instructions.iter().flat_map(|i| match i {
+            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
+            _ => &[],
+        });
+        for a in actions {
+            match a {
+                Action::SetField(OxmField::TunnelId { value, .. }) => key = Some(*value),
+                Action::Output { port, .. } => match self.bindings.at(dpid, *port) {
+                    Some(Attachment::Vif { port, .. }) => ports.push(port),
+                    Some(Attachment::Tunnel { .. }) => {
+                        let k = u32::try_from(key?).ok()?;
+                        ports.push(self.snapshot.port_by_tunnel_key(k)?.id);
+                    }
+                    _ => return None,
+                },
+                _ => {}
+            }
+        }
+        match ports.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// Checks the flows read back once every host's switch has connected and been read (after
+    /// a controller restart they come back one by one) or [`SETTLE_WAIT`] after the first
+    /// answer, whichever is first; until then the flows stay on their switches and traffic
+    /// keeps flowing through them.
+    fn settle(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if self.readback.is_empty() {
+            self.settle_by = None;
+            return;
+        }
+        let reading = self.switches.values().any(|s| s.reading_back);
+        // Every host's switch back, and every read-back switch's host known to the bindings
+        // (its OVSDB session may come back after its OpenFlow one).
+        let missing = self
+            .bindings
+            .dpids()
+            .any(|d| !self.switches.contains_key(&d))
+            || self
+                .readback
+                .iter()
+                .any(|r| self.bindings.host(r.dpid).is_none());
+        let late = self.settle_by.is_some_and(|t| t <= now);
+        if (reading || missing) && !late {
+            return;
+        }
+        self.settle_by = None;
+        let found: Vec<(ReadBack, Option<(Start, Header)>)> = std::mem::take(&mut self.readback)
+            .into_iter()
+            .filter(|r| self.switches.contains_key(&r.dpid))
+            .map(|r| {
+                let start = self.read_back_start(r.dpid, &r.flow);
+                (r, start)
+            })
+            .collect();
+        self.relearn(now, &found, out);
+        let (mut kept_n, mut deleted_n) = (0usize, 0usize);
+        for (ReadBack { dpid, flow: f }, start) in found {
+            if start.is_none() {
+                tracing::debug!(
+                    dpid,
+                    cookie = format!("{:#x}", f.cookie),
+                    found = %ofproto::display::FlowText {
+                        table_id: f.table_id,
+                        priority: f.priority,
+                        match_: &f.match_,
+                        instructions: &f.instructions
+                    },
+                    "read-back flow not kept: its ingress is no port bound on that switch"
+                );
+            }
+            let kept = start.and_then(|(start, header)| {
+                let c = self.compile(dpid, start, header);
+                let same = c.simulation.flow == FlowKind::Cache
+                    && c.priority == f.priority
+                    && c.match_.fields.len() == f.match_.fields.len()
+                    && c.match_.fields.iter().all(|x| f.match_.fields.contains(x))
+                    && c.instructions() == f.instructions;
+                let h = match_hash(dpid, c.priority, &c.match_);
+                // A packet-in since the connect installed the same flow: the switch replaced
+                // the old one, the new record stands.
+                let replaced = self.find_flow(h, dpid, c.priority, &c.match_).is_some();
+                if !same || replaced {
+                    tracing::debug!(
+                        dpid,
+                        cookie = format!("{:#x}", f.cookie),
+                        found = %ofproto::display::FlowText {
+                            table_id: f.table_id,
+                            priority: f.priority,
+                            match_: &f.match_,
+                            instructions: &f.instructions
+                        },
+                        now = %ofproto::display::FlowText {
+                            table_id: TABLE_CACHE,
+                            priority: c.priority,
+                            match_: &c.match_,
+                            instructions: &c.instructions()
+                        },
+                        replaced,
+                        "read-back flow not kept"
+                    );
+                }
+                (same && !replaced).then_some(c)
+            });
+            let Some(c) = kept else {
+                deleted_n += 1;
+                self.stats.flows_readback_deleted += 1;
+                out.push(Output {
+                    dpid,
+                    message: Message::FlowMod(pipeline::delete_cookie(f.cookie)),
+                });
+                continue;
+            };
+            let learned = c.simulation.effects.iter().find_map(|e| match *e {
+                Effect::Learn { bridge, mac, .. } if self.macs.contains_key(&(bridge, mac)) => {
+                    Some((bridge, mac))
+                }
+                _ => None,
+            });
+            let in_port = match c.simulation_start {
+                Start::Ingress { in_port, .. } => in_port,
+                Start::Egress { .. } => ofproto::port_no::CONTROLLER,
+            };
+            let tags = flow_tags(&c);
+            self.record(dpid, f.cookie, &c, &tags, learned, in_port);
+            // This run's cookies continue after every cookie it found.
+            let n = f.cookie & (pipeline::REACTIVE_BIT - 1);
+            if n >= self.next_cookie {
+                self.next_cookie = (n + 1) & (pipeline::REACTIVE_BIT - 1);
+            }
+            self.stats.flows_adopted += 1;
+            kept_n += 1;
+        }
+        if kept_n + deleted_n > 0 {
+            tracing::info!(
+                kept = kept_n,
+                deleted = deleted_n,
+                "flows read back from the switches checked"
+            );
+        }
     }
 
     fn forget_switch(&mut self, now: Instant, dpid: u64) {
         self.switches.remove(&dpid);
+        self.readback.retain(|r| r.dpid != dpid);
         self.buckets.retain(|(d, _), _| *d != dpid);
         let cookies: Vec<u64> = self
             .flows
@@ -849,23 +1223,7 @@ impl Engine {
         out: &mut Vec<Output>,
     ) {
         let error = c.simulation.flow == FlowKind::Short;
-        let mut tags: SmallVec<[Tag; 12]> = SmallVec::new();
-        if !c.simulation.is_error() {
-            let all = &c.simulation.tags;
-            if all.len() <= 24 {
-                // In walk order (provenance shows the path from it), each tag once.
-                for t in all {
-                    if !tags.contains(t) {
-                        tags.push(*t);
-                    }
-                }
-            } else {
-                // A wide flood: a tree, not a path; linear dedup would be quadratic.
-                tags.extend_from_slice(all);
-                tags.sort_unstable();
-                tags.dedup();
-            }
-        }
+        let tags = flow_tags(c);
         let tags = &tags[..];
         // The switch replaces a flow with the same match and priority. If it depended on the
         // same things, it keeps its cookie (a packet-in raced the first install); otherwise
@@ -884,6 +1242,22 @@ impl Engine {
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
+        self.record(dpid, cookie, c, tags, learned, in_port);
+        self.emit_flow(dpid, cookie, c, error, out);
+    }
+
+    /// Indexes flow `cookie` on `dpid`: by match, by tag, and as a reference to the MAC entry
+    /// it keeps alive.
+    fn record(
+        &mut self,
+        dpid: u64,
+        cookie: u64,
+        c: &Compiled,
+        tags: &[Tag],
+        learned: Option<(Uuid, [u8; 6])>,
+        in_port: u32,
+    ) {
+        let h = match_hash(dpid, c.priority, &c.match_);
         self.by_match.entry(h).or_default().push(cookie);
         for t in tags {
             let cookies = self.by_tag.entry(*t).or_default();
@@ -919,7 +1293,6 @@ impl Engine {
                 ),
             },
         );
-        self.emit_flow(dpid, cookie, c, error, out);
     }
 
     fn find_flow(&self, h: u64, dpid: u64, priority: u16, m: &Match) -> Option<u64> {
@@ -1309,7 +1682,11 @@ impl App for Engine {
     fn handle(&mut self, now: Instant, event: &Event, out: &mut Vec<Output>) {
         match event {
             Event::SwitchUp { dpid, .. } => self.switch_up(now, *dpid, out),
-            Event::SwitchDown { dpid } => self.forget_switch(now, *dpid),
+            Event::SwitchDown { dpid } => {
+                self.forget_switch(now, *dpid);
+                // It will not answer: the others' flows need not wait for it.
+                self.settle(now, out);
+            }
             Event::PacketIn { dpid, packet_in } => self.packet_in(now, *dpid, packet_in, out),
             Event::PortStatus { .. } => {}
             Event::FlowRemoved { dpid, removed } => self.flow_removed(now, *dpid, removed),
@@ -1321,17 +1698,22 @@ impl App for Engine {
                     self.remove_flow(now, c);
                 }
             }
+            Event::FlowStats { dpid, flows } => self.adopt(now, *dpid, flows.as_deref(), out),
             Event::Topology(snap) => self.topology(now, snap, out),
-            Event::Bindings(b) => self.bindings(now, b, out),
+            Event::Bindings(b) => {
+                self.bindings(now, b, out);
+                // Flows read back may have waited for this host's bindings.
+                self.settle(now, out);
+            }
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         let mac = self.mac_expiry.peek().map(|Reverse((at, _, _))| *at);
-        match (mac, self.arp.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [mac, self.arp.poll_timeout(), self.settle_by]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn query(&self, now: Instant, query: &Query) -> Option<Answer> {
@@ -1360,6 +1742,9 @@ impl App for Engine {
         let mut work = VecDeque::new();
         self.run_todo(now, todo, &mut work, out);
         self.drain(now, &mut work, out);
+        if self.settle_by.is_some_and(|t| t <= now) {
+            self.settle(now, out);
+        }
         while let Some(Reverse((at, bridge, mac))) = self.mac_expiry.peek().copied() {
             if at > now {
                 break;

@@ -181,8 +181,9 @@ pub fn async_config() -> ofproto::AsyncConfig {
     }
 }
 
-/// The reconcile on (re)connect — a controller restart or a switch coming back — without a gap
-/// in forwarding and without reading the switch's tables back:
+/// The pipeline's reconcile on (re)connect — a controller restart or a switch coming back —
+/// without a gap in forwarding. Reactive flows are left in place: the engine reads them back
+/// ([`read_back`]) and keeps those it would install now (see the engine's `adopt`):
 ///
 /// 1. every desired entry is added with phase A (an add replaces an entry with the same table,
 ///    priority and match in place: traffic never meets a missing pipeline);
@@ -190,10 +191,7 @@ pub fn async_config() -> ofproto::AsyncConfig {
 /// 3. every desired entry is added again with phase B;
 /// 4. pipeline entries of phase A go: what survives is exactly the desired set, whatever phase
 ///    a stale entry had;
-/// 5. every reactive flow goes (the engine has no record of them after a restart; packets
-///    meet the miss and are simulated again, so allowed traffic keeps flowing, through the
-///    controller for a moment);
-/// 6. flows with cookie 0 (added by hand) go from the pipeline's tables. Flows with other
+/// 5. flows with cookie 0 (added by hand) go from the pipeline's tables. Flows with other
 ///    foreign cookies, and any flow in another table, are left alone.
 pub fn reconcile(desired: &HashMap<Key, Vec<Instruction>>) -> Vec<FlowMod> {
     let mut entries: Vec<(&Key, &Vec<Instruction>)> = desired.iter().collect();
@@ -233,16 +231,38 @@ pub fn reconcile(desired: &HashMap<Key, Vec<Instruction>>) -> Vec<FlowMod> {
     mods.push(delete(PIPELINE_ENTRY, phase_mask));
     mods.extend(add(PIPELINE_ENTRY));
     mods.push(delete(PIPELINE_COOKIE, phase_mask));
-    mods.push(delete(
-        PIPELINE_COOKIE | REACTIVE_BIT,
-        ENGINE_COOKIE_MASK | REACTIVE_BIT,
-    ));
     // Per table, not in all tables: OVS refuses (EPERM) a delete that matches its own read-only
     // flows, which have cookie 0 too (seen on the userspace datapath), and then deletes nothing.
     for table in [TABLE_CLASSIFY, TABLE_TUNNEL, TABLE_CACHE, TABLE_MTU] {
         mods.push(delete_in(table, 0, u64::MAX));
     }
     mods
+}
+
+/// The FLOW_STATS request for every reactive flow of the flow cache.
+pub fn read_back() -> ofproto::MultipartRequest {
+    ofproto::MultipartRequest {
+        flags: 0,
+        body: ofproto::MultipartRequestBody::Flow(ofproto::FlowStatsRequest {
+            table_id: TABLE_CACHE,
+            cookie: PIPELINE_COOKIE | REACTIVE_BIT,
+            cookie_mask: ENGINE_COOKIE_MASK | REACTIVE_BIT,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Deletes every reactive flow (a read-back that failed: nothing can be checked).
+pub fn delete_reactive() -> FlowMod {
+    FlowMod {
+        command: FlowModCommand::Delete,
+        table_id: TABLE_CACHE,
+        cookie: PIPELINE_COOKIE | REACTIVE_BIT,
+        cookie_mask: ENGINE_COOKIE_MASK | REACTIVE_BIT,
+        out_port: port_no::ANY,
+        out_group: ofproto::consts::OFPG_ANY,
+        ..FlowMod::default()
+    }
 }
 
 /// Deletes the flow cache entry with this cookie.

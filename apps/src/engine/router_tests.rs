@@ -1692,3 +1692,44 @@ mod traces {
         assert!(l.f.engine.flows(Some(l.hv[2])).is_empty());
     }
 }
+
+/// After a restart, a routed flow through a next hop only ARP knew is read back and kept: the
+/// ARP answer it was installed with comes back from its own actions.
+#[test]
+fn a_restart_keeps_routed_flows_and_their_arp_answers() {
+    let mut l = lab();
+    let (hv1, a) = (l.hv[0], l.vm[0]);
+    let frame = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64, 5001);
+    l.f.send(hv1, a.1, frame.clone());
+    l.b_answers();
+    l.f.take_delivered();
+    let cookie = l.f.cache(hv1)[0].cookie;
+    l.f.engine = Engine::default();
+    l.f.sync();
+    for hv in l.hv {
+        l.f.connect(hv);
+    }
+    let cache: Vec<u64> = l.f.cache(hv1).iter().map(|e| e.cookie).collect();
+    assert_eq!(
+        cache,
+        [cookie],
+        "the routed flow was not kept: {:?}",
+        l.f.engine.stats()
+    );
+    assert_eq!(l.f.oracle(), 1);
+    let Some(crate::Answer::ArpTable(t)) =
+        l.f.engine
+            .query(l.f.now, &crate::Query::ArpTable { router: l.r })
+    else {
+        panic!("no ARP table");
+    };
+    assert_eq!(
+        t.iter().map(|e| (e.ip, e.mac)).collect::<Vec<_>>(),
+        [(ip("10.0.2.20"), Some(vm_mac(2)))]
+    );
+    // The packets go on through it, with no packet-in and no ARP request.
+    let n = l.f.packet_ins;
+    l.f.send(hv1, a.1, frame);
+    assert_eq!(l.f.packet_ins, n);
+    assert_eq!(l.f.take_delivered().len(), 1);
+}

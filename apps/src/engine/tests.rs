@@ -406,6 +406,44 @@ fn reconnect_reconciles_without_a_gap_and_leaves_nothing_stale() {
     sw.flow_mod(now, stale(pipeline::PIPELINE_ENTRY, 78), None);
     sw.flow_mod(now, stale(0, 79), None);
     sw.flow_mod(now, stale(0x1234 << 48, 80), None);
+    // And reactive flows of an earlier run that are not what the engine would install now: one
+    // for a port key nobody has, one whose actions are wrong.
+    let kept = l.f.cache(hv1)[0].cookie;
+    let key = |e: &crate::harness::Entry| {
+        e.match_.fields.iter().find_map(|f| match f {
+            OxmField::Metadata { value, .. } => Some(*value),
+            _ => None,
+        })
+    };
+    let a_key = key(l.f.cache(hv1)[0]).unwrap();
+    let reactive = |n: u64, metadata: u64, out: u32| ofproto::FlowMod {
+        table_id: pipeline::TABLE_CACHE,
+        priority: 1003,
+        cookie: pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | n,
+        match_: ofproto::Match::from_iter([
+            OxmField::Metadata {
+                value: metadata,
+                mask: None,
+            },
+            OxmField::EthDst {
+                value: mac(9),
+                mask: None,
+            },
+        ]),
+        instructions: vec![ofproto::Instruction::ApplyActions(vec![
+            ofproto::Action::Output {
+                port: out,
+                max_len: 0,
+            },
+        ])],
+        ..ofproto::FlowMod::default()
+    };
+    let sw = l.f.switches.get_mut(&hv1).unwrap();
+    sw.flow_mod(now, reactive(900, 0xf_ffff, 1), None);
+    sw.flow_mod(now, reactive(901, a_key, 99), None);
+    // The engine restarts: it has no record of anything.
+    l.f.engine = Engine::default();
+    l.f.sync();
     let classify_a = |flows: &[crate::harness::Entry]| {
         flows
             .iter()
@@ -425,6 +463,15 @@ fn reconnect_reconciles_without_a_gap_and_leaves_nothing_stale() {
             assert!(classify_a(&copy.flows), "a gap after {fm:?}");
         }
     }
+    // Until the other hosts' switches are back too (a flow may depend on a MAC behind one of
+    // them), what was read back waits on the switch, untouched.
+    assert_eq!(
+        l.f.cache(hv1).len(),
+        3,
+        "checked before every switch was back"
+    );
+    l.f.connect(l.hv[1]);
+    l.f.connect(l.hv[2]);
     let flows = &l.f.switches[&hv1].flows;
     let ports: Vec<u32> = flows
         .iter()
@@ -440,18 +487,36 @@ fn reconnect_reconciles_without_a_gap_and_leaves_nothing_stale() {
         ports.contains(&80),
         "another controller's cookie is left alone"
     );
-    assert!(
-        l.f.cache(hv1).is_empty(),
-        "reactive flows go: the engine has no record of them"
-    );
+    // Read back and checked: the flow the engine would install now stays, with its cookie
+    // (traffic never left it); the two stale ones go.
+    let cache: Vec<u64> = l.f.cache(hv1).iter().map(|e| e.cookie).collect();
+    assert_eq!(cache, [kept], "only the flow that is still right stays");
+    assert_eq!(l.f.engine.flow_count(), 1);
+    assert_eq!(l.f.engine.stats().flows_adopted, 1);
+    assert_eq!(l.f.engine.stats().flows_readback_deleted, 2);
     assert!(flows
         .iter()
-        .filter(|e| e.match_.in_port() != Some(80))
+        .filter(
+            |e| e.match_.in_port() != Some(80) && e.table != pipeline::TABLE_CACHE
+                || e.table == pipeline::TABLE_CACHE && e.priority == 0
+        )
         .all(|e| e.cookie == pipeline::PIPELINE_ENTRY));
-    assert_eq!(l.f.engine.flow_count(), 0);
-    // Traffic goes on: the next packet is simulated and cached again.
+    assert_eq!(l.f.oracle(), 1);
+    // Traffic goes on through it: no packet-in.
+    let n = l.f.packet_ins;
     l.f.send(hv1, l.of[0], frames::arp_request(mac(1), [0; 4], [0; 4]));
-    assert_eq!(l.f.cache(hv1).len(), 1);
+    assert_eq!(l.f.packet_ins, n);
+    // The adopted flow is indexed like the engine's own: a's port going down takes it.
+    let a = l.ports[0];
+    l.f.write(|t| {
+        let mut p = topology::model::Port::clone(t.snapshot().find::<topology::model::Port>(a)?);
+        p.admin_state_up = false;
+        t.update_port(p).map(|_| ())
+    });
+    assert!(
+        l.f.cache(hv1).is_empty(),
+        "the adopted flow was not invalidated"
+    );
 }
 
 #[test]
@@ -727,4 +792,43 @@ fn counters_move_where_the_events_happen() {
     assert_eq!(c.budget_hits, l.f.engine.stats().budget_drops);
     assert!(c.budget_hits >= 2, "{c:?}");
     assert_eq!(c.packet_ins, l.f.engine.stats().packet_ins);
+}
+
+/// A host whose switch does not come back after a restart holds the check up for
+/// `SETTLE_WAIT` at most: then what was read back is checked anyway.
+#[test]
+fn read_back_flows_are_checked_after_a_while_without_every_switch() {
+    let mut l = lab();
+    let hv1 = l.hv[0];
+    l.f.send(hv1, l.of[0], frames::arp_request(mac(1), [0; 4], [0; 4]));
+    let kept = l.f.cache(hv1)[0].cookie;
+    let stale = ofproto::FlowMod {
+        table_id: pipeline::TABLE_CACHE,
+        priority: 1003,
+        cookie: pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | 7777,
+        match_: ofproto::Match::from_iter([OxmField::Metadata {
+            value: 0xf_ffff,
+            mask: None,
+        }]),
+        ..ofproto::FlowMod::default()
+    };
+    let now = l.f.now;
+    l.f.switches
+        .get_mut(&hv1)
+        .unwrap()
+        .flow_mod(now, stale, None);
+    l.f.engine = Engine::default();
+    l.f.sync();
+    l.f.connect(hv1);
+    assert_eq!(
+        l.f.cache(hv1).len(),
+        2,
+        "checked before the others could come back"
+    );
+    l.f.advance(SETTLE_WAIT / 2);
+    assert_eq!(l.f.cache(hv1).len(), 2);
+    l.f.advance(SETTLE_WAIT);
+    let cache: Vec<u64> = l.f.cache(hv1).iter().map(|e| e.cookie).collect();
+    assert_eq!(cache, [kept]);
+    assert_eq!(l.f.oracle(), 1);
 }

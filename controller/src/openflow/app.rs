@@ -255,6 +255,46 @@ impl AppHost {
         self.route(inner, event.dpid(), local);
     }
 
+    /// A FLOW_STATS request of the app's: sent as a request (through the switch's queue, so
+    /// behind everything the app sent it before), its reply handed back to the app as
+    /// `Event::FlowStats` in the same ordered stream, unless the session was replaced
+    /// meanwhile. Without a runtime (unit tests of the host) nothing is asked.
+    fn ask_flow_stats(&self, dpid: u64, message: Message) {
+        let (Some(switch), Ok(rt)) = (
+            self.switches.get(dpid),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let host = self.clone();
+        rt.spawn(async move {
+            let flows = match switch.request(message).await {
+                Ok(super::Reply::Multipart(parts)) => Some(
+                    parts
+                        .into_iter()
+                        .filter_map(|p| match p.body {
+                            ofproto::MultipartReplyBody::Flow(f) => Some(f),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect(),
+                ),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(dpid = %super::conn::DpidFmt(dpid), error = %e, "reading the switch's flows back failed");
+                    None
+                }
+            };
+            let mut inner = host.lock();
+            if host.switches.is_current(dpid, switch.conn()) {
+                let event = Event::FlowStats { dpid, flows };
+                let Inner { app, out, .. } = &mut *inner;
+                app.handle(Instant::now(), &event, out);
+                host.route(&mut inner, None, |_| {});
+            }
+        });
+    }
+
     /// Sends what the app answered: to the calling connection's own switch through `local`,
     /// to every other switch through its queue; a switch whose queue cannot take a message is
     /// resynced instead (see the module doc), never left with a gap.
@@ -266,6 +306,14 @@ impl AppHost {
         }
         let Inner { out, resyncs, .. } = inner;
         for Output { dpid, message } in out.drain(..) {
+            if let Message::MultipartRequest(ofproto::MultipartRequest {
+                body: ofproto::MultipartRequestBody::Flow(_),
+                ..
+            }) = &message
+            {
+                self.ask_flow_stats(dpid, message);
+                continue;
+            }
             if Some(dpid) == own {
                 local(message);
                 continue;
