@@ -20,7 +20,8 @@ pub struct ServeArgs {
     /// Where hosts' OVSDB servers dial in (`ovs-vsctl set-manager tcp:CTRL:6640`).
     #[arg(long, default_value = "0.0.0.0:6640")]
     pub ovsdb_listen: SocketAddr,
-    /// The OpenFlow target written into each host's br-int (default: tcp:<openflow-listen>).
+    /// The OpenFlow target written into each host's br-int (default: tcp:<openflow-listen>,
+    /// ssl:<openflow-listen> with TLS on).
     #[arg(long)]
     pub openflow_advertise: Option<String>,
     /// Directory of the embedded store.
@@ -48,6 +49,29 @@ pub struct ServeArgs {
     /// (repeat for more); any other name is refused, against DNS rebinding.
     #[arg(long = "api-host", value_name = "NAME")]
     pub api_hosts: Vec<String>,
+    /// Our private key (PEM) for TLS on the control channels. With `--tls-cert` and
+    /// `--tls-ca`, switches must connect over TLS (`ssl:`) with a certificate from the CA, the
+    /// OVSDB listener takes only `ssl:` managers, and br-int gets an `ssl:` controller target.
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// Our certificate (PEM), e.g. from `ovs-pki req+sign ctl controller`.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) a switch's or host's certificate must chain to (for
+    /// `ovs-pki`: `switchca/cacert.pem`).
+    #[arg(long, requires_all = ["tls_key", "tls_cert"])]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The TLS files, when TLS is on.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            key: self.tls_key.clone()?,
+            cert: self.tls_cert.clone()?,
+            ca: self.tls_ca.clone()?,
+        })
+    }
 }
 
 /// How the process's open-file limit is shared between the listeners, so that no one of them
@@ -113,10 +137,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             apps::APP_NAMES.join(", ")
         )
     })?;
+    let tls_files = args.tls_files();
+    let tls_server = tls_files
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let of_listener = tokio::net::TcpListener::bind(args.openflow_listen)
         .await
         .with_context(|| format!("binding OpenFlow on {}", args.openflow_listen))?;
-    tracing::info!(addr = %args.openflow_listen, app = app.name(), "OpenFlow listening");
+    tracing::info!(addr = %args.openflow_listen, app = app.name(), tls = tls_server.is_some(), "OpenFlow listening");
+    if tls_server.is_none() {
+        crate::tls::warn_if_open("OpenFlow", args.openflow_listen);
+    }
     let switches = crate::openflow::Switches::new();
     let of_config = crate::openflow::Config {
         max_msgs_per_sec: args.openflow_max_msgs_per_sec,
@@ -127,7 +159,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (h, stop) = (app_host.clone(), stop_rx.clone());
         tokio::spawn(async move { h.run_timers(stop).await })
     };
-    let of_ctx = crate::openflow::Context::new(app_host.clone(), of_config);
+    let mut of_ctx = crate::openflow::Context::new(app_host.clone(), of_config);
+    if let Some(config) = &tls_server {
+        of_ctx = of_ctx.with_tls(crate::openflow::Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(config.clone()),
+            policy: Some(dpid_policy(network.clone())),
+        });
+    }
     let of_task = tokio::spawn(crate::openflow::listener::run_limited(
         of_listener,
         of_ctx,
@@ -143,6 +181,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
             args.openflow_listen,
             args.openflow_advertise.as_deref(),
+            tls_server.is_some(),
         ));
     prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
     let provisioner = crate::provision::Provisioner::new(prov_cfg);
@@ -218,6 +257,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     timer_task.await?;
     of_task.await?;
     Ok(())
+}
+
+/// Over TLS, a host's br-int (datapath id: the low 64 bits of the host id) belongs to the
+/// holder of the host's certificate: the host's `cert_cn`, or else its name. Datapaths of no
+/// host (plain labs) may be claimed by any certificate from the CA.
+fn dpid_policy(network: topology::Network) -> crate::openflow::DpidPolicy {
+    std::sync::Arc::new(move |dpid, identity| {
+        let snapshot = network.snapshot();
+        let Some(host) = snapshot
+            .hosts()
+            .find(|h| crate::provision::datapath_id(h.id) == dpid)
+        else {
+            return Ok(());
+        };
+        let expected = host.cert_cn.as_deref().unwrap_or(&host.name);
+        if identity.matches(expected) {
+            Ok(())
+        } else {
+            Err(format!(
+                "datapath {} is host {:?}'s br-int, whose certificate is {expected:?}",
+                ofproto::display::Dpid(dpid),
+                host.name
+            ))
+        }
+    })
 }
 
 async fn wait_for_signal() {

@@ -103,6 +103,7 @@ mod tests {
             tunnel_ip: None,
             ovsdb: ovsdb.map(Into::into),
             datapath_type: DatapathType::Netdev,
+            cert_cn: None,
             connected: false,
             datapath_id: None,
         };

@@ -165,16 +165,21 @@ pub use topology::model::datapath_id;
 
 /// The OpenFlow target written into hosts' `br-int`: `--openflow-advertise` if given, else
 /// `tcp:` and the OpenFlow listen address (loopback when it listens on every address).
-pub fn advertised_target(listen: std::net::SocketAddr, advertise: Option<&str>) -> String {
+pub fn advertised_target(
+    listen: std::net::SocketAddr,
+    advertise: Option<&str>,
+    tls: bool,
+) -> String {
     if let Some(a) = advertise {
         return a.to_string();
     }
+    let scheme = if tls { "ssl" } else { "tcp" };
     let ip = if listen.ip().is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
     } else {
         listen.ip()
     };
-    format!("tcp:{}", std::net::SocketAddr::new(ip, listen.port()))
+    format!("{scheme}:{}", std::net::SocketAddr::new(ip, listen.port()))
 }
 
 /// The host-view map published to the OpenFlow side.
