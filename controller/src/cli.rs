@@ -26,6 +26,29 @@ pub struct Client {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A file holding the API's bearer token (its first line). Without it, the token is read
+    /// from `STROWGER_TOKEN` when set.
+    #[arg(long, env = "STROWGER_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl Client {
+    /// The bearer token: the first line of `--token-file`, else `STROWGER_TOKEN`.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading the token file {}: {e}", path.display()))?;
+            let token = text.lines().next().unwrap_or_default().trim().to_string();
+            if token.is_empty() {
+                return Err(format!("the token file {} is empty", path.display()));
+            }
+            return Ok(Some(token));
+        }
+        Ok(std::env::var("STROWGER_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()))
+    }
 }
 
 /// The standard verbs of a top-level resource.
@@ -364,6 +387,8 @@ type Res<T> = Result<T, CliError>;
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` when set.
+    token: Option<String>,
 }
 
 impl Api {
@@ -376,6 +401,9 @@ impl Api {
     ) -> Res<(Value, Option<String>)> {
         let url = format!("{}/api/v1{path}", self.base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -744,9 +772,17 @@ pub fn run(cmd: Command) -> ExitCode {
         }
     };
     let client = client_of(&cmd).clone();
+    let token = match client.token() {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("strowger: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let api = Api {
         base: client.api.clone(),
         http: reqwest::Client::new(),
+        token,
     };
     let printer = Printer { json: client.json };
     match rt.block_on(dispatch(&api, &printer, cmd)) {

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// (repeat for more); any other name is refused, against DNS rebinding.
     #[arg(long = "api-host", value_name = "NAME")]
     pub api_hosts: Vec<String>,
+    /// REST bearer tokens, one `ROLE:TOKEN` or `ROLE:sha256:HEX` a line (roles `admin`,
+    /// `reader`): every route but `/api/v1/health` then needs one.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
     /// Our private key (PEM) for TLS on the control channels. With `--tls-cert` and
     /// `--tls-ca`, switches must connect over TLS (`ssl:`) with a certificate from the CA, the
     /// OVSDB listener takes only `ssl:` managers, and br-int gets an `ssl:` controller target.
@@ -172,11 +176,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         budget.openflow,
         stop_rx.clone(),
     ));
+    let tokens = args
+        .api_token_file
+        .as_deref()
+        .map(crate::api::auth::Tokens::load)
+        .transpose()?;
     let api = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
     let api_addr = api.local_addr().unwrap_or(args.api_listen);
-    tracing::info!(addr = %api_addr, "REST API listening");
+    tracing::info!(addr = %api_addr, tokens = tokens.is_some(), "REST API listening");
+    if tokens.is_none() {
+        crate::tls::warn_if_open("the REST API", api_addr);
+    }
     let mut prov_cfg =
         crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
             args.openflow_listen,
@@ -217,7 +229,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ],
         crate::metrics::routes(std::sync::Arc::new(registry)),
         crate::api::guard::Guard::new(args.api_hosts.iter().cloned()),
-    )
+    );
+    let app = match tokens {
+        Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
+            tokens,
+            crate::api::auth::middleware,
+        )),
+        None => app,
+    }
     .layer(axum::middleware::from_fn_with_state(
         http_metrics,
         crate::metrics::track,
@@ -238,6 +257,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the OVSDB listener on {}", args.ovsdb_listen))?;
     tracing::info!(addr = %args.ovsdb_listen, "OVSDB listening for hosts");
+    if tls_server.is_none() {
+        crate::tls::warn_if_open("OVSDB", args.ovsdb_listen);
+    }
     let follow_task = tokio::spawn(crate::provision::from_topology::follow(
         network.subscribe(),
         provisioner.clone(),

@@ -334,3 +334,108 @@ async fn a_hosts_datapath_id_belongs_to_its_certificate() {
         .unwrap();
     ctl.log_line(&["switch refused", "someone-else"]).await;
 }
+
+/// REST bearer tokens against the binary: `/health` is open; everything else is 401 without a
+/// token or with an unknown one; a reader reads (`/metrics` too) and gets 403 for a write; an
+/// admin writes; the CLI sends the token from `STROWGER_TOKEN` or `--token-file`. The file
+/// holds the reader's token only as its SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_tokens_by_role_and_the_cli() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "adm-7f3c1e9a4b2d8c6e0f5a";
+    let reader = "rdr-2b8d4f6a1c3e5a7b9d0f";
+    let file = dir.path().join("tokens");
+    std::fs::write(
+        &file,
+        format!(
+            "# strowger tokens\nadmin:{admin}\nreader:sha256:{}\n",
+            hex::encode(sha2::Sha256::digest(reader.as_bytes()))
+        ),
+    )
+    .unwrap();
+    let ctl = Controller::start(
+        dir.path(),
+        &["--api-token-file".into(), file.display().to_string()],
+    )
+    .await;
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>| {
+        let root = ctl.api.trim_end_matches("/api/v1").to_string();
+        let mut req = ctl.http.request(method, format!("{root}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let r = req
+                .header("content-type", "application/json")
+                .body("{\"name\": \"b1\"}")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let auth = r
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_string());
+            (status, auth, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    use reqwest::Method as M;
+    assert_eq!(call(M::GET, "/api/v1/health", None).await.0, 200);
+    let (status, auth, body) = call(M::GET, "/api/v1/bridges", None).await;
+    assert_eq!((status, auth.as_deref()), (401, Some("Bearer")));
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    assert_eq!(
+        call(M::GET, "/api/v1/bridges", Some("adm-wrong")).await.0,
+        401
+    );
+    assert_eq!(call(M::GET, "/metrics", None).await.0, 401);
+    assert_eq!(call(M::GET, "/metrics", Some(reader)).await.0, 200);
+    assert_eq!(call(M::GET, "/api/v1/bridges", Some(reader)).await.0, 200);
+    let (status, _, body) = call(M::POST, "/api/v1/bridges", Some(reader)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    assert_eq!(call(M::POST, "/api/v1/bridges", Some(admin)).await.0, 201);
+
+    // The CLI.
+    let cli = |envs: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strowger"));
+        c.env_remove("STROWGER_TOKEN")
+            .env_remove("STROWGER_TOKEN_FILE")
+            .env("STROWGER_API", ctl.api.trim_end_matches("/api/v1"));
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
+    };
+    let out = cli(&[], &["bridge", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 401"),
+        "{out:?}"
+    );
+    let out = cli(&[("STROWGER_TOKEN", reader)], &["bridge", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("b1"),
+        "{out:?}"
+    );
+    let out = cli(&[("STROWGER_TOKEN", reader)], &["bridge", "create", "b2"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HTTP 403"),
+        "{out:?}"
+    );
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{admin}\n")).unwrap();
+    let out = cli(
+        &[],
+        &[
+            "bridge",
+            "create",
+            "b2",
+            "--token-file",
+            &token_file.to_string_lossy(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+}
