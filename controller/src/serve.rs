@@ -196,6 +196,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tls_server.is_some(),
         ));
     prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
+    if let (Some(files), Some(server)) = (&tls_files, &tls_server) {
+        prov_cfg.tls = Some(crate::provision::ProvisionTls {
+            client: crate::tls::client_config(files)?,
+            server: server.clone(),
+        });
+    }
     let provisioner = crate::provision::Provisioner::new(prov_cfg);
     // The app's view of topology and bindings, on its one ordered stream (and for REST).
     let (bindings_tx, bindings_rx) = watch::channel(std::sync::Arc::new(apps::Bindings::default()));

@@ -26,6 +26,7 @@ struct Controller {
     log: PathBuf,
     api: String,
     of: SocketAddr,
+    ovsdb: SocketAddr,
     http: reqwest::Client,
 }
 
@@ -38,17 +39,12 @@ impl Drop for Controller {
 
 impl Controller {
     async fn start(dir: &Path, extra: &[String]) -> Controller {
-        let (of, api) = (free_port(), free_port());
+        let (of, api, ovsdb) = (free_port(), free_port(), free_port());
         let log = dir.join("strowger.log");
-        let mut args: Vec<String> = [
-            "serve",
-            "--in-memory",
-            "--no-tunnel-local-ip",
-            "--ovsdb-listen",
-            "127.0.0.1:0",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut args: Vec<String> = ["serve", "--in-memory", "--no-tunnel-local-ip"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--ovsdb-listen".into(), ovsdb.to_string()]);
         args.extend(["--openflow-listen".into(), of.to_string()]);
         args.extend(["--api-listen".into(), api.to_string()]);
         args.extend(extra.iter().cloned());
@@ -64,6 +60,7 @@ impl Controller {
             log,
             api: format!("http://{api}/api/v1"),
             of,
+            ovsdb,
             http: reqwest::Client::new(),
         };
         poll("REST up", || async { c.get("/health").await }).await;
@@ -438,4 +435,96 @@ async fn rest_tokens_by_role_and_the_cli() {
         ],
     );
     assert!(out.status.success(), "{out:?}");
+}
+
+/// Whether host `id` is connected over OVSDB, per REST.
+async fn connected(ctl: &Controller, id: &str) -> bool {
+    ctl.get(&format!("/hosts/{id}"))
+        .await
+        .is_some_and(|h| h["connected"] == json!(true))
+}
+
+/// OVSDB over TLS both ways. Dialing `ssl:IP:PORT`: a host whose certificate is its own is
+/// provisioned (br-int with an `ssl:` controller); a host whose server presents another
+/// host's certificate is refused. Dial-in (`set-manager ssl:`): a host is accepted by its
+/// certificate; a peer with a good certificate claiming another host's system-id, and a
+/// plain TCP manager, are refused and logged; none of them is marked connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovsdb_over_tls_both_ways() {
+    let p = pkis();
+    let ctl = Controller::start(p.dir.path(), &tls_flags(&p)).await;
+    let ca = p.ours.controller_ca();
+
+    // Active: the controller dials the host's ssl: target.
+    let hv1 = tls_sandbox("o1", &p.ours.req_sign("hv1", "switch").unwrap(), &ca);
+    let port1 = free_port();
+    hv1.vsctl(&["set-manager", &format!("pssl:{}:127.0.0.1", port1.port())])
+        .unwrap();
+    let h1 = ctl
+        .post(
+            "/hosts",
+            json!({"name": "hv1", "ovsdb": format!("ssl:{port1}"), "datapath_type": "system"}),
+        )
+        .await;
+    let h1 = h1["id"].as_str().unwrap().to_string();
+    poll("hv1 provisioned over ssl:", || async {
+        let c = hv1.vsctl(&["get-controller", "br-int"]).ok()?;
+        (c.trim() == format!("ssl:{}", ctl.of) && connected(&ctl, &h1).await).then_some(())
+    })
+    .await;
+    ctl.log_line(&["host authenticated by TLS", "hv1 id:"])
+        .await;
+
+    // A host record whose server holds another (valid) certificate.
+    let hv2 = tls_sandbox("o2", &p.ours.req_sign("impostor", "switch").unwrap(), &ca);
+    let port2 = free_port();
+    hv2.vsctl(&["set-manager", &format!("pssl:{}:127.0.0.1", port2.port())])
+        .unwrap();
+    let h2 = ctl
+        .post(
+            "/hosts",
+            json!({"name": "hv2", "ovsdb": format!("ssl:{port2}"), "datapath_type": "system"}),
+        )
+        .await;
+    ctl.log_line(&["host refused", "impostor", "\"hv2\""]).await;
+    assert!(!connected(&ctl, h2["id"].as_str().unwrap()).await);
+    assert!(hv2.vsctl(&["list-br"]).unwrap().trim().is_empty());
+
+    // Passive: hosts dial in with set-manager ssl:.
+    let h3 = ctl
+        .post("/hosts", json!({"name": "hv3", "datapath_type": "system"}))
+        .await;
+    let h3 = h3["id"].as_str().unwrap().to_string();
+    let h4 = ctl
+        .post("/hosts", json!({"name": "hv4", "datapath_type": "system"}))
+        .await;
+    let hv3 = tls_sandbox("o3", &p.ours.req_sign("hv3", "switch").unwrap(), &ca);
+    hv3.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=hv3"])
+        .unwrap();
+    hv3.vsctl(&["set-manager", &format!("ssl:{}", ctl.ovsdb)])
+        .unwrap();
+    poll("hv3 dialed in and provisioned", || async {
+        let c = hv3.vsctl(&["get-controller", "br-int"]).ok()?;
+        (c.trim() == format!("ssl:{}", ctl.of) && connected(&ctl, &h3).await).then_some(())
+    })
+    .await;
+
+    // hv3's certificate claiming hv4's system-id.
+    let hv4 = tls_sandbox("o4", &p.ours.req_sign("mallory", "switch").unwrap(), &ca);
+    hv4.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=hv4"])
+        .unwrap();
+    hv4.vsctl(&["set-manager", &format!("ssl:{}", ctl.ovsdb)])
+        .unwrap();
+    ctl.log_line(&["passive host refused", "mallory"]).await;
+
+    // Plain TCP to the TLS listener.
+    let hv5 = Sandbox::start("o5").unwrap();
+    hv5.vsctl(&["set", "Open_vSwitch", ".", "external_ids:system-id=hv4"])
+        .unwrap();
+    hv5.vsctl(&["set-manager", &format!("tcp:{}", ctl.ovsdb)])
+        .unwrap();
+    ctl.log_line(&["host refused: TLS handshake failed"]).await;
+    assert!(!connected(&ctl, h4["id"].as_str().unwrap()).await);
+    assert!(hv4.vsctl(&["list-br"]).unwrap().trim().is_empty());
+    assert!(hv5.vsctl(&["list-br"]).unwrap().trim().is_empty());
 }

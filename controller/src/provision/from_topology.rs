@@ -30,6 +30,7 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
                 name: h.name.clone(),
                 ovsdb,
                 datapath_type: h.datapath_type,
+                cert_cn: h.cert_cn.clone(),
             })
         })
         .collect();
