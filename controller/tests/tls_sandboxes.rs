@@ -32,6 +32,10 @@ struct Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
+        // `STROWGER_SHOW_LOG=1 cargo test … -- --nocapture` shows what the controller logged.
+        if std::env::var_os("STROWGER_SHOW_LOG").is_some() {
+            eprintln!("{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

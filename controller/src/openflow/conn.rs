@@ -165,6 +165,11 @@ impl Driver {
                 },
                 r = reader.read_buf(&mut rbuf), if room => match r {
                     Ok(0) => self.session.close(CloseReason::PeerClosed),
+                    // A TLS peer that closes TCP without close_notify (OVS does): rustls
+                    // reports it as an unexpected EOF; for us it is a close like any other.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        self.session.close(CloseReason::PeerClosed)
+                    }
                     Ok(_) => self.decode(&mut rbuf),
                     Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
