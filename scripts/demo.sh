@@ -31,7 +31,7 @@ done
 source mininet/lab.sh
 
 DEMO_DIR=${DEMO_DIR:-/var/tmp/strowger-demo}
-DEMO_ACTS=(setup build controller l2switch_labs)
+DEMO_ACTS=(setup build controller l2switch_labs tls)
 if [ -t 1 ]; then bold=$'\e[1m' plain=$'\e[0m'; else bold='' plain=''; fi
 act_no=0
 say() { act_no=$((act_no + 1)); printf '\n%s[%d/%d] %s%s\n' "$bold" "$act_no" "${#DEMO_ACTS[@]}" "$*" "$plain"; }
@@ -108,6 +108,20 @@ finish() {
   fi
   echo "DEMO OK"
 }
+act_tls() {
+  say "The control plane over TLS and REST tokens, on OVS sandboxes (scripts/tls-demo.sh; README, Security)"
+  if [ "$controller" != strowger ]; then
+    echo "skipped: the labs ran against $controller"
+    return
+  fi
+  if STROWGER_BIN=$STROWGER_BIN TLS_DEMO_DIR=$DEMO_DIR/tls bash scripts/tls-demo.sh; then
+    recap+=("TLS: a switch with our CA's certificate connected over ssl:, another CA's and plain TCP refused; tokens by role (files in $DEMO_DIR/tls)")
+  else
+    recap+=("FAILED TLS demo (log: $DEMO_DIR/tls/controller.log)")
+    demo_failed=1
+  fi
+}
+
 trap finish EXIT
 trap 'exit 130' INT TERM
 
