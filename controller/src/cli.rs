@@ -30,9 +30,25 @@ pub struct Client {
     /// from `STROWGER_TOKEN` when set.
     #[arg(long, env = "STROWGER_TOKEN_FILE", global = true, value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// For an `https://` API: the CA certificate (PEM) its certificate must chain to.
+    #[arg(long, env = "STROWGER_API_CA", global = true, value_name = "FILE")]
+    pub api_ca: Option<std::path::PathBuf>,
 }
 
 impl Client {
+    /// The HTTP client: trusting `--api-ca` for an `https://` API.
+    pub fn http(&self) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder();
+        if let Some(path) = &self.api_ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading the API's CA {}: {e}", path.display()))?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("the API's CA {}: {e}", path.display()))?;
+            b = b.add_root_certificate(ca);
+        }
+        b.build().map_err(|e| format!("the HTTP client: {e}"))
+    }
+
     /// The bearer token: the first line of `--token-file`, else `STROWGER_TOKEN`.
     pub fn token(&self) -> Result<Option<String>, String> {
         if let Some(path) = &self.token_file {
@@ -779,9 +795,16 @@ pub fn run(cmd: Command) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let http = match client.http() {
+        Ok(h) => h,
+        Err(msg) => {
+            eprintln!("strowger: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let api = Api {
         base: client.api.clone(),
-        http: reqwest::Client::new(),
+        http,
         token,
     };
     let printer = Printer { json: client.json };

@@ -53,6 +53,12 @@ pub struct ServeArgs {
     /// `reader`): every route but `/api/v1/health` then needs one.
     #[arg(long, value_name = "FILE")]
     pub api_token_file: Option<PathBuf>,
+    /// The REST API over TLS (HTTPS): its private key (PEM), with `--api-tls-cert`.
+    #[arg(long, requires = "api_tls_cert", value_name = "FILE")]
+    pub api_tls_key: Option<PathBuf>,
+    /// The REST API's certificate (PEM; its subjectAltName must name the address clients use).
+    #[arg(long, requires = "api_tls_key", value_name = "FILE")]
+    pub api_tls_cert: Option<PathBuf>,
     /// Our private key (PEM) for TLS on the control channels. With `--tls-cert` and
     /// `--tls-ca`, switches must connect over TLS (`ssl:`) with a certificate from the CA, the
     /// OVSDB listener takes only `ssl:` managers, and br-int gets an `ssl:` controller target.
@@ -185,9 +191,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
     let api_addr = api.local_addr().unwrap_or(args.api_listen);
-    tracing::info!(addr = %api_addr, tokens = tokens.is_some(), "REST API listening");
+    let api_tls = match (&args.api_tls_key, &args.api_tls_cert) {
+        (Some(key), Some(cert)) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::api_server_config(key, cert)?,
+        )),
+        _ => None,
+    };
+    tracing::info!(addr = %api_addr, tokens = tokens.is_some(), https = api_tls.is_some(), "REST API listening");
     if tokens.is_none() {
         crate::tls::warn_if_open("the REST API", api_addr);
+    } else if api_tls.is_none() && !api_addr.ip().is_loopback() {
+        tracing::warn!(addr = %api_addr, "the REST API listens beyond loopback over plain HTTP: bearer tokens travel in clear (see --api-tls-key)");
     }
     let mut prov_cfg =
         crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
@@ -251,10 +265,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: budget.api,
         header_read_timeout: std::time::Duration::from_secs(args.api_header_read_timeout),
     };
-    let api_task = tokio::spawn(crate::api::listener::run(
+    let api_task = tokio::spawn(crate::api::listener::run_with(
         api,
         app,
         api_limits,
+        api_tls,
         stop_rx.clone(),
     ));
     // Host provisioning over OVSDB; the desired hosts and zones come from the topology

@@ -87,6 +87,25 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
+/// The REST API's configuration (`--api-tls-key/--api-tls-cert`): our certificate, no client
+/// certificate (clients authenticate with bearer tokens).
+pub fn api_server_config(key: &Path, cert: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(load_certs(cert)?, load_key(key)?)
+        .with_context(|| {
+            format!(
+                "the key {} does not fit the certificate {}",
+                key.display(),
+                cert.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The dialer's configuration: our certificate for the server, whose certificate must chain
 /// to `files.ca` (its name is not checked: see the module doc).
 pub fn client_config(files: &TlsFiles) -> anyhow::Result<Arc<ClientConfig>> {

@@ -43,6 +43,16 @@ impl Drop for Controller {
 
 impl Controller {
     async fn start(dir: &Path, extra: &[String]) -> Controller {
+        Controller::start_with(dir, extra, "http", reqwest::Client::new()).await
+    }
+
+    /// [`Controller::start`] with the API reached as `scheme://` through `http`.
+    async fn start_with(
+        dir: &Path,
+        extra: &[String],
+        scheme: &str,
+        http: reqwest::Client,
+    ) -> Controller {
         let (of, api, ovsdb) = (free_port(), free_port(), free_port());
         let log = dir.join("strowger.log");
         let mut args: Vec<String> = ["serve", "--in-memory", "--no-tunnel-local-ip"]
@@ -62,10 +72,10 @@ impl Controller {
         let c = Controller {
             child,
             log,
-            api: format!("http://{api}/api/v1"),
+            api: format!("{scheme}://{api}/api/v1"),
             of,
             ovsdb,
-            http: reqwest::Client::new(),
+            http,
         };
         poll("REST up", || async { c.get("/health").await }).await;
         c
@@ -531,4 +541,125 @@ async fn ovsdb_over_tls_both_ways() {
     assert!(!connected(&ctl, h4["id"].as_str().unwrap()).await);
     assert!(hv4.vsctl(&["list-br"]).unwrap().trim().is_empty());
     assert!(hv5.vsctl(&["list-br"]).unwrap().trim().is_empty());
+}
+
+/// The REST API over HTTPS (`--api-tls-key/--api-tls-cert`, a certificate naming
+/// 127.0.0.1): a client trusting its CA gets answers; plain HTTP to it gets none; the CLI
+/// reaches it with `--api-ca` and a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_over_https_with_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    // A CA, and the API's certificate signed by it for 127.0.0.1.
+    let d = dir.path();
+    let (key, cert, ca) = (
+        d.join("api-key.pem"),
+        d.join("api-cert.pem"),
+        d.join("ca.pem"),
+    );
+    std::fs::write(
+        d.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl (apt-get install openssl)");
+        assert!(out.status.success(), "{out:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=strowger-api",
+        "-keyout",
+        "api-key.pem",
+        "-out",
+        "api.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "api.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "api-cert.pem",
+    ]);
+    let token = "adm-5a1f0c3e8d7b6a4f2e9c";
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("admin:{token}\n")).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let ctl = Controller::start_with(
+        dir.path(),
+        &[
+            "--api-tls-key".into(),
+            key.display().to_string(),
+            "--api-tls-cert".into(),
+            cert.display().to_string(),
+            "--api-token-file".into(),
+            tokens.display().to_string(),
+        ],
+        "https",
+        http,
+    )
+    .await;
+    let r = ctl
+        .http
+        .get(format!("{}/hosts", ctl.api))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Plain HTTP to the HTTPS port: no HTTP answer.
+    let plain = ctl.api.replace("https://", "http://");
+    let r = reqwest::Client::new()
+        .get(format!("{plain}/health"))
+        .send()
+        .await;
+    assert!(r.is_err() || !r.unwrap().status().is_success());
+    // The CLI, trusting the API's certificate.
+    let out = Command::new(env!("CARGO_BIN_EXE_strowger"))
+        .env_remove("STROWGER_TOKEN_FILE")
+        .env("STROWGER_API", ctl.api.trim_end_matches("/api/v1"))
+        .env("STROWGER_TOKEN", token)
+        .args(["host", "list", "--api-ca", &ca.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("NAME"),
+        "{out:?}"
+    );
 }
