@@ -210,6 +210,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tls_server.is_some(),
         ));
     prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
+    if tls_server.is_some() && !prov_cfg.openflow_target.starts_with("ssl:") {
+        tracing::warn!(
+            openflow_target = %prov_cfg.openflow_target,
+            "TLS is on but br-int's controller target is not ssl:: the OpenFlow listener will refuse hosts' switches"
+        );
+    }
     if let (Some(files), Some(server)) = (&tls_files, &tls_server) {
         prov_cfg.tls = Some(crate::provision::ProvisionTls {
             client: crate::tls::client_config(files)?,
