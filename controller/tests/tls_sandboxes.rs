@@ -241,6 +241,18 @@ async fn openflow_over_tls_with_mutual_authentication() {
     })
     .await;
 
+    // A second switch of our CA claiming the connected datapath id (of no host): refused, the
+    // first one stays.
+    let sw2 = p.ours.req_sign("sw2", "switch").unwrap();
+    let hv4 = tls_sandbox("t4", &sw2, &p.ours.controller_ca());
+    bridge(&hv4, "br0", "00000000000000a1", &ssl);
+    let line = ctl
+        .log_line(&["switch refused", "connected under another certificate"])
+        .await;
+    assert!(line.contains("sw2 id:"), "{line}");
+    assert!(!ctl.log().contains("replacing its old session"));
+    drop(hv4);
+
     // Another CA: the switch trusts our controller CA, but its own certificate is not ours.
     let theirs = Pki::init(&p.dir.path().join("theirs")).unwrap();
     let rogue = theirs.req_sign("rogue", "switch").unwrap();
