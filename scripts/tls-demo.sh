@@ -96,11 +96,11 @@ vsctl plain add-br br0 -- set Bridge br0 fail_mode=secure protocols=OpenFlow13 o
 vsctl plain set-controller br0 "tcp:127.0.0.1:$of"
 
 for _ in $(seq 100); do
-  [ "$(grep -c 'switch refused:' "$D/controller.log" || true)" -ge 2 ] && grep -q 'switch connected' "$D/controller.log" && break
+  [ "$(grep -c 'refused a switch:' "$D/controller.log" || true)" -ge 2 ] && grep -q 'switch connected' "$D/controller.log" && break
   sleep 0.1
 done
 echo "controller log:"
-sed 's/\x1b\[[0-9;]*m//g' "$D/controller.log" | grep -E 'authenticated|switch connected|switch refused:' | cut -c1-220
+sed 's/\x1b\[[0-9;]*m//g' "$D/controller.log" | grep -E 'authenticated|switch connected|refused a switch:' | cut -c1-220
 
 step "6. The CLI: no token, a reader's, an admin's"
 echo "+ strowger host list"
@@ -114,7 +114,7 @@ echo "+ curl -H 'Authorization: Bearer <reader>' \$STROWGER_API/api/v1/switches"
 curl -s -H "Authorization: Bearer $reader" "$STROWGER_API/api/v1/switches" | head -c 300; echo
 
 connected=$(curl -s -H "Authorization: Bearer $reader" "$STROWGER_API/api/v1/switches" | grep -o '"dpid":[0-9]*' | tr '\n' ' ')
-refused=$(grep -c 'switch refused:' "$D/controller.log" || true)
+refused=$(grep -c 'refused a switch:' "$D/controller.log" || true)
 echo
 if [ "$connected" = '"dpid":161 ' ] && [ "$refused" -ge 2 ]; then
   echo "RESULT: PASS (one switch connected over TLS, $refused refused; files in $D)"

@@ -4,7 +4,8 @@
 //! bindings rebuilt on it from the provisioner's host views (`Event::Bindings`). Snapshots are
 //! never skipped out of order: a watch may coalesce revisions, but the app always gets the newest
 //! one before any bindings built on it. The same bindings are published on a `watch` for REST
-//! (a port's live `ofport`/`up`, the unbound interfaces).
+//! (a port's live `ofport`/`up`, the unbound interfaces). After each step the app's stream is
+//! marked with (revision, bindings generation), which the switches confirm with barriers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,24 +93,56 @@ pub async fn follow(
     mut views: watch::Receiver<HostViews>,
     app: AppHost,
     published: watch::Sender<Arc<Bindings>>,
+    synced: watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut builder = Builder::default();
     let mut last_rev = None;
     let mut last: Option<Arc<Bindings>> = None;
+    let mut generation = 0;
     loop {
         let snap = snapshots.borrow_and_update().clone();
+        let mut moved = false;
         if last_rev != Some(snap.revision()) {
             app.broadcast(&Event::Topology(snap.clone()));
             last_rev = Some(snap.revision());
+            moved = true;
         }
-        let b = builder.build(&snap, &views.borrow_and_update());
+        let (b, through) = {
+            let v = views.borrow_and_update();
+            // The last sync every connected host's view (so these bindings) includes.
+            let through = v
+                .values()
+                .filter(|h| h.connected)
+                .map(|h| h.synced)
+                .min()
+                .unwrap_or(u64::MAX);
+            (builder.build(&snap, &v), through)
+        };
         if last.as_deref() != Some(&b) {
             let b = Arc::new(b);
             app.broadcast(&Event::Bindings(b.clone()));
             published.send_replace(b.clone());
             last = Some(b);
+            generation += 1;
+            moved = true;
         }
+        // One mark per step, after both: a switch that acknowledges it has the deletes of this
+        // snapshot and the flows of these bindings (`crate::applied`). The watch coalesces
+        // snapshots that arrive while the app is busy, and so does the mark.
+        if moved {
+            app.mark(crate::applied::Mark {
+                revision: snap.revision(),
+                bindings: generation,
+            });
+        }
+        // After the mark: a waiter that sees the sync done reads a bindings generation that
+        // covers what the synced views hold.
+        synced.send_if_modified(|s| {
+            let changed = *s != through;
+            *s = through;
+            changed
+        });
         tokio::select! {
             r = snapshots.changed() => if r.is_err() { break },
             r = views.changed() => if r.is_err() { break },

@@ -33,9 +33,28 @@ pub struct Client {
     /// For an `https://` API: the CA certificate (PEM) its certificate must chain to.
     #[arg(long, env = "STROWGER_API_CA", global = true, value_name = "FILE")]
     pub api_ca: Option<std::path::PathBuf>,
+    /// Changes return only once every connected host and switch has applied them (flows
+    /// invalidated, pipeline changed, barrier answered; OVSDB committed); like
+    /// `ovn-nbctl --wait=hv`.
+    #[arg(long, global = true)]
+    pub wait: bool,
+    /// How long `--wait` and `strowger wait` wait, in milliseconds (the API's default: 10 s).
+    #[arg(long, global = true, value_name = "MS")]
+    pub timeout: Option<u64>,
 }
 
 impl Client {
+    /// The query a write carries: `?wait=true[&timeout=MS]` with `--wait`, else nothing.
+    fn wait_query(&self) -> String {
+        if !self.wait {
+            return String::new();
+        }
+        match self.timeout {
+            Some(ms) => format!("?wait=true&timeout={ms}"),
+            None => "?wait=true".into(),
+        }
+    }
+
     /// The HTTP client: trusting `--api-ca` for an `https://` API.
     pub fn http(&self) -> Result<reqwest::Client, String> {
         let mut b = reqwest::Client::builder();
@@ -193,6 +212,11 @@ pub enum PortVerb {
         /// Port id.
         port: String,
     },
+    /// Packets and bytes that entered by the port through installed flows, drops by reason.
+    Stats {
+        /// Port id.
+        port: String,
+    },
 }
 
 /// Verbs of resources that live under a parent (routes, rules, DHCP subnets).
@@ -314,6 +338,13 @@ args!(ChildArgs, ChildVerb);
 args!(MemberArgs, MemberVerb);
 args!(DhcpHostArgs, DhcpHostVerb);
 
+/// `strowger wait`: options only.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    client: Client,
+}
+
 /// The resource subcommands, flattened into `strowger`'s own.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Command {
@@ -343,6 +374,10 @@ pub enum Command {
     Dhcp(ChildArgs),
     /// Static DHCP leases.
     DhcpHost(DhcpHostArgs),
+    /// Wait until every connected host and switch has applied the latest topology revision and
+    /// the latest bindings (VIFs plugged or unplugged that the controller has seen), e.g. after
+    /// plugging VIFs with ovs-vsctl; `--timeout MS`.
+    Wait(WaitArgs),
     /// Trace a packet through the virtual network, as a packet-in there would go (changes
     /// nothing): `trace PORT "icmp,nw_src=10.0.0.2,nw_dst=10.0.1.5"`.
     Trace(TraceArgs),
@@ -405,6 +440,8 @@ struct Api {
     http: reqwest::Client,
     /// Sent as `Authorization: Bearer` when set.
     token: Option<String>,
+    /// Appended to every write's path (`--wait`).
+    wait_query: String,
 }
 
 impl Api {
@@ -415,7 +452,12 @@ impl Api {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Res<(Value, Option<String>)> {
-        let url = format!("{}/api/v1{path}", self.base.trim_end_matches('/'));
+        let query = if method == Method::GET {
+            ""
+        } else {
+            &self.wait_query
+        };
+        let url = format!("{}/api/v1{path}{query}", self.base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -436,6 +478,13 @@ impl Api {
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if let Some(down) = resp
+            .headers()
+            .get(crate::api::topology::wait::NOT_CONNECTED_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            eprintln!("strowger: not connected, not waited for: {down}");
+        }
         let text = resp
             .text()
             .await
@@ -769,6 +818,7 @@ fn client_of(cmd: &Command) -> &Client {
         Command::Route(a) | Command::Rule(a) | Command::Dhcp(a) => &a.client,
         Command::Member(a) => &a.client,
         Command::DhcpHost(a) => &a.client,
+        Command::Wait(a) => &a.client,
         Command::Trace(a) => &a.client,
         Command::Flows(a) => &a.client,
         Command::Explain(a) => &a.client,
@@ -806,6 +856,7 @@ pub fn run(cmd: Command) -> ExitCode {
         base: client.api.clone(),
         http,
         token,
+        wait_query: client.wait_query(),
     };
     let printer = Printer { json: client.json };
     match rt.block_on(dispatch(&api, &printer, cmd)) {
@@ -864,10 +915,42 @@ async fn dispatch(api: &Api, out: &Printer, cmd: Command) -> Res<()> {
         Command::Dhcp(a) => dhcp(api, out, a.verb).await,
         Command::Member(a) => members(api, out, a.verb).await,
         Command::DhcpHost(a) => dhcp_hosts(api, out, a.verb).await,
+        Command::Wait(a) => wait(api, out, a.client.timeout).await,
         Command::Trace(a) => trace(api, out, a).await,
         Command::Flows(a) => flows(api, out, a).await,
         Command::Explain(a) => explain(api, out, a).await,
     }
+}
+
+/// `strowger wait`: the API waits (`GET /revision?wait=true`) and answers where everyone stands.
+async fn wait(api: &Api, out: &Printer, timeout: Option<u64>) -> Res<()> {
+    let path = match timeout {
+        Some(ms) => format!("/revision?wait=true&timeout={ms}"),
+        None => "/revision?wait=true".into(),
+    };
+    let status = api.get(&path).await?;
+    if out.json {
+        out.one(&status);
+        return Ok(());
+    }
+    println!(
+        "revision {} and bindings generation {} applied by every connected host and switch",
+        status["revision"], status["bindings"]
+    );
+    let down: Vec<&str> = status["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["connected"] == false)
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    if !down.is_empty() {
+        eprintln!(
+            "strowger: not connected, not waited for: {}",
+            down.join(", ")
+        );
+    }
+    Ok(())
 }
 
 async fn trace(api: &Api, out: &Printer, a: TraceArgs) -> Res<()> {
@@ -1060,6 +1143,9 @@ async fn ports(api: &Api, out: &Printer, verb: PortVerb) -> Res<()> {
         PortVerb::Unbind { port: a } => {
             let path = format!("/ports/{}/binding", port(a).await?);
             api.send(Method::DELETE, &path, None, None).await?;
+        }
+        PortVerb::Stats { port: a } => {
+            out.one(&api.get(&format!("/ports/{}/stats", port(a).await?)).await?)
         }
     }
     Ok(())

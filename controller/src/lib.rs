@@ -2,6 +2,7 @@
 //! (OpenFlow switch sessions, OVSDB host sessions, the REST API) and no simulation logic.
 
 pub mod api;
+pub mod applied;
 pub mod bench;
 pub mod bindings;
 pub mod cli;

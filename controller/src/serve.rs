@@ -225,11 +225,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let provisioner = crate::provision::Provisioner::new(prov_cfg);
     // The app's view of topology and bindings, on its one ordered stream (and for REST).
     let (bindings_tx, bindings_rx) = watch::channel(std::sync::Arc::new(apps::Bindings::default()));
+    // The last host sync the marked bindings include (`strowger wait`).
+    let (synced_tx, synced_rx) = watch::channel(0);
     let bindings_task = tokio::spawn(crate::bindings::follow(
         network.subscribe(),
         provisioner.views(),
         app_host.clone(),
         bindings_tx,
+        synced_tx,
         stop_rx.clone(),
     ));
     // One metrics registry: what nothing else counts is counted as it happens (packet-in
@@ -240,12 +243,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         hosts: Some(provisioner.views()),
         http: http_metrics.clone(),
     });
+    // How far each switch and host has applied the topology (`GET /revision`, `?wait=true`).
+    let progress =
+        crate::applied::Progress::new(switches.clone(), provisioner.clone(), app_host.issued())
+            .with_synced(synced_rx);
     // The MAC and ARP views ask the app itself, under its lock, at the moment of the request.
     let app_query: crate::api::topology::AppQuery =
         std::sync::Arc::new(move |q: &apps::Query| app_host.query(q));
     let runtime = crate::api::topology::Runtime::new(provisioner.views())
         .with_bindings(bindings_rx)
-        .with_app(app_query);
+        .with_app(app_query)
+        .with_progress(progress);
     let provenance = crate::api::trace::provenance(network.clone(), runtime.clone());
     let app = crate::api::app_at(
         vec![

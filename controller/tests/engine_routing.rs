@@ -16,11 +16,9 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use common::lab::{
-    arp_frame, arp_request, assert_tunnels_to, flow_field, hex, mac_str, poll, poll_within, unhex,
-    Lab, Vm, LAB_WAIT,
+    arp_frame, arp_request, assert_tunnels_to, flow_field, hex, mac_str, poll, unhex, Lab, Vm,
 };
 use serde_json::{json, Value};
 use smoltcp::wire::{DhcpMessageType, DhcpPacket, DhcpRepr};
@@ -614,36 +612,27 @@ async fn no_route_gets_net_unreachable_and_reject_admin_prohibited() {
     })
     .await;
 
-    // A reject route answers 3/13. The route reaches the engine asynchronously, so the ping is
-    // repeated until the answer changes from 3/0 to 3/13.
+    // A reject route answers 3/13. Written with `?wait=true`: when it answers, the engine has
+    // the route and every switch has its invalidations, so the very next ping is refused.
     net.lab
         .api
         .post(
-            &format!("/routers/{}/routes", net.router),
+            &format!("/routers/{}/routes?wait=true", net.router),
             json!({"dst": "198.51.100.0/24", "type": "reject"}),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + LAB_WAIT;
-    for seq in 2.. {
-        let refused = ping_from(a, R1_MAC, Ipv4Addr::new(198, 51, 100, 7), seq);
-        lab.send(&a.vm, &refused);
-        let got = poll("an ICMP error for the rejected ping", || {
-            lab.sent(&a.vm).iter().find_map(|h| {
-                let f = unhex(h);
-                icmp_error_about(&f, a, r1, (3, 13), &refused)
-                    .map(|_| true)
-                    .or_else(|| icmp_error_about(&f, a, r1, (3, 0), &refused).map(|_| false))
-            })
-        })
-        .await;
-        if got {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no 3/13 after the reject route"
-        );
-    }
+    let refused = ping_from(a, R1_MAC, Ipv4Addr::new(198, 51, 100, 7), 2);
+    lab.send(&a.vm, &refused);
+    lab.arrives(&a.vm, "3/13 for the rejected ping", |f| {
+        icmp_error_about(f, a, r1, (3, 13), &refused)
+    })
+    .await;
+    assert!(
+        !lab.sent(&a.vm)
+            .iter()
+            .any(|h| icmp_error_about(&unhex(h), a, r1, (3, 0), &refused).is_some()),
+        "net unreachable after the reject route was applied"
+    );
 }
 
 /// A DHCP client message of type `typ` from `mac` (broadcast, no broadcast flag), with
@@ -707,7 +696,7 @@ async fn dhcp_offers_and_acks_static_hosts_only() {
     let subnet = lab
         .api
         .post(
-            &format!("/bridges/{}/dhcp", net.net1),
+            &format!("/bridges/{}/dhcp?wait=true", net.net1),
             json!({
                 "subnet": "10.0.1.0/24",
                 "gateway": R1_IP.to_string(),
@@ -721,28 +710,17 @@ async fn dhcp_offers_and_acks_static_hosts_only() {
     let sid = subnet["id"].as_str().unwrap();
     lab.api
         .post(
-            &format!("/bridges/{}/dhcp/{sid}/hosts", net.net1),
+            &format!("/bridges/{}/dhcp/{sid}/hosts?wait=true", net.net1),
             json!({"mac": mac_str(d.mac), "ip": d.ip.to_string(), "name": "vm-d"}),
         )
         .await;
 
-    // DISCOVER → OFFER. The subnet reaches the engine asynchronously: the DISCOVER is repeated
-    // (a client retransmits too) until the first answer.
+    // DISCOVER → OFFER. Both writes waited until applied: one DISCOVER is answered.
     let xid = 0x5354_0001;
-    let deadline = tokio::time::Instant::now() + LAB_WAIT;
-    let (ip, bootp) = loop {
-        lab.send(&d.vm, &dhcp_client(d.mac, xid, 1, None, None));
-        let answered = poll_within(Duration::from_millis(500), || {
-            lab.sent(&d.vm)
-                .iter()
-                .find_map(|h| dhcp_reply(&unhex(h), d.mac, xid))
-        })
+    lab.send(&d.vm, &dhcp_client(d.mac, xid, 1, None, None));
+    let (ip, bootp) = lab
+        .arrives(&d.vm, "a DHCP OFFER", |f| dhcp_reply(f, d.mac, xid))
         .await;
-        if let Some(r) = answered {
-            break r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no DHCP OFFER");
-    };
     check_dhcp(&ip, &bootp, d, DhcpMessageType::Offer);
 
     // REQUEST for the offered address → ACK with the same lease.

@@ -266,6 +266,13 @@ async fn traces_say_what_ovs_then_does_and_change_nothing() {
     let installed_tail = &installed[installed.find("priority=").unwrap()..];
     let predicted_tail = &predicted[predicted.find("priority=").unwrap()..];
     assert_eq!(installed_tail, predicted_tail);
+    // Its counters per ingress port: the next packet hits the flow (not the controller).
+    lab.send(a, &udp((A.0, R1_MAC), A.1, B.1, 5001));
+    poll("a's port counters", || {
+        let st = block_on(lab.api.get(&format!("/ports/{}/stats", a.port)))?;
+        (st["rx_packets"] == json!(1) && st["flows"] == json!(1)).then_some(())
+    })
+    .await;
     // A trace now (a's MAC learned) predicts the same flow again.
     let (_, again) = lab
         .api
@@ -351,6 +358,17 @@ async fn a_trace_shows_the_rule_that_drops_and_bad_requests_get_clear_errors() {
     assert!(full.contains("result: dropped (filtered)"), "{full}");
     let (_, minimal) = cli(lab, &["trace", "hv1:a", &dropped, "--minimal"]);
     assert_eq!(minimal, "drop: filtered\ndropped\n");
+    // The real packets: a drop flow, counted as a drop of a's port.
+    for _ in 0..2 {
+        lab.send(a, &udp(([2, 0, 0, 0, 1, 0x0a], R1_MAC), A.1, B.1, 5201));
+    }
+    poll("a's drop counter", || {
+        let st = block_on(lab.api.get(&format!("/ports/{}/stats", a.port)))?;
+        (st["drops"]["filtered"]["packets"].as_u64()? >= 1).then_some(())
+    })
+    .await;
+    let (ok, stats) = cli(lab, &["port", "stats", &a.port]);
+    assert!(ok && stats.contains("filtered"), "{stats}");
     // Another port passes the filter (and parks: b's MAC is not known yet).
     let (_, other) = cli(lab, &["trace", "hv1:a", &dropped.replace("5201", "5202")]);
     assert!(

@@ -612,3 +612,58 @@ async fn repetitive_switch_errors_are_logged_in_full_a_few_times_then_counted() 
         "no summary of {left_out} in:\n{logs}"
     );
 }
+
+/// Marks taken off the queue together cost one barrier; marks that arrive while it is out wait
+/// for its reply and go out as one more; the replies, matched by xid, make the switch's applied
+/// mark the last one and wake the waiters (`Switches::progress`).
+#[tokio::test]
+async fn marks_are_confirmed_by_coalesced_barriers() {
+    use strowger::applied::Mark;
+    let c = Controller::start(Config::default()).await;
+    let mut sw = FakeSwitch::handshake(c.addr, 7).await;
+    let h = c.wait_switch(7).await;
+    let mut progress = c.switches.progress();
+    progress.mark_unchanged();
+    let m = |revision| Mark {
+        revision,
+        bindings: 0,
+    };
+    for r in 1..=3 {
+        c.app.mark(m(r));
+    }
+    let is_barrier = |msg: &OfMessage| msg.body == Message::BarrierRequest;
+    let first = sw.recv_until(is_barrier).await;
+    // More marks while the first barrier is out: nothing is sent for them yet.
+    for r in 4..=6 {
+        c.app.mark(m(r));
+    }
+    sw.send(OfMessage::new(first.xid, Message::BarrierReply))
+        .await;
+    let mut barriers = 1;
+    let mut last = first;
+    // Each reply either confirms the last mark or lets one more barrier out (the first may
+    // have left before marks 2 and 3 were taken: at most three in all, never one per mark).
+    loop {
+        let done = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+            while h.applied() != Some(m(6)) {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        if done.is_ok() {
+            break;
+        }
+        let next = sw.recv_until(is_barrier).await;
+        assert_ne!(next.xid, last.xid);
+        barriers += 1;
+        assert!(barriers <= 3, "{barriers} barriers for six marks");
+        sw.send(OfMessage::new(next.xid, Message::BarrierReply))
+            .await;
+        last = next;
+    }
+    assert!(barriers <= 3, "{barriers} barriers for six marks");
+    assert!(progress.has_changed().unwrap());
+    drop(sw);
+    wait_for(|| c.switches.get(7).is_none().then_some(())).await;
+    c.stop().await;
+}

@@ -708,6 +708,32 @@ impl Monitored {
         Ok(all)
     }
 
+    /// A round trip (`echo`) that applies every update received meanwhile: when it returns,
+    /// the replica holds every transaction the server had committed before it read the echo
+    /// (it sends a session's pending updates before answering its next request), e.g. one
+    /// another client (`ovs-vsctl`) saw committed before this call.
+    pub async fn sync(&mut self) -> Result<()> {
+        let result = {
+            let reply = self.conn.echo(json!(["sync"]));
+            tokio::pin!(reply);
+            loop {
+                tokio::select! {
+                    biased;
+                    r = &mut reply => break r,
+                    n = self.notifications.recv() => match n {
+                        Some(n) => {
+                            apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                        }
+                        None => break (&mut reply).await,
+                    },
+                }
+            }
+        };
+        result?;
+        self.poll_changes()?;
+        Ok(())
+    }
+
     /// Builds a transaction from the replica with `build` (return `None` when there is
     /// nothing to do), checks it against the schema, and sends it. When the server refuses it
     /// as [`Error::Stale`] (a `wait` built by [`crate::Txn::verify`] failed), waits for the

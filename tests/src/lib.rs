@@ -367,6 +367,23 @@ impl Sandbox {
         signal(pid, "CONT")
     }
 
+    /// Freezes ovs-vswitchd (SIGSTOP): its OpenFlow connections stay open but it processes
+    /// nothing, barriers included, until thawed.
+    pub fn freeze_switch(&self) -> Result<()> {
+        let pid = self
+            .pid("ovs-vswitchd")
+            .ok_or_else(|| Error::NotStarted("ovs-vswitchd".into(), self.dir.clone()))?;
+        signal(pid, "STOP")
+    }
+
+    /// Resumes a frozen ovs-vswitchd (SIGCONT).
+    pub fn thaw_switch(&self) -> Result<()> {
+        let pid = self
+            .pid("ovs-vswitchd")
+            .ok_or_else(|| Error::NotStarted("ovs-vswitchd".into(), self.dir.clone()))?;
+        signal(pid, "CONT")
+    }
+
     /// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
     pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + timeout;

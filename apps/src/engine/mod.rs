@@ -180,6 +180,8 @@ pub struct Engine {
     mac_expiry: BinaryHeap<Reverse<(Instant, Uuid, [u8; 6])>>,
     flows: FxHashMap<u64, FlowRecord>,
     by_tag: FxHashMap<Tag, FxHashSet<u64>>,
+    /// The `Dst` tags of `by_tag`, ordered per router (what a new route captures).
+    decided: route::Decided,
     /// Hash of (datapath, priority, match) → cookies (records are compared to resolve clashes).
     by_match: FxHashMap<u64, SmallVec<[u64; 1]>>,
     next_cookie: u64,
@@ -310,6 +312,7 @@ impl Engine {
             mac_expiry: BinaryHeap::new(),
             flows: FxHashMap::default(),
             by_tag: FxHashMap::default(),
+            decided: route::Decided::default(),
             by_match: FxHashMap::default(),
             next_cookie: 1,
             buckets: FxHashMap::default(),
@@ -883,7 +886,13 @@ impl Engine {
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
         self.by_match.entry(h).or_default().push(cookie);
         for t in tags {
-            self.by_tag.entry(*t).or_default().insert(cookie);
+            let cookies = self.by_tag.entry(*t).or_default();
+            if cookies.is_empty() {
+                if let Tag::Dst(r, net) = *t {
+                    self.decided.insert(r, net);
+                }
+            }
+            cookies.insert(cookie);
         }
         if let Some(k) = learned {
             if let Some(m) = self.mac_meta.get_mut(&k) {
@@ -1024,6 +1033,9 @@ impl Engine {
                 s.remove(&cookie);
                 if s.is_empty() {
                     self.by_tag.remove(t);
+                    if let Tag::Dst(r, net) = *t {
+                        self.decided.remove(r, net);
+                    }
                 }
             }
         }
@@ -1158,18 +1170,10 @@ impl Engine {
         self.invalidate(now, &tags, out);
     }
 
-    /// The destination tags of `router` a route to `net` overlaps. A scan of the tag index:
-    /// fine at lab scale; a prefix trie per router is the scale issue's.
+    /// The destination tags of `router` a route to `net` overlaps.
     fn captured(&self, router: Uuid, net: ipnet::Ipv4Net, tags: &mut Vec<Tag>) {
-        for t in self.by_tag.keys() {
-            if let Tag::Dst(r, region) = *t {
-                if r == router
-                    && (region.contains(&net.network()) || net.contains(&region.network()))
-                {
-                    tags.push(*t);
-                }
-            }
-        }
+        self.decided
+            .overlapping(router, net, |region| tags.push(Tag::Dst(router, region)));
     }
 
     fn bindings(&mut self, now: Instant, b: &Arc<Bindings>, out: &mut Vec<Output>) {

@@ -193,7 +193,8 @@ pub fn async_config() -> ofproto::AsyncConfig {
 /// 5. every reactive flow goes (the engine has no record of them after a restart; packets
 ///    meet the miss and are simulated again, so allowed traffic keeps flowing, through the
 ///    controller for a moment);
-/// 6. flows with cookie 0 (added by hand) go. Flows with other foreign cookies are left alone.
+/// 6. flows with cookie 0 (added by hand) go from the pipeline's tables. Flows with other
+///    foreign cookies, and any flow in another table, are left alone.
 pub fn reconcile(desired: &HashMap<Key, Vec<Instruction>>) -> Vec<FlowMod> {
     let mut entries: Vec<(&Key, &Vec<Instruction>)> = desired.iter().collect();
     entries.sort_by_key(|((t, p, m), _)| (*t, *p, format!("{m:?}")));
@@ -208,6 +209,15 @@ pub fn reconcile(desired: &HashMap<Key, Vec<Instruction>>) -> Vec<FlowMod> {
                 instructions: (*instructions).clone(),
                 ..FlowMod::default()
             })
+    };
+    let delete_in = |table_id: u8, cookie: u64, cookie_mask: u64| FlowMod {
+        command: FlowModCommand::Delete,
+        table_id,
+        cookie,
+        cookie_mask,
+        out_port: port_no::ANY,
+        out_group: ofproto::consts::OFPG_ANY,
+        ..FlowMod::default()
     };
     let delete = |cookie: u64, cookie_mask: u64| FlowMod {
         command: FlowModCommand::Delete,
@@ -227,7 +237,11 @@ pub fn reconcile(desired: &HashMap<Key, Vec<Instruction>>) -> Vec<FlowMod> {
         PIPELINE_COOKIE | REACTIVE_BIT,
         ENGINE_COOKIE_MASK | REACTIVE_BIT,
     ));
-    mods.push(delete(0, u64::MAX));
+    // Per table, not in all tables: OVS refuses (EPERM) a delete that matches its own read-only
+    // flows, which have cookie 0 too (seen on the userspace datapath), and then deletes nothing.
+    for table in [TABLE_CLASSIFY, TABLE_TUNNEL, TABLE_CACHE, TABLE_MTU] {
+        mods.push(delete_in(table, 0, u64::MAX));
+    }
     mods
 }
 

@@ -206,6 +206,60 @@ pub fn port_v4(p: &Port) -> Option<(Ipv4Addr, Ipv4Net)> {
     }
 }
 
+/// The destination prefixes routers decided for installed flows, per router (the `Dst` tags in
+/// the flow index): which ones a new or changed route overlaps. Ordered by (network, length), so
+/// the prefixes inside a route are one range and those containing it one lookup per shorter
+/// length — a prefix trie's answers without a scan of every flow's tags.
+#[derive(Debug, Default)]
+pub struct Decided {
+    by_router: rustc_hash::FxHashMap<Uuid, std::collections::BTreeSet<(u32, u8)>>,
+}
+
+impl Decided {
+    /// Records that some flow depends on `router`'s decision for `net`.
+    pub fn insert(&mut self, router: Uuid, net: Ipv4Net) {
+        self.by_router
+            .entry(router)
+            .or_default()
+            .insert((u32::from(net.network()), net.prefix_len()));
+    }
+
+    /// Forgets it (no flow depends on it any more).
+    pub fn remove(&mut self, router: Uuid, net: Ipv4Net) {
+        if let Some(set) = self.by_router.get_mut(&router) {
+            set.remove(&(u32::from(net.network()), net.prefix_len()));
+            if set.is_empty() {
+                self.by_router.remove(&router);
+            }
+        }
+    }
+
+    /// Every recorded prefix of `router` that overlaps `net` (contains it or lies inside it).
+    pub fn overlapping(&self, router: Uuid, net: Ipv4Net, mut f: impl FnMut(Ipv4Net)) {
+        let Some(set) = self.by_router.get(&router) else {
+            return;
+        };
+        let base = u32::from(net.network());
+        let len = net.prefix_len();
+        let prefix = |n: u32, l: u8| Ipv4Net::new(Ipv4Addr::from(n), l).ok();
+        // Shorter prefixes containing it: one per length.
+        for l in 0..len {
+            let mask = u32::MAX.checked_shl(32 - u32::from(l)).unwrap_or(0);
+            if set.contains(&(base & mask, l)) {
+                f(prefix(base & mask, l).unwrap_or_default());
+            }
+        }
+        // It and everything inside it: networks in its range, aligned at least as finely (a
+        // coarser prefix in the range would start at `base`, with a length below `len`).
+        let last = u32::from(net.broadcast());
+        for &(n, l) in set.range((base, len)..=(last, 32)) {
+            if l >= len {
+                f(prefix(n, l).unwrap_or_default());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +376,47 @@ mod tests {
         let l = t.lookup(ip("11.0.0.1"), Ipv4Addr::UNSPECIFIED);
         assert!(l.chosen.is_empty());
         assert_eq!(l.dst_len, 8);
+    }
+
+    /// The ordered index answers exactly what a scan of every recorded prefix would.
+    #[test]
+    fn decided_prefixes_overlapping_a_route_match_a_scan() {
+        use proptest::prelude::*;
+        let net = (any::<u32>(), 0u8..=32)
+            .prop_map(|(a, l)| Ipv4Net::new(Ipv4Addr::from(a), l).unwrap().trunc());
+        // Few high bits vary, so prefixes nest and collide often.
+        let near = (0u32..16, 0u8..=32).prop_map(|(a, l)| {
+            Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 | a << 20), l)
+                .unwrap()
+                .trunc()
+        });
+        proptest!(|(recorded in proptest::collection::vec(prop_oneof![net.clone(), near.clone()], 0..40),
+                    removed in proptest::collection::vec(0usize..40, 0..10),
+                    route in prop_oneof![net, near])| {
+            let r = Uuid::from_u128(7);
+            let mut d = Decided::default();
+            let mut all = std::collections::BTreeSet::new();
+            for n in &recorded {
+                d.insert(r, *n);
+                all.insert(*n);
+            }
+            for i in removed {
+                if let Some(n) = recorded.get(i) {
+                    d.remove(r, *n);
+                    all.remove(n);
+                }
+            }
+            let mut got = Vec::new();
+            d.overlapping(r, route, |n| got.push(n));
+            got.sort();
+            let want: Vec<Ipv4Net> = all
+                .into_iter()
+                .filter(|n| n.contains(&route.network()) || route.contains(&n.network()))
+                .collect();
+            prop_assert_eq!(got, want);
+            let mut other = Vec::new();
+            d.overlapping(Uuid::from_u128(8), route, |n| other.push(n));
+            prop_assert!(other.is_empty());
+        });
     }
 }

@@ -1567,3 +1567,128 @@ mod fragments {
         assert_eq!(l.f.oracle(), 2);
     }
 }
+
+mod traces {
+    use super::*;
+    use crate::engine::trace::{NextHop, RouteTarget, Step, Via};
+
+    fn kinds(t: &trace::Trace) -> Vec<&'static str> {
+        t.steps
+            .iter()
+            .map(|s| match s.step {
+                Step::Enter { .. } => "enter",
+                Step::Filter { .. } => "filter",
+                Step::Rule { .. } => "rule",
+                Step::Learn { .. } => "learn",
+                Step::MacHit { .. } => "mac",
+                Step::Flood { .. } => "flood",
+                Step::Route { .. } => "route",
+                Step::NextHop { .. } => "next_hop",
+                Step::Rewrite { .. } => "rewrite",
+                Step::Leave { .. } => "leave",
+                Step::Deliver { .. } => "deliver",
+                Step::Unbound { .. } => "unbound",
+                Step::Answer { .. } => "answer",
+                Step::Drop { .. } => "drop",
+            })
+            .collect()
+    }
+
+    /// A trace is the simulation a packet-in runs, with its account: the same flow as a dry
+    /// run, every device in walk order, and nothing learned, asked or installed.
+    #[test]
+    fn a_trace_walks_like_the_packet_and_changes_nothing() {
+        let mut l = lab();
+        let (hv1, a) = (l.hv[0], l.vm[0]);
+        let frame = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64, 5001);
+        let header = Header::parse(&frame).unwrap();
+
+        // Unresolved next hop: the trace says the packet would wait; no ARP request goes out.
+        let t = l.f.engine.trace(a.0, header);
+        assert_eq!(t.dpid, Some(hv1));
+        assert!(t.steps.iter().any(|s| matches!(
+            s.step,
+            Step::NextHop {
+                mac: NextHop::Unresolved,
+                ..
+            }
+        )));
+        assert!(t.compiled.simulation.resolve.is_some());
+        assert!(l.f.take_delivered().is_empty(), "a trace sent something");
+        assert!(l.f.engine.mac_table(l.net[0]).is_empty(), "a trace learned");
+        let arp =
+            l.f.engine
+                .query(l.f.now, &crate::Query::ArpTable { router: l.r });
+        assert_eq!(
+            arp,
+            Some(crate::Answer::ArpTable(vec![])),
+            "a trace asked ARP"
+        );
+
+        // Resolved: the real packet parks, b answers; now the trace shows the whole path.
+        l.f.send(hv1, a.1, frame.clone());
+        l.b_answers();
+        l.f.take_delivered();
+        let flows = l.f.engine.flow_count();
+        let t = l.f.engine.trace(a.0, header);
+        assert_eq!(
+            kinds(&t),
+            [
+                "enter", "learn", "mac", "leave", "enter", "route", "next_hop", "rewrite", "leave",
+                "enter", "mac", "leave", "deliver"
+            ]
+        );
+        let Step::Route { target, .. } = t.steps[5].step else {
+            panic!()
+        };
+        assert_eq!(
+            target,
+            RouteTarget::Forward {
+                port: l.rp[1],
+                gateway: None
+            }
+        );
+        // Depths: net1 (1), r (2), net2 (3).
+        let depths: Vec<u8> = t.steps.iter().map(|s| s.depth).collect();
+        assert_eq!(depths, [1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3]);
+        // b is on hv2: a tunnel copy with b's key.
+        assert_eq!(t.deliveries.len(), 1);
+        assert!(matches!(t.deliveries[0].via, Via::Tunnel { .. }));
+        assert_eq!(t.deliveries[0].dpid, Some(l.hv[1]));
+        // The flow is the one a packet-in compiles (and the one installed).
+        assert_eq!(t.compiled, l.f.engine.dry_run(hv1, a.0, a.1, header));
+        let installed = &l.f.cache(hv1)[0];
+        assert_eq!(
+            (
+                installed.priority,
+                &installed.match_,
+                installed.instructions.clone()
+            ),
+            (
+                t.compiled.priority,
+                &t.compiled.match_,
+                t.compiled.instructions()
+            )
+        );
+        assert_eq!(l.f.engine.flow_count(), flows, "a trace installed");
+
+        // Explain: the installed flow traced again from its origin agrees; provenance names
+        // the path in order.
+        let cookie = installed.cookie;
+        let (info, again) = l.f.engine.explain(cookie).unwrap();
+        assert_eq!((info.port, info.dpid), (a.0, hv1));
+        assert_eq!(again.compiled, t.compiled);
+        let devices: Vec<Uuid> = info
+            .tags
+            .iter()
+            .filter_map(|t| match t {
+                Tag::Device(d) => Some(*d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(devices, [l.net[0], l.r, l.net[1]]);
+        assert!(l.f.engine.explain(cookie ^ 0xffff).is_none());
+        assert_eq!(l.f.engine.flows(Some(hv1)).len(), 1);
+        assert!(l.f.engine.flows(Some(l.hv[2])).is_empty());
+    }
+}

@@ -23,18 +23,19 @@ use apps::engine::trace::{
     Delivery, FilterAt, FilterVerdict, FlowInfo, NextHop, RouteTarget, Step, Trace, Via,
 };
 use apps::Bindings;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use ofproto::display::{Dpid, FlowText, Mac};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use topology::model::{Bridge, Chain, DhcpSubnet, Port, Route, Router, RuleAction};
+use topology::model::{Bridge, Chain, DhcpSubnet, MacAddr, Port, Route, Router, RuleAction};
 use topology::{DeviceKind, Network, Snapshot};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::switches::flow_stats;
+use super::topology::extract::Body;
 use super::topology::Runtime;
 use crate::api::ApiError;
 use crate::openflow::Switches;
@@ -503,67 +504,127 @@ pub fn packet_from_flow(flow: &str) -> Result<Map<String, Value>, String> {
     Ok(out)
 }
 
-const PACKET_KEYS: &[&str] = &[
-    "eth_src",
-    "eth_dst",
-    "eth_type",
-    "vlan",
-    "ip_src",
-    "ip_dst",
-    "proto",
-    "ttl",
-    "tp_src",
-    "tp_dst",
-    "icmp_type",
-    "icmp_code",
-    "arp_op",
-    "arp_spa",
-    "arp_tpa",
-    "arp_sha",
-    "ip_len",
-    "df",
-    "frag",
-];
-
-fn invalid(field: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid",
-        format!("packet.{field}: {why}"),
-    )
-    .with_field(format!("packet.{field}"))
+/// `POST /trace`: where the packet enters and what it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TraceRequest {
+    /// The ingress port; or give `host_id` and `interface_name` of a bound VIF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_port_id: Option<Uuid>,
+    /// The host (id or name) of the ingress VIF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// The ingress VIF's interface name on that host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<String>,
+    /// The packet's fields; missing ones get defaults (the answer lists them in `assumed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<TracePacket>,
+    /// The packet in `ovs-ofctl` flow syntax instead (`icmp,nw_dst=10.0.1.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
 }
 
-fn num(p: &Map<String, Value>, k: &str, max: u64) -> Result<Option<u64>, ApiError> {
-    match p.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n <= max => Ok(Some(n)),
-            _ => Err(invalid(k, format!("expected an integer 0..={max}"))),
-        },
-    }
+/// An IPv4 protocol: a name or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Proto {
+    /// `icmp`, `tcp` or `udp`.
+    Name(ProtoName),
+    /// Any protocol number.
+    Number(u8),
 }
 
-fn mac(p: &Map<String, Value>, k: &str) -> Result<Option<[u8; 6]>, ApiError> {
-    match p.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => s
-            .parse::<Mac>()
-            .map(|m| Some(m.0))
-            .map_err(|e| invalid(k, e)),
-        Some(_) => Err(invalid(k, "expected a MAC string")),
-    }
+/// A protocol name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtoName {
+    /// 1.
+    Icmp,
+    /// 6.
+    Tcp,
+    /// 17.
+    Udp,
 }
 
-fn ip(p: &Map<String, Value>, k: &str) -> Result<Option<Ipv4Addr>, ApiError> {
-    match p.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(k, "expected an IPv4 address")),
-        Some(_) => Err(invalid(k, "expected an IPv4 address string")),
-    }
+/// Which fragment an IPv4 packet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Frag {
+    /// Not a fragment.
+    No,
+    /// The first fragment (it carries the transport header).
+    First,
+    /// A later fragment (no transport header).
+    Later,
+}
+
+/// The fields of a packet to trace. Giving any IPv4 field makes it IPv4, any ARP field ARP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TracePacket {
+    /// Source MAC (default: the port's, or the one learned on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eth_src: Option<MacAddr>,
+    /// Destination MAC (default: the destination's lease, or the gateway's when off-link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eth_dst: Option<MacAddr>,
+    /// EtherType (default: IPv4, or ARP when ARP fields are given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eth_type: Option<u16>,
+    /// A VLAN id: ignored (VIFs carry untagged frames); the answer says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 4095)]
+    pub vlan: Option<u16>,
+    /// IPv4 source (default: the source MAC's DHCP lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Ipv4)]
+    pub ip_src: Option<Ipv4Addr>,
+    /// IPv4 destination (default: the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Ipv4)]
+    pub ip_dst: Option<Ipv4Addr>,
+    /// IPv4 protocol (default: icmp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<Proto>,
+    /// TTL (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// TCP/UDP source port (default 40000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tp_src: Option<u16>,
+    /// TCP/UDP destination port (default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tp_dst: Option<u16>,
+    /// ICMP type (default 8, echo request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    /// ICMP code (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_code: Option<u8>,
+    /// ARP operation (default 1, request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp_op: Option<u16>,
+    /// ARP sender address (default: `ip_src`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Ipv4)]
+    pub arp_spa: Option<Ipv4Addr>,
+    /// ARP target address (default: `ip_dst`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Ipv4)]
+    pub arp_tpa: Option<Ipv4Addr>,
+    /// ARP sender MAC (default: `eth_src`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp_sha: Option<MacAddr>,
+    /// IPv4 total length (default 84, a ping's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_len: Option<u16>,
+    /// Don't fragment (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub df: Option<bool>,
+    /// Which fragment (default: no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frag: Option<Frag>,
 }
 
 /// What the defaults are taken from: the ingress port's segment.
@@ -615,115 +676,82 @@ impl Segment {
 }
 
 /// The header to trace from the API's packet fields; and what was assumed, in words.
-fn header_from(p: &Map<String, Value>, seg: &Segment) -> Result<(Header, Vec<String>), ApiError> {
-    if let Some(k) = p.keys().find(|k| !PACKET_KEYS.contains(&k.as_str())) {
-        return Err(invalid(
-            k,
-            format!("unknown field (known: {})", PACKET_KEYS.join(", ")),
-        ));
-    }
+fn header_from(p: &TracePacket, seg: &Segment) -> (Header, Vec<String>) {
     let mut assumed = Vec::new();
-    let proto = match p.get("proto") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(match s.as_str() {
-            "icmp" => 1,
-            "tcp" => 6,
-            "udp" => 17,
-            other => other
-                .parse::<u8>()
-                .map_err(|_| invalid("proto", "expected icmp, tcp, udp or 0..=255"))?,
-        }),
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| u8::try_from(n).ok())
-                .ok_or_else(|| invalid("proto", "expected icmp, tcp, udp or 0..=255"))?,
-        ),
-    };
-    let arp_fields = ["arp_op", "arp_spa", "arp_tpa", "arp_sha"]
-        .iter()
-        .any(|k| p.contains_key(*k));
-    let eth_type = match num(p, "eth_type", 0xffff)? {
-        Some(t) => t as u16,
+    let mut assume = |text: String| assumed.push(text);
+    let proto = p.proto.map(|x| match x {
+        Proto::Name(ProtoName::Icmp) => 1,
+        Proto::Name(ProtoName::Tcp) => 6,
+        Proto::Name(ProtoName::Udp) => 17,
+        Proto::Number(n) => n,
+    });
+    let arp_fields =
+        p.arp_op.is_some() || p.arp_spa.is_some() || p.arp_tpa.is_some() || p.arp_sha.is_some();
+    let eth_type = match p.eth_type {
+        Some(t) => t,
         None if arp_fields => 0x0806,
         None => {
-            if !["ip_src", "ip_dst", "proto"]
-                .iter()
-                .any(|k| p.contains_key(*k))
-            {
-                assumed.push("eth_type=0x0800 (IPv4)".into());
+            if p.ip_src.is_none() && p.ip_dst.is_none() && p.proto.is_none() {
+                assume("eth_type=0x0800 (IPv4)".into());
             }
             0x0800
         }
     };
-    if let Some(v) = num(p, "vlan", 4095)? {
-        assumed.push(format!(
+    if let Some(v) = p.vlan {
+        assume(format!(
             "vlan {v} ignored: the virtual network carries untagged frames (VIFs are access ports)"
         ));
     }
-    let eth_src = match mac(p, "eth_src")? {
-        Some(m) => m,
+    let eth_src = match p.eth_src {
+        Some(m) => m.0,
         None => {
-            let by_ip = ip(p, "ip_src")?.and_then(|a| seg.leases.iter().find(|l| l.1 == a));
+            let by_ip = p.ip_src.and_then(|a| seg.leases.iter().find(|l| l.1 == a));
             let (m, why) = match (seg.mac, by_ip) {
                 (Some(m), _) => m,
                 (None, Some(l)) => (l.0, "the DHCP lease of ip_src"),
                 (None, None) => ([0x02, 0, 0, 0, 0, 0x01], "a made-up local MAC"),
             };
-            assumed.push(format!("eth_src={} ({why})", Mac(m)));
+            assume(format!("eth_src={} ({why})", Mac(m)));
             m
         }
     };
     let mut h = Header::ethernet(eth_src, [0xff; 6], eth_type);
     match eth_type {
         0x0800 => {
-            let src = match ip(p, "ip_src")? {
-                Some(a) => a,
-                None => {
-                    let a = seg
-                        .leases
-                        .iter()
-                        .find(|l| l.0 == eth_src)
-                        .map(|l| (l.1, "eth_src's DHCP lease"))
-                        .unwrap_or((Ipv4Addr::UNSPECIFIED, "unknown"));
-                    assumed.push(format!("ip_src={} ({})", a.0, a.1));
-                    a.0
-                }
-            };
-            let dst = match ip(p, "ip_dst")? {
-                Some(a) => a,
-                None => {
-                    let g = seg.gateway.map_or(Ipv4Addr::BROADCAST, |g| g.1.addr());
-                    assumed.push(format!("ip_dst={g} (the gateway)"));
-                    g
-                }
-            };
+            let src = p.ip_src.unwrap_or_else(|| {
+                let (a, why) = seg
+                    .leases
+                    .iter()
+                    .find(|l| l.0 == eth_src)
+                    .map_or((Ipv4Addr::UNSPECIFIED, "unknown"), |l| {
+                        (l.1, "eth_src's DHCP lease")
+                    });
+                assume(format!("ip_src={a} ({why})"));
+                a
+            });
+            let dst = p.ip_dst.unwrap_or_else(|| {
+                let g = seg.gateway.map_or(Ipv4Addr::BROADCAST, |g| g.1.addr());
+                assume(format!("ip_dst={g} (the gateway)"));
+                g
+            });
             let proto = proto.unwrap_or_else(|| {
-                assumed.push("proto=icmp".into());
+                assume("proto=icmp".into());
                 1
             });
-            let ttl = num(p, "ttl", 255)?.map_or_else(
-                || {
-                    assumed.push("ttl=64".into());
-                    64
-                },
-                |t| t as u8,
-            );
+            let ttl = p.ttl.unwrap_or_else(|| {
+                assume("ttl=64".into());
+                64
+            });
             let l4 = match proto {
                 6 | 17 => {
-                    let sp = num(p, "tp_src", 0xffff)?.map_or_else(
-                        || {
-                            assumed.push("tp_src=40000".into());
-                            40000
-                        },
-                        |v| v as u16,
-                    );
-                    let dp = num(p, "tp_dst", 0xffff)?.map_or_else(
-                        || {
-                            assumed.push("tp_dst=80".into());
-                            80
-                        },
-                        |v| v as u16,
-                    );
+                    let sp = p.tp_src.unwrap_or_else(|| {
+                        assume("tp_src=40000".into());
+                        40000
+                    });
+                    let dp = p.tp_dst.unwrap_or_else(|| {
+                        assume("tp_dst=80".into());
+                        80
+                    });
                     if proto == 6 {
                         L4::Tcp(sp, dp)
                     } else {
@@ -731,148 +759,95 @@ fn header_from(p: &Map<String, Value>, seg: &Segment) -> Result<(Header, Vec<Str
                     }
                 }
                 1 => {
-                    let ty = num(p, "icmp_type", 255)?.map_or_else(
-                        || {
-                            assumed.push("icmp_type=8 (echo request)".into());
-                            8
-                        },
-                        |v| v as u8,
-                    );
-                    L4::Icmp(ty, num(p, "icmp_code", 255)?.unwrap_or(0) as u8)
+                    let ty = p.icmp_type.unwrap_or_else(|| {
+                        assume("icmp_type=8 (echo request)".into());
+                        8
+                    });
+                    L4::Icmp(ty, p.icmp_code.unwrap_or(0))
                 }
                 _ => L4::Other,
             };
-            let frag = match p.get("frag").and_then(Value::as_str) {
-                None | Some("no") => 0,
-                Some("first") => 1,
-                Some("later") => 3,
-                Some(_) => return Err(invalid("frag", "expected no, first or later")),
-            };
-            let total_len = num(p, "ip_len", 0xffff)?.map_or(84, |v| v as u16);
-            let df = match p.get("df") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(Value::Number(n)) => n.as_u64() == Some(1),
-                Some(_) => return Err(invalid("df", "expected true or false")),
+            let frag = match p.frag {
+                None | Some(Frag::No) => 0,
+                Some(Frag::First) => 1,
+                Some(Frag::Later) => 3,
             };
             h.ipv4 = Some(Ipv4 {
                 src,
                 dst,
                 proto,
                 ttl,
-                total_len,
-                df,
+                total_len: p.ip_len.unwrap_or(84),
+                df: p.df.unwrap_or(false),
                 frag,
             });
             h.l4 = if frag & 2 != 0 { L4::Other } else { l4 };
-            h.eth_dst = match mac(p, "eth_dst")? {
-                Some(m) => m,
+            h.eth_dst = match p.eth_dst {
+                Some(m) => m.0,
                 None => {
                     let on_link = seg.gateway.is_some_and(|g| g.1.contains(&dst));
                     let lease = seg.leases.iter().find(|l| l.1 == dst).map(|l| l.0);
-                    let (m, why) = match (on_link, lease, seg.gateway) {
-                        (_, Some(m), _) if on_link || seg.gateway.is_none() => {
+                    let (m, why) = match (lease, seg.gateway) {
+                        (Some(m), _) if on_link || seg.gateway.is_none() => {
                             (m, "ip_dst's DHCP lease")
                         }
-                        (false, _, Some(g)) => (g.0, "the gateway: ip_dst is off-link"),
-                        (true, _, Some(g)) if dst == g.1.addr() => (g.0, "the gateway"),
+                        (_, Some(g)) if !on_link => (g.0, "the gateway: ip_dst is off-link"),
+                        (_, Some(g)) if dst == g.1.addr() => (g.0, "the gateway"),
                         _ => ([0xff; 6], "broadcast: ip_dst's MAC is unknown"),
                     };
-                    assumed.push(format!("eth_dst={} ({why})", Mac(m)));
+                    assume(format!("eth_dst={} ({why})", Mac(m)));
                     m
                 }
             };
         }
         0x0806 => {
-            let op = num(p, "arp_op", 0xffff)?.map_or(1, |v| v as u16);
-            let spa = ip(p, "arp_spa")?
-                .or(ip(p, "ip_src")?)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let tpa = ip(p, "arp_tpa")?
-                .or(ip(p, "ip_dst")?)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
             h.arp = Some(Arp {
-                op,
-                sha: mac(p, "arp_sha")?.unwrap_or(eth_src),
-                spa,
-                tpa,
+                op: p.arp_op.unwrap_or(1),
+                sha: p.arp_sha.map_or(eth_src, |m| m.0),
+                spa: p.arp_spa.or(p.ip_src).unwrap_or(Ipv4Addr::UNSPECIFIED),
+                tpa: p.arp_tpa.or(p.ip_dst).unwrap_or(Ipv4Addr::UNSPECIFIED),
             });
-            h.eth_dst = mac(p, "eth_dst")?.unwrap_or([0xff; 6]);
+            h.eth_dst = p.eth_dst.map_or([0xff; 6], |m| m.0);
         }
         _ => {
-            h.eth_dst = mac(p, "eth_dst")?.unwrap_or_else(|| {
-                assumed.push("eth_dst=ff:ff:ff:ff:ff:ff".into());
-                [0xff; 6]
-            });
+            h.eth_dst = p.eth_dst.map_or_else(
+                || {
+                    assume("eth_dst=ff:ff:ff:ff:ff:ff".into());
+                    [0xff; 6]
+                },
+                |m| m.0,
+            );
         }
     }
-    Ok((h, assumed))
+    (h, assumed)
 }
 
 // ---- handlers ----
 
-async fn trace(State(cx): State<Ctx>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let doc: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    let Some(obj) = doc.as_object() else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(k) = obj.keys().find(|k| {
-        ![
-            "ingress_port_id",
-            "host_id",
-            "interface_name",
-            "packet",
-            "flow",
-        ]
-        .contains(&k.as_str())
-    }) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("{k}: unknown field"),
-        )
-        .with_field(k.clone()));
-    }
+async fn trace(
+    State(cx): State<Ctx>,
+    Body(req): Body<TraceRequest>,
+) -> Result<Json<Value>, ApiError> {
     let snap = cx.net.snapshot();
     let bindings = cx.rt.bindings();
-    let port = ingress(&snap, &bindings, obj)?;
-    let packet = match (obj.get("packet"), obj.get("flow")) {
+    let port = ingress(&snap, &bindings, &req)?;
+    let packet = match (req.packet, req.flow) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
+            return Err(ApiError::invalid(
+                "flow",
                 "give `packet` or `flow`, not both",
             ))
         }
-        (Some(Value::Object(p)), None) => p.clone(),
-        (Some(_), None) => {
-            return Err(invalid("", "expected an object").with_field("packet"));
+        (Some(p), None) => p,
+        (None, Some(f)) => {
+            let fields = packet_from_flow(&f).map_err(|e| ApiError::invalid("flow", e))?;
+            serde_json::from_value(Value::Object(fields))
+                .map_err(|e| ApiError::invalid("flow", e.to_string()))?
         }
-        (None, Some(Value::String(f))) => packet_from_flow(f).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("flow: {e}"),
-            )
-            .with_field("flow")
-        })?,
-        (None, Some(_)) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "flow: expected a string in ovs-ofctl flow syntax",
-            )
-            .with_field("flow"))
-        }
-        (None, None) => Map::new(),
+        (None, None) => TracePacket::default(),
     };
     let seg = Segment::of(&snap, &cx.rt, &port);
-    let (header, assumed) = header_from(&packet, &seg)?;
+    let (header, assumed) = header_from(&packet, &seg);
     let query = apps::Query::Trace {
         port: port.id,
         header,
@@ -893,33 +868,14 @@ async fn trace(State(cx): State<Ctx>, body: Bytes) -> Result<Json<Value>, ApiErr
 
 /// The ingress port named by `ingress_port_id`, or by `host_id` (id or name) and
 /// `interface_name` through the bindings.
-fn ingress(
-    snap: &Snapshot,
-    bindings: &Bindings,
-    obj: &Map<String, Value>,
-) -> Result<Port, ApiError> {
-    let bad = |f: &str, why: &str| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            format!("{f}: {why}"),
-        )
-        .with_field(f.to_owned())
-    };
-    if let Some(v) = obj.get("ingress_port_id") {
-        let id = v
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| bad("ingress_port_id", "expected a port id"))?;
+fn ingress(snap: &Snapshot, bindings: &Bindings, req: &TraceRequest) -> Result<Port, ApiError> {
+    if let Some(id) = req.ingress_port_id {
         return snap.get::<Port>(id).map(|p| Port::clone(p)).ok_or_else(|| {
             ApiError::not_found(format!("no port {id}")).with_field("ingress_port_id")
         });
     }
-    let (Some(host), Some(iface)) = (
-        obj.get("host_id").and_then(Value::as_str),
-        obj.get("interface_name").and_then(Value::as_str),
-    ) else {
-        return Err(bad(
+    let (Some(host), Some(iface)) = (req.host_id.as_deref(), req.interface_name.as_deref()) else {
+        return Err(ApiError::invalid(
             "ingress_port_id",
             "give ingress_port_id, or host_id and interface_name",
         ));

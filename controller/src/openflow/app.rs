@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
+
+use crate::applied::Mark;
 
 use apps::{Answer, App, Event, Output, Query};
 use ofproto::{FeaturesReply, Message, Port};
@@ -44,6 +46,8 @@ pub struct AppHost {
     timer_moved: Arc<Notify>,
     /// Seconds each packet-in's `handle` took (a shared handle: the metrics registry holds it too).
     packet_in_seconds: Histogram,
+    /// The last mark given to the switches (see [`AppHost::mark`]), for REST's waiters.
+    issued: Arc<watch::Sender<Mark>>,
 }
 
 struct Inner {
@@ -54,6 +58,8 @@ struct Inner {
     out: Vec<Output>,
     /// Sessions closed because an app output did not fit their queue.
     resyncs: u64,
+    /// The last mark, also given to every switch that connects later.
+    mark: Option<Mark>,
 }
 
 impl std::fmt::Debug for AppHost {
@@ -72,11 +78,13 @@ impl AppHost {
                 timer: None,
                 out: Vec::new(),
                 resyncs: 0,
+                mark: None,
             })),
             switches,
             name,
             timer_moved: Arc::new(Notify::new()),
             packet_in_seconds: crate::metrics::packet_in_histogram(),
+            issued: Arc::new(watch::channel(Mark::default()).0),
         }
     }
 
@@ -124,6 +132,12 @@ impl AppHost {
             ports,
         };
         self.deliver(&mut inner, &event, local);
+        // Behind the pipeline the app just sent inline: the new session confirms the state the
+        // app is in now, so it counts as applied once that barrier is answered.
+        if let (Some(mark), Some(switch)) = (inner.mark, self.switches.get(dpid)) {
+            let Inner { resyncs, .. } = &mut *inner;
+            self.send_mark(resyncs, &switch, mark);
+        }
         old
     }
 
@@ -153,6 +167,48 @@ impl AppHost {
     pub fn broadcast(&self, event: &Event) {
         let mut inner = self.lock();
         self.deliver(&mut inner, event, |_| {});
+    }
+
+    /// Marks the app's stream: every output of the events handed to it so far (through
+    /// [`AppHost::broadcast`], in particular the topology at `mark.revision` and the bindings
+    /// generation `mark.bindings`) is queued before this mark in each switch's ordered queue,
+    /// and each connection confirms the mark with a barrier (`crate::applied`). Called by the
+    /// bindings follower after it handed the app a snapshot and its bindings.
+    pub fn mark(&self, mark: Mark) {
+        let mut inner = self.lock();
+        inner.mark = Some(mark);
+        let Inner { resyncs, .. } = &mut *inner;
+        for switch in self.switches.list() {
+            self.send_mark(resyncs, &switch, mark);
+        }
+        drop(inner);
+        self.issued.send_replace(mark);
+    }
+
+    /// The marks issued so far (the latest, and a wake-up on each).
+    pub fn issued(&self) -> watch::Receiver<Mark> {
+        self.issued.subscribe()
+    }
+
+    fn send_mark(&self, resyncs: &mut u64, switch: &SwitchHandle, mark: Mark) {
+        if switch.is_resyncing() {
+            return;
+        }
+        match switch.try_mark(mark) {
+            Ok(()) | Err(SendError::Gone) => {}
+            Err(SendError::Full) => Self::resync(resyncs, switch),
+        }
+    }
+
+    /// Closes `switch`'s session for a resync: an output did not fit its queue.
+    fn resync(resyncs: &mut u64, switch: &SwitchHandle) {
+        *resyncs += 1;
+        switch.resync();
+        tracing::warn!(
+            dpid = %super::conn::DpidFmt(switch.dpid()),
+            resyncs = *resyncs,
+            "switch queue full: closing the session to resync it rather than lose app output"
+        );
     }
 
     /// Asks the app about its runtime state (a bridge's MAC table, a router's ARP cache) for
@@ -225,15 +281,7 @@ impl AppHost {
             }
             match switch.try_send(message) {
                 Ok(()) | Err(SendError::Gone) => {}
-                Err(SendError::Full) => {
-                    *resyncs += 1;
-                    switch.resync();
-                    tracing::warn!(
-                        dpid = %super::conn::DpidFmt(dpid),
-                        resyncs = *resyncs,
-                        "switch queue full: closing the session to resync it rather than lose app output"
-                    );
-                }
+                Err(SendError::Full) => Self::resync(resyncs, &switch),
             }
         }
     }
@@ -485,5 +533,39 @@ mod tests {
         assert_eq!(queued(&mut rx2), 3);
         assert!(!shared2.is_resyncing());
         assert_eq!(counters(2), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_mark_follows_the_outputs_in_every_queue_and_greets_new_switches() {
+        let host = AppHost::new(Box::new(Burst), Switches::new());
+        let (h1, _rx1) = handle(1, 1);
+        let (h2, mut rx2, _) = handle_with(2, 2, 16);
+        host.switch_up(h1, features(1), vec![], |_| {});
+        host.switch_up(h2, features(2), vec![], |_| {});
+        // Before any mark, a switch is greeted with none.
+        assert!(rx2.try_recv().is_err());
+        let issued = host.issued();
+        host.event(1, &packet_in(1, 0), |_| {});
+        let mark = Mark {
+            revision: 7,
+            bindings: 2,
+        };
+        host.mark(mark);
+        assert_eq!(*issued.borrow(), mark);
+        let kinds: Vec<String> = std::iter::from_fn(|| rx2.try_recv().ok())
+            .map(|c| match c {
+                Command::Send(_) => "send".to_string(),
+                Command::Mark(m) => format!("mark {}", m.revision),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["send", "send", "send", "mark 7"]);
+        // A switch connecting later gets the current mark behind its own greeting.
+        let (h3, mut rx3, _) = handle_with(3, 3, 16);
+        host.switch_up(h3, features(3), vec![], |_| {});
+        match rx3.try_recv() {
+            Ok(Command::Mark(m)) => assert_eq!(m, mark),
+            other => panic!("expected the mark, got {other:?}"),
+        }
     }
 }

@@ -27,6 +27,7 @@ use super::log_limit::{LogLimiter, Verdict};
 use super::registry::{Command, ConnId, ConnShared, Counters, SwitchHandle};
 use super::session::{CloseReason, Reply, RequestError, Session, SessionEvent};
 use super::Context;
+use crate::applied::Barriers;
 use crate::serve::Shutdown;
 
 /// Above this many unwritten bytes the connection stops reading and taking commands.
@@ -70,6 +71,7 @@ pub(crate) async fn run<S>(
         shared: Arc::new(ConnShared::default()),
         error_log: LogLimiter::new(LOG_BURST, LOG_INTERVAL),
         malformed_log: LogLimiter::new(LOG_BURST, LOG_INTERVAL),
+        barriers: Barriers::default(),
     };
     driver.run(stream, shutdown).await;
 }
@@ -91,6 +93,8 @@ struct Driver {
     error_log: LogLimiter,
     /// Messages from the switch that do not decode.
     malformed_log: LogLimiter,
+    /// The barriers confirming the app's marks (applied revisions).
+    barriers: Barriers,
 }
 
 impl Driver {
@@ -279,6 +283,9 @@ impl Driver {
             Command::Ports(tx) => {
                 let _ = tx.send(ready.ports().cloned().collect());
             }
+            // Its barrier goes out in `pump`, after every command of this wake-up: later is
+            // always safe, and several marks taken at once cost one barrier.
+            Command::Mark(mark) => self.barriers.want(mark),
         }
     }
 
@@ -296,7 +303,7 @@ impl Driver {
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
                     if let Some(identity) = &self.identity {
                         if let Some(why) = self.ctx.refusal(dpid, identity) {
-                            tracing::warn!(peer = %self.peer, certificate = %identity, "switch refused: {why}");
+                            tracing::warn!(peer = %self.peer, certificate = %identity, "refused a switch: {why}");
                             self.session.close(CloseReason::Unauthorized(why));
                             continue;
                         }
@@ -339,6 +346,14 @@ impl Driver {
                     if let Err(RequestError::Switch(_)) = &result {
                         Counters::add(&self.shared.counters.switch_errors, 1);
                     }
+                    if self.barriers.owns(xid) {
+                        if let Some(mark) = self.barriers.answered(xid, result.is_ok()) {
+                            self.ctx.switches.applied(&self.shared, mark);
+                        } else if let Err(e) = &result {
+                            tracing::debug!(error = %e, "barrier for an applied revision failed; retrying");
+                        }
+                        continue;
+                    }
                     if let Some(tx) = self.waiters.remove(&xid) {
                         let _ = tx.send(result);
                     }
@@ -376,6 +391,14 @@ impl Driver {
                 );
             } else {
                 call_app();
+            }
+        }
+        // One barrier outstanding at a time, behind every mark taken so far.
+        if let Some(mark) = self.barriers.poll_barrier() {
+            let now = *clock.get_or_insert_with(Instant::now);
+            if let Some(mut ready) = self.session.ready(now) {
+                let xid = ready.request(ofproto::Message::BarrierRequest);
+                self.barriers.sent(xid, mark);
             }
         }
         let sent = self.session.transmit_into(&mut self.out);

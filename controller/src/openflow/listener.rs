@@ -108,11 +108,11 @@ async fn handshake(
 )> {
     match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
         Err(_) => {
-            tracing::warn!(%peer, "switch refused: TLS handshake not finished within {limit:?}");
+            tracing::warn!(%peer, "refused a switch: TLS handshake not finished within {limit:?}");
             None
         }
         Ok(Err(e)) => {
-            tracing::warn!(%peer, "switch refused: TLS handshake failed: {e}");
+            tracing::warn!(%peer, "refused a switch: TLS handshake failed: {e}");
             None
         }
         Ok(Ok(s)) => {

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use dashmap::DashMap;
 use ofproto::{FeaturesReply, Message, Port};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::session::{Reply, RequestError};
 
@@ -29,6 +29,9 @@ pub(crate) enum Command {
     Request(Message, oneshot::Sender<Result<Reply, RequestError>>),
     /// The current port table.
     Ports(oneshot::Sender<Vec<Port>>),
+    /// Everything queued before was the app's output up to this mark: confirm it with a
+    /// barrier (coalesced, see `crate::applied::Barriers`).
+    Mark(crate::applied::Mark),
 }
 
 /// Why a message could not be queued.
@@ -54,6 +57,9 @@ pub struct ConnShared {
     pub(crate) resync: AtomicBool,
     /// Traffic counters, written by the connection task only.
     pub(crate) counters: Counters,
+    /// The last mark the switch acknowledged with a barrier reply; written by the connection
+    /// task, read by REST. A std mutex: held for a copy, never across an await.
+    pub(crate) applied: std::sync::Mutex<Option<crate::applied::Mark>>,
 }
 
 impl ConnShared {
@@ -213,6 +219,23 @@ impl SwitchHandle {
         rx.await.map_err(|_| RequestError::Gone)
     }
 
+    /// The last mark this switch acknowledged with a barrier reply (see `crate::applied`).
+    pub fn applied(&self) -> Option<crate::applied::Mark> {
+        *self
+            .shared
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a mark behind what is already queued, if there is room now.
+    pub(crate) fn try_mark(&self, mark: crate::applied::Mark) -> Result<(), SendError> {
+        self.tx.try_send(Command::Mark(mark)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Full,
+            mpsc::error::TrySendError::Closed(_) => SendError::Gone,
+        })
+    }
+
     /// The connection's traffic counters now.
     pub fn counters(&self) -> CountersSnapshot {
         let c = &self.shared.counters;
@@ -246,19 +269,46 @@ impl SwitchHandle {
     }
 }
 
+impl Default for Switches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The connected switches by datapath id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Switches {
     inner: Arc<DashMap<u64, SwitchHandle>>,
     /// Resync counts by datapath, kept across its sessions: one entry per datapath ever
     /// registered, so bounded by the switches of the deployment.
     resyncs: Arc<DashMap<u64, Arc<AtomicU64>>>,
+    /// Bumped whenever a switch joins, leaves or acknowledges a mark: what waiters on applied
+    /// revisions wake on (`crate::applied::Progress::wait`).
+    progress: Arc<watch::Sender<()>>,
 }
 
 impl Switches {
     /// An empty registry.
     pub fn new() -> Self {
-        Self::default()
+        Switches {
+            inner: Arc::default(),
+            resyncs: Arc::default(),
+            progress: Arc::new(watch::channel(()).0),
+        }
+    }
+
+    /// Wakes on every join, leave and acknowledged mark.
+    pub fn progress(&self) -> watch::Receiver<()> {
+        self.progress.subscribe()
+    }
+
+    /// Records that `shared`'s switch acknowledged `mark`, and wakes the waiters.
+    pub(crate) fn applied(&self, shared: &ConnShared, mark: crate::applied::Mark) {
+        *shared
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mark);
+        self.progress.send_replace(());
     }
 
     /// The switch with this datapath id, if connected.
@@ -298,12 +348,17 @@ impl Switches {
         if let Some(old) = &old {
             old.close();
         }
+        self.progress.send_replace(());
         old
     }
 
     /// Removes the switch if `conn` is still its registered connection; `false` when a newer
     /// connection has replaced it (then the datapath is still up, and nobody must hear otherwise).
     pub(crate) fn unregister(&self, dpid: u64, conn: ConnId) -> bool {
-        self.inner.remove_if(&dpid, |_, h| h.conn == conn).is_some()
+        let gone = self.inner.remove_if(&dpid, |_, h| h.conn == conn).is_some();
+        if gone {
+            self.progress.send_replace(());
+        }
+        gone
     }
 }

@@ -55,10 +55,14 @@ pub async fn follow(
 ) {
     let mut last: Option<DesiredState> = None;
     loop {
-        let state = desired_state(&snapshots.borrow_and_update());
+        let snapshot = snapshots.borrow_and_update().clone();
+        let state = desired_state(&snapshot);
         if last.as_ref() != Some(&state) {
-            provisioner.set_desired(state.clone());
+            provisioner.set_desired_at(state.clone(), snapshot.revision());
             last = Some(state);
+        } else {
+            // Hosts and zones as they were: a host that reconciled them has this revision too.
+            provisioner.note_revision(snapshot.revision());
         }
         tokio::select! {
             r = snapshots.changed() => if r.is_err() { break },

@@ -62,7 +62,7 @@ async fn dial(
                 Ok(c) => return c,
                 Err(e) => {
                     let d = backoff.next_delay(std::time::Instant::now());
-                    tracing::warn!(delay = ?d, "host refused or unreachable over TLS: {e}");
+                    tracing::warn!(delay = ?d, "refused or could not reach a host over TLS: {e}");
                     tokio::time::sleep(d).await;
                 }
             }
@@ -287,7 +287,7 @@ pub(crate) async fn run_passive(
                     tracing::warn!(
                         system_id = ?sid,
                         certificate = %identity,
-                        "passive host refused: its certificate is not host {id}'s ({expected:?})"
+                        "refused a passive host: its certificate is not host {id}'s ({expected:?})"
                     );
                     return;
                 }
@@ -345,8 +345,18 @@ async fn reconcile_loop(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, Error> {
     let mut desired = shared.desired.subscribe();
+    let mut sync = shared.sync.subscribe();
     let cfg = &shared.config;
+    let mut reconciled = None;
+    let mut synced = 0;
     loop {
+        // A sync asked for: one round trip, so the view built below holds what the host had
+        // committed when it was asked.
+        let wanted = *sync.borrow_and_update();
+        if wanted > synced {
+            m.sync().await?;
+            synced = wanted;
+        }
         let state = desired.borrow_and_update().clone();
         let Some(host): Option<&DesiredHost> = state.host(id) else {
             return Ok(Stop::HostGone);
@@ -358,8 +368,11 @@ async fn reconcile_loop(
         let result = m.transact(|r| Ok(plan(r, host, &tunnels, cfg))).await;
         let mut retry = None;
         match result {
-            Ok(Some(_)) => tracing::info!("host reconciled"),
-            Ok(None) => {}
+            Ok(Some(_)) => {
+                tracing::info!("host reconciled");
+                reconciled = Some(state.revision);
+            }
+            Ok(None) => reconciled = Some(state.revision),
             Err(e @ (Error::Disconnected | Error::PeerDead | Error::Io(_) | Error::Timeout(_))) => {
                 return Err(e)
             }
@@ -370,9 +383,13 @@ async fn reconcile_loop(
                 retry = Some(Duration::from_secs(2));
             }
         }
-        set_view(shared, id, host_view(m.replica(), &cfg.bridge));
+        let mut view = host_view(m.replica(), &cfg.bridge);
+        view.reconciled = reconciled;
+        view.synced = synced;
+        set_view(shared, id, view);
         tokio::select! {
             r = desired.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
+            r = sync.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
             r = m.changes() => { r?; }
             _ = tokio::time::sleep(retry.unwrap_or(Duration::MAX / 4)), if retry.is_some() => {}
             _ = ovsdb::client::stopped(shutdown) => return Ok(Stop::Shutdown),

@@ -163,6 +163,12 @@ pub struct HostView {
     /// Every interface on `br-int` but tunnels and the bridge's own, by name (what an explicit
     /// binding names).
     pub interfaces: BTreeMap<String, InterfaceView>,
+    /// The revision of the desired state this session last committed (or found nothing to do
+    /// for): see [`Provisioner::applied_revision`].
+    pub reconciled: Option<u64>,
+    /// The last [`Provisioner::request_sync`] this view is known to include: every transaction
+    /// the host had committed when it was asked is in it.
+    pub synced: u64,
 }
 
 /// A non-tunnel interface on `br-int`.
@@ -218,10 +224,29 @@ pub fn host_by_datapath(views: &HostViews, dpid: u64) -> Option<Uuid> {
         .map(|(id, _)| *id)
 }
 
+/// A desired state and the topology revision it was set at (0 when not from a topology).
+#[derive(Debug, Default)]
+pub(crate) struct Desired {
+    pub(crate) state: DesiredState,
+    pub(crate) revision: u64,
+}
+
+impl std::ops::Deref for Desired {
+    type Target = DesiredState;
+    fn deref(&self) -> &DesiredState {
+        &self.state
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: ProvisionConfig,
-    pub(crate) desired: watch::Sender<Arc<DesiredState>>,
+    pub(crate) desired: watch::Sender<Arc<Desired>>,
+    /// The newest topology revision the desired state is known to hold for (it changes only
+    /// when hosts or zones do); set after `desired`.
+    pub(crate) revision: watch::Sender<u64>,
+    /// The last sync asked of every host session ([`Provisioner::request_sync`]).
+    pub(crate) sync: watch::Sender<u64>,
     pub(crate) views: watch::Sender<HostViews>,
     /// The passive session that speaks for each host, by a token unique to the session (see
     /// `host::Claim`). A std mutex: held for a map update and a view write, never across an
@@ -262,12 +287,14 @@ pub struct Provisioner {
 impl Provisioner {
     /// A provisioner with an empty desired state.
     pub fn new(config: ProvisionConfig) -> Self {
-        let (desired, _) = watch::channel(Arc::new(DesiredState::default()));
+        let (desired, _) = watch::channel(Arc::new(Desired::default()));
         let (views, _) = watch::channel(HostViews::new());
         Provisioner {
             shared: Arc::new(Shared {
                 config,
                 desired,
+                revision: watch::channel(0).0,
+                sync: watch::channel(0).0,
                 views,
                 passive_owners: Default::default(),
                 next_token: Default::default(),
@@ -277,7 +304,60 @@ impl Provisioner {
 
     /// Replaces the desired state; running sessions reconcile towards it.
     pub fn set_desired(&self, state: DesiredState) {
-        self.shared.desired.send_replace(Arc::new(state));
+        self.set_desired_at(state, 0);
+    }
+
+    /// Replaces the desired state with the one of topology revision `revision`.
+    pub fn set_desired_at(&self, state: DesiredState, revision: u64) {
+        self.shared
+            .desired
+            .send_replace(Arc::new(Desired { state, revision }));
+        self.note_revision(revision);
+    }
+
+    /// The desired state holds for topology revision `revision` too (a change of bridges or
+    /// chains leaves hosts and zones as they were).
+    pub fn note_revision(&self, revision: u64) {
+        self.shared.revision.send_if_modified(|r| {
+            let newer = revision > *r;
+            if newer {
+                *r = revision;
+            }
+            newer
+        });
+    }
+
+    /// Asks every host session for an OVSDB round trip, after which its view includes every
+    /// change the host had committed by now (a VIF `ovs-vsctl add-port` has just plugged);
+    /// returns the sync's number, which views show in [`HostView::synced`] once done.
+    pub fn request_sync(&self) -> u64 {
+        let mut n = 0;
+        self.shared.sync.send_modify(|s| {
+            *s += 1;
+            n = *s;
+        });
+        n
+    }
+
+    /// Wakes whenever [`Provisioner::note_revision`] moves the revision.
+    pub fn revisions(&self) -> watch::Receiver<u64> {
+        self.shared.revision.subscribe()
+    }
+
+    /// The topology revision a host with `view` has applied: the revision of the desired state
+    /// it last reconciled, or the newest noted revision if that state is still the desired one
+    /// (nothing for it changed since). `None` before its first reconcile.
+    pub fn applied_revision(&self, view: &HostView) -> Option<u64> {
+        let reconciled = view.reconciled?;
+        // The noted revision first: it is set after the desired state, so if the desired state
+        // read next is still the reconciled one, it held at the noted revision too.
+        let noted = *self.shared.revision.borrow();
+        let current = self.shared.desired.borrow().revision;
+        Some(if reconciled == current {
+            noted.max(reconciled)
+        } else {
+            reconciled
+        })
     }
 
     /// Per-host views for the OpenFlow side; changes whenever a host's ports do.
@@ -490,6 +570,48 @@ mod tests {
             "/proc/self/limits names the limit"
         );
         assert_eq!(passive_connection_cap(None), 256);
+    }
+
+    /// A host that reconciled the current desired state has applied every revision noted
+    /// since (they left hosts and zones alone); one that reconciled an older state has applied
+    /// that state's revision only.
+    #[test]
+    fn a_host_applied_what_it_reconciled_and_the_revisions_that_did_not_touch_it() {
+        let p = Provisioner::new(ProvisionConfig::new("tcp:127.0.0.1:6653"));
+        let mut view = HostView {
+            connected: true,
+            ..HostView::default()
+        };
+        assert_eq!(p.applied_revision(&view), None);
+        p.set_desired_at(DesiredState::default(), 5);
+        view.reconciled = Some(5);
+        assert_eq!(p.applied_revision(&view), Some(5));
+        let revisions = p.revisions();
+        p.note_revision(9);
+        assert!(revisions.has_changed().unwrap());
+        assert_eq!(p.applied_revision(&view), Some(9));
+        // Going back is no news.
+        p.note_revision(7);
+        assert_eq!(p.applied_revision(&view), Some(9));
+        // The hosts changed at 10: until it reconciles them, the host is at 5.
+        let zone = DesiredZone {
+            id: Uuid::new_v4(),
+            name: "tz".into(),
+            kind: TunnelType::Vxlan,
+            members: vec![],
+        };
+        p.set_desired_at(
+            DesiredState {
+                hosts: vec![],
+                zones: vec![zone],
+            },
+            10,
+        );
+        assert_eq!(p.applied_revision(&view), Some(5));
+        view.reconciled = Some(10);
+        assert_eq!(p.applied_revision(&view), Some(10));
+        // Syncs are numbered.
+        assert_eq!((p.request_sync(), p.request_sync()), (1, 2));
     }
 
     #[test]

@@ -55,11 +55,11 @@ pub(crate) async fn run(
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                 Err(_) => {
-                    tracing::warn!(%peer, "host refused: TLS handshake not finished within {HANDSHAKE:?}");
+                    tracing::warn!(%peer, "refused a host: TLS handshake not finished within {HANDSHAKE:?}");
                     return;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(%peer, "host refused: TLS handshake failed: {e}");
+                    tracing::warn!(%peer, "refused a host: TLS handshake failed: {e}");
                     return;
                 }
                 Ok(Ok(s)) => s,

@@ -60,13 +60,8 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> (reqwest::StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("REST reachable");
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let (status, _, v) = self.request(method, path, body).await;
+        (status, v)
     }
 
     /// The controller's API address, as the CLI's `--api` takes it.
@@ -121,6 +116,32 @@ impl Api {
             .await
             .expect("REST reachable")
             .status()
+    }
+
+    /// The API's base URL (`http://ADDR/api/v1`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Any call: status, headers and body (JSON, or null when empty or not JSON).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("REST reachable");
+        let (status, headers) = (r.status(), r.headers().clone());
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     /// `GET path`: the JSON body, `None` when unreachable or not JSON.
@@ -223,6 +244,8 @@ pub struct Lab {
     args: Vec<String>,
     /// The hypervisors, `hv1` first.
     pub hvs: Vec<Sandbox>,
+    /// Where the controller listens for switches.
+    pub openflow: SocketAddr,
     _underlay: Underlay,
 }
 
@@ -271,6 +294,7 @@ impl Lab {
             controller: Running(child),
             args,
             hvs,
+            openflow: of,
             _underlay: net,
         };
         lab.wait_for_api().await;
@@ -346,6 +370,35 @@ impl Lab {
     /// Plugs every VM's VIF with its logical port as iface-id (each binds itself) and waits
     /// until its classifier and tunnel demux flows are in.
     pub async fn plug(&self, vms: &[&Vm]) {
+        self.plug_only(vms);
+        for vm in vms {
+            let hv = &self.hvs[vm.hv];
+            let p = poll("an ofport", || self.ofport(vm)).await;
+            poll("the VIF's classifier and demux flows", || {
+                self.bound(hv, vm, p).then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// Whether `hv`'s br-int classifies the VM's VIF (`ofport`) and demultiplexes its key.
+    pub fn bound(&self, hv: &Sandbox, vm: &Vm, ofport: u32) -> bool {
+        let Ok(flows) = hv.ofctl(&["dump-flows", "br-int"]) else {
+            return false;
+        };
+        let classify = flows.lines().any(|l| {
+            l.contains(&format!("in_port={ofport} "))
+                && l.contains(&format!("write_metadata:{:#x}", vm.key))
+        });
+        let demux = flows.lines().any(|l| {
+            l.contains(&format!("tun_id={:#x} ", vm.key)) && l.contains(&format!("output:{ofport}"))
+        });
+        classify && demux
+    }
+
+    /// Plugs every VM's VIF with its logical port as iface-id (`ovs-vsctl add-port`), and
+    /// returns at once.
+    pub fn plug_only(&self, vms: &[&Vm]) {
         for vm in vms {
             let hv = &self.hvs[vm.hv];
             let pcap = hv.dir().join(format!("{}.pcap", vm.vif));
@@ -362,23 +415,6 @@ impl Lab {
                 &format!("external_ids:iface-id={}", vm.port),
             ])
             .expect("add VIF");
-        }
-        for vm in vms {
-            let hv = &self.hvs[vm.hv];
-            let p = poll("an ofport", || self.ofport(vm)).await;
-            poll("the VIF's classifier and demux flows", || {
-                let flows = hv.ofctl(&["dump-flows", "br-int"]).ok()?;
-                let classify = flows.lines().any(|l| {
-                    l.contains(&format!("in_port={p} "))
-                        && l.contains(&format!("write_metadata:{:#x}", vm.key))
-                });
-                let demux = flows.lines().any(|l| {
-                    l.contains(&format!("tun_id={:#x} ", vm.key))
-                        && l.contains(&format!("output:{p}"))
-                });
-                (classify && demux).then_some(())
-            })
-            .await;
         }
     }
 

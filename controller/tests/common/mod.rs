@@ -47,6 +47,8 @@ impl App for Recording {
 pub struct Controller {
     pub addr: SocketAddr,
     pub switches: Switches,
+    /// The app host (to mark its stream, as the bindings follower does).
+    pub app: openflow::AppHost,
     pub events: Arc<Mutex<Vec<Event>>>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -68,16 +70,15 @@ impl Controller {
             inner: app,
             seen: events.clone(),
         };
-        let ctx = Context::new(
-            openflow::AppHost::new(Box::new(app), switches.clone()),
-            config,
-        );
+        let host = openflow::AppHost::new(Box::new(app), switches.clone());
+        let ctx = Context::new(host.clone(), config);
         let tasks = vec![tokio::spawn(openflow::listener::run(
             listener, ctx, stop_rx,
         ))];
         Controller {
             addr,
             switches,
+            app: host,
             events,
             stop,
             tasks,

@@ -94,7 +94,7 @@ fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
                 Command::Request(_, tx) => {
                     let _ = tx.send(Err(RequestError::Timeout));
                 }
-                Command::Send(_) => {}
+                Command::Send(_) | Command::Mark(_) => {}
             }
         }
     });
@@ -194,10 +194,12 @@ async fn flows_come_from_every_multipart_part() {
         json!([
             {"priority": 10, "cookie": 0x6c32, "table_id": 0, "duration_sec": 5, "duration_nsec": 6,
              "idle_timeout": 60, "hard_timeout": 0, "flags": 0, "packet_count": 7, "byte_count": 8,
-             "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"]},
+             "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"],
+             "ofctl": "cookie=0x6c32, duration=5.000s, table=0, n_packets=7, n_bytes=8, idle_timeout=60, priority=10,in_port=1,dl_dst=00:00:00:00:00:02 actions=output:2"},
             {"priority": 0, "cookie": 0x6c32, "table_id": 0, "duration_sec": 5, "duration_nsec": 6,
              "idle_timeout": 60, "hard_timeout": 0, "flags": 0, "packet_count": 7, "byte_count": 8,
-             "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"]}
+             "match": {"in_port": 1, "eth_dst": "00:00:00:00:00:02"}, "actions": ["OUTPUT:2"],
+             "ofctl": "cookie=0x6c32, duration=5.000s, table=0, n_packets=7, n_bytes=8, idle_timeout=60, priority=0,in_port=1,dl_dst=00:00:00:00:00:02 actions=output:2"}
         ])
     );
 }

@@ -3,11 +3,13 @@
 //! runtime views (unbound interfaces, a bridge's MAC table, a router's ARP cache). Handlers are
 //! generic over [`topology::Resource`]; each write runs on a blocking thread (the store may
 //! fsync) through [`topology::Network::write`]. Responses carry an `ETag` (the revision that
-//! last wrote the record); `PUT` and `DELETE` honour `If-Match`.
+//! last wrote the record); `PUT` and `DELETE` honour `If-Match`. Every write answers its
+//! revision in `X-Strowger-Revision` and can wait until it is applied (`?wait=true`, [`wait`]).
 
 pub mod extract;
 mod handlers;
 pub mod openapi;
+pub mod wait;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ pub struct Runtime {
     hosts: Option<tokio::sync::watch::Receiver<crate::provision::HostViews>>,
     bindings: Option<tokio::sync::watch::Receiver<Arc<apps::Bindings>>>,
     app: Option<AppQuery>,
+    progress: Option<crate::applied::Progress>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for Runtime {
             .field("hosts", &self.hosts)
             .field("bindings", &self.bindings)
             .field("app", &self.app.as_ref().map(|_| "AppQuery"))
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -66,7 +70,19 @@ impl Runtime {
             hosts: Some(hosts),
             bindings: None,
             app: None,
+            progress: None,
         }
+    }
+
+    /// Adds the applied revisions of switches and hosts (`GET /revision`, `?wait=true`).
+    pub fn with_progress(mut self, progress: crate::applied::Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The applied revisions, if known.
+    pub fn progress(&self) -> Option<&crate::applied::Progress> {
+        self.progress.as_ref()
     }
 
     /// Adds the bindings the engine runs on (a port's live location, unbound interfaces).
@@ -318,10 +334,12 @@ pub(crate) async fn write<T: Send + 'static>(
     f: impl FnOnce(&mut Txn) -> topology::Result<T> + Send + 'static,
 ) -> Result<(T, u64), ApiError> {
     let net = net.clone();
-    tokio::task::spawn_blocking(move || net.write(f))
+    let (value, revision) = tokio::task::spawn_blocking(move || net.write(f))
         .await
         .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?
-        .map_err(ApiError::from)
+        .map_err(ApiError::from)?;
+    wait::wrote(revision);
+    Ok((value, revision))
 }
 
 fn crud<R: TopLevel>(r: axum::Router<Network>) -> axum::Router<Network> {
@@ -408,7 +426,12 @@ pub fn routes_with(net: Network, runtime: Runtime) -> axum::Router {
         .route("/bridges/{id}/mac_table", get(mac_table))
         .route("/routers/{id}/arp_table", get(arp_table))
         .route("/openapi.json", get(openapi::serve))
-        .with_state(net)
+        .route("/revision", get(wait::revision))
+        .with_state(net.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            (net, runtime.clone()),
+            wait::middleware,
+        ))
         .layer(axum::Extension(runtime))
 }
 

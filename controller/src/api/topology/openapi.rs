@@ -119,6 +119,11 @@ pub fn operations() -> Vec<Operation> {
         ),
         (Get, "/bridges/{id}/mac_table", None, Many("MacTableEntry")),
         (Get, "/routers/{id}/arp_table", None, Many("ArpTableEntry")),
+        // `api::trace`: seeing what the network does.
+        (Post, "/trace", Some("TraceRequest"), One("Trace")),
+        (Get, "/flows/{cookie}", None, One("FlowExplanation")),
+        (Get, "/ports/{id}/stats", None, One("PortStats")),
+        (Get, "/revision", None, One("RevisionStatus")),
     ]);
     ops
 }
@@ -140,6 +145,7 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<super::handlers::UnboundInterface>(&mut v);
     add::<super::handlers::MacTableEntry>(&mut v);
     add::<super::handlers::ArpTableEntry>(&mut v);
+    add::<crate::applied::RevisionStatus>(&mut v);
     add::<Route>(&mut v);
     add::<Chain>(&mut v);
     add::<Rule>(&mut v);
@@ -149,7 +155,38 @@ fn schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<DhcpHost>(&mut v);
     add::<MacAddr>(&mut v);
     add::<ErrorBody>(&mut v);
-    closed(v)
+    add::<crate::api::trace::TraceRequest>(&mut v);
+    let mut v = closed(v);
+    // Answers of `api::trace`: documented objects whose detail (steps, provenance) grows with
+    // the engine; open, as clients must ignore what they do not know.
+    for (name, what) in [
+        (
+            "Trace",
+            "A trace: `ingress`, `packet` (ovs-ofctl syntax), `assumed` defaults, `steps` \
+             (`depth`, `kind`, `text`), `result` (`verdict`, `drop_reason`, `outputs`) and \
+             `flow` (what the ingress host would install, `ofctl` text), or null when the \
+             ingress port is not bound.",
+        ),
+        (
+            "FlowExplanation",
+            "An installed flow explained: `cookie`, `dpid`, `provenance`, `trace` (its packet \
+             traced again now), `installed` (the switch's flow), `consistent` and \
+             `differences`.",
+        ),
+        (
+            "PortStats",
+            "Counters of a port's flows: `flows`, `rx_packets`, `rx_bytes`, `drops` by reason.",
+        ),
+    ] {
+        v.push((
+            name.to_owned(),
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(what))
+                .into(),
+        ));
+    }
+    v
 }
 
 /// The schemas with `additionalProperties: false` on every object, as `extract::decode` refuses
@@ -206,6 +243,12 @@ fn json(schema: impl Into<RefOr<Schema>>) -> utoipa::openapi::Content {
 fn param(name: &str) -> utoipa::openapi::path::Parameter {
     let schema = if name == "mac" {
         RefOr::Ref(Ref::from_schema_name("MacAddr"))
+    } else if name == "cookie" {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^(0x[0-9a-fA-F]{1,16}|[0-9]{1,19})$"))
+            .examples([serde_json::json!("0x5354800000000001")])
+            .into()
     } else {
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -219,6 +262,47 @@ fn param(name: &str) -> utoipa::openapi::path::Parameter {
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
         .schema(Some(schema))
+        .build()
+}
+
+/// The query parameters of every write: wait until applied, for at most `timeout` ms.
+fn wait_params() -> [utoipa::openapi::path::Parameter; 2] {
+    let wait = ParameterBuilder::new()
+        .name("wait")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "Answer only once every connected switch and host has applied the write's \
+             revision (504 `timeout` if not within `timeout`; the write stays committed).",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Boolean)))
+        .build();
+    let timeout = ParameterBuilder::new()
+        .name("timeout")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(
+            "How long `wait=true` waits, in milliseconds (default 10000).",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(super::wait::MAX_TIMEOUT_MS)),
+        ))
+        .build();
+    [wait, timeout]
+}
+
+/// The `X-Strowger-Revision` header of a write's answer.
+fn revision_header() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .description(Some("The topology revision the write committed."))
         .build()
 }
 
@@ -240,6 +324,13 @@ fn build() -> OpenApi {
                 op = op.parameter(param(name));
             }
         }
+        let writes = method != HttpMethod::Get;
+        let waits = writes || path == "/revision";
+        if waits {
+            for p in wait_params() {
+                op = op.parameter(p);
+            }
+        }
         if let Some(b) = body {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
@@ -248,11 +339,17 @@ fn build() -> OpenApi {
                     .build(),
             ));
         }
+        let ok_response = |r: ResponseBuilder| {
+            if writes {
+                r.header(super::wait::REVISION_HEADER, revision_header())
+            } else {
+                r
+            }
+        };
         op = match ok {
             Success::One(s) => op.response(
                 "200",
-                ResponseBuilder::new()
-                    .description("OK")
+                ok_response(ResponseBuilder::new().description("OK"))
                     .content("application/json", json(Ref::from_schema_name(s))),
             ),
             Success::Many(s) => op.response(
@@ -264,12 +361,25 @@ fn build() -> OpenApi {
             ),
             Success::Created(s) => op.response(
                 "201",
-                ResponseBuilder::new()
-                    .description("Created")
+                ok_response(ResponseBuilder::new().description("Created"))
                     .content("application/json", json(Ref::from_schema_name(s))),
             ),
-            Success::NoContent => op.response("204", ResponseBuilder::new().description("Done")),
+            Success::NoContent => op.response(
+                "204",
+                ok_response(ResponseBuilder::new().description("Done")),
+            ),
         };
+        if waits {
+            op = op.response(
+                "504",
+                ResponseBuilder::new()
+                    .description(
+                        "`wait=true`: not applied everywhere within `timeout` (the message names \
+                         the laggards; the write is committed)",
+                    )
+                    .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
+            );
+        }
         for (code, what) in [
             ("400", "Malformed request (JSON syntax, path parameter)"),
             ("404", "Unknown id"),
@@ -300,6 +410,24 @@ fn build() -> OpenApi {
                     .description(what)
                     .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
             );
+        }
+        if matches!(path, "/trace" | "/flows/{cookie}" | "/ports/{id}/stats") {
+            // They ask the app and the switches.
+            for (code, what) in [
+                ("502", "A switch's reply did not decode"),
+                (
+                    "503",
+                    "The app does not trace (not the engine), or a switch disconnected",
+                ),
+                ("504", "A switch did not answer in time"),
+            ] {
+                op = op.response(
+                    code,
+                    ResponseBuilder::new()
+                        .description(what)
+                        .content("application/json", json(Ref::from_schema_name("ErrorBody"))),
+                );
+            }
         }
         paths.add_path_operation(format!("/api/v1{path}"), vec![method], op.build());
     }
@@ -339,6 +467,10 @@ mod tests {
         let doc = serde_json::to_value(super::document()).expect("JSON");
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         for (name, s) in schemas {
+            // Answers only, never request bodies: open on purpose (see `schemas`).
+            if ["Trace", "FlowExplanation", "PortStats"].contains(&name.as_str()) {
+                continue;
+            }
             if s["type"] == "object" || s.get("allOf").is_some() {
                 assert_eq!(s["additionalProperties"], false, "{name}: {s}");
             }

@@ -14,9 +14,15 @@ use tower::ServiceExt;
 use topology::{MemStore, Network};
 
 fn app() -> axum::Router {
-    crate::api::app(vec![super::routes(
-        Network::open(Arc::new(MemStore::new())).unwrap(),
-    )])
+    let net = Network::open(Arc::new(MemStore::new())).unwrap();
+    crate::api::app(vec![
+        super::routes(net.clone()),
+        crate::api::trace::routes(
+            net,
+            super::Runtime::default(),
+            crate::openflow::Switches::new(),
+        ),
+    ])
 }
 
 struct Resp {
