@@ -44,9 +44,9 @@ source mininet/lab.sh
 
 DEMO_DIR=${DEMO_DIR:-/var/tmp/strowger-demo}
 if [ "$mode" = l2switch ]; then
-  DEMO_ACTS=(setup build controller l2switch_labs)
+  DEMO_ACTS=(setup build controller l2switch_labs tls)
 else
-  DEMO_ACTS=(setup build lab controller hosts network plug dhcp ping iperf isolation firewall trace flows)
+  DEMO_ACTS=(setup build lab controller hosts network plug dhcp ping iperf isolation firewall trace flows tls)
 fi
 if [ -n "$skip_build" ]; then
   DEMO_ACTS=("${DEMO_ACTS[@]:2}")
@@ -570,6 +570,20 @@ finish() {
   fi
   echo "DEMO OK in $(since "$t_start") s"
 }
+act_tls() {
+  say "The control plane over TLS and REST tokens, on OVS sandboxes (scripts/tls-demo.sh; README, Security)"
+  if [ "$controller" != strowger ]; then
+    echo "skipped: the labs ran against $controller"
+    return
+  fi
+  if STROWGER_BIN=$STROWGER_BIN TLS_DEMO_DIR=$DEMO_DIR/tls bash scripts/tls-demo.sh; then
+    recap+=("TLS: a switch with our CA's certificate connected over ssl:, another CA's and plain TCP refused; tokens by role (files in $DEMO_DIR/tls)")
+  else
+    recap+=("FAILED TLS demo (log: $DEMO_DIR/tls/controller.log)")
+    demo_failed=1
+  fi
+}
+
 trap finish EXIT
 trap 'recap+=("INTERRUPTED by a signal"); exit 130' INT TERM
 trap 'echo "demo: line $LINENO failed: $BASH_COMMAND" >&2' ERR

@@ -7,7 +7,8 @@ need=()
 for pair in ovs-vsctl:openvswitch-switch ovs-testcontroller:openvswitch-testcontroller \
             mn:mininet iperf3:iperf3 ethtool:ethtool socat:socat bc:bc ip:iproute2 \
             ping:iputils-ping curl:curl taskset:util-linux udhcpc:udhcpc \
-            dhclient:isc-dhcp-client traceroute:traceroute; do
+            dhclient:isc-dhcp-client traceroute:traceroute ovs-pki:openvswitch-common \
+            openssl:openssl; do
   cmd=${pair%%:*} pkg=${pair#*:}
   # DHCP clients and traceroute live in /usr/sbin, which a non-root PATH may lack.
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/sbin/$cmd" ] || need+=("$pkg")

@@ -39,6 +39,7 @@ pub mod fixtures {
             tunnel_ip: None,
             ovsdb: None,
             datapath_type: DatapathType::System,
+            cert_cn: None,
             connected: false,
             datapath_id: None,
         }

@@ -72,6 +72,7 @@ async fn main() {
             name: format!("h{i}"),
             ovsdb: Some(sb.db_target().parse().unwrap()),
             datapath_type: DatapathType::System,
+            cert_cn: None,
         })
         .collect();
     let ip = |i: usize| IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8));

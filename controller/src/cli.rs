@@ -26,6 +26,13 @@ pub struct Client {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A file holding the API's bearer token (its first line). Without it, the token is read
+    /// from `STROWGER_TOKEN` when set.
+    #[arg(long, env = "STROWGER_TOKEN_FILE", global = true, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// For an `https://` API: the CA certificate (PEM) its certificate must chain to.
+    #[arg(long, env = "STROWGER_API_CA", global = true, value_name = "FILE")]
+    pub api_ca: Option<std::path::PathBuf>,
     /// Changes return only once every connected host and switch has applied them (flows
     /// invalidated, pipeline changed, barrier answered; OVSDB committed); like
     /// `ovn-nbctl --wait=hv`.
@@ -46,6 +53,36 @@ impl Client {
             Some(ms) => format!("?wait=true&timeout={ms}"),
             None => "?wait=true".into(),
         }
+    }
+
+    /// The HTTP client: trusting `--api-ca` for an `https://` API.
+    pub fn http(&self) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder();
+        if let Some(path) = &self.api_ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading the API's CA {}: {e}", path.display()))?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("the API's CA {}: {e}", path.display()))?;
+            b = b.add_root_certificate(ca);
+        }
+        b.build().map_err(|e| format!("the HTTP client: {e}"))
+    }
+
+    /// The bearer token: the first line of `--token-file`, else `STROWGER_TOKEN`.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading the token file {}: {e}", path.display()))?;
+            let token = text.lines().next().unwrap_or_default().trim().to_string();
+            if token.is_empty() {
+                return Err(format!("the token file {} is empty", path.display()));
+            }
+            return Ok(Some(token));
+        }
+        Ok(std::env::var("STROWGER_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()))
     }
 }
 
@@ -401,6 +438,8 @@ type Res<T> = Result<T, CliError>;
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer` when set.
+    token: Option<String>,
     /// Appended to every write's path (`--wait`).
     wait_query: String,
 }
@@ -420,6 +459,9 @@ impl Api {
         };
         let url = format!("{}/api/v1{path}{query}", self.base.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -796,9 +838,24 @@ pub fn run(cmd: Command) -> ExitCode {
         }
     };
     let client = client_of(&cmd).clone();
+    let token = match client.token() {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("strowger: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let http = match client.http() {
+        Ok(h) => h,
+        Err(msg) => {
+            eprintln!("strowger: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
     let api = Api {
         base: client.api.clone(),
-        http: reqwest::Client::new(),
+        http,
+        token,
         wait_query: client.wait_query(),
     };
     let printer = Printer { json: client.json };

@@ -11,3 +11,4 @@ pub mod ofp_cmd;
 pub mod openflow;
 pub mod provision;
 pub mod serve;
+pub mod tls;

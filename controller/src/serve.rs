@@ -20,7 +20,8 @@ pub struct ServeArgs {
     /// Where hosts' OVSDB servers dial in (`ovs-vsctl set-manager tcp:CTRL:6640`).
     #[arg(long, default_value = "0.0.0.0:6640")]
     pub ovsdb_listen: SocketAddr,
-    /// The OpenFlow target written into each host's br-int (default: tcp:<openflow-listen>).
+    /// The OpenFlow target written into each host's br-int (default: tcp:<openflow-listen>,
+    /// ssl:<openflow-listen> with TLS on).
     #[arg(long)]
     pub openflow_advertise: Option<String>,
     /// Directory of the embedded store.
@@ -48,6 +49,39 @@ pub struct ServeArgs {
     /// (repeat for more); any other name is refused, against DNS rebinding.
     #[arg(long = "api-host", value_name = "NAME")]
     pub api_hosts: Vec<String>,
+    /// REST bearer tokens, one `ROLE:TOKEN` or `ROLE:sha256:HEX` a line (roles `admin`,
+    /// `reader`): every route but `/api/v1/health` then needs one.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// The REST API over TLS (HTTPS): its private key (PEM), with `--api-tls-cert`.
+    #[arg(long, requires = "api_tls_cert", value_name = "FILE")]
+    pub api_tls_key: Option<PathBuf>,
+    /// The REST API's certificate (PEM; its subjectAltName must name the address clients use).
+    #[arg(long, requires = "api_tls_key", value_name = "FILE")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// Our private key (PEM) for TLS on the control channels. With `--tls-cert` and
+    /// `--tls-ca`, switches must connect over TLS (`ssl:`) with a certificate from the CA, the
+    /// OVSDB listener takes only `ssl:` managers, and br-int gets an `ssl:` controller target.
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// Our certificate (PEM), e.g. from `ovs-pki req+sign ctl controller`.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) a switch's or host's certificate must chain to (for
+    /// `ovs-pki`: `switchca/cacert.pem`).
+    #[arg(long, requires_all = ["tls_key", "tls_cert"])]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The TLS files, when TLS is on.
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            key: self.tls_key.clone()?,
+            cert: self.tls_cert.clone()?,
+            ca: self.tls_ca.clone()?,
+        })
+    }
 }
 
 /// How the process's open-file limit is shared between the listeners, so that no one of them
@@ -117,10 +151,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             apps::APP_NAMES.join(", ")
         )
     })?;
+    let tls_files = args.tls_files();
+    let tls_server = tls_files
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let of_listener = tokio::net::TcpListener::bind(args.openflow_listen)
         .await
         .with_context(|| format!("binding OpenFlow on {}", args.openflow_listen))?;
-    tracing::info!(addr = %args.openflow_listen, app = app.name(), "OpenFlow listening");
+    tracing::info!(addr = %args.openflow_listen, app = app.name(), tls = tls_server.is_some(), "OpenFlow listening");
+    if tls_server.is_none() {
+        crate::tls::warn_if_open("OpenFlow", args.openflow_listen);
+    }
     let switches = crate::openflow::Switches::new();
     let of_config = crate::openflow::Config {
         max_msgs_per_sec: args.openflow_max_msgs_per_sec,
@@ -131,24 +173,59 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (h, stop) = (app_host.clone(), stop_rx.clone());
         tokio::spawn(async move { h.run_timers(stop).await })
     };
-    let of_ctx = crate::openflow::Context::new(app_host.clone(), of_config);
+    let mut of_ctx = crate::openflow::Context::new(app_host.clone(), of_config);
+    if let Some(config) = &tls_server {
+        of_ctx = of_ctx.with_tls(crate::openflow::Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(config.clone()),
+            policy: Some(dpid_policy(network.clone())),
+        });
+    }
     let of_task = tokio::spawn(crate::openflow::listener::run_limited(
         of_listener,
         of_ctx,
         budget.openflow,
         stop_rx.clone(),
     ));
+    let tokens = args
+        .api_token_file
+        .as_deref()
+        .map(crate::api::auth::Tokens::load)
+        .transpose()?;
     let api = tokio::net::TcpListener::bind(args.api_listen)
         .await
         .with_context(|| format!("binding the REST API on {}", args.api_listen))?;
     let api_addr = api.local_addr().unwrap_or(args.api_listen);
-    tracing::info!(addr = %api_addr, "REST API listening");
+    let api_tls = match (&args.api_tls_key, &args.api_tls_cert) {
+        (Some(key), Some(cert)) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::tls::api_server_config(key, cert)?,
+        )),
+        _ => None,
+    };
+    tracing::info!(addr = %api_addr, tokens = tokens.is_some(), https = api_tls.is_some(), "REST API listening");
+    if tokens.is_none() {
+        crate::tls::warn_if_open("the REST API", api_addr);
+    } else if api_tls.is_none() && !api_addr.ip().is_loopback() {
+        tracing::warn!(addr = %api_addr, "the REST API listens beyond loopback over plain HTTP: bearer tokens travel in clear (see --api-tls-key)");
+    }
     let mut prov_cfg =
         crate::provision::ProvisionConfig::new(&crate::provision::advertised_target(
             args.openflow_listen,
             args.openflow_advertise.as_deref(),
+            tls_server.is_some(),
         ));
     prov_cfg.set_local_ip = !args.no_tunnel_local_ip;
+    if tls_server.is_some() && !prov_cfg.openflow_target.starts_with("ssl:") {
+        tracing::warn!(
+            openflow_target = %prov_cfg.openflow_target,
+            "TLS is on but br-int's controller target is not ssl:: the OpenFlow listener will refuse hosts' switches"
+        );
+    }
+    if let (Some(files), Some(server)) = (&tls_files, &tls_server) {
+        prov_cfg.tls = Some(crate::provision::ProvisionTls {
+            client: crate::tls::client_config(files)?,
+            server: server.clone(),
+        });
+    }
     let provisioner = crate::provision::Provisioner::new(prov_cfg);
     // The app's view of topology and bindings, on its one ordered stream (and for REST).
     let (bindings_tx, bindings_rx) = watch::channel(std::sync::Arc::new(apps::Bindings::default()));
@@ -190,7 +267,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ],
         crate::metrics::routes(std::sync::Arc::new(registry)),
         crate::api::guard::Guard::new(args.api_hosts.iter().cloned()),
-    )
+    );
+    let app = match tokens {
+        Some(tokens) => app.layer(axum::middleware::from_fn_with_state(
+            tokens,
+            crate::api::auth::middleware,
+        )),
+        None => app,
+    }
     .layer(axum::middleware::from_fn_with_state(
         http_metrics,
         crate::metrics::track,
@@ -199,10 +283,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: budget.api,
         header_read_timeout: std::time::Duration::from_secs(args.api_header_read_timeout),
     };
-    let api_task = tokio::spawn(crate::api::listener::run(
+    let api_task = tokio::spawn(crate::api::listener::run_with(
         api,
         app,
         api_limits,
+        api_tls,
         stop_rx.clone(),
     ));
     // Host provisioning over OVSDB; the desired hosts and zones come from the topology
@@ -211,6 +296,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the OVSDB listener on {}", args.ovsdb_listen))?;
     tracing::info!(addr = %args.ovsdb_listen, "OVSDB listening for hosts");
+    if tls_server.is_none() {
+        crate::tls::warn_if_open("OVSDB", args.ovsdb_listen);
+    }
     let follow_task = tokio::spawn(crate::provision::from_topology::follow(
         network.subscribe(),
         provisioner.clone(),
@@ -230,6 +318,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     timer_task.await?;
     of_task.await?;
     Ok(())
+}
+
+/// Over TLS, a host's br-int (datapath id: the low 64 bits of the host id) belongs to the
+/// holder of the host's certificate: the host's `cert_cn`, or else its name. Datapaths of no
+/// host (plain labs) may be claimed by any certificate from the CA.
+fn dpid_policy(network: topology::Network) -> crate::openflow::DpidPolicy {
+    std::sync::Arc::new(move |dpid, identity| {
+        let snapshot = network.snapshot();
+        let Some(host) = snapshot
+            .hosts()
+            .find(|h| crate::provision::datapath_id(h.id) == dpid)
+        else {
+            return Ok(());
+        };
+        let expected = host.cert_cn.as_deref().unwrap_or(&host.name);
+        if identity.matches(expected) {
+            Ok(())
+        } else {
+            Err(format!(
+                "datapath {} is host {:?}'s br-int, whose certificate is {expected:?}",
+                ofproto::display::Dpid(dpid),
+                host.name
+            ))
+        }
+    })
 }
 
 async fn wait_for_signal() {

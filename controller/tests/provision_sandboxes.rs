@@ -52,6 +52,7 @@ fn lab(n: usize) -> Lab {
             name: format!("hv{}", i + 1),
             ovsdb: Some(hv.db_target().parse().unwrap()),
             datapath_type: DatapathType::System,
+            cert_cn: None,
         })
         .collect();
     Lab {
@@ -422,6 +423,7 @@ async fn passive_host_dials_in() {
         name: "passive-hv".into(),
         ovsdb: None,
         datapath_type: DatapathType::System,
+        cert_cn: None,
     };
     let p = Provisioner::new(cfg());
     let mut views = p.views();
@@ -524,6 +526,7 @@ async fn one_passive_session_per_system_id() {
         name: "dup-hv".into(),
         ovsdb: None,
         datapath_type: DatapathType::System,
+        cert_cn: None,
     };
     let p = Provisioner::new(cfg());
     let mut views = p.views();

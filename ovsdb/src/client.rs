@@ -191,7 +191,7 @@ impl Connection {
 
     /// Waits until the connection ends without keeping it open: the returned future holds
     /// only the close signal, not a handle that would keep the connection task alive.
-    fn closed_weak(self) -> impl std::future::Future<Output = ()> {
+    pub fn closed_weak(self) -> impl std::future::Future<Output = ()> {
         let mut rx = self.closed;
         async move {
             let _ = rx.wait_for(Option::is_some).await;

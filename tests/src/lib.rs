@@ -76,6 +76,77 @@ pub struct Sandbox {
     vswitchd: bool,
 }
 
+/// A public key infrastructure made by `ovs-pki` in a directory of its own, the way OVS
+/// documents it: `switchca` signs switches' and hosts' certificates, `controllerca` the
+/// controller's.
+#[derive(Debug)]
+pub struct Pki {
+    dir: PathBuf,
+}
+
+/// A private key and its certificate, as `ovs-pki req+sign NAME` leaves them.
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    /// `NAME-privkey.pem`
+    pub key: PathBuf,
+    /// `NAME-cert.pem`
+    pub cert: PathBuf,
+}
+
+impl Pki {
+    /// `ovs-pki init` in `dir` (created; it must not hold a PKI yet).
+    pub fn init(dir: &Path) -> Result<Pki> {
+        if which("ovs-pki").is_none() {
+            return Err(Error::MissingOvs("ovs-pki (openvswitch-common)".into()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
+        let pki = Pki {
+            dir: dir.to_path_buf(),
+        };
+        pki.run(&["init"])?;
+        Ok(pki)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let dir = format!("--dir={}", self.dir.join("pki").display());
+        let log = format!("--log={}", self.dir.join("ovs-pki.log").display());
+        let mut all = vec![dir.as_str(), log.as_str(), "--force"];
+        all.extend_from_slice(args);
+        let out = Command::new("ovs-pki")
+            .args(&all)
+            .current_dir(&self.dir)
+            .output()
+            .map_err(|e| Error::Io("ovs-pki".into(), e))?;
+        if !out.status.success() {
+            return Err(Error::Tool {
+                cmd: format!("ovs-pki {}", all.join(" ")),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `ovs-pki req+sign NAME switch|controller`: a new key and its certificate.
+    pub fn req_sign(&self, name: &str, kind: &str) -> Result<KeyPair> {
+        self.run(&["req+sign", name, kind])?;
+        Ok(KeyPair {
+            key: self.dir.join(format!("{name}-privkey.pem")),
+            cert: self.dir.join(format!("{name}-cert.pem")),
+        })
+    }
+
+    /// The CA certificate that signs switches (what the controller trusts).
+    pub fn switch_ca(&self) -> PathBuf {
+        self.dir.join("pki/switchca/cacert.pem")
+    }
+
+    /// The CA certificate that signs controllers (what switches trust).
+    pub fn controller_ca(&self) -> PathBuf {
+        self.dir.join("pki/controllerca/cacert.pem")
+    }
+}
+
 /// Checks that the OVS programs and schema this crate needs exist.
 pub fn require_ovs() -> Result<()> {
     for prog in [
@@ -145,6 +216,11 @@ impl Sandbox {
             &[
                 &remote,
                 "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+                // `ssl:`/`pssl:` managers use the SSL table (`ovs-vsctl set-ssl`), as
+                // Debian's ovs-ctl starts it; ovs-vswitchd reads that table by itself.
+                "--private-key=db:Open_vSwitch,SSL,private_key",
+                "--certificate=db:Open_vSwitch,SSL,certificate",
+                "--ca-cert=db:Open_vSwitch,SSL,ca_cert",
                 &db.to_string_lossy(),
             ],
         )

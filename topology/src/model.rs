@@ -179,6 +179,12 @@ pub struct Host {
     /// Datapath type of its br-int.
     #[serde(default)]
     pub datapath_type: DatapathType,
+    /// With TLS on, the certificate that identifies the host on both control channels: the
+    /// name given to `ovs-pki req+sign NAME` (its CN is `NAME id:UUID`), the whole subject CN,
+    /// or `sha256:HEX` (the certificate's fingerprint). Null: the host's `name`. Only the
+    /// holder may claim the host's br-int datapath id or dial in as the host.
+    #[serde(default)]
+    pub cert_cn: Option<String>,
     /// Runtime state, filled by the controller: is its OVSDB session up?
     #[serde(default)]
     #[schema(read_only)]

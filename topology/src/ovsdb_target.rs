@@ -1,4 +1,4 @@
-//! The one grammar of OVSDB targets (`tcp:IP:PORT`, `unix:PATH`): what validation accepts in a
+//! The one grammar of OVSDB targets (`tcp:IP:PORT`, `ssl:IP:PORT`, `unix:PATH`): what validation accepts in a
 //! host's `ovsdb` field is exactly what the provisioner dials, so nothing is accepted by the
 //! REST API and then silently never provisioned.
 
@@ -13,6 +13,9 @@ pub enum OvsdbTarget {
     /// `tcp:IP:PORT` (an IPv6 address in brackets: `tcp:[2001:db8::1]:6640`); no host names, no
     /// default port, port 0 refused.
     Tcp(SocketAddr),
+    /// `ssl:IP:PORT`, as `tcp:`, over TLS (the controller must run with `--tls-*`; the host's
+    /// certificate must be the host's `cert_cn`).
+    Ssl(SocketAddr),
     /// `unix:PATH`, a non-empty path.
     Unix(PathBuf),
 }
@@ -21,11 +24,10 @@ pub enum OvsdbTarget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OvsdbTargetError {
-    /// `ssl:` needs TLS, which the controller does not speak yet.
-    #[error("ssl: targets are not supported yet (no TLS); use tcp:IP:PORT or unix:PATH")]
-    SslUnsupported,
-    /// Anything else that is not `tcp:IP:PORT` or `unix:PATH`.
-    #[error("expected tcp:IP:PORT (IPv6 as tcp:[IP]:PORT, port 1-65535) or unix:PATH")]
+    /// Anything else that is not `tcp:IP:PORT`, `ssl:IP:PORT` or `unix:PATH`.
+    #[error(
+        "expected tcp:IP:PORT or ssl:IP:PORT (IPv6 as tcp:[IP]:PORT, port 1-65535) or unix:PATH"
+    )]
     Malformed,
 }
 
@@ -39,7 +41,10 @@ impl FromStr for OvsdbTarget {
                 _ => Err(OvsdbTargetError::Malformed),
             },
             Some(("unix", path)) if !path.is_empty() => Ok(OvsdbTarget::Unix(path.into())),
-            Some(("ssl", _)) => Err(OvsdbTargetError::SslUnsupported),
+            Some(("ssl", addr)) => match addr.parse::<SocketAddr>() {
+                Ok(a) if a.port() != 0 => Ok(OvsdbTarget::Ssl(a)),
+                _ => Err(OvsdbTargetError::Malformed),
+            },
             _ => Err(OvsdbTargetError::Malformed),
         }
     }
@@ -49,6 +54,7 @@ impl fmt::Display for OvsdbTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OvsdbTarget::Tcp(a) => write!(f, "tcp:{a}"),
+            OvsdbTarget::Ssl(a) => write!(f, "ssl:{a}"),
             OvsdbTarget::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
@@ -80,7 +86,7 @@ mod tests {
         }
         assert_eq!(
             "ssl:192.0.2.1:6640".parse::<OvsdbTarget>(),
-            Err(OvsdbTargetError::SslUnsupported)
+            Ok(OvsdbTarget::Ssl("192.0.2.1:6640".parse().unwrap()))
         );
         for bad in [
             "",
@@ -88,6 +94,8 @@ mod tests {
             "tcp:192.0.2.1",
             "tcp:192.0.2.1:0",
             "tcp:192.0.2.1:65536",
+            "ssl:192.0.2.1",
+            "ssl:host.example:6640",
             "tcp:host.example:6640",
             "tcp:2001:db8::1:6640",
             "unix:",

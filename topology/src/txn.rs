@@ -159,6 +159,15 @@ impl Txn {
 
     fn check_host(&self, h: &Host) -> Result<()> {
         check_name("name", &h.name)?;
+        if let Some(cn) = &h.cert_cn {
+            check_name("cert_cn", cn)?;
+            if cn.is_empty() {
+                return Err(Error::invalid(
+                    "cert_cn",
+                    "empty (null means the host's name)",
+                ));
+            }
+        }
         if let Some(o) = &h.ovsdb {
             o.parse::<crate::OvsdbTarget>()
                 .map_err(|e| Error::invalid("ovsdb", e.to_string()))?;

@@ -25,6 +25,63 @@ use tokio::task::JoinSet;
 
 use crate::serve::Shutdown;
 
+/// A plain or a TLS connection.
+type Either<A, B> = tokio_util_either::Either<A, B>;
+
+/// A two-way stream that is one of two kinds (hyper needs one type).
+mod tokio_util_either {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    /// One of two streams.
+    pub enum Either<A, B> {
+        /// The first kind.
+        Left(A),
+        /// The second kind.
+        Right(B),
+    }
+
+    impl<A: AsyncRead + Unpin, B: AsyncRead + Unpin> AsyncRead for Either<A, B> {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            match self.get_mut() {
+                Either::Left(a) => Pin::new(a).poll_read(cx, buf),
+                Either::Right(b) => Pin::new(b).poll_read(cx, buf),
+            }
+        }
+    }
+
+    impl<A: AsyncWrite + Unpin, B: AsyncWrite + Unpin> AsyncWrite for Either<A, B> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            match self.get_mut() {
+                Either::Left(a) => Pin::new(a).poll_write(cx, buf),
+                Either::Right(b) => Pin::new(b).poll_write(cx, buf),
+            }
+        }
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            match self.get_mut() {
+                Either::Left(a) => Pin::new(a).poll_flush(cx),
+                Either::Right(b) => Pin::new(b).poll_flush(cx),
+            }
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            match self.get_mut() {
+                Either::Left(a) => Pin::new(a).poll_shutdown(cx),
+                Either::Right(b) => Pin::new(b).poll_shutdown(cx),
+            }
+        }
+    }
+}
+
 /// How much the REST listener lets its clients hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -56,7 +113,19 @@ content-length: 90\r\n\
 pub const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Serves `app` until `shutdown` turns true, then waits for requests in flight.
-pub async fn run(listener: TcpListener, app: Router, limits: Limits, mut shutdown: Shutdown) {
+pub async fn run(listener: TcpListener, app: Router, limits: Limits, shutdown: Shutdown) {
+    run_with(listener, app, limits, None, shutdown).await
+}
+
+/// [`run`], over TLS when `tls` is given (`serve --api-tls-key/--api-tls-cert`): each
+/// connection's handshake must finish within the header read timeout.
+pub async fn run_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: Shutdown,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = JoinSet::new();
@@ -94,7 +163,22 @@ pub async fn run(listener: TcpListener, app: Router, limits: Limits, mut shutdow
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut stop = shutdown.clone();
+        let tls = tls.clone();
         tasks.spawn(async move {
+            let stream = match tls {
+                None => Either::Left(stream),
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                        Ok(Ok(s)) => Either::Right(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "REST TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

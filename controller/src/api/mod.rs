@@ -1,6 +1,7 @@
 //! The REST API (axum) under `/api/v1`. Each resource module exposes `routes(state) -> Router`
 //! with its own state; `app` merges them, so subsystems plug in without sharing one state type.
 
+pub mod auth;
 pub mod error;
 pub mod guard;
 pub mod listener;

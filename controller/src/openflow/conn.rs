@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use ofproto::Decoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::log_limit::{LogLimiter, Verdict};
@@ -47,16 +46,20 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 type Waiter = oneshot::Sender<Result<Reply, RequestError>>;
 
-/// Runs one switch connection to its end. Never panics on input; logs why it closed.
-pub(crate) async fn run(
-    stream: TcpStream,
+/// Runs one switch connection to its end, over TCP or TLS (`identity` is the certificate a TLS
+/// peer proved). Never panics on input; logs why it closed.
+pub(crate) async fn run<S>(
+    stream: S,
     peer: SocketAddr,
     conn: ConnId,
     ctx: Context,
     shutdown: Shutdown,
-) {
-    let _ = stream.set_nodelay(true);
+    identity: Option<crate::tls::PeerIdentity>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
     let mut driver = Driver {
+        identity,
         session: Session::new(Instant::now(), ctx.config.clone()),
         decoder: Decoder::new(),
         out: BytesMut::with_capacity(64 * 1024),
@@ -74,6 +77,8 @@ pub(crate) async fn run(
 }
 
 struct Driver {
+    /// The certificate a TLS peer proved; `None` over plain TCP.
+    identity: Option<crate::tls::PeerIdentity>,
     session: Session,
     decoder: Decoder,
     out: BytesMut,
@@ -93,8 +98,14 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(&mut self, stream: TcpStream, mut shutdown: Shutdown) {
-        let (mut reader, mut writer) = stream.into_split();
+    async fn run<S>(&mut self, stream: S, mut shutdown: Shutdown)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        // A TLS stream may keep records it could not write yet (the socket was full) after
+        // taking all of `out`: they go out with a flush, in the select below.
+        let mut unflushed = false;
         let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut cmd_tx = Some(cmd_tx);
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
@@ -113,10 +124,20 @@ impl Driver {
             // syscall and no round through `select!`. What the socket does not take waits for
             // the write branch below.
             if !self.out.is_empty() {
-                match writer.try_write(&self.out) {
-                    Ok(n) => self.out.advance(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => self.session.close(CloseReason::Io(e.kind())),
+                match try_write(&mut writer, &self.out) {
+                    Some(Ok(n)) => {
+                        self.out.advance(n);
+                        unflushed = true;
+                    }
+                    None => {}
+                    Some(Err(e)) => self.session.close(CloseReason::Io(e.kind())),
+                }
+            }
+            if unflushed && self.out.is_empty() {
+                match try_flush(&mut writer) {
+                    Some(Ok(())) => unflushed = false,
+                    None => {}
+                    Some(Err(e)) => self.session.close(CloseReason::Io(e.kind())),
                 }
             }
             if self.session.is_closed() {
@@ -138,12 +159,21 @@ impl Driver {
                 } else {
                     CloseReason::Replaced
                 }),
-                r = writer.write(&self.out), if !self.out.is_empty() => match r {
-                    Ok(n) => self.out.advance(n),
+                r = write_or_flush(&mut writer, &self.out), if !self.out.is_empty() || unflushed => match r {
+                    Ok(Some(n)) => {
+                        self.out.advance(n);
+                        unflushed = true;
+                    }
+                    Ok(None) => unflushed = false,
                     Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
                 r = reader.read_buf(&mut rbuf), if room => match r {
                     Ok(0) => self.session.close(CloseReason::PeerClosed),
+                    // A TLS peer that closes TCP without close_notify (OVS does): rustls
+                    // reports it as an unexpected EOF; for us it is a close like any other.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        self.session.close(CloseReason::PeerClosed)
+                    }
                     Ok(_) => self.decode(&mut rbuf),
                     Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
@@ -271,9 +301,17 @@ impl Driver {
                 SessionEvent::Ready { features, ports } => {
                     let dpid = features.datapath_id;
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
+                    if let Some(identity) = &self.identity {
+                        if let Some(why) = self.ctx.refusal(dpid, identity) {
+                            tracing::warn!(peer = %self.peer, certificate = %identity, "refused a switch: {why}");
+                            self.session.close(CloseReason::Unauthorized(why));
+                            continue;
+                        }
+                    }
                     let Some(tx) = cmd_tx.take() else { continue };
                     let handle =
-                        SwitchHandle::new(self.conn, self.peer, features, tx, self.shared.clone());
+                        SwitchHandle::new(self.conn, self.peer, features, tx, self.shared.clone())
+                            .with_identity(self.identity.clone());
                     self.registered = Some(dpid);
                     tracing::info!(
                         ports = ports.len(),
@@ -444,6 +482,37 @@ fn send_own(session: &mut Session, now: Instant, message: ofproto::Message) {
         if let Err(e) = ready.send(message) {
             tracing::warn!("app output not sent: {e}");
         }
+    }
+}
+
+/// One write attempt that does not wait: `None` when the socket takes nothing now. (A plain
+/// `TcpStream` has `try_write`; a TLS stream only has `poll_write`.)
+fn try_write<W: AsyncWrite + Unpin>(w: &mut W, buf: &[u8]) -> Option<std::io::Result<usize>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(w).poll_write(&mut cx, buf) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Writes some of `buf` (`Some(n)`), or flushes when it is empty (`None`).
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    buf: &[u8],
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        w.flush().await.map(|()| None)
+    } else {
+        w.write(buf).await.map(Some)
+    }
+}
+
+/// One flush attempt that does not wait (immediate for TCP).
+fn try_flush<W: AsyncWrite + Unpin>(w: &mut W) -> Option<std::io::Result<()>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(w).poll_flush(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
     }
 }
 

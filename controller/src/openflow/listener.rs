@@ -72,7 +72,18 @@ pub async fn run_limited(
         tasks.spawn(
             async move {
                 tracing::debug!("switch connection accepted");
-                super::conn::run(stream, peer, conn, ctx, shutdown).await;
+                let _ = stream.set_nodelay(true);
+                match ctx.tls.clone() {
+                    None => super::conn::run(stream, peer, conn, ctx, shutdown, None).await,
+                    Some(tls) => {
+                        if let Some((stream, identity)) =
+                            handshake(&tls, stream, peer, ctx.config.handshake_timeout).await
+                        {
+                            super::conn::run(stream, peer, conn, ctx, shutdown, Some(identity))
+                                .await;
+                        }
+                    }
+                }
                 drop(permit);
             }
             .instrument(span),
@@ -80,6 +91,37 @@ pub async fn run_limited(
     }
     while let Some(done) = tasks.join_next().await {
         report_panic(done);
+    }
+}
+
+/// The TLS handshake of one switch, within the OpenFlow handshake's time limit. A peer that
+/// speaks plain TCP, offers no certificate or one from another CA is logged (WARN, with the
+/// reason rustls gives) and closed; it never reaches a session.
+async fn handshake(
+    tls: &super::Tls,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    limit: Duration,
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    crate::tls::PeerIdentity,
+)> {
+    match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
+        Err(_) => {
+            tracing::warn!(%peer, "refused a switch: TLS handshake not finished within {limit:?}");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, "refused a switch: TLS handshake failed: {e}");
+            None
+        }
+        Ok(Ok(s)) => {
+            let identity = crate::tls::PeerIdentity::of_peer(s.get_ref().1.peer_certificates());
+            // The verifier requires a client certificate, so a finished handshake has one.
+            let identity = identity?;
+            tracing::info!(%peer, certificate = %identity, "switch authenticated by TLS");
+            Some((s, identity))
+        }
     }
 }
 

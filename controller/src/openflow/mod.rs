@@ -33,7 +33,34 @@ pub struct Context {
     pub app: AppHost,
     /// Session tunables.
     pub config: Config,
+    /// TLS with mutual authentication, when on: switches then connect with `ssl:`.
+    pub tls: Option<Tls>,
     next_conn: Arc<AtomicU64>,
+}
+
+/// Whether a switch that proved a certificate may claim a datapath id: `Err(why)` refuses its
+/// session. `serve` answers from the topology: a host's br-int belongs to the holder of the
+/// host's certificate (`cert_cn`).
+pub type DpidPolicy =
+    Arc<dyn Fn(u64, &crate::tls::PeerIdentity) -> Result<(), String> + Send + Sync>;
+
+/// The OpenFlow listener's TLS: the acceptor (client certificates required) and who may claim
+/// which datapath.
+#[derive(Clone)]
+pub struct Tls {
+    /// The handshake, with the CA every switch certificate must chain to.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// Who may claim which datapath id; `None`: any certificate from the CA may claim any
+    /// datapath id not connected under another certificate.
+    pub policy: Option<DpidPolicy>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("policy", &self.policy.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Context {
@@ -43,8 +70,35 @@ impl Context {
             switches: app.switches().clone(),
             app,
             config,
+            tls: None,
             next_conn: Arc::new(AtomicU64::new(1)),
         }
+    }
+
+    /// The same context with switches required to connect over TLS.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Why a switch that proved `identity` may not claim `dpid`, if it may not: the policy's
+    /// answer, or the datapath is connected now under another certificate (a second
+    /// connection must not evict a real switch; the same holder reconnecting replaces its
+    /// old session, as over TCP).
+    pub(crate) fn refusal(&self, dpid: u64, identity: &crate::tls::PeerIdentity) -> Option<String> {
+        if let Some(policy) = self.tls.as_ref().and_then(|t| t.policy.as_ref()) {
+            if let Err(why) = policy(dpid, identity) {
+                return Some(why);
+            }
+        }
+        let current = self.switches.get(dpid)?;
+        let holder = current.identity()?;
+        (holder.cn != identity.cn).then(|| {
+            format!(
+                "datapath {} is connected under another certificate ({holder})",
+                ofproto::display::Dpid(dpid)
+            )
+        })
     }
 
     fn next_conn(&self) -> ConnId {

@@ -118,6 +118,8 @@ pub struct SwitchHandle {
     shared: Arc<ConnShared>,
     /// The datapath's resync count, shared with its later sessions once registered.
     resyncs: Arc<AtomicU64>,
+    /// The certificate the switch proved, over TLS.
+    identity: Option<Arc<crate::tls::PeerIdentity>>,
 }
 
 impl SwitchHandle {
@@ -137,7 +139,19 @@ impl SwitchHandle {
             tx,
             shared,
             resyncs: Arc::default(),
+            identity: None,
         }
+    }
+
+    /// The handle of a switch that proved `identity` over TLS.
+    pub(crate) fn with_identity(mut self, identity: Option<crate::tls::PeerIdentity>) -> Self {
+        self.identity = identity.map(Arc::new);
+        self
+    }
+
+    /// The certificate the switch proved, over TLS.
+    pub fn identity(&self) -> Option<&crate::tls::PeerIdentity> {
+        self.identity.as_deref()
     }
 
     /// The datapath id.

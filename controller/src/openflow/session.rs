@@ -144,6 +144,10 @@ pub enum CloseReason {
     /// Reading or writing the socket failed.
     #[error("I/O error: {0}")]
     Io(std::io::ErrorKind),
+    /// Over TLS, the datapath id is not the certificate holder's to claim (another host's
+    /// br-int, or a datapath connected now under another certificate).
+    #[error("refused: {0}")]
+    Unauthorized(String),
 }
 
 /// One variant per protocol violation that ends a session (as rustls's `PeerMisbehaved`), so

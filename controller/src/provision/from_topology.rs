@@ -30,6 +30,7 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
                 name: h.name.clone(),
                 ovsdb,
                 datapath_type: h.datapath_type,
+                cert_cn: h.cert_cn.clone(),
             })
         })
         .collect();
@@ -107,6 +108,7 @@ mod tests {
             tunnel_ip: None,
             ovsdb: ovsdb.map(Into::into),
             datapath_type: DatapathType::Netdev,
+            cert_cn: None,
             connected: false,
             datapath_id: None,
         };

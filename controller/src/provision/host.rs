@@ -35,12 +35,78 @@ fn set_view(shared: &Shared, id: Uuid, view: HostView) {
     });
 }
 
-/// What the OVSDB client dials for a target of the model's grammar.
-fn dial_target(t: &OvsdbTarget) -> Target {
+/// What the OVSDB client dials for a plain target of the model's grammar (`ssl:` is dialed
+/// here, by [`dial_tls`]).
+fn dial_target(t: &OvsdbTarget) -> Option<Target> {
     match t {
-        OvsdbTarget::Tcp(a) => Target::Tcp(a.to_string()),
-        OvsdbTarget::Unix(p) => Target::Unix(p.clone()),
+        OvsdbTarget::Tcp(a) => Some(Target::Tcp(a.to_string())),
+        OvsdbTarget::Unix(p) => Some(Target::Unix(p.clone())),
+        OvsdbTarget::Ssl(_) => None,
     }
+}
+
+/// How long a host's TLS handshake may take.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Dials `target` until a session is set up, sleeping per `backoff` between attempts.
+async fn dial(
+    shared: &Shared,
+    id: Uuid,
+    target: &OvsdbTarget,
+    backoff: &mut Backoff,
+) -> (Connection, Notifications) {
+    match (dial_target(target), target) {
+        (Some(t), _) => connect_with_backoff(&t, &shared.config.ovsdb, backoff).await,
+        (None, OvsdbTarget::Ssl(addr)) => loop {
+            match dial_tls(shared, id, *addr).await {
+                Ok(c) => return c,
+                Err(e) => {
+                    let d = backoff.next_delay(std::time::Instant::now());
+                    tracing::warn!(delay = ?d, "refused or could not reach a host over TLS: {e}");
+                    tokio::time::sleep(d).await;
+                }
+            }
+        },
+        (None, _) => unreachable!("dial_target maps every target but ssl:"),
+    }
+}
+
+/// One TLS dial of host `id` at `addr`: the handshake (the host's certificate must chain to
+/// the CA) and the identity check (it must be the certificate the host record names).
+async fn dial_tls(
+    shared: &Shared,
+    id: Uuid,
+    addr: std::net::SocketAddr,
+) -> Result<(Connection, Notifications), String> {
+    let tls =
+        shared.config.tls.as_ref().ok_or(
+            "an ssl: target, but the controller runs without --tls-key/--tls-cert/--tls-ca",
+        )?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tokio::time::timeout(TLS_HANDSHAKE, connector.connect(name, tcp))
+        .await
+        .map_err(|_| format!("TLS handshake not finished within {TLS_HANDSHAKE:?}"))?
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    let identity = crate::tls::PeerIdentity::of_peer(stream.get_ref().1.peer_certificates())
+        .ok_or("the host sent no certificate")?;
+    let expected = shared
+        .desired
+        .borrow()
+        .host(id)
+        .map(|h| h.expected_certificate().to_string())
+        .ok_or("the host is no longer desired")?;
+    if !identity.matches(&expected) {
+        return Err(format!(
+            "its certificate ({identity}) is not the host's ({expected:?})"
+        ));
+    }
+    tracing::info!(certificate = %identity, "host authenticated by TLS");
+    Ok(Connection::spawn(stream, shared.config.ovsdb.clone()))
 }
 
 fn set_disconnected(shared: &Shared, id: Uuid) {
@@ -61,12 +127,11 @@ pub(crate) async fn run_active(
     target: OvsdbTarget,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let target = dial_target(&target);
     let mut backoff = Backoff::default();
     let mut previous: Option<Replica> = None;
     loop {
         let (conn, notifications) = tokio::select! {
-            c = connect_with_backoff(&target, &shared.config.ovsdb, &mut backoff) => c,
+            c = dial(&shared, id, &target, &mut backoff) => c,
             _ = ovsdb::client::stopped(&mut shutdown) => return,
         };
         match Monitored::start(
@@ -196,6 +261,7 @@ pub(crate) async fn run_passive(
     shared: Arc<Shared>,
     conn: Connection,
     notifications: Notifications,
+    identity: Option<crate::tls::PeerIdentity>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut desired = shared.desired.subscribe();
@@ -209,6 +275,23 @@ pub(crate) async fn run_passive(
             }
         };
         if let Some(id) = sid.as_deref().and_then(|sid| match_passive(&shared, sid)) {
+            // Over TLS the system-id is only a claim: the certificate must be the host's.
+            if let Some(identity) = &identity {
+                let expected = shared
+                    .desired
+                    .borrow()
+                    .host(id)
+                    .map(|h| h.expected_certificate().to_string())
+                    .unwrap_or_default();
+                if !identity.matches(&expected) {
+                    tracing::warn!(
+                        system_id = ?sid,
+                        certificate = %identity,
+                        "refused a passive host: its certificate is not host {id}'s ({expected:?})"
+                    );
+                    return;
+                }
+            }
             break id;
         }
         tokio::select! {

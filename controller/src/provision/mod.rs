@@ -18,6 +18,7 @@
 pub mod from_topology;
 mod host;
 pub mod plan;
+mod tls_listen;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -44,6 +45,16 @@ pub struct DesiredHost {
     pub ovsdb: Option<OvsdbTarget>,
     /// `br-int`'s `datapath_type`.
     pub datapath_type: DatapathType,
+    /// With TLS on, the certificate that identifies the host (`Host::cert_cn`); `None`: its
+    /// name.
+    pub cert_cn: Option<String>,
+}
+
+impl DesiredHost {
+    /// What the host's certificate must match over TLS ([`crate::tls::PeerIdentity::matches`]).
+    pub fn expected_certificate(&self) -> &str {
+        self.cert_cn.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// A tunnel zone: its members, each with the underlay address used to reach it.
@@ -91,6 +102,19 @@ pub struct ProvisionConfig {
     /// How long a host that dialed in may take to tell a `system-id` naming a desired host
     /// (one without an `ovsdb` target) before it is dropped (it redials by itself).
     pub identify_deadline: std::time::Duration,
+    /// TLS for `ssl:` targets and for the dial-in listener, when on.
+    pub tls: Option<ProvisionTls>,
+}
+
+/// The provisioner's TLS: hosts are dialed (`ssl:IP:PORT`) with `client` and accepted on the
+/// dial-in listener with `server` (a host certificate required); either way the host's
+/// certificate must be the one its record names ([`DesiredHost::expected_certificate`]).
+#[derive(Debug, Clone)]
+pub struct ProvisionTls {
+    /// For dialing hosts.
+    pub client: Arc<rustls::ClientConfig>,
+    /// For hosts that dial in.
+    pub server: Arc<rustls::ServerConfig>,
 }
 
 impl ProvisionConfig {
@@ -102,6 +126,7 @@ impl ProvisionConfig {
             set_local_ip: true,
             ovsdb: ovsdb::rpc::Config::default(),
             identify_deadline: std::time::Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -171,16 +196,21 @@ pub use topology::model::datapath_id;
 
 /// The OpenFlow target written into hosts' `br-int`: `--openflow-advertise` if given, else
 /// `tcp:` and the OpenFlow listen address (loopback when it listens on every address).
-pub fn advertised_target(listen: std::net::SocketAddr, advertise: Option<&str>) -> String {
+pub fn advertised_target(
+    listen: std::net::SocketAddr,
+    advertise: Option<&str>,
+    tls: bool,
+) -> String {
     if let Some(a) = advertise {
         return a.to_string();
     }
+    let scheme = if tls { "ssl" } else { "tcp" };
     let ip = if listen.ip().is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
     } else {
         listen.ip()
     };
-    format!("tcp:{}", std::net::SocketAddr::new(ip, listen.port()))
+    format!("{scheme}:{}", std::net::SocketAddr::new(ip, listen.port()))
 }
 
 /// The host-view map published to the OpenFlow side.
@@ -349,14 +379,24 @@ impl Provisioner {
         unidentified.max_message = unidentified
             .max_message
             .min(ovsdb::framing::UNIDENTIFIED_MAX_MESSAGE);
-        let listen_task = listener.map(|l| {
-            tokio::spawn(ovsdb::client::listen(
+        let (tls_tx, mut tls_rx) = mpsc::channel(16);
+        let cap = passive_connection_cap(open_files_limit());
+        let listen_task = listener.map(|l| match &self.shared.config.tls {
+            Some(tls) => tokio::spawn(tls_listen::run(
+                l,
+                tls.server.clone(),
+                unidentified,
+                cap,
+                tls_tx,
+                shutdown.clone(),
+            )),
+            None => tokio::spawn(ovsdb::client::listen(
                 l,
                 unidentified,
-                passive_connection_cap(open_files_limit()),
+                cap,
                 acc_tx,
                 shutdown.clone(),
-            ))
+            )),
         });
         let mut desired = self.shared.desired.subscribe();
         let mut active: HashMap<Uuid, (OvsdbTarget, JoinHandle<()>)> = HashMap::new();
@@ -370,7 +410,13 @@ impl Provisioner {
                 Some((conn, notifications, peer)) = acc_rx.recv() => {
                     tracing::info!(%peer, "host dialed in");
                     passive.push(tokio::spawn(host::run_passive(
-                        self.shared.clone(), conn, notifications, shutdown.clone(),
+                        self.shared.clone(), conn, notifications, None, shutdown.clone(),
+                    )));
+                }
+                Some((conn, notifications, peer, identity)) = tls_rx.recv() => {
+                    tracing::info!(%peer, certificate = %identity, "host dialed in over TLS");
+                    passive.push(tokio::spawn(host::run_passive(
+                        self.shared.clone(), conn, notifications, Some(identity), shutdown.clone(),
                     )));
                 }
                 _ = ovsdb::client::stopped(&mut shutdown) => break,
@@ -450,6 +496,7 @@ mod tests {
                 name: "hv".into(),
                 ovsdb: Some(OvsdbTarget::Tcp(addr)),
                 datapath_type: DatapathType::Netdev,
+                cert_cn: None,
             }],
             zones: vec![],
         });

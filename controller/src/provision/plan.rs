@@ -498,6 +498,7 @@ mod tests {
             name: format!("hv{n}"),
             ovsdb: None,
             datapath_type: DatapathType::System,
+            cert_cn: None,
         }
     }
 

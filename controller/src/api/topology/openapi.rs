@@ -387,7 +387,14 @@ fn build() -> OpenApi {
                 "409",
                 "Conflicts with the current state, or still referenced",
             ),
-            ("403", "A write from another origin (`Origin`)"),
+            (
+                "401",
+                "No or an unknown bearer token (`serve --api-token-file`)",
+            ),
+            (
+                "403",
+                "A write from another origin (`Origin`), or with a reader token",
+            ),
             ("412", "If-Match does not match the record's ETag"),
             ("413", "Body too large"),
             ("415", "A body that is not `Content-Type: application/json`"),

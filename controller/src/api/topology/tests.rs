@@ -489,8 +489,8 @@ async fn a_members_ip_agrees_with_its_hosts_tunnel_ip() {
     .await;
 }
 
-/// The REST API accepts exactly the OVSDB targets the provisioner can dial: `ssl:` (no TLS
-/// yet) used to be accepted (201) and then never provisioned.
+/// The REST API accepts exactly the OVSDB targets the provisioner can dial (`ssl:` once used
+/// to be accepted (201) and then never provisioned; now the provisioner dials it over TLS).
 #[tokio::test]
 async fn ovsdb_targets_follow_the_provisioners_grammar() {
     let net = Network::open(Arc::new(MemStore::new())).unwrap();
@@ -499,6 +499,7 @@ async fn ovsdb_targets_follow_the_provisioners_grammar() {
         "tcp:192.0.2.1:6640",
         "tcp:[2001:db8::1]:6641",
         "unix:/run/db.sock",
+        "ssl:192.0.2.1:6640",
     ]
     .into_iter()
     .enumerate()
@@ -518,7 +519,7 @@ async fn ovsdb_targets_follow_the_provisioners_grammar() {
         );
     }
     for bad in [
-        "ssl:192.0.2.1:6640",
+        "ssl:192.0.2.1",
         "tcp:192.0.2.1",
         "tcp:host.example:6640",
         "tcp:192.0.2.1:0",
