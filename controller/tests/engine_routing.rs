@@ -52,30 +52,16 @@ struct Routed {
 impl Routed {
     async fn start(tunnel: &str) -> Routed {
         let lab = Lab::start(tunnel, 3).await;
-        let api = &lab.api;
-        let id = |v: Value| v["id"].as_str().unwrap().to_string();
-        let router = id(api
-            .post("/routers", json!({"name": "r", "tenant_id": "acme"}))
-            .await);
-        let mut nets = vec![];
-        for (name, mac, address) in [
-            ("net1", R1_MAC, "10.0.1.1/24"),
-            ("net2", R2_MAC, "10.0.2.1/24"),
-        ] {
-            let net = id(api
-                .post("/bridges", json!({"name": name, "tenant_id": "acme"}))
-                .await);
-            let rp = id(api
-                .post(
-                    &format!("/routers/{router}/ports"),
-                    json!({"mac": mac_str(mac), "address": address}),
-                )
-                .await);
-            let bp = id(api.post(&format!("/bridges/{net}/ports"), json!({})).await);
-            api.post(&format!("/ports/{rp}/link"), json!({"peer_id": bp}))
-                .await;
-            nets.push(net);
-        }
+        let (router, nets) = lab
+            .routed(
+                "r",
+                "acme",
+                &[
+                    ("net1", R1_MAC, "10.0.1.1/24"),
+                    ("net2", R2_MAC, "10.0.2.1/24"),
+                ],
+            )
+            .await;
         let guest = |vm, mac, ip| Guest { vm, mac, ip };
         let a = guest(
             lab.port(&nets[0], 0, "a").await,
@@ -172,7 +158,7 @@ impl Routed {
 fn beyond_arp(lab: &Lab, vm: &Vm) -> usize {
     lab.sent(vm)
         .iter()
-        .filter(|h| !Arp::parse(&unhex(h)).is_some_and(|x| x.op == 1))
+        .filter(|h| Arp::parse(&unhex(h)).is_none_or(|x| x.op != 1))
         .count()
 }
 

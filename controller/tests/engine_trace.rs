@@ -38,26 +38,16 @@ struct Net {
 
 async fn start() -> Net {
     let lab = Lab::start("vxlan", 3).await;
-    let api = &lab.api;
-    let id = |v: Value| v["id"].as_str().unwrap().to_string();
-    let router = id(api.post("/routers", json!({"name": "r"})).await);
-    let mut nets = vec![];
-    for (name, mac, address) in [
-        ("net1", R1_MAC, "10.0.1.1/24"),
-        ("net2", R2_MAC, "10.0.2.1/24"),
-    ] {
-        let net = id(api.post("/bridges", json!({"name": name})).await);
-        let rp = id(api
-            .post(
-                &format!("/routers/{router}/ports"),
-                json!({"mac": mac_str(mac), "address": address}),
-            )
-            .await);
-        let bp = id(api.post(&format!("/bridges/{net}/ports"), json!({})).await);
-        api.post(&format!("/ports/{rp}/link"), json!({"peer_id": bp}))
-            .await;
-        nets.push(net);
-    }
+    let (router, nets) = lab
+        .routed(
+            "r",
+            "acme",
+            &[
+                ("net1", R1_MAC, "10.0.1.1/24"),
+                ("net2", R2_MAC, "10.0.2.1/24"),
+            ],
+        )
+        .await;
     let a = lab.port(&nets[0], 0, "a").await;
     let b = lab.port(&nets[1], 1, "b").await;
     let d = lab.port(&nets[0], 2, "d").await;

@@ -694,15 +694,7 @@ impl Engine {
                 dpid,
                 message: Message::FlowMod(pipeline::delete_reactive()),
             });
-            let mine: Vec<u64> = self
-                .flows
-                .iter()
-                .filter(|(_, f)| f.dpid == dpid)
-                .map(|(c, _)| *c)
-                .collect();
-            for c in mine {
-                self.remove_flow(now, c);
-            }
+            self.forget_flows(now, dpid);
             self.stats.flows_readback_deleted += 1;
             self.settle(now, out);
             return;
@@ -960,6 +952,11 @@ impl Engine {
         self.switches.remove(&dpid);
         self.readback.retain(|r| r.dpid != dpid);
         self.buckets.retain(|(d, _), _| *d != dpid);
+        self.forget_flows(now, dpid);
+    }
+
+    /// Forgets the records of every flow on `dpid`.
+    fn forget_flows(&mut self, now: Instant, dpid: u64) {
         let cookies: Vec<u64> = self
             .flows
             .iter()

@@ -40,16 +40,21 @@ pub struct Api {
 impl Api {
     /// `POST path body`; fails the test unless the answer is a 2xx with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("REST reachable");
-        let status = r.status();
-        let v: Value = r.json().await.expect("JSON body");
-        assert!(status.is_success(), "POST {path} {body}: {status} {v}");
+        self.ok(reqwest::Method::POST, path, body).await
+    }
+
+    /// `PUT path body`; fails the test unless the answer is a 2xx with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> Value {
+        self.ok(reqwest::Method::PUT, path, body).await
+    }
+
+    async fn ok(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let (status, _, v) = self.request(method.clone(), path, Some(body.clone())).await;
+        assert!(status.is_success(), "{method} {path} {body}: {status} {v}");
+        assert!(
+            !v.is_null(),
+            "{method} {path} {body}: {status} without a JSON body"
+        );
         v
     }
 
@@ -67,21 +72,6 @@ impl Api {
     /// The controller's API address, as the CLI's `--api` takes it.
     pub fn cli_base(&self) -> &str {
         self.base.trim_end_matches("/api/v1")
-    }
-
-    /// `PUT path body`; fails the test unless the answer is a 2xx with a JSON body.
-    pub async fn put(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("REST reachable");
-        let status = r.status();
-        let v: Value = r.json().await.expect("JSON body");
-        assert!(status.is_success(), "PUT {path} {body}: {status} {v}");
-        v
     }
 
     /// `GET /metrics` (at the root, beside `/api/v1`): fails the test unless it is a 200 in
@@ -350,6 +340,38 @@ impl Lab {
     pub async fn restart(&mut self) {
         self.controller = Running(spawn_controller(&self.args, &self.log));
         self.wait_for_api().await;
+    }
+
+    /// A router `name` linked to one new bridge per `(bridge name, router port MAC, router port
+    /// address)`, all of `tenant`; returns the router's id and the bridges' ids.
+    pub async fn routed(
+        &self,
+        name: &str,
+        tenant: &str,
+        nets: &[(&str, [u8; 6], &str)],
+    ) -> (String, Vec<String>) {
+        let api = &self.api;
+        let id = |v: Value| v["id"].as_str().unwrap().to_string();
+        let router = id(api
+            .post("/routers", json!({"name": name, "tenant_id": tenant}))
+            .await);
+        let mut bridges = vec![];
+        for (bridge, mac, address) in nets {
+            let net = id(api
+                .post("/bridges", json!({"name": bridge, "tenant_id": tenant}))
+                .await);
+            let rp = id(api
+                .post(
+                    &format!("/routers/{router}/ports"),
+                    json!({"mac": mac_str(*mac), "address": address}),
+                )
+                .await);
+            let bp = id(api.post(&format!("/bridges/{net}/ports"), json!({})).await);
+            api.post(&format!("/ports/{rp}/link"), json!({"peer_id": bp}))
+                .await;
+            bridges.push(net);
+        }
+        (router, bridges)
     }
 
     /// Creates a port on bridge `bridge` (its id) and returns it as a VM on host `hv` named
