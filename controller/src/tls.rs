@@ -25,6 +25,47 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 use rustls_pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+/// Peers refused on the control channels, counted for `GET /metrics` (each is also logged).
+pub mod refused {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Which listener or dialer refused.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Channel {
+        /// OpenFlow (switches).
+        OpenFlow = 0,
+        /// OVSDB (hosts), dialled or dialling in.
+        Ovsdb = 1,
+    }
+
+    /// Why.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Reason {
+        /// The TLS handshake failed or timed out: no certificate, another CA's, plain TCP.
+        Handshake = 0,
+        /// A valid certificate that does not belong to the datapath or host it claims.
+        Identity = 1,
+    }
+
+    static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+    /// Counts one refusal.
+    pub fn count(channel: Channel, reason: Reason) {
+        COUNTS[channel as usize * 2 + reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every (channel, reason) with its count, as metric labels name them.
+    pub fn counts() -> [(&'static str, &'static str, u64); 4] {
+        let n = |i: usize| COUNTS[i].load(Ordering::Relaxed);
+        [
+            ("openflow", "handshake", n(0)),
+            ("openflow", "identity", n(1)),
+            ("ovsdb", "handshake", n(2)),
+            ("ovsdb", "identity", n(3)),
+        ]
+    }
+}
+
 /// The three files of one TLS identity, as `ovs-vsctl set-ssl KEY CERT CACERT` takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {

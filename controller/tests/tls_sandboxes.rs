@@ -282,6 +282,28 @@ async fn openflow_over_tls_with_mutual_authentication() {
     .await;
     let switches = ctl.switches().await;
     assert_eq!(switches, vec![0xa1], "{}", ctl.log());
+    // Each refusal is counted too.
+    let root = ctl.api.trim_end_matches("/api/v1");
+    let text = ctl
+        .http
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused = |reason: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("strowger_peers_refused_total{")
+                    && l.contains("channel=\"openflow\"")
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    assert!(refused("handshake") >= Some(2), "{text}");
+    assert!(refused("identity") >= Some(1), "{text}");
 }
 
 /// A host's br-int belongs to the holder of the host's certificate: the provisioner writes an

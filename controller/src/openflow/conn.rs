@@ -303,6 +303,10 @@ impl Driver {
                     tracing::Span::current().record("dpid", tracing::field::display(DpidFmt(dpid)));
                     if let Some(identity) = &self.identity {
                         if let Some(why) = self.ctx.refusal(dpid, identity) {
+                            crate::tls::refused::count(
+                                crate::tls::refused::Channel::OpenFlow,
+                                crate::tls::refused::Reason::Identity,
+                            );
                             tracing::warn!(peer = %self.peer, certificate = %identity, "refused a switch: {why}");
                             self.session.close(CloseReason::Unauthorized(why));
                             continue;

@@ -108,10 +108,18 @@ async fn handshake(
 )> {
     match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
         Err(_) => {
+            crate::tls::refused::count(
+                crate::tls::refused::Channel::OpenFlow,
+                crate::tls::refused::Reason::Handshake,
+            );
             tracing::warn!(%peer, "refused a switch: TLS handshake not finished within {limit:?}");
             None
         }
         Ok(Err(e)) => {
+            crate::tls::refused::count(
+                crate::tls::refused::Channel::OpenFlow,
+                crate::tls::refused::Reason::Handshake,
+            );
             tracing::warn!(%peer, "refused a switch: TLS handshake failed: {e}");
             None
         }

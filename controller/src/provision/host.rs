@@ -101,6 +101,10 @@ async fn dial_tls(
         .map(|h| h.expected_certificate().to_string())
         .ok_or("the host is no longer desired")?;
     if !identity.matches(&expected) {
+        crate::tls::refused::count(
+            crate::tls::refused::Channel::Ovsdb,
+            crate::tls::refused::Reason::Identity,
+        );
         return Err(format!(
             "its certificate ({identity}) is not the host's ({expected:?})"
         ));
@@ -284,6 +288,10 @@ pub(crate) async fn run_passive(
                     .map(|h| h.expected_certificate().to_string())
                     .unwrap_or_default();
                 if !identity.matches(&expected) {
+                    crate::tls::refused::count(
+                        crate::tls::refused::Channel::Ovsdb,
+                        crate::tls::refused::Reason::Identity,
+                    );
                     tracing::warn!(
                         system_id = ?sid,
                         certificate = %identity,

@@ -55,10 +55,18 @@ pub(crate) async fn run(
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
                 Err(_) => {
+                    crate::tls::refused::count(
+                        crate::tls::refused::Channel::Ovsdb,
+                        crate::tls::refused::Reason::Handshake,
+                    );
                     tracing::warn!(%peer, "refused a host: TLS handshake not finished within {HANDSHAKE:?}");
                     return;
                 }
                 Ok(Err(e)) => {
+                    crate::tls::refused::count(
+                        crate::tls::refused::Channel::Ovsdb,
+                        crate::tls::refused::Reason::Handshake,
+                    );
                     tracing::warn!(%peer, "refused a host: TLS handshake failed: {e}");
                     return;
                 }
