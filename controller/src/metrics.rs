@@ -226,19 +226,20 @@ impl Collector for Live {
                 connected as u64,
             )?;
         }
-        let mut refused = e.encode_descriptor(
-            "peers_refused",
-            "Peers refused on the control channels (TLS on), by channel and reason: a failed \
+        {
+            let mut refused = e.encode_descriptor(
+                "peers_refused",
+                "Peers refused on the control channels (TLS on), by channel and reason: a failed \
              handshake (no certificate, another CA's, plain TCP) or a certificate that is not the \
              claimed datapath's or host's.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (channel, reason, n) in crate::tls::refused::counts() {
-            let labels = [("channel", channel), ("reason", reason)];
-            ConstCounter::new(n).encode(refused.encode_family(&labels)?)?;
+                None,
+                MetricType::Counter,
+            )?;
+            for (channel, reason, n) in crate::tls::refused::counts() {
+                let labels = [("channel", channel), ("reason", reason)];
+                ConstCounter::new(n).encode(refused.encode_family(&labels)?)?;
+            }
         }
-        drop(refused);
         counter(
             e,
             "resyncs",
