@@ -36,6 +36,14 @@ pub struct ServeArgs {
     /// (a learning switch per datapath, for plain Mininet labs).
     #[arg(long, default_value = "engine")]
     pub app: String,
+    /// Packet-ins per second one switch port may cause in the engine (a token bucket per
+    /// port; beyond it packet-ins are dropped unanswered and counted as budget hits). 0: no
+    /// budget (benchmarks that load a few ports far beyond what a VM would send).
+    #[arg(long, default_value_t = apps::engine::Config::default().packet_in_rate)]
+    pub packet_in_rate: u32,
+    /// Depth of that token bucket (packet-ins a port may send at once after a quiet spell).
+    #[arg(long, default_value_t = apps::engine::Config::default().packet_in_burst)]
+    pub packet_in_burst: u32,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -106,13 +114,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // The store first: a damaged one ends start-up before anything listens.
     let network = crate::api::topology::open_network(&args.data_dir, args.in_memory)?;
-    let app = apps::by_name(&args.app).with_context(|| {
-        format!(
-            "unknown app {:?} (known: {})",
-            args.app,
-            apps::APP_NAMES.join(", ")
-        )
-    })?;
+    let app: Box<dyn apps::App> = if args.app == apps::engine::NAME {
+        Box::new(apps::engine::Engine::new(apps::engine::Config {
+            packet_in_rate: args.packet_in_rate,
+            packet_in_burst: args.packet_in_burst,
+            ..apps::engine::Config::default()
+        }))
+    } else {
+        apps::by_name(&args.app).with_context(|| {
+            format!(
+                "unknown app {:?} (known: {})",
+                args.app,
+                apps::APP_NAMES.join(", ")
+            )
+        })?
+    };
     let of_listener = tokio::net::TcpListener::bind(args.openflow_listen)
         .await
         .with_context(|| format!("binding OpenFlow on {}", args.openflow_listen))?;
