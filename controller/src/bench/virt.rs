@@ -155,3 +155,80 @@ pub fn check(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ofproto::{Match, OFP_NO_BUFFER};
+
+    fn sender() -> Sender {
+        Sender {
+            in_port: 3,
+            key: 7,
+            mac: [2, 0, 0, 0, 0, 1],
+            ip: [10, 1, 0, 2],
+            gateway: None,
+            dsts: vec![0],
+        }
+    }
+
+    fn tunnel(key: u64, port: u32) -> Vec<Action> {
+        vec![
+            Action::SetField(OxmField::TunnelId {
+                value: key,
+                mask: None,
+            }),
+            Action::Output { port, max_len: 0 },
+        ]
+    }
+
+    fn answer(meta: u64, actions: Vec<Action>) -> (FlowMod, PacketOut) {
+        let fm = FlowMod {
+            table_id: TABLE_CACHE,
+            cookie: apps::engine::pipeline::PIPELINE_COOKIE
+                | apps::engine::pipeline::REACTIVE_BIT
+                | 1,
+            match_: Match::new().with(OxmField::Metadata {
+                value: meta,
+                mask: None,
+            }),
+            instructions: vec![Instruction::ApplyActions(actions.clone())],
+            ..FlowMod::default()
+        };
+        let po = PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port: 3,
+            actions,
+            data: bytes::Bytes::new(),
+        };
+        (fm, po)
+    }
+
+    /// The checks catch a wrong tunnel key, a flood, a missing FLOW_MOD and a foreign
+    /// metadata; the right answer passes, and so does an unchecked broadcast.
+    #[test]
+    fn bench_check_tells_the_expected_answer_from_near_misses() {
+        let dst = Dst {
+            mac: [2, 0, 0, 0, 0, 9],
+            ip: [10, 1, 0, 9],
+            expect: Some(tunnel(42, 1)),
+        };
+        let (fm, po) = answer(7, tunnel(42, 1));
+        assert_eq!(check(&sender(), &dst, Some(&fm), &po), Ok(()));
+        let (fm, po) = answer(7, tunnel(43, 1));
+        assert!(check(&sender(), &dst, Some(&fm), &po).is_err());
+        let mut flood = tunnel(42, 1);
+        flood.extend(tunnel(44, 2));
+        let (fm, po) = answer(7, flood);
+        assert!(check(&sender(), &dst, Some(&fm), &po).is_err());
+        let (_, po) = answer(7, tunnel(42, 1));
+        assert!(check(&sender(), &dst, None, &po).is_err());
+        let (fm, po) = answer(8, tunnel(42, 1));
+        assert!(check(&sender(), &dst, Some(&fm), &po).is_err());
+        let unchecked = Dst {
+            expect: None,
+            ..dst
+        };
+        assert_eq!(check(&sender(), &unchecked, None, &po), Ok(()));
+    }
+}
