@@ -35,8 +35,8 @@ WARMUP=${WARMUP:-3}
 CTL_CPU=${CTL_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 NICE=${NICE:--20}
-RUNS=${RUNS:-"responder l2switch engine-bridge engine-router engine-chain"}
-INVALIDATE=${INVALIDATE:-"1000 10000 100000"}
+RUNS=${RUNS-"responder l2switch engine-bridge engine-router engine-chain"}
+INVALIDATE=${INVALIDATE-"1000 10000 100000"}
 OUT=${OUT:-$(mktemp -d /tmp/engine-compare.XXXXXX)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$OUT"

@@ -161,8 +161,8 @@ pub struct InvalidationReport {
     pub affected_deleted: u64,
     /// Installed flows that were not affected but got a delete (must be 0).
     pub unaffected_deleted: u64,
-    /// Deletes after the change of cookies the run did not install after the learning round:
-    /// the sink's learning broadcasts, whose flood flows output to the port that went down.
+    /// Deletes after the change of cookies the run did not install after the learning round
+    /// (learning-round flows that depend on the port that went down; 0 by construction).
     pub other_deleted: u64,
     /// Milliseconds from sending the REST request to its answer.
     pub rest_reply_ms: f64,

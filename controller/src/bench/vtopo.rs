@@ -482,7 +482,7 @@ async fn chain(rest: &Rest, router: &str, tag: &str) -> anyhow::Result<()> {
 }
 
 /// The end-to-end invalidation run: 100 source VMs on hv1, a sink VIF on hv2 with
-/// `flows / 100` MACs (learned from broadcasts), every source sending to every sink MAC, so
+/// `flows / 100` MACs (learned from the sink's own packets), every source sending to every sink MAC, so
 /// `flows` unicast flows; then one source port goes admin-down (1 % of the flows).
 async fn invalidation(
     args: &OfloadArgs,
@@ -558,13 +558,19 @@ async fn invalidation(
             dsts: vec![0],
         })
         .collect();
-    let bcast = Dst {
-        mac: [0xff; 6],
-        ip: [10, 1, 255, 255],
+    // The sink's MACs are learned from unicasts to the second source VM, not from broadcasts:
+    // a broadcast's flood flow outputs to every port, the one going down included, so it
+    // would be affected too (and 1 000 of them, one per sink MAC, each indexed under ~100
+    // port tags, cost more to retire than the 1 % measured). Sent in the learning round, they
+    // may flood while that VM's MAC is unknown; its learning retires those floods before the
+    // change. Not checked: they are not what is measured.
+    let learn_to = Dst {
+        mac: vms[1].mac,
+        ip: vms[1].ip,
         expect: None,
     };
-    let (d2, mut v2) = switch(&h, 1, senders, vec![bcast], 1);
-    // Only the learning round: one broadcast per sink MAC.
+    let (d2, mut v2) = switch(&h, 1, senders, vec![learn_to], 1);
+    // Only the learning round: one packet-in per sink MAC.
     v2.limit = Some(u64::from(k));
     v2.record = true;
     let inv = Invalidation {
