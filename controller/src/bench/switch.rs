@@ -197,6 +197,8 @@ pub struct EmulatedSwitch {
     latency: Histogram<u64>,
     /// Virtual-topology mode: the classifier's `in_port → metadata` entries seen so far.
     classify: HashMap<u32, u64>,
+    /// Virtual-topology mode: the tunnel ports the classifier sends to the tunnel demux table.
+    tunnels_in: std::collections::HashSet<u32>,
     /// The last flow-cache add since the last PACKET_OUT (the engine sends a packet-in's
     /// FLOW_MOD right before its PACKET_OUT).
     pending: Option<ofproto::FlowMod>,
@@ -257,6 +259,7 @@ impl EmulatedSwitch {
             totals: Counts::default(),
             window: Counts::default(),
             classify: HashMap::new(),
+            tunnels_in: std::collections::HashSet::new(),
             pending: None,
             mismatch_examples: Vec::new(),
             record: Record::default(),
@@ -283,6 +286,7 @@ impl EmulatedSwitch {
                 v.senders
                     .iter()
                     .all(|s| self.classify.get(&s.in_port) == Some(&s.key))
+                    && v.tunnels.iter().all(|t| self.tunnels_in.contains(t))
             })
     }
 
@@ -331,13 +335,23 @@ impl EmulatedSwitch {
                     ofproto::Instruction::WriteMetadata { metadata, .. } => Some(*metadata),
                     _ => None,
                 });
-                if let (Some(p), Some(m)) = (fm.match_.in_port(), meta) {
-                    self.classify.insert(p, m);
+                let demux = fm.instructions.iter().any(
+                    |i| matches!(i, ofproto::Instruction::GotoTable(t) if *t == virt::TABLE_TUNNEL),
+                );
+                match (fm.match_.in_port(), meta) {
+                    (Some(p), Some(m)) => {
+                        self.classify.insert(p, m);
+                    }
+                    (Some(p), None) if demux => {
+                        self.tunnels_in.insert(p);
+                    }
+                    _ => {}
                 }
             }
             (C::DeleteStrict, virt::TABLE_CLASSIFY) => {
                 if let Some(p) = fm.match_.in_port() {
                     self.classify.remove(&p);
+                    self.tunnels_in.remove(&p);
                 }
             }
             (C::Add, virt::TABLE_CACHE) => self.pending = Some(fm),
@@ -569,7 +583,8 @@ impl EmulatedSwitch {
             p.refill(now);
         }
         let mask = self.ring.len() - 1;
-        // The learning round of the virtual-topology mode is one packet-in per sender.
+        // The learning round of the virtual-topology mode is one answered packet-in per
+        // sender (one lost is sent again once the loss timeout frees its slot).
         let learning_cap = match &self.cfg.virt {
             Some(v) if self.learning => Some(v.senders.len() as u64),
             _ => None,
@@ -577,7 +592,7 @@ impl EmulatedSwitch {
         while self.outstanding < self.cfg.in_flight
             && self.ring[(self.seq as usize) & mask].sent_at.is_none()
             && self.cfg.limit.is_none_or(|l| self.seq < l)
-            && learning_cap.is_none_or(|l| self.seq < l)
+            && learning_cap.is_none_or(|l| self.totals.answered + u64::from(self.outstanding) < l)
         {
             if let Some(p) = self.pacer.as_mut() {
                 if p.credit < 1.0 {

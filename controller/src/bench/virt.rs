@@ -9,6 +9,9 @@ use ofproto::{Action, FlowMod, FlowModCommand, Instruction, OxmField, PacketOut}
 pub const TABLE_CACHE: u8 = apps::engine::pipeline::TABLE_CACHE;
 /// The classifier table, whose `in_port → write_metadata` entries prove a VIF is bound.
 pub const TABLE_CLASSIFY: u8 = apps::engine::pipeline::TABLE_CLASSIFY;
+/// The tunnel demux table: a classifier entry sending a port there proves the engine knows
+/// that tunnel (until then a copy for the peer host would be left out).
+pub const TABLE_TUNNEL: u8 = apps::engine::pipeline::TABLE_TUNNEL;
 
 /// A source of packets: a MAC and an IPv4 address behind one VIF.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ pub struct Dst {
 pub struct VirtualSwitch {
     /// The OpenFlow ports it announces (VIFs and tunnels, as its database numbered them).
     pub ports: Vec<u32>,
+    /// Its tunnel ports (the switch is ready once the classifier sends each to the demux).
+    pub tunnels: Vec<u32>,
     /// Its senders.
     pub senders: Vec<Sender>,
     /// Destinations, shared by index.

@@ -278,6 +278,7 @@ fn switch(
         view.datapath_id.unwrap_or_default(),
         VirtualSwitch {
             ports,
+            tunnels: view.tunnels.values().copied().collect(),
             senders,
             dsts,
             tp_ports,
