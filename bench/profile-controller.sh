@@ -8,7 +8,8 @@
 # env: STROWGER_BIN (default target/release/strowger, built if missing), OUT (default a mktemp dir),
 #      TOPOLOGY=bridge|router|router-chain profiles the engine (`serve --packet-in-rate 0`) under
 #      `ofload --topology` instead (its set-up over REST and OVSDB takes longer: SETTLE seconds
-#      before sampling, default 4, or 12 with a topology)
+#      before sampling, default 4, or 12 with a topology); TP_PORTS (default 16) as ofload's
+#      --tp-ports
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-}
@@ -46,7 +47,7 @@ args=(--threads 1 --json --quiet --switches 16 --macs 1000 --warmup 2
   --duration "$([ -n "$TOPOLOGY" ] && echo 20 || echo 8)"
   --controller "127.0.0.1:$port" --in-flight 64)
 [ -n "$RATE" ] && args+=(--rate "$RATE" --pacing "$PACING")
-[ -n "$TOPOLOGY" ] && args+=(--topology "$TOPOLOGY" --api "http://127.0.0.1:$api" --vms 64 --tp-ports 16)
+[ -n "$TOPOLOGY" ] && args+=(--topology "$TOPOLOGY" --api "http://127.0.0.1:$api" --vms 64 --tp-ports "${TP_PORTS:-16}")
 until ss -Hltn "sport = :$api" | grep -q LISTEN; do sleep 0.1; done
 taskset -c 1 "$BIN" bench ofload "${args[@]}" >"$OUT/ofload.json" &
 gen=$!
