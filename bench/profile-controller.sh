@@ -5,19 +5,31 @@
 #   - `perf record` of the controller over the same kind of window, top symbols and DSOs,
 #   - the generator's JSON result (rate reached, latency percentiles).
 # Usage: bash bench/profile-controller.sh [RATE [PACING]]   (no RATE: closed loop, 64 in flight)
-# env: STROWGER_BIN (default target/release/strowger, built if missing), OUT (default a mktemp dir)
+# env: STROWGER_BIN (default target/release/strowger, built if missing), OUT (default a mktemp dir),
+#      TOPOLOGY=bridge|router|router-chain profiles the engine (`serve --packet-in-rate 0`) under
+#      `ofload --topology` instead (its set-up over REST and OVSDB takes longer: SETTLE seconds
+#      before sampling, default 4, or 12 with a topology); TP_PORTS (default 16) as ofload's
+#      --tp-ports
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-}
 PACING=${2:-smooth}
-BIN=${STROWGER_BIN:-$PWD/target/release/strowger}
+BIN=${STROWGER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/strowger}
+TOPOLOGY=${TOPOLOGY:-}
 OUT=${OUT:-$(mktemp -d /tmp/strowger-profile.XXXXXX)}
 [ -x "$BIN" ] || cargo build --release --locked -p strowger >&2
 command -v perf >/dev/null || { echo "perf is required (apt-get install linux-perf)" >&2; exit 1; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn taskset -c 0 "$BIN" serve --app l2switch --in-memory --openflow-listen "127.0.0.1:$port" \
-  --api-listen 127.0.0.1:0 --ovsdb-listen 127.0.0.1:0 >"$OUT/controller.log" 2>&1 &
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+api=$(free_port)
+if [ -n "$TOPOLOGY" ]; then
+  app=(--packet-in-rate 0 --no-tunnel-local-ip)
+else
+  app=(--app l2switch)
+fi
+RUST_LOG=warn taskset -c 0 "$BIN" serve "${app[@]}" --in-memory --openflow-listen "127.0.0.1:$port" \
+  --api-listen "127.0.0.1:$api" --ovsdb-listen 127.0.0.1:0 >"$OUT/controller.log" 2>&1 &
 ctl=$!
 gen=
 cleanup() {
@@ -31,13 +43,17 @@ until ss -Hltn "sport = :$port" | grep -q LISTEN; do
   [ $SECONDS -lt $deadline ] || { echo "controller not listening after 20 s" >&2; exit 1; }
   sleep 0.1
 done
-args=(--threads 1 --json --quiet --switches 16 --macs 1000 --warmup 2 --duration 8
+args=(--threads 1 --json --quiet --switches 16 --macs 1000 --warmup 2
+  --duration "$([ -n "$TOPOLOGY" ] && echo 20 || echo 8)"
   --controller "127.0.0.1:$port" --in-flight 64)
 [ -n "$RATE" ] && args+=(--rate "$RATE" --pacing "$PACING")
+[ -n "$TOPOLOGY" ] && args+=(--topology "$TOPOLOGY" --api "http://127.0.0.1:$api" --vms 64 --tp-ports "${TP_PORTS:-16}")
+until ss -Hltn "sport = :$api" | grep -q LISTEN; do sleep 0.1; done
 taskset -c 1 "$BIN" bench ofload "${args[@]}" >"$OUT/ofload.json" &
 gen=$!
-# The learning round and warm-up take ~3 s; sample inside the measured window.
-sleep 4
+# The learning round and warm-up take ~3 s (plus the topology's set-up); sample inside the
+# measured window.
+sleep "${SETTLE:-$([ -n "$TOPOLOGY" ] && echo 12 || echo 4)}"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 c0=$(ticks "$ctl"); g0=$(ticks "$gen"); sleep 3; c1=$(ticks "$ctl"); g1=$(ticks "$gen")
 hz=$(getconf CLK_TCK)

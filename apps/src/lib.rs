@@ -375,20 +375,6 @@ pub struct ArpEntry {
 /// Names accepted by [`by_name`]; the first is the default.
 pub const APP_NAMES: &[&str] = &[engine::NAME, l2switch::NAME];
 
-/// [`by_name`] for a controller start numbered `boot` (any number that differs between starts,
-/// such as the clock's nanoseconds: apps read no clock). The engine numbers its flows' cookies
-/// from it, so this run's flows never share a cookie with a previous run's it has not read
-/// back yet.
-pub fn by_name_booted(name: &str, boot: u64) -> Option<Box<dyn App>> {
-    match name {
-        engine::NAME => Some(Box::new(engine::Engine::new(engine::Config {
-            cookie_start: boot,
-            ..engine::Config::default()
-        }))),
-        other => by_name(other),
-    }
-}
-
 /// The app called `name` with its default configuration, or `None` if there is no such app.
 pub fn by_name(name: &str) -> Option<Box<dyn App>> {
     match name {

@@ -37,6 +37,14 @@ pub struct ServeArgs {
     /// (a learning switch per datapath, for plain Mininet labs).
     #[arg(long, default_value = "engine")]
     pub app: String,
+    /// Packet-ins per second one switch port may cause in the engine (a token bucket per
+    /// port; beyond it packet-ins are dropped unanswered and counted as budget hits). 0: no
+    /// budget (benchmarks that load a few ports far beyond what a VM would send).
+    #[arg(long, default_value_t = apps::engine::Config::default().packet_in_rate)]
+    pub packet_in_rate: u32,
+    /// Depth of that token bucket (packet-ins a port may send at once after a quiet spell).
+    #[arg(long, default_value_t = apps::engine::Config::default().packet_in_burst)]
+    pub packet_in_burst: u32,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -144,13 +152,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let boot = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    let app = apps::by_name_booted(&args.app, boot).with_context(|| {
-        format!(
-            "unknown app {:?} (known: {})",
-            args.app,
-            apps::APP_NAMES.join(", ")
-        )
-    })?;
+    let app: Box<dyn apps::App> = if args.app == apps::engine::NAME {
+        Box::new(apps::engine::Engine::new(apps::engine::Config {
+            packet_in_rate: args.packet_in_rate,
+            packet_in_burst: args.packet_in_burst,
+            cookie_start: boot,
+            ..apps::engine::Config::default()
+        }))
+    } else {
+        apps::by_name(&args.app).with_context(|| {
+            format!(
+                "unknown app {:?} (known: {})",
+                args.app,
+                apps::APP_NAMES.join(", ")
+            )
+        })?
+    };
     let tls_files = args.tls_files();
     let tls_server = tls_files
         .as_ref()

@@ -27,6 +27,18 @@ pub fn host_mac(switch: u32, host: u32) -> [u8; 6] {
 /// only look at MACs, and a constant IP header keeps its checksum constant when the tag changes.
 /// The UDP checksum is 0 (none), which IPv4 allows, for the same reason.
 pub fn build(src: [u8; 6], dst: [u8; 6]) -> [u8; FRAME_LEN] {
+    build_udp(src, dst, [10, 0, 0, 1], [10, 0, 0, 2], 40000, 9) // discard
+}
+
+/// Builds an IPv4/UDP frame (TTL 64) with tag 0 between the given MACs, addresses and ports.
+pub fn build_udp(
+    src: [u8; 6],
+    dst: [u8; 6],
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+    sport: u16,
+    dport: u16,
+) -> [u8; FRAME_LEN] {
     let mut f = [0u8; FRAME_LEN];
     f[ETH_DST].copy_from_slice(&dst);
     f[ETH_SRC].copy_from_slice(&src);
@@ -37,13 +49,13 @@ pub fn build(src: [u8; 6], dst: [u8; 6]) -> [u8; FRAME_LEN] {
     ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
     ip[8] = 64; // TTL
     ip[9] = 17; // UDP
-    ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
-    ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    ip[12..16].copy_from_slice(&src_ip);
+    ip[16..20].copy_from_slice(&dst_ip);
     let csum = ipv4_checksum(ip);
     ip[10..12].copy_from_slice(&csum.to_be_bytes());
     let udp_len = ip_total - 20;
-    f[34..36].copy_from_slice(&40000u16.to_be_bytes());
-    f[36..38].copy_from_slice(&9u16.to_be_bytes()); // discard
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
     f[38..40].copy_from_slice(&udp_len.to_be_bytes());
     f[MAGIC_AT].copy_from_slice(&MAGIC);
     f

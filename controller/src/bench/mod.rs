@@ -8,10 +8,13 @@
 //! Strowger, os-ken and ovs-testcontroller side by side.
 
 pub mod frame;
+pub mod hostdb;
 pub mod ofload;
 pub mod report;
 pub mod responder;
 pub mod switch;
+pub mod virt;
+pub mod vtopo;
 
 /// Subcommands of `strowger bench`.
 #[derive(clap::Subcommand)]

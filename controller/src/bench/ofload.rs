@@ -15,8 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use super::report::{LatencySummary, Params, Report};
-use super::switch::{split_message, Counts, EmulatedSwitch, Schedule, SwitchConfig};
+use super::report::{InvalidationReport, LatencySummary, Params, Report};
+use super::switch::{split_message, Counts, EmulatedSwitch, Record, Schedule, SwitchConfig};
+use super::virt::VirtualSwitch;
+use super::vtopo::Topology;
 
 /// How the generator loads the controller.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -104,6 +106,33 @@ pub struct OfloadArgs {
     /// No per-second progress lines on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Virtual-topology mode: build this topology through the controller's REST API (`--api`),
+    /// make every emulated switch a registered host whose VIFs are bound to logical ports, and
+    /// check every answer. `bridge`: one bridge between hosts; `router`: bridge → router →
+    /// bridge; `router-chain`: the same with a 10-rule chain as the router's inbound filter.
+    /// Needs `ovsdb-server` and `ovsdb-tool` (an `ovsdb-server` per emulated host; see
+    /// BENCHMARKS.md).
+    #[arg(long, value_enum)]
+    pub topology: Option<Topology>,
+    /// The controller's REST API (virtual-topology mode).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// VMs (bound VIFs) per emulated host in the virtual-topology mode.
+    #[arg(long, default_value_t = 64)]
+    pub vms: u32,
+    /// Distinct UDP destination ports per (source, destination) pair in the virtual-topology
+    /// mode (flows that read L4, as through the chain, differ by them).
+    #[arg(long, default_value_t = 16)]
+    pub tp_ports: u16,
+    /// Where the emulated hosts' databases live (default: a fresh directory under /tmp).
+    #[arg(long)]
+    pub hosts_dir: Option<std::path::PathBuf>,
+    /// End-to-end invalidation (with `--topology bridge`): install this many flows (100 source
+    /// VMs on one host, each to every one of FLOWS/100 MACs behind a sink VIF on another),
+    /// then set one source port admin-down over REST and time the REST request to the last of
+    /// its flows' deletes arriving; the other 99 % must get none.
+    #[arg(long, value_name = "FLOWS")]
+    pub invalidate: Option<u64>,
 }
 
 impl OfloadArgs {
@@ -129,6 +158,12 @@ impl OfloadArgs {
             threads: None,
             json: false,
             quiet: true,
+            topology: None,
+            api: String::new(),
+            vms: 8,
+            tp_ports: 4,
+            hosts_dir: None,
+            invalidate: None,
         }
     }
 
@@ -166,19 +201,58 @@ impl OfloadArgs {
 struct Live {
     answered: AtomicU64,
     flow_mods: AtomicU64,
+    deletes: AtomicU64,
 }
 
 /// What a switch task hands back.
 struct Outcome {
+    dpid: u64,
     totals: Counts,
     window: Counts,
     outstanding: u32,
     latency: Histogram<u64>,
+    mismatch_examples: Vec<String>,
+    record: Record,
+}
+
+/// Milestones a switch task reports to the coordinator.
+const HANDSHAKE: u8 = 0;
+const LEARNED: u8 = 1;
+const FINISHED: u8 = 2;
+
+/// The end-to-end invalidation step of a virtual-topology count run: once every flow is in,
+/// one REST change (`port` goes admin-down) must delete exactly the flows `sender` of switch
+/// `dpid` installed.
+#[derive(Debug, Clone)]
+pub struct Invalidation {
+    /// The REST API base (`http://…`).
+    pub api: String,
+    /// The logical port set admin-down.
+    pub port: String,
+    /// The datapath whose sender's flows are affected.
+    pub dpid: u64,
+    /// The sender (index in that switch's [`VirtualSwitch::senders`]) behind that port.
+    pub sender: u32,
 }
 
 /// Runs the generator and returns its report. Progress lines go to stderr unless `quiet`.
 pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
+    if args.topology.is_some() {
+        return super::vtopo::run(args).await;
+    }
+    run_with(args, None, None).await
+}
+
+/// Runs the generator; with `virts`, switch i is the emulated host `virts[i]` (its datapath id
+/// and virtual part), and `invalidation` (count runs only) follows the last answer.
+pub async fn run_with(
+    args: &OfloadArgs,
+    virts: Option<Vec<(u64, Arc<VirtualSwitch>)>>,
+    invalidation: Option<Invalidation>,
+) -> anyhow::Result<Report> {
     args.validate()?;
+    let virtual_mode = virts.is_some();
+    let switches = virts.as_ref().map_or(args.switches, |v| v.len() as u32);
     let in_flight = match args.mode {
         Mode::Throughput => args.in_flight,
         Mode::Latency => 1,
@@ -198,20 +272,27 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
     };
 
     let live = Arc::new(Live::default());
-    let (ready_tx, mut ready_rx) = mpsc::channel::<u32>(args.switches as usize);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<(u32, u8)>(3 * switches as usize);
     let (schedule_tx, schedule_rx) = watch::channel::<Option<Schedule>>(None);
-    let per_switch_rate = args.rate.map(|r| r / f64::from(args.switches));
+    let per_switch_rate = args.rate.map(|r| r / f64::from(switches));
     let mut tasks = tokio::task::JoinSet::new();
     let pacing = args.pacing;
-    for i in 0..args.switches {
+    for i in 0..switches {
+        let virt = virts.as_ref().map(|v| v[i as usize].clone());
         let cfg = SwitchConfig {
             index: i,
-            dpid: args.first_dpid + u64::from(i),
+            dpid: virt
+                .as_ref()
+                .map_or(args.first_dpid + u64::from(i), |v| v.0),
             ports: args.ports,
-            macs: args.macs,
+            // The learning round is one packet-in per sender.
+            macs: virt
+                .as_ref()
+                .map_or(args.macs, |v| v.1.senders.len() as u32),
             in_flight,
             loss_timeout: Duration::from_millis(args.loss_timeout_ms),
-            limit: args.count,
+            limit: virt.as_ref().and_then(|v| v.1.limit).or(args.count),
+            virt: virt.map(|v| v.1),
         };
         let live = live.clone();
         let ready = ready_tx.clone();
@@ -219,7 +300,7 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         tasks.spawn(async move {
             drive_switch(controller, cfg, pacing, ready, schedule, live)
                 .await
-                .with_context(|| format!("emulated switch {} (dpid {})", i, i + 1))
+                .with_context(|| format!("emulated switch {i}"))
         });
     }
     drop(ready_tx);
@@ -230,16 +311,21 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
     wait_all(
         &mut ready_rx,
         &mut tasks,
-        args.switches,
+        switches,
+        HANDSHAKE,
         handshake,
-        "finish the handshake",
+        if virtual_mode {
+            "finish the handshake and see every sender's VIF bound (classifier entries)"
+        } else {
+            "finish the handshake"
+        },
     )
     .await?;
     // Then one round of every host as a source (unpaced, unmeasured): from there on every
     // destination is known, so a learning switch answers each packet-in with a FLOW_MOD and a
     // PACKET_OUT, whatever the controller's speed. A fixed warm-up alone would leave a slow
     // controller still flooding when the measurement starts.
-    if args.count.is_none() {
+    if args.count.is_none() || virtual_mode {
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let _ = schedule_tx.send(Some(Schedule {
             measure_from: far,
@@ -249,14 +335,20 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         if !args.quiet {
             eprintln!(
                 "ofload: {} switches connected to {controller}; learning {} MACs per switch",
-                args.switches, args.macs
+                switches,
+                if virtual_mode {
+                    "every VM's".to_string()
+                } else {
+                    args.macs.to_string()
+                }
             );
         }
         let learn = Duration::from_secs_f64(args.learn_timeout);
         wait_all(
             &mut ready_rx,
             &mut tasks,
-            args.switches,
+            switches,
+            LEARNED,
             learn,
             "get answers to every MAC",
         )
@@ -285,11 +377,36 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         stop_at,
         args.quiet,
     ));
+    // A virtual-topology count run: the switches wait for the stop, so that the invalidation
+    // step can follow their last answer on the same connections.
+    let mut invalidated = None;
+    if virtual_mode && args.count.is_some() {
+        wait_all(
+            &mut ready_rx,
+            &mut tasks,
+            switches,
+            FINISHED,
+            Duration::from_secs_f64(args.duration.max(60.0)),
+            "get answers to all their packet-ins",
+        )
+        .await?;
+        if let Some(inv) = &invalidation {
+            invalidated = Some(invalidate(inv, &live).await?);
+        }
+        let now = Instant::now();
+        let _ = schedule_tx.send(Some(Schedule {
+            measure_from,
+            stop_at: now,
+            rate: per_switch_rate,
+        }));
+    }
     let mut totals = Counts::default();
     let mut window = Counts::default();
     let mut outstanding = 0u64;
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let mut per_switch = Vec::with_capacity(args.switches as usize);
+    let mut per_switch = Vec::with_capacity(switches as usize);
+    let mut mismatch_examples = Vec::new();
+    let mut records = Vec::new();
     while let Some(res) = tasks.join_next().await {
         let o = res??;
         totals.add(&o.totals);
@@ -297,6 +414,12 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         outstanding += u64::from(o.outstanding);
         latency.add(&o.latency)?;
         per_switch.push(o.window.answered);
+        mismatch_examples.extend(
+            o.mismatch_examples
+                .iter()
+                .map(|m| format!("dpid {:#x}: {m}", o.dpid)),
+        );
+        records.push((o.dpid, o.record));
     }
     let finished = Instant::now();
     progress.abort();
@@ -310,7 +433,7 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         .saturating_duration_since(measure_from)
         .as_secs_f64();
     per_switch.sort_unstable();
-    Ok(Report::new(
+    let mut report = Report::new(
         Params {
             controller: if args.in_process {
                 "in-process responder".to_string()
@@ -318,7 +441,8 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
                 controller.to_string()
             },
             mode: args.mode,
-            switches: args.switches,
+            topology: args.topology,
+            switches,
             macs: args.macs,
             ports: args.ports,
             in_flight,
@@ -335,15 +459,70 @@ pub async fn run(args: &OfloadArgs) -> anyhow::Result<Report> {
         per_switch,
         per_second,
         LatencySummary::from_histogram(&latency),
-    ))
+    );
+    report.mismatch_examples = mismatch_examples;
+    if let (Some(inv), Some((t0, replied))) = (&invalidation, invalidated) {
+        report.invalidation = Some(InvalidationReport::from_records(inv, t0, replied, &records));
+    }
+    if report.totals.mismatched > 0 {
+        eprintln!(
+            "ofload: !!! {} ANSWERS WERE NOT THE EXPECTED FLOW_MOD AND PACKET_OUT, e.g.:",
+            report.totals.mismatched
+        );
+        for m in &report.mismatch_examples {
+            eprintln!("ofload: !!!   {m}");
+        }
+    }
+    Ok(report)
+}
+
+/// The invalidation step: sets the port admin-down over REST and waits until the deletes stop
+/// arriving. Returns when the request was sent and how long its answer took.
+async fn invalidate(inv: &Invalidation, live: &Live) -> anyhow::Result<(Instant, Duration)> {
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/api/v1/ports/{}",
+        inv.api.trim_end_matches('/'),
+        inv.port
+    );
+    let mut port: serde_json::Value = http
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    port["admin_state_up"] = serde_json::Value::Bool(false);
+    let before = live.deletes.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    http.put(&url)
+        .json(&port)
+        .send()
+        .await?
+        .error_for_status()
+        .context("setting the port admin-down")?;
+    let replied = t0.elapsed();
+    // Until no delete has come for 300 ms (at most 10 s): the report then counts what came.
+    let mut last = (before, Instant::now());
+    while t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let n = live.deletes.load(Ordering::Relaxed);
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n > before && last.1.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+    }
+    Ok((t0, replied))
 }
 
 /// Waits until `n` switches have reported the next milestone on `rx`, failing when one of them
 /// ends (only an error can end a switch before the run) or after `timeout`.
 async fn wait_all(
-    rx: &mut mpsc::Receiver<u32>,
+    rx: &mut mpsc::Receiver<(u32, u8)>,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<Outcome>>,
     n: u32,
+    milestone: u8,
     timeout: Duration,
     what: &str,
 ) -> anyhow::Result<()> {
@@ -352,7 +531,8 @@ async fn wait_all(
     while done < n {
         tokio::select! {
             r = rx.recv() => match r {
-                Some(_) => done += 1,
+                Some((_, m)) if m == milestone => done += 1,
+                Some(_) => {}
                 None => {
                     // Every switch ended: the first error says why.
                     while let Some(res) = tasks.join_next().await {
@@ -427,11 +607,12 @@ async fn drive_switch(
     controller: SocketAddr,
     cfg: SwitchConfig,
     pacing: Pacing,
-    ready_tx: mpsc::Sender<u32>,
+    ready_tx: mpsc::Sender<(u32, u8)>,
     mut schedule_rx: watch::Receiver<Option<Schedule>>,
     live: Arc<Live>,
 ) -> anyhow::Result<Outcome> {
     let index = cfg.index;
+    let dpid = cfg.dpid;
     let cfg_macs = cfg.macs;
     let mut stream = TcpStream::connect(controller)
         .await
@@ -444,6 +625,8 @@ async fn drive_switch(
     // Milestones reported to the coordinator: handshake done, then every MAC answered once.
     let mut announced = false;
     let mut learned = false;
+    let mut finished = false;
+    let mut schedules = 0;
     let macs = u64::from(cfg_macs);
     let mut schedule: Option<Schedule> = None;
     let mut listening = true;
@@ -452,6 +635,7 @@ async fn drive_switch(
     let mut tick: Option<tokio::time::Interval> = None;
     let mut last_expire = Instant::now();
     let mut reported = (0u64, 0u64);
+    let mut reported_deletes = 0u64;
     loop {
         if !out.is_empty() {
             // Everything produced since the last write goes out in one syscall.
@@ -459,7 +643,9 @@ async fn drive_switch(
             out.clear();
         }
         if let Some(s) = schedule {
-            if sw.done() || Instant::now() >= s.stop_at {
+            // A virtual-topology switch stays for the coordinator's stop (the invalidation
+            // step comes after its last answer).
+            if (sw.done() && !sw.is_virtual()) || Instant::now() >= s.stop_at {
                 break;
             }
         }
@@ -476,11 +662,15 @@ async fn drive_switch(
                 // The coordinator may have given up already; the run then fails there.
                 if !announced && sw.is_ready() {
                     announced = true;
-                    let _ = ready_tx.send(index).await;
+                    let _ = ready_tx.send((index, HANDSHAKE)).await;
                 }
                 if announced && !learned && sw.totals().answered >= macs {
                     learned = true;
-                    let _ = ready_tx.send(index).await;
+                    let _ = ready_tx.send((index, LEARNED)).await;
+                }
+                if learned && !finished && schedules >= 2 && sw.is_virtual() && sw.done() {
+                    finished = true;
+                    let _ = ready_tx.send((index, FINISHED)).await;
                 }
             }
             // The learning round's schedule is replaced by the measured run's.
@@ -494,6 +684,10 @@ async fn drive_switch(
                     continue;
                 }
                 if let Some(s) = *schedule_rx.borrow_and_update() {
+                    schedules += 1;
+                    if schedules >= 2 {
+                        sw.end_learning();
+                    }
                     schedule = Some(s);
                     sw.begin(s, Instant::now());
                     ticked = true;
@@ -518,6 +712,12 @@ async fn drive_switch(
                 sw.fill(now, &mut out);
             }
         }
+        let deletes = sw.record.deletes.len() as u64;
+        if deletes != reported_deletes {
+            live.deletes
+                .fetch_add(deletes - reported_deletes, Ordering::Relaxed);
+            reported_deletes = deletes;
+        }
         let t = sw.totals();
         if (t.answered, t.flow_mods) != reported {
             live.answered
@@ -528,10 +728,13 @@ async fn drive_switch(
         }
     }
     let outcome = Outcome {
+        dpid,
         totals: sw.totals(),
         window: sw.window(),
         outstanding: sw.outstanding(),
         latency: sw.latency().clone(),
+        mismatch_examples: std::mem::take(&mut sw.mismatch_examples),
+        record: std::mem::take(&mut sw.record),
     };
     // Close like a switch going away: FIN, then read (and ignore) the answers still coming until
     // the controller closes too. Dropping a socket with unread bytes would send an RST, which

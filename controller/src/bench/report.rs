@@ -4,8 +4,11 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::ofload::{Mode, Pacing};
-use super::switch::Counts;
+use std::time::{Duration, Instant};
+
+use super::ofload::{Invalidation, Mode, Pacing};
+use super::switch::{Counts, Record};
+use super::vtopo::Topology;
 
 /// The parameters a run used, repeated in its report so a JSON file stands on its own.
 #[derive(Debug, Clone, Serialize)]
@@ -14,6 +17,8 @@ pub struct Params {
     pub controller: String,
     /// throughput or latency.
     pub mode: Mode,
+    /// The virtual topology crossed (virtual-topology mode).
+    pub topology: Option<Topology>,
     /// Emulated switches.
     pub switches: u32,
     /// Source MACs per switch.
@@ -138,6 +143,79 @@ pub struct Report {
     pub per_switch_min_max: (u64, u64),
     /// Latency of answered packet-ins sent inside the window.
     pub latency: LatencySummary,
+    /// The first mismatched answers, described (virtual-topology mode).
+    pub mismatch_examples: Vec<String>,
+    /// The end-to-end invalidation step, when one was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalidation: Option<InvalidationReport>,
+}
+
+/// REST change → last affected flow deleted on the emulated switches.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvalidationReport {
+    /// Flow-cache entries installed (answers checked) after the learning round.
+    pub flows_installed: u64,
+    /// Of those, the ones the change must delete (the admin-down port's).
+    pub affected: u64,
+    /// Affected flows whose delete arrived.
+    pub affected_deleted: u64,
+    /// Installed flows that were not affected but got a delete (must be 0).
+    pub unaffected_deleted: u64,
+    /// Deletes after the change of cookies the run did not install after the learning round
+    /// (learning-round flows that depend on the port that went down; 0 by construction).
+    pub other_deleted: u64,
+    /// Milliseconds from sending the REST request to its answer.
+    pub rest_reply_ms: f64,
+    /// Milliseconds from sending the REST request to the first affected delete's arrival.
+    pub first_delete_ms: f64,
+    /// Milliseconds from sending the REST request to the last affected delete's arrival.
+    pub last_delete_ms: f64,
+}
+
+impl InvalidationReport {
+    /// What the switches recorded around the change sent at `t0`.
+    pub fn from_records(
+        inv: &Invalidation,
+        t0: Instant,
+        replied: Duration,
+        records: &[(u64, Record)],
+    ) -> Self {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut r = InvalidationReport {
+            flows_installed: 0,
+            affected: 0,
+            affected_deleted: 0,
+            unaffected_deleted: 0,
+            other_deleted: 0,
+            rest_reply_ms: ms(replied),
+            first_delete_ms: f64::NAN,
+            last_delete_ms: f64::NAN,
+        };
+        let (mut first, mut last) = (None::<Instant>, None::<Instant>);
+        for (dpid, rec) in records {
+            r.flows_installed += rec.installed.len() as u64;
+            let mine = |s: &u32| *dpid == inv.dpid && *s == inv.sender;
+            r.affected += rec.installed.values().filter(|s| mine(s)).count() as u64;
+            // Deletes before the change (learning-round floods retired as MACs were learned)
+            // are not its doing.
+            for (at, cookie) in rec.deletes.iter().filter(|(at, _)| *at >= t0) {
+                match rec.installed.get(cookie) {
+                    Some(s) if mine(s) => {
+                        r.affected_deleted += 1;
+                        first = Some(first.map_or(*at, |f| f.min(*at)));
+                        last = Some(last.map_or(*at, |l| l.max(*at)));
+                    }
+                    Some(_) => r.unaffected_deleted += 1,
+                    None => r.other_deleted += 1,
+                }
+            }
+        }
+        if let (Some(f), Some(l)) = (first, last) {
+            r.first_delete_ms = ms(f.saturating_duration_since(t0));
+            r.last_delete_ms = ms(l.saturating_duration_since(t0));
+        }
+        r
+    }
 }
 
 impl Report {
@@ -177,6 +255,8 @@ impl Report {
             in_flight_at_end,
             per_second,
             latency,
+            mismatch_examples: Vec::new(),
+            invalidation: None,
         }
     }
 
@@ -221,6 +301,27 @@ impl Report {
             "  totals: {} packet-ins, {} answered, {} in flight at end, {} lost, {} unmatched packet-outs, {} errors",
             t.packet_ins, t.answered, self.in_flight_at_end, t.lost, t.unmatched, t.errors
         );
+        if let Some(topo) = p.topology {
+            out += &format!(
+                "\n  topology {topo:?}: {} answers checked wrong{}",
+                t.mismatched,
+                if t.mismatched > 0 {
+                    "  !!! MISMATCHES !!!"
+                } else {
+                    ""
+                }
+            );
+            for m in &self.mismatch_examples {
+                out += &format!("\n    {m}");
+            }
+        }
+        if let Some(i) = &self.invalidation {
+            out += &format!(
+                "\n  invalidation: {} flows installed, {} affected; REST answered in {:.2} ms, first delete at {:.2} ms, last at {:.2} ms; {} affected deleted, {} unaffected deleted, {} other deletes",
+                i.flows_installed, i.affected, i.rest_reply_ms, i.first_delete_ms, i.last_delete_ms,
+                i.affected_deleted, i.unaffected_deleted, i.other_deleted
+            );
+        }
         out
     }
 }

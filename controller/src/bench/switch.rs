@@ -9,6 +9,8 @@
 //! (PORT_DESC, SET_CONFIG, a table-miss flow) has been answered before the first packet-in. os-ken,
 //! for one, ignores packet-ins until its PORT_DESC request is answered.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -20,6 +22,7 @@ use ofproto::{
 };
 
 use super::frame;
+use super::virt::{self, VirtualSwitch};
 use ofproto::header::msg_type;
 
 /// What one emulated switch looks like and how hard it pushes.
@@ -40,6 +43,9 @@ pub struct SwitchConfig {
     /// Stop after this many packet-ins (then wait for their answers) instead of running until
     /// the schedule's end.
     pub limit: Option<u64>,
+    /// The virtual-topology mode: the switch is an emulated host whose VIFs are bound to
+    /// logical ports; it sends from its senders and checks every answer.
+    pub virt: Option<Arc<VirtualSwitch>>,
 }
 
 /// When the measured part of a run starts and ends; events outside it are counted in the totals
@@ -72,6 +78,8 @@ pub struct Counts {
     pub lost: u64,
     /// ERROR messages from the controller.
     pub errors: u64,
+    /// Answers that were not the expected FLOW_MOD and PACKET_OUT (virtual-topology mode).
+    pub mismatched: u64,
 }
 
 impl Counts {
@@ -97,6 +105,7 @@ impl Counts {
         self.unmatched += other.unmatched;
         self.lost += other.lost;
         self.errors += other.errors;
+        self.mismatched += other.mismatched;
     }
 }
 
@@ -132,6 +141,19 @@ enum Phase {
 struct Slot {
     seq: u64,
     sent_at: Option<Instant>,
+    /// Virtual-topology mode: the sender and destination it carries.
+    sender: u32,
+    dst: u32,
+}
+
+/// What the invalidation run records: which sender's packet-in installed each cookie, and when
+/// each delete-by-cookie arrived.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// Cookie → sender index, for flows installed after the learning round.
+    pub installed: HashMap<u64, u32>,
+    /// (arrival, cookie) of every flow-cache delete by cookie.
+    pub deletes: Vec<(Instant, u64)>,
 }
 
 /// Paces an open-loop run: credit grows at the target rate and each packet-in spends one. The
@@ -173,6 +195,22 @@ pub struct EmulatedSwitch {
     totals: Counts,
     window: Counts,
     latency: Histogram<u64>,
+    /// Virtual-topology mode: the classifier's `in_port → metadata` entries seen so far.
+    classify: HashMap<u32, u64>,
+    /// Virtual-topology mode: the tunnel ports the classifier sends to the tunnel demux table.
+    tunnels_in: std::collections::HashSet<u32>,
+    /// The last flow-cache add since the last PACKET_OUT (the engine sends a packet-in's
+    /// FLOW_MOD right before its PACKET_OUT).
+    pending: Option<ofproto::FlowMod>,
+    /// The first few mismatches, described.
+    pub mismatch_examples: Vec<String>,
+    /// Invalidation run only.
+    pub record: Record,
+    /// Virtual-topology mode: in the learning round (one packet-in per sender, then wait).
+    learning: bool,
+    /// Virtual-topology mode: the first packet-in whose answer is checked (sent after every
+    /// switch's learning round, when every destination MAC is known).
+    checked_from: u64,
 }
 
 impl EmulatedSwitch {
@@ -220,6 +258,13 @@ impl EmulatedSwitch {
             pacer: None,
             totals: Counts::default(),
             window: Counts::default(),
+            classify: HashMap::new(),
+            tunnels_in: std::collections::HashSet::new(),
+            pending: None,
+            mismatch_examples: Vec::new(),
+            record: Record::default(),
+            learning: true,
+            checked_from: u64::MAX,
             // 1 ns to 60 s with 3 significant digits: a fixed-size histogram, cannot fail.
             latency: Histogram::new_with_bounds(1, 60_000_000_000, 3)
                 .expect("constant histogram bounds are valid"),
@@ -233,9 +278,91 @@ impl EmulatedSwitch {
         OfMessage::new(xid, Message::Hello(Hello::of13())).emit(out);
     }
 
-    /// True once the handshake (including the probe) is over.
+    /// True once the handshake (including the probe) is over, and in the virtual-topology
+    /// mode once the classifier binds every sender's VIF to its logical port's key.
     pub fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
+            && self.cfg.virt.as_ref().is_none_or(|v| {
+                v.senders
+                    .iter()
+                    .all(|s| self.classify.get(&s.in_port) == Some(&s.key))
+                    && v.tunnels.iter().all(|t| self.tunnels_in.contains(t))
+            })
+    }
+
+    /// The virtual-topology mode's templates: one PACKET_IN per sender, as OVS sends a
+    /// flow-cache miss (table 20, `in_port` and the metadata the classifier wrote).
+    fn virtual_templates(&mut self) {
+        let Some(v) = self.cfg.virt.clone() else {
+            return;
+        };
+        self.templates = v
+            .senders
+            .iter()
+            .map(|s| {
+                OfMessage::new(
+                    0,
+                    Message::PacketIn(PacketIn {
+                        buffer_id: OFP_NO_BUFFER,
+                        total_len: frame::FRAME_LEN as u16,
+                        reason: PacketInReason::NoMatch,
+                        table_id: virt::TABLE_CACHE,
+                        cookie: 0,
+                        match_: Match::new().with(OxmField::InPort(s.in_port)).with(
+                            OxmField::Metadata {
+                                value: s.key,
+                                mask: None,
+                            },
+                        ),
+                        data: Bytes::copy_from_slice(&frame::build([0; 6], [0; 6])),
+                    }),
+                )
+                .to_bytes()
+            })
+            .collect();
+        self.data_at = self
+            .templates
+            .first()
+            .map_or(0, |t| t.len() - frame::FRAME_LEN);
+    }
+
+    /// Virtual-topology mode: a FLOW_MOD from the engine, parsed.
+    fn on_flow_mod(&mut self, fm: ofproto::FlowMod, now: Instant) {
+        use ofproto::FlowModCommand as C;
+        match (fm.command, fm.table_id) {
+            (C::Add | C::Modify | C::ModifyStrict, virt::TABLE_CLASSIFY) => {
+                let meta = fm.instructions.iter().find_map(|i| match i {
+                    ofproto::Instruction::WriteMetadata { metadata, .. } => Some(*metadata),
+                    _ => None,
+                });
+                let demux = fm.instructions.iter().any(
+                    |i| matches!(i, ofproto::Instruction::GotoTable(t) if *t == virt::TABLE_TUNNEL),
+                );
+                match (fm.match_.in_port(), meta) {
+                    (Some(p), Some(m)) => {
+                        self.classify.insert(p, m);
+                    }
+                    (Some(p), None) if demux => {
+                        self.tunnels_in.insert(p);
+                    }
+                    _ => {}
+                }
+            }
+            (C::DeleteStrict, virt::TABLE_CLASSIFY) => {
+                if let Some(p) = fm.match_.in_port() {
+                    self.classify.remove(&p);
+                    self.tunnels_in.remove(&p);
+                }
+            }
+            (C::Add, virt::TABLE_CACHE) => self.pending = Some(fm),
+            (C::Delete | C::DeleteStrict, virt::TABLE_CACHE)
+                if fm.cookie_mask == u64::MAX
+                    && self.cfg.virt.as_ref().is_some_and(|v| v.record) =>
+            {
+                self.record.deletes.push((now, fm.cookie));
+            }
+            _ => {}
+        }
     }
 
     /// Starts streaming packet-ins under `schedule`; [`EmulatedSwitch::fill`] does the sending.
@@ -259,12 +386,15 @@ impl EmulatedSwitch {
         // measurement does not need, and its own cost is what caps the figures it can report.
         if msg.get(1) == Some(&msg_type::FLOW_MOD) && msg[0] == OFP_VERSION {
             self.count(now, |c| c.flow_mods += 1);
-            return Ok(());
+            if self.cfg.virt.is_none() {
+                return Ok(());
+            }
         }
         let parsed = OfMessage::parse(msg)?;
         let xid = parsed.xid;
         match parsed.body {
-            Message::PacketOut(po) => self.on_packet_out(&po.data, now),
+            Message::FlowMod(fm) => self.on_flow_mod(fm, now),
+            Message::PacketOut(po) => self.on_packet_out(&po, now),
             Message::Hello(hello) => {
                 if self.phase != Phase::ExpectHello {
                     return Ok(());
@@ -300,6 +430,7 @@ impl EmulatedSwitch {
             }
             Message::EchoReply(_) if self.phase == (Phase::ExpectProbeReply { xid }) => {
                 self.phase = Phase::Ready;
+                self.virtual_templates();
             }
             Message::EchoRequest(data) => self.reply(xid, Message::EchoReply(data), out),
             Message::BarrierRequest => self.reply(xid, Message::BarrierReply, out),
@@ -361,7 +492,12 @@ impl EmulatedSwitch {
     }
 
     fn ports(&self) -> Vec<Port> {
-        (1..=self.cfg.ports)
+        let numbers: Vec<u32> = match &self.cfg.virt {
+            Some(v) => v.ports.clone(),
+            None => (1..=self.cfg.ports).collect(),
+        };
+        numbers
+            .into_iter()
             .map(|port_no| Port {
                 port_no,
                 hw_addr: frame::host_mac(self.cfg.index, 0xff_0000 | port_no),
@@ -378,9 +514,10 @@ impl EmulatedSwitch {
             .collect()
     }
 
-    fn on_packet_out(&mut self, data: &[u8], now: Instant) {
+    fn on_packet_out(&mut self, po: &ofproto::PacketOut, now: Instant) {
         self.count(now, |c| c.packet_outs += 1);
-        let Some(tag) = frame::tag(data) else {
+        let pending = self.pending.take();
+        let Some(tag) = frame::tag(&po.data) else {
             self.count(now, |c| c.unmatched += 1);
             return;
         };
@@ -389,8 +526,30 @@ impl EmulatedSwitch {
         match slot.sent_at {
             Some(sent_at) if slot.seq == tag => {
                 slot.sent_at = None;
+                let (sender, dst) = (slot.sender, slot.dst);
                 self.outstanding -= 1;
                 self.count(now, |c| c.answered += 1);
+                if let Some(v) = self.cfg.virt.clone() {
+                    // The learning round's answers may be floods: checked from then on.
+                    if tag >= self.checked_from {
+                        let s = &v.senders[sender as usize];
+                        let d = &v.dsts[dst as usize];
+                        match virt::check(s, d, pending.as_ref(), po) {
+                            Ok(()) => {
+                                if let (true, Some(fm)) = (v.record, &pending) {
+                                    self.record.installed.insert(fm.cookie, sender);
+                                }
+                            }
+                            Err(why) => {
+                                self.count(now, |c| c.mismatched += 1);
+                                if self.mismatch_examples.len() < 5 {
+                                    self.mismatch_examples
+                                        .push(format!("packet-in {tag} (sender {sender}): {why}"));
+                                }
+                            }
+                        }
+                    }
+                }
                 if let Some(s) = self.schedule {
                     if sent_at >= s.measure_from && now < s.stop_at {
                         let ns = now.saturating_duration_since(sent_at).as_nanos();
@@ -401,6 +560,14 @@ impl EmulatedSwitch {
                 }
             }
             _ => self.count(now, |c| c.unmatched += 1),
+        }
+    }
+
+    /// Virtual-topology mode: ends the learning round; packet-ins from now on are checked.
+    pub fn end_learning(&mut self) {
+        if self.learning {
+            self.learning = false;
+            self.checked_from = self.seq;
         }
     }
 
@@ -416,9 +583,16 @@ impl EmulatedSwitch {
             p.refill(now);
         }
         let mask = self.ring.len() - 1;
+        // The learning round of the virtual-topology mode is one answered packet-in per
+        // sender (one lost is sent again once the loss timeout frees its slot).
+        let learning_cap = match &self.cfg.virt {
+            Some(v) if self.learning => Some(v.senders.len() as u64),
+            _ => None,
+        };
         while self.outstanding < self.cfg.in_flight
             && self.ring[(self.seq as usize) & mask].sent_at.is_none()
             && self.cfg.limit.is_none_or(|l| self.seq < l)
+            && learning_cap.is_none_or(|l| self.totals.answered + u64::from(self.outstanding) < l)
         {
             if let Some(p) = self.pacer.as_mut() {
                 if p.credit < 1.0 {
@@ -431,6 +605,9 @@ impl EmulatedSwitch {
     }
 
     fn emit_packet_in(&mut self, now: Instant, out: &mut BytesMut) {
+        if let Some(v) = self.cfg.virt.clone() {
+            return self.emit_virtual(&v, now, out);
+        }
         let seq = self.seq;
         self.seq += 1;
         let macs = u64::from(self.cfg.macs);
@@ -452,6 +629,31 @@ impl EmulatedSwitch {
         self.ring[(seq as usize) & mask] = Slot {
             seq,
             sent_at: Some(now),
+            sender: 0,
+            dst: 0,
+        };
+        self.outstanding += 1;
+        self.count(now, |c| c.packet_ins += 1);
+    }
+
+    fn emit_virtual(&mut self, v: &VirtualSwitch, now: Instant, out: &mut BytesMut) {
+        let seq = self.seq;
+        self.seq += 1;
+        let (sender, dst, tp) = v.pick(seq);
+        let xid = self.xid();
+        let start = out.len();
+        out.extend_from_slice(&self.templates[sender as usize]);
+        let msg = &mut out[start..];
+        msg[4..8].copy_from_slice(&xid.to_be_bytes());
+        let f = &mut msg[self.data_at..];
+        f.copy_from_slice(&v.frame(sender, dst, tp));
+        frame::set_tag(f, seq);
+        let mask = self.ring.len() - 1;
+        self.ring[(seq as usize) & mask] = Slot {
+            seq,
+            sent_at: Some(now),
+            sender,
+            dst,
         };
         self.outstanding += 1;
         self.count(now, |c| c.packet_ins += 1);
@@ -478,6 +680,12 @@ impl EmulatedSwitch {
     /// True when a run with a packet-in limit has sent them all and none is in flight.
     pub fn done(&self) -> bool {
         self.cfg.limit.is_some_and(|l| self.seq >= l) && self.outstanding == 0
+    }
+
+    /// True in the virtual-topology mode (the driver then waits for the coordinator's stop
+    /// instead of ending at [`EmulatedSwitch::done`]).
+    pub fn is_virtual(&self) -> bool {
+        self.cfg.virt.is_some()
     }
 
     /// Packet-ins in flight now.
@@ -550,6 +758,7 @@ mod tests {
             in_flight,
             loss_timeout: Duration::from_millis(100),
             limit,
+            virt: None,
         }
     }
 
