@@ -348,10 +348,18 @@ async fn a_trace_shows_the_rule_that_drops_and_bad_requests_get_clear_errors() {
     assert!(full.contains("result: dropped (filtered)"), "{full}");
     let (_, minimal) = cli(lab, &["trace", "hv1:a", &dropped, "--minimal"]);
     assert_eq!(minimal, "drop: filtered\ndropped\n");
-    // The real packets: a drop flow, counted as a drop of a's port.
-    for _ in 0..2 {
-        lab.send(a, &udp(([2, 0, 0, 0, 1, 0x0a], R1_MAC), A.1, B.1, 5201));
-    }
+    // The real packets: the first makes a drop flow, the next is counted by it as a drop of
+    // a's port.
+    let blocked = udp(([2, 0, 0, 0, 1, 0x0a], R1_MAC), A.1, B.1, 5201);
+    lab.send(a, &blocked);
+    poll("the drop flow", || {
+        lab.flows(0, &["table=20"])
+            .lines()
+            .any(|l| l.contains("tp_dst=5201") && l.contains("actions=drop"))
+            .then_some(())
+    })
+    .await;
+    lab.send(a, &blocked);
     poll("a's drop counter", || {
         let st = block_on(lab.api.get(&format!("/ports/{}/stats", a.port)))?;
         (st["drops"]["filtered"]["packets"].as_u64()? >= 1).then_some(())
@@ -359,6 +367,20 @@ async fn a_trace_shows_the_rule_that_drops_and_bad_requests_get_clear_errors() {
     .await;
     let (ok, stats) = cli(lab, &["port", "stats", &a.port]);
     assert!(ok && stats.contains("filtered"), "{stats}");
+    // A reject rule answers, and the trace says with what and from where.
+    lab.api
+        .post(
+            &format!("/chains/{chain_id}/rules"),
+            json!({"action": "reject", "nw_proto": 17, "tp_dst": {"start": 5301, "end": 5301}}),
+        )
+        .await;
+    let (_, rejected) = cli(lab, &["trace", "hv1:a", &dropped.replace("5201", "5301")]);
+    assert!(rejected.contains("rule fw#2 matches: reject"), "{rejected}");
+    assert!(
+        rejected
+            .contains("answer ICMP administratively prohibited from 10.0.1.1 out of r:10.0.1.1/24"),
+        "{rejected}"
+    );
     // Another port passes the filter (and parks: b's MAC is not known yet).
     let (_, other) = cli(lab, &["trace", "hv1:a", &dropped.replace("5201", "5202")]);
     assert!(

@@ -1214,6 +1214,26 @@ mod chains {
         let (t, c, s, _) = icmp_of(&got[0].2).unwrap();
         assert_eq!((t, c, s), (3, 13, ip("10.0.1.1")));
         assert!(l.f.cache(hv1).is_empty(), "rejects answer every packet");
+        // The trace shows the router, the rule and the answer.
+        let frame = udp(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.30", 64, 53);
+        let t = l.f.engine.trace(l.vm[0].0, Header::parse(&frame).unwrap());
+        let steps: Vec<_> = t.steps.iter().map(|s| s.step).collect();
+        assert!(
+            steps.iter().any(|s| matches!(
+                s,
+                trace::Step::Rule {
+                    action: RuleAction::Reject,
+                    ..
+                }
+            )),
+            "{steps:?}"
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| matches!(s, trace::Step::Answer { .. })),
+            "{steps:?}"
+        );
     }
 
     #[test]

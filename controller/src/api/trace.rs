@@ -157,7 +157,22 @@ impl<'a> Names<'a> {
         match r {
             Reply::ArpReply { mac } => format!("ARP reply: is-at {}", Mac(*mac)),
             Reply::EchoReply => "ICMP echo reply".into(),
-            Reply::IcmpError { error, ip, .. } => format!("ICMP {error:?} from {ip}"),
+            Reply::IcmpError { error, ip, .. } => {
+                use ofproto::packet::Icmpv4Error as E;
+                let what = match error {
+                    E::NetUnreachable => "network unreachable".to_owned(),
+                    E::HostUnreachable => "host unreachable".to_owned(),
+                    E::ProtocolUnreachable => "protocol unreachable".to_owned(),
+                    E::PortUnreachable => "port unreachable".to_owned(),
+                    E::FragmentationNeeded { next_hop_mtu } => {
+                        format!("fragmentation needed (MTU {next_hop_mtu})")
+                    }
+                    E::AdminProhibited => "administratively prohibited".to_owned(),
+                    E::TtlExceeded => "time exceeded".to_owned(),
+                    E::ReassemblyTimeExceeded => "reassembly time exceeded".to_owned(),
+                };
+                format!("ICMP {what} from {ip}")
+            }
             Reply::Dhcp { bridge } => format!("DHCP from {}'s server", self.device(*bridge)),
             Reply::TcpReset => "TCP RST".into(),
         }
