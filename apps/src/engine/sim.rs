@@ -700,14 +700,17 @@ impl Walk<'_> {
             mac: in_mac,
             ip: in_ip,
         };
-        let prefix = ipnet::Ipv4Net::new(ip.dst, lookup.dst_len)
-            .map_or_else(|_| ipnet::Ipv4Net::default(), |n| n.trunc());
+        // For traces only: computed inside `note`'s closures.
+        let prefix = || {
+            ipnet::Ipv4Net::new(ip.dst, lookup.dst_len)
+                .map_or_else(|_| ipnet::Ipv4Net::default(), |n| n.trunc())
+        };
         let entry = match lookup.chosen.len() {
             0 => {
                 self.note(|| Step::Route {
                     router: id,
                     dst: ip.dst,
-                    prefix,
+                    prefix: prefix(),
                     route: None,
                     ecmp: 0,
                     target: RouteTarget::None,
@@ -721,7 +724,7 @@ impl Walk<'_> {
         self.note(|| Step::Route {
             router: id,
             dst: ip.dst,
-            prefix,
+            prefix: prefix(),
             route: entry.route,
             ecmp: lookup.chosen.len(),
             target: match entry.target {
