@@ -77,6 +77,15 @@ pub struct TlsFiles {
     pub ca: PathBuf,
 }
 
+/// The error of a key that does not belong to its certificate.
+fn mismatch(key: &Path, cert: &Path) -> String {
+    format!(
+        "the key {} does not fit the certificate {}",
+        key.display(),
+        cert.display()
+    )
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -118,13 +127,7 @@ pub fn server_config(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         .context("TLS versions")?
         .with_client_cert_verifier(verifier)
         .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)
-        .with_context(|| {
-            format!(
-                "the key {} does not fit the certificate {}",
-                files.key.display(),
-                files.cert.display()
-            )
-        })?;
+        .with_context(|| mismatch(&files.key, &files.cert))?;
     Ok(Arc::new(config))
 }
 
@@ -136,13 +139,7 @@ pub fn api_server_config(key: &Path, cert: &Path) -> anyhow::Result<Arc<ServerCo
         .context("TLS versions")?
         .with_no_client_auth()
         .with_single_cert(load_certs(cert)?, load_key(key)?)
-        .with_context(|| {
-            format!(
-                "the key {} does not fit the certificate {}",
-                key.display(),
-                cert.display()
-            )
-        })?;
+        .with_context(|| mismatch(key, cert))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -163,13 +160,7 @@ pub fn client_config(files: &TlsFiles) -> anyhow::Result<Arc<ClientConfig>> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ChainOnly(webpki)))
         .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)
-        .with_context(|| {
-            format!(
-                "the key {} does not fit the certificate {}",
-                files.key.display(),
-                files.cert.display()
-            )
-        })?;
+        .with_context(|| mismatch(&files.key, &files.cert))?;
     Ok(Arc::new(config))
 }
 

@@ -45,6 +45,26 @@ pub enum Field {
     IpFrag,
 }
 
+impl Field {
+    /// Every field, in declaration order (`ALL[f as usize] == f`).
+    pub const ALL: [Field; 14] = [
+        Field::EthSrc,
+        Field::EthDst,
+        Field::EthType,
+        Field::Ipv4Src,
+        Field::Ipv4Dst,
+        Field::IpProto,
+        Field::TpSrc,
+        Field::TpDst,
+        Field::IcmpType,
+        Field::IcmpCode,
+        Field::ArpOp,
+        Field::ArpSpa,
+        Field::ArpTpa,
+        Field::IpFrag,
+    ];
+}
+
 /// A set of [`Field`]s (bit `f as u8`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct FieldSet(u16);
@@ -280,19 +300,8 @@ impl Header {
                 mask: None,
             });
         }
-        let l3 = [
-            Field::Ipv4Src,
-            Field::Ipv4Dst,
-            Field::IpProto,
-            Field::TpSrc,
-            Field::TpDst,
-            Field::IcmpType,
-            Field::IcmpCode,
-            Field::ArpOp,
-            Field::ArpSpa,
-            Field::ArpTpa,
-            Field::IpFrag,
-        ];
+        // Everything after the Ethernet header needs its EtherType matched.
+        let l3 = &Field::ALL[Field::Ipv4Src as usize..];
         let needs_type = l3.iter().any(|f| fields.contains(*f));
         if fields.contains(Field::EthType) || needs_type {
             m.push(OxmField::EthType(self.eth_type));
@@ -713,6 +722,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_field_is_listed_at_its_own_index() {
+        for (i, f) in Field::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{f:?}");
+        }
+    }
+
+    #[test]
     fn reads_are_recorded_and_match_only_them() {
         let h = Header::ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], 0x0800);
         let mut t = Tracked::new(h);
@@ -811,7 +827,7 @@ mod prefix_tests {
             let mut f = FieldSet::default();
             for i in 0..14u8 {
                 if bits & (1 << i) != 0 {
-                    f.insert(field_at(i));
+                    f.insert(Field::ALL[usize::from(i)]);
                 }
             }
             Seen {
@@ -832,7 +848,7 @@ mod prefix_tests {
             };
             let mut fields = FieldSet::default();
             for i in 0..14u8 {
-                let f = field_at(i);
+                let f = Field::ALL[usize::from(i)];
                 if seen.fields.contains(f) && keep(f) {
                     fields.insert(f);
                 }
@@ -843,25 +859,6 @@ mod prefix_tests {
             prop_assert_eq!(md2, md);
             prop_assert_eq!(back.to_match(md, seen), m);
         });
-    }
-
-    fn field_at(i: u8) -> Field {
-        [
-            Field::EthSrc,
-            Field::EthDst,
-            Field::EthType,
-            Field::Ipv4Src,
-            Field::Ipv4Dst,
-            Field::IpProto,
-            Field::TpSrc,
-            Field::TpDst,
-            Field::IcmpType,
-            Field::IcmpCode,
-            Field::ArpOp,
-            Field::ArpSpa,
-            Field::ArpTpa,
-            Field::IpFrag,
-        ][usize::from(i)]
     }
 
     #[test]

@@ -528,6 +528,7 @@ impl Engine {
         let (dpid, in_port) = at.unwrap_or((0, 0));
         let start = Start::Ingress { port, in_port };
         let (simulation, steps) = sim::simulate_traced(self.context(), start, header);
+        let here = self.bindings.host(dpid);
         let deliveries = simulation
             .egress
             .iter()
@@ -538,7 +539,7 @@ impl Engine {
                     host: loc.map(|l| l.host),
                     dpid: loc.map(|l| l.dpid),
                     via: match at {
-                        Some(_) => self.via(dpid, in_port, e.port),
+                        Some(_) => self.via(dpid, here, in_port, e.port),
                         None => trace::Via::NoIngressHost,
                     },
                     header: e.header,
@@ -553,9 +554,9 @@ impl Engine {
         }
     }
 
-    /// How a copy for exterior port `port` leaves datapath `dpid` (ingress OpenFlow port
-    /// `in_port`).
-    fn via(&self, dpid: u64, in_port: u32, port: Uuid) -> trace::Via {
+    /// How a copy for exterior port `port` leaves datapath `dpid` of host `here` (ingress
+    /// OpenFlow port `in_port`).
+    fn via(&self, dpid: u64, here: Option<Uuid>, in_port: u32, port: Uuid) -> trace::Via {
         let Some(loc) = self.bindings.port(port) else {
             return trace::Via::Unbound;
         };
@@ -565,7 +566,6 @@ impl Engine {
             }
             return trace::Via::Local { ofport: loc.ofport };
         }
-        let here = self.bindings.host(dpid);
         match here.and_then(|h| self.bindings.tunnel(h, loc.host)) {
             Some(ofport) => trace::Via::Tunnel {
                 ofport,
@@ -596,10 +596,11 @@ impl Engine {
             .snapshot
             .get::<topology::model::Port>(port)
             .map_or(0, |p| p.tunnel_key);
+        let here = self.bindings.host(dpid);
         let mut actions = Vec::new();
         let mut current = header;
         for e in &simulation.egress {
-            let via = self.via(dpid, in_port, e.port);
+            let via = self.via(dpid, here, in_port, e.port);
             if !matches!(via, trace::Via::Local { .. } | trace::Via::Tunnel { .. }) {
                 continue;
             }

@@ -129,26 +129,12 @@ pub async fn run_with(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = JoinSet::new();
-    let mut backoff = Duration::from_millis(10);
+    let mut acceptor = crate::accept::Acceptor::new(listener, "REST");
     loop {
         // Reap finished connections so the set does not grow with churn.
         while tasks.try_join_next().is_some() {}
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(10);
-                a
-            }
-            Err(e) => {
-                // Typically EMFILE: give other tasks time to release descriptors.
-                tracing::warn!(error = %e, ?backoff, "REST accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
+        let Some((stream, peer)) = acceptor.accept(&mut shutdown).await else {
+            break;
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "REST connection refused: at the connection cap");

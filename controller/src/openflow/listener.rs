@@ -35,7 +35,7 @@ pub async fn run_limited(
 ) {
     let limit = Arc::new(Semaphore::new(max_connections));
     let mut tasks = JoinSet::new();
-    let mut backoff = Duration::from_millis(10);
+    let mut acceptor = crate::accept::Acceptor::new(listener, "OpenFlow");
     loop {
         // Reap finished connections so the set does not grow with churn.
         while let Some(done) = tasks.try_join_next() {
@@ -48,22 +48,8 @@ pub async fn run_limited(
                 Err(_) => break,
             },
         };
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => {
-                backoff = Duration::from_millis(10);
-                a
-            }
-            Err(e) => {
-                // Typically EMFILE: give other tasks time to release descriptors.
-                tracing::warn!(error = %e, ?backoff, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
+        let Some((stream, peer)) = acceptor.accept(&mut shutdown).await else {
+            break;
         };
         let conn = ctx.next_conn();
         let span = tracing::info_span!("switch", conn, %peer, dpid = tracing::field::Empty);
