@@ -53,39 +53,7 @@ fi
 for tool in taskset ss python3 ovsdb-server ovsdb-tool; do
   command -v $tool >/dev/null || { echo "$tool is required (ovsdb-*: apt-get install openvswitch-switch)" >&2; exit 1; }
 done
-if [ "$NICE" -lt 0 ] && ! nice -n "$NICE" true 2>/dev/null; then
-  echo "nice -n $NICE failed (not root?): rerun with NICE=0" >&2; exit 1
-fi
-
-PINNED=(setsid bash -c 'n=$1 cpu=$2; shift 2; echo "$n" >/proc/self/autogroup 2>/dev/null
-  exec nice -n "$n" taskset -c "$cpu" "$@"' pinned "$NICE")
-PIN_CTL=("${PINNED[@]}" "$CTL_CPU")
-PIN_GEN=("${PINNED[@]}" "$GEN_CPU")
-
-CTL_PID=
-stop_controller() {
-  if [ -n "$CTL_PID" ] && kill -0 "$CTL_PID" 2>/dev/null; then
-    kill "$CTL_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$CTL_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$CTL_PID" 2>/dev/null || true
-    wait "$CTL_PID" 2>/dev/null || true
-  fi
-  CTL_PID=
-}
-trap stop_controller EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_listening() {
-  local port=$1 deadline=$((SECONDS + 20))
-  until ss -Hltn "sport = :$port" | grep -q LISTEN; do
-    kill -0 "$CTL_PID" 2>/dev/null || { echo "controller exited; see $OUT" >&2; return 1; }
-    [ $SECONDS -lt $deadline ] || { echo "nothing listens on $port after 20 s" >&2; return 1; }
-    sleep 0.1
-  done
-}
+source "$(dirname "$0")/lib.sh"   # pinning, stop_controller (on EXIT), free_port, wait_listening
 
 # start_controller NAME LOG: sets PORT (OpenFlow) and API (REST base URL).
 start_controller() {
