@@ -50,6 +50,8 @@ pub struct PortInfo {
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     ports: FxHashMap<Uuid, PortInfo>,
+    /// Tunnel key → port: every packet-in names its ingress by key (the classifier's metadata).
+    by_key: FxHashMap<u32, Uuid>,
     chains: FxHashMap<Uuid, Arc<[Arc<Rule>]>>,
     port_groups: FxHashMap<Uuid, FxHashSet<Uuid>>,
     addr_groups: FxHashMap<Uuid, FxHashSet<IpAddr>>,
@@ -104,6 +106,7 @@ impl Index {
                 }
                 None => continue,
             };
+            ix.by_key.insert(p.tunnel_key, p.id);
             ix.ports.insert(
                 p.id,
                 PortInfo {
@@ -179,6 +182,11 @@ impl Index {
         self.addr_groups
             .get(&group)
             .is_some_and(|g| g.contains(&ip))
+    }
+
+    /// The port with this tunnel key, and its device's kind and state.
+    pub fn port_by_key(&self, key: u32) -> Option<&PortInfo> {
+        self.ports.get(self.by_key.get(&key)?)
     }
 
     /// A port and its device's kind and state.

@@ -20,6 +20,7 @@
 //! disjoint. Never two overlapping flows at one priority.
 
 pub mod arp;
+pub mod cache;
 pub mod chain;
 pub mod dhcp;
 pub mod flowkey;
@@ -33,7 +34,7 @@ pub mod trace;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,20 +150,6 @@ pub struct Stats {
     pub flows_readback_deleted: u64,
 }
 
-struct FlowRecord {
-    dpid: u64,
-    priority: u16,
-    match_: Match,
-    tags: Box<[Tag]>,
-    /// The packet whose simulation made it: (ingress port, its OpenFlow port, header). What
-    /// `explain` and the tests' oracle simulate again.
-    origin: (Uuid, u32, Header),
-    /// The MAC entry this flow keeps alive (its source, learned on its ingress port).
-    learned: Option<(Uuid, [u8; 6])>,
-    /// Why it drops, for a drop flow (per-port drop counters).
-    drop: Option<sim::DropReason>,
-}
-
 #[derive(Debug, Clone, Copy)]
 struct MacMeta {
     refs: u32,
@@ -200,17 +187,13 @@ pub struct Engine {
     macs: MacTable,
     mac_meta: FxHashMap<(Uuid, [u8; 6]), MacMeta>,
     mac_expiry: BinaryHeap<Reverse<(Instant, Uuid, [u8; 6])>>,
-    flows: FxHashMap<u64, FlowRecord>,
-    by_tag: FxHashMap<Tag, FxHashSet<u64>>,
-    /// The `Dst` tags of `by_tag`, ordered per router (what a new route captures).
-    decided: route::Decided,
+    /// The flows it installed, indexed by cookie, match and tag.
+    cache: cache::FlowCache,
     /// Reactive flows read back from (re)connecting switches, checked once every connected
     /// switch has answered (see `adopt`).
     readback: Vec<ReadBack>,
     /// When the flows read back are checked even if a host's switch has not connected yet.
     settle_by: Option<Instant>,
-    /// Hash of (datapath, priority, match) → cookies (records are compared to resolve clashes).
-    by_match: FxHashMap<u64, SmallVec<[u64; 1]>>,
     next_cookie: u64,
     buckets: FxHashMap<(u64, u32), Bucket>,
     stats: Stats,
@@ -227,7 +210,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("revision", &self.snapshot.revision())
             .field("switches", &self.switches.len())
-            .field("flows", &self.flows.len())
+            .field("flows", &self.cache.len())
             .field("macs", &self.macs.len())
             .finish_non_exhaustive()
     }
@@ -382,12 +365,9 @@ impl Engine {
             macs: MacTable::default(),
             mac_meta: FxHashMap::default(),
             mac_expiry: BinaryHeap::new(),
-            flows: FxHashMap::default(),
-            by_tag: FxHashMap::default(),
-            decided: route::Decided::default(),
+            cache: cache::FlowCache::default(),
             readback: Vec::new(),
             settle_by: None,
-            by_match: FxHashMap::default(),
             next_cookie: first_cookie,
             buckets: FxHashMap::default(),
             stats: Stats::default(),
@@ -410,7 +390,7 @@ impl Engine {
 
     /// The ingress port, OpenFlow port and header that made the flow with this cookie.
     pub fn flow_origin(&self, cookie: u64) -> Option<(Uuid, u32, Header)> {
-        self.flows.get(&cookie).map(|f| f.origin)
+        self.cache.origin(cookie).copied()
     }
 
     /// What it counted.
@@ -432,7 +412,7 @@ impl Engine {
             flows_installed: s.flows_installed,
             flows_removed: s.flows_removed,
             flows_invalidated: s.flows_invalidated,
-            flows: Some(self.flows.len() as u64),
+            flows: Some(self.cache.len() as u64),
             drops: crate::sorted_counts(&s.drops),
             answers: crate::sorted_counts(&s.answers),
             unanswered: crate::sorted_counts(&s.unanswered),
@@ -456,12 +436,12 @@ impl Engine {
 
     /// How many flow-cache entries the engine believes are installed.
     pub fn flow_count(&self) -> usize {
-        self.flows.len()
+        self.cache.len()
     }
 
     /// The tags of the flow with this cookie (provenance).
     pub fn flow_tags(&self, cookie: u64) -> Option<&[Tag]> {
-        self.flows.get(&cookie).map(|f| &f.tags[..])
+        self.cache.get(cookie).map(|f| &f.tags[..])
     }
 
     /// Simulates `frame` entering datapath `dpid` at ingress `port` and compiles the result,
@@ -493,23 +473,28 @@ impl Engine {
     /// made each and what it depends on.
     pub fn flows(&self, dpid: Option<u64>) -> Vec<trace::FlowInfo> {
         let mut v: Vec<_> = self
-            .flows
+            .cache
             .iter()
-            .filter(|(_, f)| dpid.is_none_or(|d| d == f.dpid))
-            .map(|(c, f)| self.flow_info(*c, f))
+            .filter(|f| dpid.is_none_or(|d| d == f.dpid))
+            .map(|f| self.flow_info(f))
             .collect();
         v.sort_by_key(|f| f.cookie);
         v
     }
 
-    fn flow_info(&self, cookie: u64, f: &FlowRecord) -> trace::FlowInfo {
+    fn flow_info(&self, f: &cache::Flow) -> trace::FlowInfo {
+        let (port, in_port, header) = self
+            .cache
+            .origin(f.cookie)
+            .copied()
+            .expect("every recorded flow has its origin");
         trace::FlowInfo {
-            cookie,
+            cookie: f.cookie,
             dpid: f.dpid,
             priority: f.priority,
-            port: f.origin.0,
-            in_port: f.origin.1,
-            header: f.origin.2,
+            port,
+            in_port,
+            header,
             tags: f.tags.to_vec(),
             drop: f.drop,
         }
@@ -518,8 +503,8 @@ impl Engine {
     /// The flow with this cookie and its packet traced again now, where it entered: if the
     /// flow is still right, the trace's flow is the installed one.
     pub fn explain(&self, cookie: u64) -> Option<(trace::FlowInfo, trace::Trace)> {
-        let f = self.flows.get(&cookie)?;
-        let info = self.flow_info(cookie, f);
+        let f = self.cache.get(cookie)?;
+        let info = self.flow_info(f);
         let trace = self.trace_at(Some((f.dpid, info.in_port)), info.port, info.header);
         Some((info, trace))
     }
@@ -709,7 +694,7 @@ impl Engine {
         for f in flows {
             if f.table_id != TABLE_CACHE
                 || f.cookie & (pipeline::ENGINE_COOKIE_MASK | pipeline::REACTIVE_BIT) != reactive
-                || self.flows.contains_key(&f.cookie)
+                || self.cache.get(f.cookie).is_some()
             {
                 continue;
             }
@@ -889,10 +874,9 @@ impl Engine {
                     && c.match_.fields.len() == f.match_.fields.len()
                     && c.match_.fields.iter().all(|x| f.match_.fields.contains(x))
                     && c.instructions() == f.instructions;
-                let h = match_hash(dpid, c.priority, &c.match_);
                 // A packet-in since the connect installed the same flow: the switch replaced
                 // the old one, the new record stands.
-                let replaced = self.find_flow(h, dpid, c.priority, &c.match_).is_some();
+                let replaced = self.cache.find(dpid, c.priority, &c.match_).is_some();
                 if !same || replaced {
                     tracing::debug!(
                         dpid,
@@ -962,13 +946,7 @@ impl Engine {
 
     /// Forgets the records of every flow on `dpid`.
     fn forget_flows(&mut self, now: Instant, dpid: u64) {
-        let cookies: Vec<u64> = self
-            .flows
-            .iter()
-            .filter(|(_, f)| f.dpid == dpid)
-            .map(|(c, _)| *c)
-            .collect();
-        for c in cookies {
+        for c in self.cache.cookies_on(dpid) {
             self.remove_flow(now, c);
         }
     }
@@ -1016,8 +994,8 @@ impl Engine {
             _ => None,
         });
         if let Some(key) = meta.and_then(|m| u32::try_from(m).ok()) {
-            if let Some(p) = self.snapshot.port_by_tunnel_key(key) {
-                return Some(p.id);
+            if let Some(p) = self.index.port_by_key(key) {
+                return Some(p.port.id);
             }
         }
         match self.bindings.at(dpid, in_port) {
@@ -1230,17 +1208,13 @@ impl Engine {
         // The switch replaces a flow with the same match and priority. If it depended on the
         // same things, it keeps its cookie (a packet-in raced the first install); otherwise
         // the old record goes.
-        let h = match_hash(dpid, c.priority, &c.match_);
-        if let Some(old) = self.find_flow(h, dpid, c.priority, &c.match_) {
-            let same = self
-                .flows
-                .get(&old)
-                .is_some_and(|f| same_tags(&f.tags, tags) && f.learned == learned);
-            if same {
-                self.emit_flow(dpid, old, c, error, out);
+        if let Some(old) = self.cache.find(dpid, c.priority, &c.match_) {
+            let cookie = old.cookie;
+            if same_tags(&old.tags, tags) && old.learned == learned {
+                self.emit_flow(dpid, cookie, c, error, out);
                 return;
             }
-            self.remove_flow(now, old);
+            self.remove_flow(now, cookie);
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
@@ -1259,50 +1233,28 @@ impl Engine {
         learned: Option<(Uuid, [u8; 6])>,
         in_port: u32,
     ) {
-        let h = match_hash(dpid, c.priority, &c.match_);
-        self.by_match.entry(h).or_default().push(cookie);
-        for t in tags {
-            let cookies = self.by_tag.entry(*t).or_default();
-            if cookies.is_empty() {
-                if let Tag::Dst(r, net) = *t {
-                    self.decided.insert(r, net);
-                }
-            }
-            cookies.insert(cookie);
-        }
         if let Some(k) = learned {
             if let Some(m) = self.mac_meta.get_mut(&k) {
                 m.refs += 1;
                 m.expires = None;
             }
         }
-        self.flows.insert(
-            cookie,
-            FlowRecord {
+        let origin = match c.simulation_start {
+            Start::Ingress { port, .. } => port,
+            Start::Egress { port } => port,
+        };
+        self.cache.insert(
+            cache::Flow {
+                cookie,
                 dpid,
                 priority: c.priority,
                 match_: c.match_.clone(),
                 tags: tags.into(),
                 learned,
                 drop: c.simulation.drop.filter(|_| c.actions.is_empty()),
-                origin: (
-                    match c.simulation_start {
-                        Start::Ingress { port, .. } => port,
-                        Start::Egress { port } => port,
-                    },
-                    in_port,
-                    c.header,
-                ),
             },
+            (origin, in_port, c.header),
         );
-    }
-
-    fn find_flow(&self, h: u64, dpid: u64, priority: u16, m: &Match) -> Option<u64> {
-        self.by_match.get(&h)?.iter().copied().find(|c| {
-            self.flows
-                .get(c)
-                .is_some_and(|f| f.dpid == dpid && f.priority == priority && f.match_ == *m)
-        })
     }
 
     fn emit_flow(
@@ -1382,14 +1334,7 @@ impl Engine {
 
     /// Deletes every flow carrying one of `tags`, on the switch that has it.
     fn invalidate(&mut self, now: Instant, tags: &[Tag], out: &mut Vec<Output>) {
-        let mut cookies: Vec<u64> = tags
-            .iter()
-            .filter_map(|t| self.by_tag.get(t))
-            .flat_map(|s| s.iter().copied())
-            .collect();
-        cookies.sort_unstable();
-        cookies.dedup();
-        for c in cookies {
+        for c in self.cache.tagged(tags) {
             if let Some(dpid) = self.remove_flow(now, c) {
                 self.stats.flows_invalidated += 1;
                 out.push(Output {
@@ -1402,25 +1347,7 @@ impl Engine {
 
     /// Forgets a flow record; returns its datapath.
     fn remove_flow(&mut self, now: Instant, cookie: u64) -> Option<u64> {
-        let f = self.flows.remove(&cookie)?;
-        for t in &f.tags {
-            if let Some(s) = self.by_tag.get_mut(t) {
-                s.remove(&cookie);
-                if s.is_empty() {
-                    self.by_tag.remove(t);
-                    if let Tag::Dst(r, net) = *t {
-                        self.decided.remove(r, net);
-                    }
-                }
-            }
-        }
-        let h = match_hash(f.dpid, f.priority, &f.match_);
-        if let Some(v) = self.by_match.get_mut(&h) {
-            v.retain(|c| *c != cookie);
-            if v.is_empty() {
-                self.by_match.remove(&h);
-            }
-        }
+        let f = self.cache.remove(cookie)?;
         if let Some(key) = f.learned {
             if let Some(m) = self.mac_meta.get_mut(&key) {
                 m.refs = m.refs.saturating_sub(1);
@@ -1547,7 +1474,7 @@ impl Engine {
 
     /// The destination tags of `router` a route to `net` overlaps.
     fn captured(&self, router: Uuid, net: ipnet::Ipv4Net, tags: &mut Vec<Tag>) {
-        self.decided
+        self.cache
             .overlapping(router, net, |region| tags.push(Tag::Dst(router, region)));
     }
 
@@ -1578,13 +1505,7 @@ impl Engine {
                     .iter()
                     .any(|p| old.tunnel(h_old, *p) != b.tunnel(h_new, *p));
             if changed {
-                let cookies: Vec<u64> = self
-                    .flows
-                    .iter()
-                    .filter(|(_, f)| f.dpid == *dpid)
-                    .map(|(c, _)| *c)
-                    .collect();
-                for c in cookies {
+                for c in self.cache.cookies_on(*dpid) {
                     if self.remove_flow(now, c).is_some() {
                         self.stats.flows_invalidated += 1;
                         out.push(Output {
@@ -1607,22 +1528,14 @@ impl Engine {
         // flow took the same number: only a record with the same datapath, priority and match
         // is this flow.
         let same = self
-            .flows
-            .get(&r.cookie)
+            .cache
+            .get(r.cookie)
             .is_some_and(|f| f.dpid == dpid && f.priority == r.priority && f.match_ == r.match_);
         if same {
             self.remove_flow(now, r.cookie);
             self.stats.flows_removed += 1;
         }
     }
-}
-
-fn match_hash(dpid: u64, priority: u16, m: &Match) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    (dpid, priority).hash(&mut h);
-    m.hash(&mut h);
-    h.finish()
 }
 
 fn diff_tags<R: topology::Resource>(
