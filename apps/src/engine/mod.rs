@@ -577,10 +577,7 @@ impl Engine {
             Start::Egress { port } => (port, ofproto::port_no::CONTROLLER),
         };
         // The classifier wrote the port's tunnel key as metadata.
-        let key = self
-            .snapshot
-            .get::<topology::model::Port>(port)
-            .map_or(0, |p| p.tunnel_key);
+        let key = self.index.port(port).map_or(0, |p| p.port.tunnel_key);
         let here = self.bindings.host(dpid);
         let mut actions = Vec::new();
         let mut current = header;
@@ -1066,7 +1063,7 @@ impl Engine {
             return;
         };
         self.stats.simulations += 1;
-        let compiled = self.compile(dpid, start, header);
+        let mut compiled = self.compile(dpid, start, header);
         let sim = &compiled.simulation;
         // Effects first: what learning invalidates is older than the flow about to go in.
         let mut learned = None;
@@ -1116,7 +1113,8 @@ impl Engine {
                 message: Message::PacketOut(PacketOut {
                     buffer_id,
                     in_port,
-                    actions: compiled.actions.clone(),
+                    // The flow-mod has its copy: the packet-out takes the compiled actions.
+                    actions: std::mem::take(&mut compiled.actions),
                     data,
                 }),
             });
