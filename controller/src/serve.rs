@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Depth of that token bucket (packet-ins a port may send at once after a quiet spell).
     #[arg(long, default_value_t = apps::engine::Config::default().packet_in_burst)]
     pub packet_in_burst: u32,
+    /// Seconds a flow-cache entry may go unused before the switch removes it (and tells the
+    /// engine, which forgets it). 0: never idle out.
+    #[arg(long, default_value_t = apps::engine::Config::default().idle_timeout)]
+    pub flow_idle_timeout: u16,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -156,6 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Box::new(apps::engine::Engine::new(apps::engine::Config {
             packet_in_rate: args.packet_in_rate,
             packet_in_burst: args.packet_in_burst,
+            idle_timeout: args.flow_idle_timeout,
             cookie_start: boot,
             ..apps::engine::Config::default()
         }))

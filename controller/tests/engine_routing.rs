@@ -16,9 +16,11 @@
 mod common;
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use common::lab::{
-    arp_frame, arp_request, assert_tunnels_to, flow_field, hex, mac_str, poll, unhex, Lab, Vm,
+    arp_frame, arp_request, assert_tunnels_to, flow_field, hex, mac_str, poll, poll_within, unhex,
+    Lab, Vm, LAB_WAIT,
 };
 use serde_json::{json, Value};
 use smoltcp::wire::{DhcpMessageType, DhcpPacket, DhcpRepr};
@@ -51,7 +53,12 @@ struct Routed {
 
 impl Routed {
     async fn start(tunnel: &str) -> Routed {
-        let lab = Lab::start(tunnel, 3).await;
+        Routed::start_args(tunnel, &[]).await
+    }
+
+    /// [`Routed::start`], with more arguments for `strowger serve`.
+    async fn start_args(tunnel: &str, serve: &[&str]) -> Routed {
+        let lab = Lab::start_args(tunnel, 3, None, serve).await;
         let (router, nets) = lab
             .routed(
                 "r",
@@ -482,6 +489,42 @@ async fn routed_udp_over_vxlan_parks_for_arp_then_flows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routed_udp_over_gre_parks_for_arp_then_flows() {
     routed_udp("gre").await;
+}
+
+/// A flow the switch idles out leaves the engine's records too: the engine recognises its own
+/// flow in OVS's `FLOW_REMOVED` (by cookie, priority and match, whatever order the switch lists
+/// the fields in). A record it did not recognise would stay for ever, in memory and in
+/// `strowger_flows`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_the_switch_idles_out_leave_the_engine() {
+    let net = Routed::start_args("vxlan", &["--flow-idle-timeout", "3"]).await;
+    let lab = &net.lab;
+    net.ask_b(1).await;
+    net.answer_b(1).await;
+    let flow = poll("hv1's flow a → b", || net.flow_a_to_b()).await;
+    assert!(flow.contains("idle_timeout=3"), "{flow}");
+    let cookie = flow_field(&flow, "cookie=").unwrap().to_string();
+    let explain = |c: String| async move {
+        lab.api
+            .call(reqwest::Method::GET, &format!("/flows/{c}"), None)
+            .await
+            .0
+    };
+    assert_eq!(explain(cookie.clone()).await, reqwest::StatusCode::OK);
+    // OVS removes it after 3 idle seconds (and its next idle sweep).
+    poll_within(Duration::from_secs(60), || {
+        net.flow_a_to_b().is_none().then_some(())
+    })
+    .await
+    .expect("the flow idled out on hv1");
+    let deadline = tokio::time::Instant::now() + LAB_WAIT;
+    while explain(cookie.clone()).await != reqwest::StatusCode::NOT_FOUND {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the engine still has flow {cookie} after the switch removed it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

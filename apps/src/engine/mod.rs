@@ -873,7 +873,10 @@ impl Engine {
                     && c.instructions() == f.instructions;
                 // A packet-in since the connect installed the same flow: the switch replaced
                 // the old one, the new record stands.
-                let replaced = self.cache.find(dpid, c.priority, &c.match_).is_some();
+                let replaced = self
+                    .cache
+                    .find(dpid, c.priority, &cache::MatchKey::of(&c.match_))
+                    .is_some();
                 if !same || replaced {
                     tracing::debug!(
                         dpid,
@@ -916,7 +919,8 @@ impl Engine {
                 Start::Egress { .. } => ofproto::port_no::CONTROLLER,
             };
             let tags = flow_tags(&c);
-            self.record(dpid, f.cookie, &c, &tags, learned, in_port);
+            let key = cache::MatchKey::of(&c.match_);
+            self.record(dpid, f.cookie, &c, key, &tags, learned, in_port);
             // This run's cookies continue after every cookie it found.
             let n = f.cookie & (pipeline::REACTIVE_BIT - 1);
             if n >= self.next_cookie {
@@ -1206,7 +1210,8 @@ impl Engine {
         // The switch replaces a flow with the same match and priority. If it depended on the
         // same things, it keeps its cookie (a packet-in raced the first install); otherwise
         // the old record goes.
-        if let Some(old) = self.cache.find(dpid, c.priority, &c.match_) {
+        let key = cache::MatchKey::of(&c.match_);
+        if let Some(old) = self.cache.find(dpid, c.priority, &key) {
             let cookie = old.cookie;
             if same_tags(&old.tags, tags) && old.learned == learned {
                 self.emit_flow(dpid, cookie, c, error, out);
@@ -1216,7 +1221,7 @@ impl Engine {
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
-        self.record(dpid, cookie, c, tags, learned, in_port);
+        self.record(dpid, cookie, c, key, tags, learned, in_port);
         self.emit_flow(dpid, cookie, c, error, out);
     }
 
@@ -1227,6 +1232,7 @@ impl Engine {
         dpid: u64,
         cookie: u64,
         c: &Compiled,
+        key: cache::MatchKey,
         tags: &[Tag],
         learned: Option<(Uuid, [u8; 6])>,
         in_port: u32,
@@ -1246,7 +1252,7 @@ impl Engine {
                 cookie,
                 dpid,
                 priority: c.priority,
-                match_: c.match_.clone(),
+                match_: key,
                 tags: tags.into(),
                 learned,
                 drop: c.simulation.drop.filter(|_| c.actions.is_empty()),
@@ -1525,10 +1531,9 @@ impl Engine {
         // A cookie of an earlier session (deleted on reconnect) may come back after a new
         // flow took the same number: only a record with the same datapath, priority and match
         // is this flow.
-        let same = self
-            .cache
-            .get(r.cookie)
-            .is_some_and(|f| f.dpid == dpid && f.priority == r.priority && f.match_ == r.match_);
+        let same = self.cache.get(r.cookie).is_some_and(|f| {
+            f.dpid == dpid && f.priority == r.priority && f.match_ == cache::MatchKey::of(&r.match_)
+        });
         if same {
             self.remove_flow(now, r.cookie);
             self.stats.flows_removed += 1;

@@ -248,6 +248,16 @@ impl Lab {
 
     /// [`Lab::start`], with the controller's store in `data_dir` (`None`: in memory).
     pub async fn start_with(tunnel: &str, n: usize, data_dir: Option<&std::path::Path>) -> Lab {
+        Lab::start_args(tunnel, n, data_dir, &[]).await
+    }
+
+    /// [`Lab::start_with`], with more arguments for `strowger serve`.
+    pub async fn start_args(
+        tunnel: &str,
+        n: usize,
+        data_dir: Option<&std::path::Path>,
+        extra: &[&str],
+    ) -> Lab {
         let net = Underlay::new("ul").expect("underlay (install openvswitch-switch)");
         let hvs: Vec<Sandbox> = (1..=n)
             .map(|i| Sandbox::start(&format!("e{i}")).expect("sandbox"))
@@ -274,6 +284,7 @@ impl Lab {
         }
         args.extend(["--openflow-listen".to_string(), of.to_string()]);
         args.extend(["--api-listen".to_string(), api_addr.to_string()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let child = spawn_controller(&args, &log);
         let lab = Lab {
             api: Api {
