@@ -914,13 +914,9 @@ impl Engine {
                 }
                 _ => None,
             });
-            let in_port = match c.simulation_start {
-                Start::Ingress { in_port, .. } => in_port,
-                Start::Egress { .. } => ofproto::port_no::CONTROLLER,
-            };
             let tags = flow_tags(&c);
             let key = cache::MatchKey::of(&c.match_);
-            self.record(dpid, f.cookie, &c, key, &tags, learned, in_port);
+            self.record(dpid, f.cookie, &c, key, &tags, learned);
             // This run's cookies continue after every cookie it found.
             let n = f.cookie & (pipeline::REACTIVE_BIT - 1);
             if n >= self.next_cookie {
@@ -1099,7 +1095,7 @@ impl Engine {
         let in_port = match start {
             Start::Ingress { in_port, .. } => {
                 if sim.flow != FlowKind::None {
-                    self.install(now, dpid, &compiled, learned, in_port, out);
+                    self.install(now, dpid, &compiled, learned, out);
                 }
                 in_port
             }
@@ -1201,7 +1197,6 @@ impl Engine {
         dpid: u64,
         c: &Compiled,
         learned: Option<(Uuid, [u8; 6])>,
-        in_port: u32,
         out: &mut Vec<Output>,
     ) {
         let error = c.simulation.flow == FlowKind::Short;
@@ -1221,7 +1216,7 @@ impl Engine {
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
-        self.record(dpid, cookie, c, key, tags, learned, in_port);
+        self.record(dpid, cookie, c, key, tags, learned);
         self.emit_flow(dpid, cookie, c, error, out);
     }
 
@@ -1235,7 +1230,6 @@ impl Engine {
         key: cache::MatchKey,
         tags: &[Tag],
         learned: Option<(Uuid, [u8; 6])>,
-        in_port: u32,
     ) {
         if let Some(k) = learned {
             if let Some(m) = self.mac_meta.get_mut(&k) {
@@ -1243,9 +1237,9 @@ impl Engine {
                 m.expires = None;
             }
         }
-        let origin = match c.simulation_start {
-            Start::Ingress { port, .. } => port,
-            Start::Egress { port } => port,
+        let (origin, in_port) = match c.simulation_start {
+            Start::Ingress { port, in_port } => (port, in_port),
+            Start::Egress { port } => (port, ofproto::port_no::CONTROLLER),
         };
         self.cache.insert(
             cache::Flow {
