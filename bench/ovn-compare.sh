@@ -585,7 +585,7 @@ def main():
                 if s not in order[sys_]:
                     order[sys_].append(s)
             f.write(f"  {(ev[-1][0] - t0) * 1e6:8.0f} µs  {ev[-1][1]}\n")
-    for sys_ in order:
+    for sys_ in sorted(order, key=lambda x: x != "strowger"):
         n = max(len(v) for v in segs[sys_].values())
         print(f"\n{sys_}: where the first ping's round trip goes (µs, median (min–max) over {n} pairs)\n")
         print("| from → to | µs |")
