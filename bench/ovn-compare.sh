@@ -8,15 +8,17 @@
 # VMs addressed by hand (10.0.S.(10·host+vm)/24, default route via 10.0.S.1):
 #
 #   hv1  vm1..vm6  net1      vm1 is plugged during the run (a); vm2..vm6 are first-ping sources
-#   hv2  vm1..vm3  net1, vm4..vm6 net2 (bystanders: VMs on every host)
+#   hv2  vm1..vm3  net1, vm4..vm6 net2; vm1..vm3 are plugged during the run (a)
 #   hv3  vm1..vm6  net2      vm1 answers (a); vm2..vm6 answer the first pings
 #
-# Every measured path goes hv1/net1 → router → tunnel → hv3/net2, and back.
-#   (a) plug → first answered ping: hv1-vm1 pings 10.0.2.31 every 10 ms from before its VIF exists;
-#       t0 is just before `ovs-vsctl add-port br-int vm1 … external_ids:iface-id=…` (the logical
-#       port exists already); the figure is the timestamp (`ping -D`) of the first reply − t0. The
-#       VM's ARP cache is empty (a booting VM); its ARP retransmit time is 10 ms, as the ping
-#       interval, so Linux's default 1 s retransmit does not quantise the figure.
+# Every measured path goes net1 → router → tunnel → hv3/net2, and back.
+#   (a) plug → first answered ping, for hv1-vm1, hv2-vm1, hv2-vm2, hv2-vm3 in turn: the VM pings
+#       10.0.2.31 (hv3-vm1) every 2 ms from before its VIF exists; t0 is just before
+#       `ovs-vsctl add-port br-int vmJ … external_ids:iface-id=…` (the logical port exists
+#       already); the figure is the timestamp (`ping -D`) of the first reply − t0. The
+#       VM's neighbour entry for its gateway is set by hand beforehand (`ip neigh replace … nud
+#       permanent`, the router port's MAC): a real ARP would be retried by Linux at ≥ 10 ms (12 ms
+#       seen) intervals, 1 s by default, and quantise the figure.
 #   (b) first-ping RTT on a pair that has never talked (PAIRS pairs, hv1-vmK → hv3-vmK, one ping
 #       each, `ping -c1`); every VM pinged its gateway once before (a real ARP exchange): the VMs'
 #       ARP for the gateway is resolved, both systems alike; the router knows the destination's
@@ -68,8 +70,8 @@ systems = [s for s in ("strowger", "ovn") if any(r[0] == s for r in rows)]
 d = {s: collections.defaultdict(list) for s in systems}
 for r in rows:
     s = r[0]
-    if r[1] == "plug_ms":
-        d[s]["plug"].append(float(r[2])); d[s]["plug_rtt"].append(float(r[4]))
+    if r[1] == "plug":
+        d[s]["plug"].append(float(r[4])); d[s]["plug_rtt"].append(float(r[6]))
     elif r[1] == "pair":
         f, st = float(r[4]), float(r[6])
         d[s]["first"].append(f); d[s]["steady"].append(st); d[s]["delta"].append(f - st)
@@ -106,8 +108,11 @@ def line(name, cells, r):
     print(f"| {name} | {' | '.join(cells)} |" + (f" {r} |" if b else ""))
 
 n = max(len(d[s]["first"]) for s in systems)
-line("(a) plug → first answered ping", [mmm(d[s]["plug"], "{:.0f}") for s in systems],
+np = max(len(d[s]["plug"]) for s in systems)
+line(f"(a) plug → first answered ping: median (min–max) of {np}", [mmm(d[s]["plug"], "{:.1f}") for s in systems],
      ratio(med(a, "plug"), med(b, "plug")))
+line("(a) RTT of that first answer", [mmm(d[s]["plug_rtt"]) for s in systems],
+     ratio(med(a, "plug_rtt"), med(b, "plug_rtt")))
 line(f"(b) first-ping RTT, fresh pair: median (min–max) of {n}", [mmm(d[s]["first"]) for s in systems],
      ratio(med(a, "first"), med(b, "first")))
 line("(c) steady RTT: median of the pairs' medians (min–max)", [mmm(d[s]["steady"], "{:.3f}") for s in systems],
@@ -216,8 +221,7 @@ addr_of() { echo "10.0.$(subnet_of "$1" "$2").$((10 * $1 + $2))"; }
 gw_of() { echo "10.0.$(subnet_of "$1" "$2").1"; }
 all_vms() { local i j; for i in 1 2 3; do for j in $(seq 1 "$NVM"); do echo "$i $j"; done; done; }
 
-# The VMs' addresses by hand (the same for both systems); a 10 ms ARP retransmit (see above); no
-# IPv6, whose router solicitations and MLD reports would otherwise reach both systems (OVN floods
+# The VMs' addresses by hand (the same for both systems); no IPv6, whose router solicitations and MLD reports would otherwise reach both systems (OVN floods
 # them to every chassis, Strowger simulates them) in the middle of the measured pings.
 vms_addressed() {
   local i j ns
@@ -226,8 +230,7 @@ vms_addressed() {
     ip -n "$ns" -4 addr flush dev eth0
     ip -n "$ns" addr add "$(addr_of "$i" "$j")/24" dev eth0
     ip -n "$ns" route replace default via "$(gw_of "$i" "$j")"
-    ip netns exec "$ns" sysctl -qw net.ipv4.neigh.eth0.retrans_time_ms=10 net.ipv4.neigh.eth0.mcast_solicit=1000 \
-      net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   done < <(all_vms)
 }
 
@@ -235,7 +238,7 @@ vms_addressed() {
 gateways_resolved() {
   local i j pids=() bad=0 p
   while read -r i j; do
-    [ "$i$j" = 11 ] && continue
+    plugged_later "$i" "$j" && continue
     ip netns exec "$(vmns "$i" "$j")" ping -c1 -W3 -q "$(gw_of "$i" "$j")" >/dev/null 2>&1 &
     pids+=($!)
   done < <(all_vms)
@@ -269,23 +272,30 @@ cpu_all() {   # cpu_all SYSTEM NAME=PID…
   for i in 1 2 3; do raw "$sys cpu_dp ovs-vswitchd-hv$i $(cpu_of "$(cat "$B/hv$i/ovs-vswitchd.pid")")"; done
 }
 
-# (a): plug hv1-vm1 with iface-id $1 while it pings 10.0.2.31 every 10 ms.
-measure_plug() {
-  local sys=$1 id=$2 t0 line
-  ip netns exec "$(vmns 1 1)" ping -D -n -i 0.01 -c 1 -w 20 "$(addr_of 3 1)" >"$work/plug-$sys.ping" 2>&1 &
+# The VMs plugged during the run, one after the other: each pings hv3-vm1 (10.0.2.31, net2).
+PLUGGED="11 21 22 23"
+plugged_later() { case " $PLUGGED " in *" $1$2 "*) return 0 ;; esac; return 1; }
+
+# (a): plug hvI-vmJ with iface-id ID while it pings 10.0.2.31 every 2 ms; MAC: its gateway's.
+measure_plug() {   # measure_plug SYSTEM I J ID MAC
+  local sys=$1 i=$2 j=$3 id=$4 t0 line ns
+  ns=$(vmns "$i" "$j")
+  ip -n "$ns" neigh replace "$(gw_of "$i" "$j")" lladdr "$5" dev eth0 nud permanent
+  ip netns exec "$ns" ping -D -n -i 0.002 -c 1 -w 20 "$(addr_of 3 1)" >"$work/plug-$sys.ping" 2>&1 &
   ping_pid=$!
-  sleep 0.2   # the ping is sending (and ARPing) before the VIF exists
+  sleep 0.2   # the ping is sending before the VIF exists
   t0=$(now)
-  hvdo 1 ovs-vsctl add-port br-int vm1 -- set Interface vm1 external_ids:iface-id="$id"
+  hvdo "$i" ovs-vsctl add-port br-int "vm$j" -- set Interface "vm$j" external_ids:iface-id="$id"
   wait "$ping_pid"; ping_pid=""
-  line=$(grep -m1 'bytes from' "$work/plug-$sys.ping") || { cat "$work/plug-$sys.ping" >&2; die "$sys: no answer after the plug"; }
+  line=$(grep -m1 'bytes from' "$work/plug-$sys.ping") || { cat "$work/plug-$sys.ping" >&2; die "$sys: no answer after plugging hv$i-vm$j"; }
   # "[1764762000.123456] 64 bytes from 10.0.2.31: icmp_seq=12 ttl=62 time=1.23 ms"
-  python3 - "$t0" "$line" "$sys" <<'EOF' >>"$OUT/raw.txt"
+  python3 - "$t0" "$line" "$sys hv$i-vm$j" <<'EOF' >>"$OUT/raw.txt"
 import re, sys
-t0, line, sys_ = float(sys.argv[1]), sys.argv[2], sys.argv[3]
+t0, line, what = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 ts = float(re.search(r"^\[([0-9.]+)\]", line).group(1))
 rtt = float(re.search(r"time=([0-9.]+)", line).group(1))
-print(f"{sys_} plug_ms {(ts - t0) * 1000:.1f} first_rtt_ms {rtt}")
+sys_, vm = what.split()
+print(f"{sys_} plug {vm} plug_ms {(ts - t0) * 1000:.1f} first_rtt_ms {rtt} t0 {t0:.6f} reply_at {ts:.6f}")
 EOF
 }
 
@@ -342,7 +352,7 @@ EOF
 
 # ---- Strowger --------------------------------------------------------------------------------
 run_strowger() {
-  local sys=strowger i j s rtr bp rp p mac
+  local sys=strowger i j s rtr bp rp p mac gw1_mac x
   say "strowger: lab up"
   lab_up vxlan >"$work/strowger-lab.log" 2>&1 || die "strowger: lab up failed (see $work/strowger-lab.log)"
   vms_addressed
@@ -350,7 +360,9 @@ run_strowger() {
   rtr=$(post /routers '{"name":"r1","tenant_id":"bench"}' | jget "['id']") || die "router"
   for s in 1 2; do
     net[$s]=$(post /bridges "{\"name\":\"net$s\",\"tenant_id\":\"bench\"}" | jget "['id']") || die "bridge"
-    rp=$(post "/routers/$rtr/ports" "{\"address\":\"10.0.$s.1/24\"}" | jget "['id']") || die "router port"
+    rp=$(post "/routers/$rtr/ports" "{\"address\":\"10.0.$s.1/24\"}") || die "router port"
+    [ "$s" = 1 ] && gw1_mac=$(echo "$rp" | jget "['mac']")
+    rp=$(echo "$rp" | jget "['id']")
     bp=$(post "/bridges/${net[$s]}/ports" '{}' | jget "['id']") || die "bridge port"
     post "/ports/$rp/link" "{\"peer_id\":\"$bp\"}" >/dev/null || die "link"
     subnet[$s]=$(post "/bridges/${net[$s]}/dhcp" "{\"subnet\":\"10.0.$s.0/24\",\"gateway\":\"10.0.$s.1\",\"enabled\":true}" | jget "['id']") || die "dhcp"
@@ -364,16 +376,16 @@ run_strowger() {
   done < <(all_vms)
   wait_pipelines >/dev/null
   for i in 1 2 3; do
-    a=(); for j in $(seq 1 "$NVM"); do [ "$i$j" = 11 ] || a+=("vm$j=${port[$i$j]}"); done
+    a=(); for j in $(seq 1 "$NVM"); do plugged_later "$i" "$j" || a+=("vm$j=${port[$i$j]}"); done
     plug "$i" "${a[@]}"
   done
   while read -r i j; do
-    [ "$i$j" = 11 ] && continue
+    plugged_later "$i" "$j" && continue
     wait_for 20 bound "$i" "${key[$i$j]}" || die "strowger: hv$i-vm$j not bound"
   done < <(all_vms)
   gateways_resolved
   say "strowger: (a) plug → first answer"
-  measure_plug "$sys" "${port[11]}"
+  for x in $PLUGGED; do measure_plug "$sys" "${x:0:1}" "${x:1:1}" "${port[$x]}" "$gw1_mac"; done
   say "strowger: (b)–(d) first and steady pings over $PAIRS fresh pairs"
   measure_pairs "$sys"
   flows_per_host "$sys"
@@ -414,7 +426,7 @@ ovn_chassis() {   # ovn_chassis I: the hypervisor's ovn-controller (root netns, 
 }
 
 run_ovn() {
-  local sys=ovn i j s a pids
+  local sys=ovn i j s a pids x
   say "ovn: lab up"
   up bare >"$work/ovn-lab.log" 2>&1 || die "ovn: lab up failed"
   fill_tunnel_neighbours
@@ -437,14 +449,14 @@ run_ovn() {
   wait_for 30 sh -c "[ \$(ovn-sbctl --db=unix:$OVN_DIR/sb.sock --bare --columns=name list Chassis | grep -c .) = 3 ]" \
     || die "ovn: not every chassis registered"
   for i in 1 2 3; do
-    a=(); for j in $(seq 1 "$NVM"); do [ "$i$j" = 11 ] || a+=("vm$j=hv$i-vm$j"); done
+    a=(); for j in $(seq 1 "$NVM"); do plugged_later "$i" "$j" || a+=("vm$j=hv$i-vm$j"); done
     wait_for 20 hvdo "$i" ovs-vsctl br-exists br-int || die "ovn: hv$i has no br-int"
     plug "$i" "${a[@]}"
   done
   timeout 60 ovn-nbctl --db="unix:$OVN_DIR/nb.sock" --wait=hv sync || die "ovn: --wait=hv sync"
   gateways_resolved
   say "ovn: (a) plug → first answer"
-  measure_plug "$sys" hv1-vm1
+  for x in $PLUGGED; do measure_plug "$sys" "${x:0:1}" "${x:1:1}" "hv${x:0:1}-vm${x:1:1}" 00:00:5e:00:01:01; done
   say "ovn: (b)–(d) first and steady pings over $PAIRS fresh pairs"
   measure_pairs "$sys"
   flows_per_host "$sys"
