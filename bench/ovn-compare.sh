@@ -40,8 +40,11 @@
 # deleted, on success, failure or Ctrl-C. Nothing runs in CI: it is a benchmark.
 #
 # Usage: bash bench/ovn-compare.sh   (env: PAIRS=5 STEADY=50 WARM=10 OVN_ENCAP=geneve
-#        CAPTURE=0 (1: tcpdump every first ping, for the breakdown) SYSTEMS="strowger ovn" OUT=bench/results/ovn-DATE/run-HHMM STROWGER_BIN RUST_LOG=warn
-#        LOCK=/tmp/strowger-bench.lock: the measured part runs under flock on it)
+#          CAPTURE=0 (1: tcpdump every first ping, for the breakdown) SYSTEMS="strowger ovn"
+#          OUT=bench/results/ovn-DATE/run-HHMM STROWGER_BIN RUST_LOG=warn
+#          LOCK=/tmp/strowger-bench.lock: the measured part runs under flock on it)
+#        bash bench/ovn-compare.sh table RAW        the tables again from a run's raw.txt
+#        bash bench/ovn-compare.sh pooled RAW…      the latency figures of several runs together
 set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -139,6 +142,38 @@ for s in systems:
 EOF
 }
 if [ "${1:-}" = table ]; then table "${2:?usage: ovn-compare.sh table RAW}"; exit; fi
+# pooled RAW…: the latency figures of several runs together (median, quartiles, min–max, ratio).
+pooled() {
+  python3 - "$@" <<'EOF'
+import statistics, sys
+d = {}
+for f in sys.argv[1:]:
+    for line in open(f):
+        r = line.split()
+        if r[1] == "plug":
+            d.setdefault((r[0], "plug"), []).append(float(r[4]))
+            d.setdefault((r[0], "plug_rtt"), []).append(float(r[6]))
+        elif r[1] == "pair":
+            first, steady = float(r[4]), float(r[6])
+            d.setdefault((r[0], "first"), []).append(first)
+            d.setdefault((r[0], "steady"), []).append(steady)
+            d.setdefault((r[0], "delta"), []).append(first - steady)
+names = {"plug": "(a) plug → first answered ping", "plug_rtt": "(a) RTT of that first answer",
+         "first": "(b) first-ping RTT", "steady": "(c) steady RTT (pair medians)",
+         "delta": "(d) **first − steady**"}
+print(f"| pooled over {len(sys.argv) - 1} runs, ms | Strowger: median (quartiles; min–max; n) | OVN | Strowger / OVN (medians) |")
+print("|---|---|---|---:|")
+def cell(v):
+    q = statistics.quantiles(v, n=4)
+    return f"{statistics.median(v):.2f} ({q[0]:.2f}–{q[2]:.2f}; {min(v):.2f}–{max(v):.2f}; {len(v)})"
+for k, name in names.items():
+    a, b = d.get(("strowger", k)), d.get(("ovn", k))
+    if not a or not b or len(a) < 2 or len(b) < 2:
+        continue
+    print(f"| {name} | {cell(a)} | {cell(b)} | {statistics.median(a) / statistics.median(b):.2f}× |")
+EOF
+}
+if [ "${1:-}" = pooled ]; then shift; pooled "$@"; exit; fi
 
 [ "$(id -u)" = 0 ] || die "needs root (namespaces)"
 [ "$CAPTURE" = 0 ] || command -v tcpdump >/dev/null || die "CAPTURE=1 needs tcpdump"
