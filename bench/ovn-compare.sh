@@ -242,7 +242,7 @@ cleanup() {
   stop_strowger
   stop_ovn
   down
-  [ "$rc" = 0 ] || { echo "failed; logs kept in $work" >&2; cp -r "$work" "$OUT/failed-logs" 2>/dev/null; }
+  [ "$rc" = 0 ] || { cp -r "$work" "$OUT/failed-logs" 2>/dev/null; echo "failed ($rc); logs in $OUT/failed-logs" >&2; }
   rm -rf "$work"
 }
 trap cleanup EXIT
