@@ -216,7 +216,7 @@ work=$(mktemp -d /tmp/ovnc-bench.XXXXXX)
 OVN_DIR=$work/ovn
 log=$work/strowger.log
 export api="http://127.0.0.1:$API_PORT/api/v1"   # the REST helpers' base
-ctl_pid=""
+ctl_pid="" ping_pid="" cap_pids=()
 mkdir -p "$OUT"
 
 ovn_pids() { local f; for f in "$OVN_DIR"/*.pid; do [ -f "$f" ] && cat "$f"; done; }
@@ -237,7 +237,7 @@ stop_strowger() {
 cleanup() {
   local rc=$?
   set +e
-  [ -n "${ping_pid:-}" ] && kill "$ping_pid" 2>/dev/null
+  [ -n "$ping_pid" ] && kill "$ping_pid" 2>/dev/null
   [ ${#cap_pids[@]} -gt 0 ] && kill "${cap_pids[@]}" 2>/dev/null
   stop_strowger
   stop_ovn
@@ -256,8 +256,9 @@ addr_of() { echo "10.0.$(subnet_of "$1" "$2").$((10 * $1 + $2))"; }
 gw_of() { echo "10.0.$(subnet_of "$1" "$2").1"; }
 all_vms() { local i j; for i in 1 2 3; do for j in $(seq 1 "$NVM"); do echo "$i $j"; done; done; }
 
-# The VMs' addresses by hand (the same for both systems); no IPv6, whose router solicitations and MLD reports would otherwise reach both systems (OVN floods
-# them to every chassis, Strowger simulates them) in the middle of the measured pings.
+# The VMs' addresses by hand (the same for both systems); no IPv6, whose router solicitations and
+# MLD reports would otherwise reach both systems (OVN floods them to every chassis, Strowger
+# simulates them) in the middle of the measured pings.
 vms_addressed() {
   local i j ns
   while read -r i j; do
@@ -337,7 +338,6 @@ EOF
 # CAPTURE=1: per first ping, tcpdump where the packet goes (the two VMs' eth0, hv1's and hv3's
 # underlay eth0, the OpenFlow relays' loopback in hv1 and hv3 and the controller's loopback in the
 # root netns; Strowger only for the last three); the timeline and its breakdown go to $OUT.
-cap_pids=()
 capture_start() {   # capture_start SYSTEM K
   local sys=$1 k=$2 x name ns filter n
   [ "$CAPTURE" = 1 ] || return 0
