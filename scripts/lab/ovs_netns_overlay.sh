@@ -80,12 +80,14 @@ down() {
 }
 
 # loopback_bridge PORT: make root-netns 127.0.0.1:PORT reachable as 127.0.0.1:PORT inside
-# every hypervisor netns (one root socat + one socat per hypervisor).
+# every hypervisor netns (one root socat + one socat per hypervisor). Both TCP ends are `nodelay`,
+# as ovs-vswitchd's and a controller's own sockets are: without it the root socat's Nagle held a
+# packet-in behind an unacknowledged BARRIER_REPLY until the controller's delayed ACK, 40 ms.
 loopback_bridge() {
   local port=$1 i
-  bg "lo$port-root" socat UNIX-LISTEN:"$B/lo$port.sock",fork,unlink-early TCP:127.0.0.1:"$port"
+  bg "lo$port-root" socat UNIX-LISTEN:"$B/lo$port.sock",fork,unlink-early TCP:127.0.0.1:"$port",nodelay
   for i in $(seq 1 "$NHV"); do
-    bg "lo$port-hv$i" ip netns exec "$P-hv$i" socat TCP-LISTEN:"$port",bind=127.0.0.1,reuseaddr,fork \
+    bg "lo$port-hv$i" ip netns exec "$P-hv$i" socat TCP-LISTEN:"$port",bind=127.0.0.1,reuseaddr,fork,nodelay \
       UNIX-CONNECT:"$B/lo$port.sock"
   done
 }
@@ -244,7 +246,7 @@ up() {   # up [bare]
   loopback_bridge "$CTL_PORT"; loopback_bridge "$MGR_PORT"
   if [ "$OVSDB_TCP_BASE" != 0 ]; then
     for i in $(seq 1 "$NHV"); do
-      bg "ovsdb-tcp-hv$i" socat TCP-LISTEN:$((OVSDB_TCP_BASE + i)),bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$B/hv$i/db.sock"
+      bg "ovsdb-tcp-hv$i" socat TCP-LISTEN:$((OVSDB_TCP_BASE + i)),bind=127.0.0.1,reuseaddr,fork,nodelay UNIX-CONNECT:"$B/hv$i/db.sock"
     done
   fi
 }
