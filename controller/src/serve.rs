@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// engine, which forgets it). 0: never idle out.
     #[arg(long, default_value_t = apps::engine::Config::default().idle_timeout)]
     pub flow_idle_timeout: u16,
+    /// Do not install a reply's flow together with the packet that demands it (an ICMP echo
+    /// request, a TCP segment): every reply's first packet then comes to the controller too.
+    #[arg(long)]
+    pub no_reply_prediction: bool,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -161,6 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             packet_in_rate: args.packet_in_rate,
             packet_in_burst: args.packet_in_burst,
             idle_timeout: args.flow_idle_timeout,
+            predict_replies: !args.no_reply_prediction,
             cookie_start: boot,
             ..apps::engine::Config::default()
         }))

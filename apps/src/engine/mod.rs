@@ -91,6 +91,10 @@ pub struct Config {
     /// (from the clock: the engine reads none), so a flow a previous run left on a switch and
     /// a flow of this run never share a cookie while the old one waits to be read back.
     pub cookie_start: u64,
+    /// Install the reply's flow on the destination's host together with a packet that demands
+    /// one (an ICMP echo request, a TCP segment), so the reply does not come to the controller
+    /// too (see `Engine::predict_reply`).
+    pub predict_replies: bool,
 }
 
 impl Default for Config {
@@ -107,6 +111,7 @@ impl Default for Config {
             mtu: 1450,
             dhcp: dhcp::DhcpConfig::default(),
             cookie_start: 1,
+            predict_replies: true,
         }
     }
 }
@@ -148,6 +153,8 @@ pub struct Stats {
     pub flows_adopted: u64,
     /// Reactive flows found on a (re)connecting switch and deleted: stale, or not checkable.
     pub flows_readback_deleted: u64,
+    /// Reply flows installed ahead of their reply (`Config::predict_replies`).
+    pub replies_predicted: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -290,6 +297,34 @@ fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 12]> {
         tags.dedup();
     }
     tags
+}
+
+/// The header of the reply a packet with header `h` (as delivered) demands, if it demands one:
+/// an ICMP echo request's echo reply, a TCP segment's answer. Addresses, ports and MACs swap;
+/// the TTL is a fresh sender's (a flow matches none: routers decrement it by action).
+fn reply_header(h: &Header) -> Option<Header> {
+    let ip = h.ipv4?;
+    if ip.frag != 0 {
+        return None;
+    }
+    let l4 = match h.l4 {
+        flowkey::L4::Icmp(8, 0) => flowkey::L4::Icmp(0, 0),
+        flowkey::L4::Tcp(s, d) => flowkey::L4::Tcp(d, s),
+        _ => return None,
+    };
+    Some(Header {
+        eth_src: h.eth_dst,
+        eth_dst: h.eth_src,
+        ipv4: Some(flowkey::Ipv4 {
+            src: ip.dst,
+            dst: ip.src,
+            ttl: 64,
+            ..ip
+        }),
+        arp: None,
+        l4,
+        ..*h
+    })
 }
 
 /// The destination MAC a flow's actions write (its last `set_field` of `eth_dst`), if any.
@@ -1093,9 +1128,12 @@ impl Engine {
                 .resolve(now, r.router, r.port, r.ip, parked, &mut todo);
         }
         let in_port = match start {
-            Start::Ingress { in_port, .. } => {
+            Start::Ingress { port, in_port } => {
                 if sim.flow != FlowKind::None {
                     self.install(now, dpid, &compiled, learned, out);
+                }
+                if sim.flow == FlowKind::Cache && self.config.predict_replies {
+                    self.predict_reply(now, port, &compiled, out);
                 }
                 in_port
             }
@@ -1218,6 +1256,67 @@ impl Engine {
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
         self.record(dpid, cookie, c, key, tags, learned);
         self.emit_flow(dpid, cookie, c, error, out);
+    }
+
+    /// Installs the flow of the reply `c`'s packet demands on the host of the port it is
+    /// delivered to, now, so the reply goes by that flow instead of the controller: a first ping
+    /// or TCP handshake across hosts costs one round trip to the controller, not two.
+    ///
+    /// What is installed is exactly what the reply's packet-in would install: the reply's
+    /// header (addresses, ports and MACs swapped, an echo reply for an echo request) simulated
+    /// from the destination port. It is a prediction only of which packet comes, never of what
+    /// to do with it: a reply that differs in a field the flow matches misses it and comes to
+    /// the controller as before. Only a prediction that needs nothing to be learned (the
+    /// destination's MAC already learned on its port, every next hop known, no answer
+    /// generated) and goes straight back to the sender is installed: a prediction must not teach
+    /// the tables anything, nor make the controller send packets.
+    fn predict_reply(&mut self, now: Instant, ingress: Uuid, c: &Compiled, out: &mut Vec<Output>) {
+        let [e] = &c.simulation.egress[..] else {
+            return;
+        };
+        let Some(reply) = reply_header(&e.header) else {
+            return;
+        };
+        let Some((dpid, in_port)) = self.bindings.port(e.port).map(|l| (l.dpid, l.ofport)) else {
+            return;
+        };
+        if !self.switches.contains_key(&dpid) {
+            return;
+        }
+        let r = self.compile(
+            dpid,
+            Start::Ingress {
+                port: e.port,
+                in_port,
+            },
+            reply,
+        );
+        let s = &r.simulation;
+        let back = matches!(&s.egress[..], [b] if b.port == ingress);
+        if s.flow != FlowKind::Cache || !back || s.resolve.is_some() || !s.generated.is_empty() {
+            return;
+        }
+        let mut learned = None;
+        for effect in &s.effects {
+            match *effect {
+                Effect::Learn { bridge, mac, port }
+                    if self.macs.get(&(bridge, mac)) == Some(&port) =>
+                {
+                    learned = Some((bridge, mac))
+                }
+                _ => return,
+            }
+        }
+        // Predicted already (the request came to the controller twice): nothing to send.
+        if self
+            .cache
+            .find(dpid, r.priority, &cache::MatchKey::of(&r.match_))
+            .is_some()
+        {
+            return;
+        }
+        self.stats.replies_predicted += 1;
+        self.install(now, dpid, &r, learned, out);
     }
 
     /// Indexes flow `cookie` on `dpid`: by match, by tag, and as a reference to the MAC entry
@@ -1678,3 +1777,60 @@ impl App for Engine {
 mod router_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod reply_header_tests {
+    use super::flowkey::{Header, Ipv4, L4};
+    use super::reply_header;
+
+    fn header(l4: L4, frag: u8) -> Header {
+        Header {
+            eth_src: [2, 0, 0, 0, 0, 1],
+            eth_dst: [2, 0, 0, 0, 0, 2],
+            eth_type: 0x0800,
+            ipv4: Some(Ipv4 {
+                src: [10, 0, 1, 10].into(),
+                dst: [10, 0, 2, 20].into(),
+                proto: match l4 {
+                    L4::Tcp(..) => 6,
+                    L4::Udp(..) => 17,
+                    _ => 1,
+                },
+                ttl: 63,
+                total_len: 84,
+                df: true,
+                frag,
+            }),
+            arp: None,
+            l4,
+        }
+    }
+
+    #[test]
+    fn only_echo_requests_and_tcp_demand_a_reply() {
+        let r = reply_header(&header(L4::Icmp(8, 0), 0)).unwrap();
+        assert_eq!(
+            (r.eth_src, r.eth_dst),
+            ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        );
+        let ip = r.ipv4.unwrap();
+        assert_eq!(
+            (ip.src, ip.dst, ip.ttl),
+            ([10, 0, 2, 20].into(), [10, 0, 1, 10].into(), 64)
+        );
+        assert_eq!(r.l4, L4::Icmp(0, 0));
+        assert_eq!(
+            reply_header(&header(L4::Tcp(40000, 22), 0)).unwrap().l4,
+            L4::Tcp(22, 40000)
+        );
+        for none in [
+            header(L4::Udp(40000, 53), 0),
+            header(L4::Icmp(0, 0), 0),
+            header(L4::Icmp(3, 4), 0),
+            header(L4::Other, 3),
+            header(L4::Icmp(8, 0), 1),
+        ] {
+            assert_eq!(reply_header(&none), None, "{none:?}");
+        }
+    }
+}

@@ -943,6 +943,86 @@ mod dhcp_fabric {
         assert_eq!(l.f.engine.stats().answers.get("dhcp"), Some(&3));
     }
 
+    fn echo_reply(src: [u8; 6], dst: [u8; 6], ip_src: &str, ip_dst: &str) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(src, dst)
+            .ipv4(ip(ip_src).octets(), ip(ip_dst).octets(), 64)
+            .icmpv4_echo_reply(7, 1);
+        let mut out = Vec::new();
+        b.write(&mut out, b"ping").unwrap();
+        out
+    }
+
+    /// A ping across the router and a tunnel: its echo request installs, besides its own flow on
+    /// a's host, the flow of b's echo reply on b's host, so the reply goes by that flow and never
+    /// reaches the controller. That flow is what the reply's own packet-in would install (the
+    /// oracle re-simulates its predicted packet); a prediction that would have to learn
+    /// something is not made.
+    #[test]
+    fn a_pings_reply_flow_goes_to_the_destination_host_with_the_request() {
+        let mut l = lab_with_dhcp();
+        let (hv1, hv2) = (l.hv[0], l.hv[1]);
+        let (a, b) = (l.vm[0].1, l.vm[1].1);
+        // b has not spoken: its MAC is not learned on net2, so nothing is predicted.
+        l.f.send(
+            hv1,
+            a,
+            echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+        );
+        l.f.take_delivered();
+        assert!(l.f.cache(hv2).is_empty());
+        assert_eq!(l.f.engine.stats().replies_predicted, 0);
+        // b speaks (its MAC learned on its port): now a's ping predicts b's reply.
+        l.f.send(
+            hv2,
+            b,
+            frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
+        );
+        l.f.take_delivered();
+        // The first flow (cached before b spoke) flooded net2: it went when b's MAC was learned.
+        l.f.send(
+            hv1,
+            a,
+            echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+        );
+        let got = l.f.take_delivered();
+        assert_eq!(
+            got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
+            vec![(hv2, b)]
+        );
+        assert_eq!(l.f.engine.stats().replies_predicted, 1);
+        let predicted = l.f.cache(hv2);
+        assert_eq!(predicted.len(), 1, "{predicted:?}");
+        assert!(predicted[0].actions().contains(&Action::DecNwTtl));
+        // b's reply goes by it: no packet-in, routed to a (TTL 63, a's MAC).
+        let n = l.f.packet_ins;
+        l.f.send(
+            hv2,
+            b,
+            echo_reply(vm_mac(2), RP2_MAC, "10.0.2.20", "10.0.1.10"),
+        );
+        assert_eq!(l.f.packet_ins, n, "the reply came to the controller");
+        let got = l.f.take_delivered();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (d, p, frame) = &got[0];
+        assert_eq!((*d, *p), (hv1, a));
+        assert_eq!(&frame[0..12], &[vm_mac(1), RP1_MAC].concat()[..]);
+        assert_eq!(frame[22], 63);
+        assert_eq!(icmp_of(frame).map(|i| (i.0, i.1)), Some((0, 0)));
+        // Both flows are what the engine would install now, predicted one included.
+        assert_eq!(l.f.oracle(), 2);
+        // A second request (the switch asked twice) predicts nothing more.
+        let before = l.f.engine.stats().flows_installed;
+        let sim = l.f.engine.dry_run(
+            hv1,
+            l.vm[0].0,
+            a,
+            flowkey::Header::parse(&echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64))
+                .unwrap(),
+        );
+        assert_eq!(sim.simulation.egress.len(), 1);
+        assert_eq!(l.f.engine.stats().flows_installed, before);
+    }
+
     #[test]
     fn leases_answer_arp_and_resolve_next_hops_without_asking() {
         let mut l = lab_with_dhcp();
