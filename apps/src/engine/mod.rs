@@ -511,19 +511,16 @@ impl Engine {
             .cache
             .iter()
             .filter(|f| dpid.is_none_or(|d| d == f.dpid))
-            .map(|f| self.flow_info(f))
+            .filter_map(|f| self.flow_info(f))
             .collect();
         v.sort_by_key(|f| f.cookie);
         v
     }
 
-    fn flow_info(&self, f: &cache::Flow) -> trace::FlowInfo {
-        let (port, in_port, header) = self
-            .cache
-            .origin(f.cookie)
-            .copied()
-            .expect("every recorded flow has its origin");
-        trace::FlowInfo {
+    fn flow_info(&self, f: &cache::Flow) -> Option<trace::FlowInfo> {
+        // Every record has its origin: the cache stores both at once.
+        let (port, in_port, header) = self.cache.origin(f.cookie).copied()?;
+        Some(trace::FlowInfo {
             cookie: f.cookie,
             dpid: f.dpid,
             priority: f.priority,
@@ -532,14 +529,14 @@ impl Engine {
             header,
             tags: f.tags.to_vec(),
             drop: f.drop,
-        }
+        })
     }
 
     /// The flow with this cookie and its packet traced again now, where it entered: if the
     /// flow is still right, the trace's flow is the installed one.
     pub fn explain(&self, cookie: u64) -> Option<(trace::FlowInfo, trace::Trace)> {
         let f = self.cache.get(cookie)?;
-        let info = self.flow_info(f);
+        let info = self.flow_info(f)?;
         let trace = self.trace_at(Some((f.dpid, info.in_port)), info.port, info.header);
         Some((info, trace))
     }
