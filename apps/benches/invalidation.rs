@@ -125,6 +125,87 @@ fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
     (install_time, times, deleted)
 }
 
+/// The wide case: `n` flood flows (broadcasts from `n` source MACs on 10 of the 100 ports, each
+/// flow's output reaching all 101 ports, so each carries ~100 port tags), then the sink port goes
+/// admin-down, which affects every one of them. Returns (median, min, max) of 5 and the deletes.
+fn floods(n: usize) -> ((Duration, Duration, Duration), usize) {
+    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
+    let ((h1, h2), ports, sink) = network
+        .write(|t| {
+            let h1 = t.create_host(fixtures::host("hv1"))?.id;
+            let h2 = t.create_host(fixtures::host("hv2"))?.id;
+            let br = t.create_bridge(fixtures::bridge("net", None))?.id;
+            let mut ports = vec![];
+            for _ in 0..SOURCES {
+                ports.push(t.create_port(br, fixtures::bridge_port())?.id);
+            }
+            let sink = t.create_port(br, fixtures::bridge_port())?.id;
+            Ok(((h1, h2), ports, sink))
+        })
+        .unwrap()
+        .0;
+    let mut f = Fabric::new(network, Engine::default());
+    f.sync();
+    let d1 = f.add_switch(h1);
+    let d2 = f.add_switch(h2);
+    f.mesh();
+    let of: Vec<u32> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| f.plug(d1, &format!("vm{i}"), Some(*p)))
+        .collect();
+    f.plug(d2, "sink", Some(sink));
+    let keys: Vec<u32> = ports
+        .iter()
+        .map(|p| f.bindings().port(*p).map(|l| l.key).unwrap())
+        .collect();
+    let mut engine = std::mem::take(&mut f.engine);
+    engine.set_config(apps::engine::Config {
+        packet_in_rate: 0,
+        ..Default::default()
+    });
+    let now = Instant::now();
+    let mut out: Vec<Output> = Vec::new();
+    let flood = |engine: &mut Engine, out: &mut Vec<Output>| {
+        for j in 0..n {
+            let i = j % 10;
+            let frame = frames::udp(mac(0x77, j), [0xff; 6], [0; 4], [0; 4], 1, 1);
+            engine.handle(now, &packet_in(d1, of[i], keys[i], frame), out);
+            out.clear();
+        }
+    };
+    let set = |network: &topology::Network, up: bool| {
+        network
+            .write(|t| {
+                let mut p = topology::model::Port::clone(
+                    t.snapshot().get::<topology::model::Port>(sink).unwrap(),
+                );
+                p.admin_state_up = up;
+                t.update_port(p)
+            })
+            .unwrap();
+        network.snapshot()
+    };
+    let mut times = Vec::new();
+    let mut deleted = 0;
+    for _ in 0..5 {
+        flood(&mut engine, &mut out);
+        assert!(engine.flow_count() >= n, "{} flows", engine.flow_count());
+        let t = Instant::now();
+        engine.handle(now, &Event::Topology(set(&f.network, false)), &mut out);
+        times.push(t.elapsed());
+        deleted = out
+            .iter()
+            .filter(|o| matches!(&o.message, Message::FlowMod(fm) if fm.command == ofproto::FlowModCommand::Delete))
+            .count();
+        out.clear();
+        engine.handle(now, &Event::Topology(set(&f.network, true)), &mut out);
+        out.clear();
+    }
+    times.sort();
+    ((times[2], times[0], times[4]), deleted)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; any other argument is ignored.
     println!(
@@ -140,4 +221,11 @@ fn main() {
             times[times.len() - 1].as_secs_f64() * 1e3,
         );
     }
+    let ((median, min, max), deleted) = floods(1_000);
+    println!(
+        "floods: 1000 flood flows (~100 port tags each), the sink port down: {:.3} ms ({:.3}–{:.3}) | {deleted}",
+        median.as_secs_f64() * 1e3,
+        min.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3,
+    );
 }
