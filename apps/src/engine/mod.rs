@@ -72,7 +72,11 @@ pub struct Config {
     pub hard_timeout: u16,
     /// Hard timeout of error drops (unknown port, loop), seconds: retried soon.
     pub error_timeout: u16,
-    /// How long a learned MAC outlives the last flow that carries its traffic.
+    /// How long a learned MAC outlives the last flow that carries its traffic. 300 s, as a
+    /// Linux bridge's ageing time and OVS's `mac-aging-time`: a VM quiet for a minute is still
+    /// where it was, and the first packet to it should not flood its network on every host (nor
+    /// lose its reply prediction, which needs the destination's MAC). A VM that moves is
+    /// relearned when it speaks; a port that is unbound takes its MACs along.
     pub mac_ttl: Duration,
     /// Packet-ins per second one port may cause (token bucket rate).
     pub packet_in_rate: u32,
@@ -103,7 +107,7 @@ impl Default for Config {
             idle_timeout: 60,
             hard_timeout: 600,
             error_timeout: 5,
-            mac_ttl: Duration::from_secs(30),
+            mac_ttl: Duration::from_secs(300),
             packet_in_rate: 200,
             packet_in_burst: 400,
             max_macs: 1 << 20,

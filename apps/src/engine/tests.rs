@@ -528,11 +528,13 @@ fn macs_expire_after_their_last_flow() {
         frames::udp(mac(1), mac(4), [0; 4], [0; 4], 1, 1),
     );
     assert_eq!(l.f.engine.mac_table(l.br).len(), 1);
-    // The flow idles out (60 s), then the MAC outlives it by mac_ttl (30 s).
+    // The flow idles out (60 s), then the MAC outlives it by mac_ttl (300 s).
     l.f.advance(Duration::from_secs(61));
     assert_eq!(l.f.engine.flow_count(), 0);
     assert_eq!(l.f.engine.mac_table(l.br).len(), 1);
-    l.f.advance(Duration::from_secs(31));
+    l.f.advance(Config::default().mac_ttl - Duration::from_secs(1));
+    assert_eq!(l.f.engine.mac_table(l.br).len(), 1);
+    l.f.advance(Duration::from_secs(2));
     assert!(l.f.engine.mac_table(l.br).is_empty());
 }
 
