@@ -83,10 +83,12 @@ wait_for() {
   done
 }
 
-serve() {   # the store in $DATA_DIR when a check sets it (restarts keep it), else in memory
-  local store=(--in-memory)
+serve() {   # the store in $DATA_DIR when a check sets it (restarts keep it), else in memory;
+  # SERVE_ARGS: more arguments for `strowger serve` (split on spaces)
+  local store=(--in-memory) extra
   [ -n "${DATA_DIR:-}" ] && store=(--data-dir "$DATA_DIR")
-  RUST_LOG=${RUST_LOG:-info} "$BIN" serve "${store[@]}" --openflow-listen "127.0.0.1:$CTL_PORT" \
+  read -r -a extra <<<"${SERVE_ARGS:-}"
+  RUST_LOG=${RUST_LOG:-info} "$BIN" serve "${store[@]}" "${extra[@]}" --openflow-listen "127.0.0.1:$CTL_PORT" \
     --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "127.0.0.1:$OVSDB_PORT" >>"$log" 2>&1 &
   ctl_pid=$!
   wait_for 20 curl -sf "$api/health" || { bad "REST never came up"; exit 1; }

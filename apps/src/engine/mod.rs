@@ -1273,6 +1273,10 @@ impl Engine {
     /// the tables anything, nor make the controller send packets.
     fn predict_reply(&mut self, now: Instant, ingress: Uuid, c: &Compiled, out: &mut Vec<Output>) {
         let [e] = &c.simulation.egress[..] else {
+            tracing::debug!(
+                egress = c.simulation.egress.len(),
+                "no reply prediction: not one egress"
+            );
             return;
         };
         let Some(reply) = reply_header(&e.header) else {
@@ -1295,6 +1299,7 @@ impl Engine {
         let s = &r.simulation;
         let back = matches!(&s.egress[..], [b] if b.port == ingress);
         if s.flow != FlowKind::Cache || !back || s.resolve.is_some() || !s.generated.is_empty() {
+            tracing::debug!(flow = ?s.flow, back, resolve = s.resolve.is_some(), egress = s.egress.len(), drop = ?s.drop, "no reply prediction");
             return;
         }
         let mut learned = None;
@@ -1305,7 +1310,10 @@ impl Engine {
                 {
                     learned = Some((bridge, mac))
                 }
-                _ => return,
+                _ => {
+                    tracing::debug!(?effect, "no reply prediction: it would learn");
+                    return;
+                }
             }
         }
         // Predicted already (the request came to the controller twice): nothing to send.
@@ -1316,6 +1324,7 @@ impl Engine {
         {
             return;
         }
+        tracing::debug!(dpid, "reply predicted");
         self.stats.replies_predicted += 1;
         self.install(now, dpid, &r, learned, out);
     }
