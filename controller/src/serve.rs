@@ -248,14 +248,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (bindings_tx, bindings_rx) = watch::channel(std::sync::Arc::new(apps::Bindings::default()));
     // The last host sync the marked bindings include (`strowger wait`).
     let (synced_tx, synced_rx) = watch::channel(0);
-    let bindings_task = tokio::spawn(crate::bindings::follow(
-        network.subscribe(),
-        provisioner.views(),
-        app_host.clone(),
-        bindings_tx,
-        synced_tx,
-        stop_rx.clone(),
-    ));
+    // On a thread of its own: its steps are synchronous and, with hundreds of hosts, take
+    // milliseconds each; on a runtime worker they kept one of the (two, here) workers from the
+    // REST API and the OpenFlow and OVSDB sessions for as long as hosts kept changing.
+    let bindings_task = {
+        let follow = crate::bindings::follow(
+            network.subscribe(),
+            provisioner.views(),
+            app_host.clone(),
+            bindings_tx,
+            synced_tx,
+            stop_rx.clone(),
+        );
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("bindings".into())
+            .spawn(move || {
+                rt.block_on(follow);
+                let _ = done_tx.send(());
+            })?;
+        done_rx
+    };
     // One metrics registry: what nothing else counts is counted as it happens (packet-in
     // latency in the app host, REST requests in a layer), the rest is read at scrape time.
     let http_metrics = crate::metrics::HttpMetrics::default();
@@ -331,7 +347,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     api_task.await?;
     prov_task.await?;
     follow_task.await?;
-    bindings_task.await?;
+    let _ = bindings_task.await;
     timer_task.await?;
     of_task.await?;
     Ok(())

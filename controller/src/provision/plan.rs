@@ -1,7 +1,7 @@
 //! Planning, with no I/O: from a host's replica and its desired bridge and tunnels, the one
 //! transaction that converges them (or nothing when they already agree), and the host view.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use ovsdb::idl::uuid_set;
@@ -120,12 +120,15 @@ pub fn tunnel_name(kind: TunnelType, peer: Uuid) -> String {
 /// (the first zone listing a pair wins, since OVS refuses two identical tunnels).
 pub fn desired_tunnels(state: &DesiredState, host: Uuid, set_local_ip: bool) -> Vec<TunnelSpec> {
     let mut out: BTreeMap<(TunnelType, Uuid), TunnelSpec> = BTreeMap::new();
+    // Every host plans its mesh on every change of the desired state: a linear search for
+    // each peer made that O(N²) per host, O(N³) per change.
+    let desired: HashSet<Uuid> = state.hosts.iter().map(|h| h.id).collect();
     for z in &state.zones {
         let Some(&(_, local)) = z.members.iter().find(|(h, _)| *h == host) else {
             continue;
         };
         for &(peer, ip) in &z.members {
-            if peer == host || state.host(peer).is_none() {
+            if peer == host || !desired.contains(&peer) {
                 continue;
             }
             out.entry((z.kind, peer)).or_insert_with(|| TunnelSpec {

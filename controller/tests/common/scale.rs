@@ -218,7 +218,9 @@ fn check(hv: &Sandbox, want: &Expect) -> (Stage, bool) {
     let ctl = rows(1)
         .into_iter()
         .find(|c| c["_uuid"][1].as_str() == Some(ctl_uuid.as_str()));
-    let connected = ctl.as_ref().is_some_and(|c| c["is_connected"] == json!(true));
+    let connected = ctl
+        .as_ref()
+        .is_some_and(|c| c["is_connected"] == json!(true));
     let ctl_ok = ctl.is_some_and(|c| c["target"].as_str() == Some(want.target.as_str()));
     if !ctl_ok || br["fail_mode"] != json!("secure") {
         return (Stage::Nothing, connected);
@@ -283,7 +285,9 @@ fn check(hv: &Sandbox, want: &Expect) -> (Stage, bool) {
                 classify.insert(p, actions);
             }
         } else if field("table=") == Some("10") {
-            if let Some(k) = field("tun_id=").and_then(|k| u64::from_str_radix(k.trim_start_matches("0x"), 16).ok()) {
+            if let Some(k) = field("tun_id=")
+                .and_then(|k| u64::from_str_radix(k.trim_start_matches("0x"), 16).ok())
+            {
                 demux.insert(k, actions);
             }
         }
@@ -437,7 +441,10 @@ pub fn run(cfg: &Config) -> Report {
 
     // 2. The controller.
     let (of, api_addr) = (free_port(), free_port());
-    let ctl_log = net.main().dir().join("strowger.log");
+    // The controller's log goes with the underlay's sandbox unless asked for elsewhere.
+    let ctl_log = std::env::var_os("SCALE_CONTROLLER_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| net.main().dir().join("strowger.log"));
     let log_file = std::fs::File::create(&ctl_log).expect("controller log");
     let controller = Running(
         Command::new(&cfg.strowger)
@@ -477,10 +484,7 @@ pub fn run(cfg: &Config) -> Report {
             let br = br["id"].as_str().unwrap().to_string();
             let mut set = tokio::task::JoinSet::new();
             for p in 0..cfg.ports_per_bridge {
-                let (http, url) = (
-                    api.http.clone(),
-                    format!("{}/bridges/{br}/ports", api.base),
-                );
+                let (http, url) = (api.http.clone(), format!("{}/bridges/{br}/ports", api.base));
                 set.spawn(async move {
                     let v: Value = http
                         .post(url)
@@ -559,6 +563,26 @@ pub fn run(cfg: &Config) -> Report {
     let stages: Vec<Mutex<(Option<f64>, Option<f64>, Option<f64>, Option<f64>)>> =
         (0..n).map(|_| Mutex::new(Default::default())).collect();
     let registered = AtomicUsize::new(0);
+    // A profile of the controller from the first registration to convergence, when asked.
+    let perf = std::env::var("SCALE_PERF").ok().map(|out| {
+        Running(
+            Command::new("perf")
+                .args([
+                    "record",
+                    "-F",
+                    "299",
+                    "-g",
+                    "-o",
+                    &out,
+                    "-p",
+                    &pid.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("perf"),
+        )
+    });
     let register_s = Mutex::new(f64::NAN);
     report.controller_cpu_topology_s = proc_usage(pid).2;
     std::thread::scope(|s| {
@@ -568,7 +592,9 @@ pub fn run(cfg: &Config) -> Report {
                     .post("/tunnel_zones", json!({"name": "tz", "type": "vxlan"}))
                     .await;
                 let zone = zone["id"].as_str().unwrap().to_string();
+                let mut slow: Vec<(f64, usize)> = vec![];
                 for (i, hv) in hvs.iter().enumerate() {
+                    let t = Instant::now();
                     let h = api
                         .post(
                             "/hosts",
@@ -582,7 +608,18 @@ pub fn run(cfg: &Config) -> Report {
                     )
                     .await;
                     registered.store(i + 1, Ordering::Release);
+                    slow.push((t.elapsed().as_secs_f64(), i));
                 }
+                slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let mean = slow.iter().map(|s| s.0).sum::<f64>() / slow.len() as f64;
+                log(
+                    t0,
+                    &format!(
+                        "registration: mean {:.0} ms per host, slowest {:?}",
+                        mean * 1e3,
+                        &slow[..slow.len().min(3)]
+                    ),
+                );
                 *register_s.lock().unwrap() = t_reg.elapsed().as_secs_f64();
             });
         });
@@ -600,8 +637,19 @@ pub fn run(cfg: &Config) -> Report {
             stages[h].lock().unwrap().0 = Some(t_reg.elapsed().as_secs_f64());
             let mut args: Vec<String> = vec!["--no-wait".into()];
             for v in vifs.iter().filter(|v| v.host == h) {
-                args.extend(["--", "add-port", "br-int", &v.name, "--", "set", "Interface", &v.name]
-                    .map(String::from));
+                args.extend(
+                    [
+                        "--",
+                        "add-port",
+                        "br-int",
+                        &v.name,
+                        "--",
+                        "set",
+                        "Interface",
+                        &v.name,
+                    ]
+                    .map(String::from),
+                );
                 args.push("type=dummy".into());
                 args.push(format!("external_ids:iface-id={}", v.port));
                 if v.pcap {
@@ -639,6 +687,14 @@ pub fn run(cfg: &Config) -> Report {
             }
         });
     });
+    if let Some(p) = perf {
+        // SIGINT lets perf write its file.
+        let _ = Command::new("kill")
+            .args(["-INT", &p.0.id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_secs(2));
+        drop(p);
+    }
     let max = |f: fn(&(Option<f64>, Option<f64>, Option<f64>, Option<f64>)) -> Option<f64>| {
         stages
             .iter()
