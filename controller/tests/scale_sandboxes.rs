@@ -38,7 +38,7 @@ fn many_hosts_converge_and_forward() {
     };
     // `run` panics naming what did not happen; these hold once it returns.
     let r = scale::run(&cfg);
-    assert_eq!(r.hosts, hosts);
+    assert_eq!((r.hosts, r.ports), (hosts, bridges * ports_per_bridge));
     assert_eq!(r.tunnel_ports, hosts * (hosts - 1));
     assert!(r.converged_s.is_finite() && r.answer_s.is_finite(), "{r:?}");
     eprintln!("{r:?}");

@@ -309,6 +309,36 @@ fn check(hv: &Sandbox, want: &Expect) -> (Stage, bool) {
     }
 }
 
+/// Plugs `vifs` into `hv`'s br-int, all in one `ovs-vsctl` transaction.
+fn plug<'a>(hv: &Sandbox, vifs: impl Iterator<Item = &'a Vif>) {
+    let mut args: Vec<String> = vec!["--no-wait".into()];
+    for v in vifs {
+        args.extend(
+            [
+                "--",
+                "add-port",
+                "br-int",
+                &v.name,
+                "--",
+                "set",
+                "Interface",
+                &v.name,
+            ]
+            .map(String::from),
+        );
+        args.push("type=dummy".into());
+        args.push(format!("external_ids:iface-id={}", v.port));
+        if v.pcap {
+            args.push(format!(
+                "options:tx_pcap={}",
+                hv.dir().join(format!("{}.pcap", v.name)).display()
+            ));
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    hv.vsctl(&args).expect("plug VIFs");
+}
+
 /// Peak RSS (VmHWM) and current RSS of `pid`, in KiB, and its CPU seconds (user + system).
 pub fn proc_usage(pid: u32) -> (u64, u64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -557,7 +587,7 @@ pub fn run(cfg: &Config) -> Report {
         .collect();
 
     // 4. Hosts, one by one as an operator would, while workers plug each host's VIFs as soon
-    // as its br-int exists and then watch it converge.
+    // as its br-int exists and watch every host converge.
     let deadline = Instant::now() + cfg.deadline;
     let t_reg = Instant::now();
     let stages: Vec<Mutex<(Option<f64>, Option<f64>, Option<f64>, Option<f64>)>> =
@@ -623,67 +653,74 @@ pub fn run(cfg: &Config) -> Report {
                 *register_s.lock().unwrap() = t_reg.elapsed().as_secs_f64();
             });
         });
-        par_map(&idx, cfg.workers, |_, &h| {
-            let hv = &hvs[h];
-            // Until this host is registered there is nothing to look at.
-            poll(deadline, Duration::from_millis(20), || {
-                (registered.load(Ordering::Acquire) > h).then_some(())
-            })
-            .expect("registration stalled");
-            poll(deadline, Duration::from_millis(100), || {
-                hv.vsctl(&["br-exists", "br-int"]).ok()
-            })
-            .unwrap_or_else(|| panic!("h{h}: no br-int from the controller"));
-            stages[h].lock().unwrap().0 = Some(t_reg.elapsed().as_secs_f64());
-            let mut args: Vec<String> = vec!["--no-wait".into()];
-            for v in vifs.iter().filter(|v| v.host == h) {
-                args.extend(
-                    [
-                        "--",
-                        "add-port",
-                        "br-int",
-                        &v.name,
-                        "--",
-                        "set",
-                        "Interface",
-                        &v.name,
-                    ]
-                    .map(String::from),
-                );
-                args.push("type=dummy".into());
-                args.push(format!("external_ids:iface-id={}", v.port));
-                if v.pcap {
-                    args.push(format!(
-                        "options:tx_pcap={}",
-                        hv.dir().join(format!("{}.pcap", v.name)).display()
-                    ));
-                }
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            hv.vsctl(&args).expect("plug VIFs");
-        });
-        // Convergence, checked host by host (a converged host is not read again until the
-        // end); the pollers only read.
-        par_map(&idx, cfg.workers, |_, &h| {
-            let hv = &hvs[h];
-            let r = poll(deadline, Duration::from_millis(200), || {
-                let (stage, connected) = check(hv, &expects[h]);
-                let now = t_reg.elapsed().as_secs_f64();
-                let mut st = stages[h].lock().unwrap();
-                if stage >= Stage::Mesh && st.1.is_none() {
-                    st.1 = Some(now);
-                }
-                if stage == Stage::Done && st.2.is_none() {
-                    st.2 = Some(now);
-                }
-                if connected && st.3.is_none() {
-                    st.3 = Some(now);
-                }
-                (st.2.is_some() && st.3.is_some()).then_some(())
-            });
-            if r.is_none() {
-                let (stage, connected) = check(hv, &expects[h]);
-                panic!("h{h} did not converge: {stage:?}, connected {connected}");
+        // Every worker goes round the registered hosts that have not converged, each host
+        // read at most every 200 ms (and by one worker at a time): a host's br-int gets its
+        // VIFs as soon as it exists, and each stage is timed when first seen. Round robin, so
+        // a slow host does not hide when the others got there.
+        let next = AtomicUsize::new(0);
+        let last_read: Vec<Mutex<Option<Instant>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        let plugged: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        let done = AtomicUsize::new(0);
+        std::thread::scope(|w| {
+            for _ in 0..cfg.workers.max(1) {
+                w.spawn(|| loop {
+                    if done.load(Ordering::Acquire) == n {
+                        return;
+                    }
+                    if Instant::now() >= deadline {
+                        let late: Vec<String> = (0..n)
+                            .filter(|h| stages[*h].lock().unwrap().2.is_none())
+                            .take(5)
+                            .map(|h| format!("h{h}: {:?}", check(&hvs[h], &expects[h])))
+                            .collect();
+                        panic!("not converged in {:?}: {late:?}", cfg.deadline);
+                    }
+                    let h = next.fetch_add(1, Ordering::Relaxed) % n;
+                    if h >= registered.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    // One worker per host, and not again within 200 ms.
+                    let Ok(mut last) = last_read[h].try_lock() else {
+                        continue;
+                    };
+                    {
+                        let st = stages[h].lock().unwrap();
+                        if st.2.is_some() && st.3.is_some() {
+                            continue;
+                        }
+                    }
+                    if last.is_some_and(|t| t.elapsed() < Duration::from_millis(200)) {
+                        drop(last);
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    *last = Some(Instant::now());
+                    let hv = &hvs[h];
+                    let (stage, connected) = check(hv, &expects[h]);
+                    let now = t_reg.elapsed().as_secs_f64();
+                    {
+                        let mut st = stages[h].lock().unwrap();
+                        if stage >= Stage::BrInt && st.0.is_none() {
+                            st.0 = Some(now);
+                        }
+                        if stage >= Stage::Mesh && st.1.is_none() {
+                            st.1 = Some(now);
+                        }
+                        if stage == Stage::Done && st.2.is_none() {
+                            st.2 = Some(now);
+                        }
+                        if connected && st.3.is_none() {
+                            st.3 = Some(now);
+                        }
+                        if st.2.is_some() && st.3.is_some() {
+                            done.fetch_add(1, Ordering::AcqRel);
+                        }
+                    }
+                    if stage >= Stage::BrInt && plugged[h].swap(1, Ordering::AcqRel) == 0 {
+                        plug(hv, vifs.iter().filter(|v| v.host == h));
+                    }
+                });
             }
         });
     });
