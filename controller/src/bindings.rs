@@ -280,7 +280,8 @@ mod tests {
         let snap = n.snapshot();
         let mut b = Builder::default();
         let mut views = HostViews::new();
-        let steps: Vec<Box<dyn Fn(&mut HostViews)>> = vec![
+        type Step<'a> = Box<dyn Fn(&mut HostViews) + 'a>;
+        let steps: Vec<Step> = vec![
             Box::new(|v| {
                 v.insert(
                     h0,

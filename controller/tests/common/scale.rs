@@ -309,6 +309,10 @@ fn check(hv: &Sandbox, want: &Expect) -> (Stage, bool) {
     }
 }
 
+/// When a host was first seen with br-int, its mesh, everything, and `is_connected` (seconds
+/// from the first registration).
+type Times = (Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+
 /// Plugs `vifs` into `hv`'s br-int, all in one `ovs-vsctl` transaction.
 fn plug<'a>(hv: &Sandbox, vifs: impl Iterator<Item = &'a Vif>) {
     let mut args: Vec<String> = vec!["--no-wait".into()];
@@ -590,8 +594,7 @@ pub fn run(cfg: &Config) -> Report {
     // as its br-int exists and watch every host converge.
     let deadline = Instant::now() + cfg.deadline;
     let t_reg = Instant::now();
-    let stages: Vec<Mutex<(Option<f64>, Option<f64>, Option<f64>, Option<f64>)>> =
-        (0..n).map(|_| Mutex::new(Default::default())).collect();
+    let stages: Vec<Mutex<Times>> = (0..n).map(|_| Mutex::new(Default::default())).collect();
     let registered = AtomicUsize::new(0);
     // A profile of the controller from the first registration to convergence, when asked.
     let perf = std::env::var("SCALE_PERF").ok().map(|out| {
@@ -732,7 +735,7 @@ pub fn run(cfg: &Config) -> Report {
         std::thread::sleep(Duration::from_secs(2));
         drop(p);
     }
-    let max = |f: fn(&(Option<f64>, Option<f64>, Option<f64>, Option<f64>)) -> Option<f64>| {
+    let max = |f: fn(&Times) -> Option<f64>| {
         stages
             .iter()
             .map(|s| f(&s.lock().unwrap()).unwrap_or(f64::NAN))
