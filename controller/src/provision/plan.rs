@@ -78,7 +78,12 @@ pub fn monitor_requests() -> MonitorRequests {
         )
         .table(
             "Controller",
-            &["target", "connection_mode", "inactivity_probe", "external_ids"],
+            &[
+                "target",
+                "connection_mode",
+                "inactivity_probe",
+                "external_ids",
+            ],
         )
 }
 
@@ -374,8 +379,7 @@ pub fn plan(
                     replica.get("Controller", c).is_some_and(|r| {
                         str_col(r, "target") == Some(cfg.openflow_target.as_str())
                             && r.get("connection_mode") == Some(&Value::set(["out-of-band"]))
-                            && r.get("inactivity_probe")
-                                == Some(&Value::set([INACTIVITY_PROBE_MS]))
+                            && r.get("inactivity_probe") == Some(&Value::set([INACTIVITY_PROBE_MS]))
                     })
                 });
             if !ctl_ok {
