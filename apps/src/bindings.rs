@@ -15,7 +15,7 @@
 //! The datapath id of a host's `br-int` is the model's ([`topology::model::datapath_id`]), so a
 //! switch maps back to its host with no table surviving restarts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
 
@@ -135,7 +135,11 @@ pub struct UnboundInterface {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bindings {
     ports: FxHashMap<Uuid, Location>,
-    attachments: FxHashMap<(u64, u32), Attachment>,
+    /// By datapath, then OpenFlow port: a switch's pipeline reads only its own attachments, so
+    /// building every switch's pipeline costs the attachments once, not once per switch (with
+    /// a full tunnel mesh, N switches each scanning N² tunnel attachments made every bindings
+    /// change O(N³)).
+    attachments: FxHashMap<u64, BTreeMap<u32, Attachment>>,
     tunnels: FxHashMap<(Uuid, Uuid), u32>,
     hosts: FxHashMap<u64, Uuid>,
     unbound: Vec<UnboundInterface>,
@@ -143,7 +147,10 @@ pub struct Bindings {
 
 impl Bindings {
     /// Resolves the bindings of `hosts` (hosts not in `snapshot` are ignored).
-    pub fn build(snapshot: &Snapshot, hosts: &[HostPorts]) -> Bindings {
+    pub fn build<'h>(
+        snapshot: &Snapshot,
+        hosts: impl IntoIterator<Item = &'h HostPorts>,
+    ) -> Bindings {
         let mut b = Bindings::default();
         // port → (seen, host, interface): the iface-id claims, newest first wins.
         let mut claims: HashMap<Uuid, (u64, Uuid, &Interface)> = HashMap::new();
@@ -156,8 +163,7 @@ impl Bindings {
             b.hosts.insert(dpid, hp.host);
             for t in &hp.tunnels {
                 b.tunnels.insert((hp.host, t.peer), t.ofport);
-                b.attachments
-                    .insert((dpid, t.ofport), Attachment::Tunnel { peer: t.peer });
+                b.attach(dpid, t.ofport, Attachment::Tunnel { peer: t.peer });
             }
             for i in &hp.interfaces {
                 if let Some(port) = snapshot.port_by_binding(hp.host, &i.name) {
@@ -197,8 +203,7 @@ impl Bindings {
         }
         for (host, i, reason) in unbound {
             if let Some(ofport) = i.ofport {
-                b.attachments
-                    .insert((datapath_id(host), ofport), Attachment::Unbound);
+                b.attach(datapath_id(host), ofport, Attachment::Unbound);
             }
             b.unbound.push(UnboundInterface {
                 host,
@@ -225,13 +230,18 @@ impl Bindings {
                 key: port.tunnel_key,
             },
         );
-        self.attachments.insert(
-            (dpid, ofport),
+        self.attach(
+            dpid,
+            ofport,
             Attachment::Vif {
                 port: port.id,
                 key: port.tunnel_key,
             },
         );
+    }
+
+    fn attach(&mut self, dpid: u64, ofport: u32, a: Attachment) {
+        self.attachments.entry(dpid).or_default().insert(ofport, a);
     }
 
     /// Where logical port `port` is plugged, if anywhere.
@@ -241,7 +251,7 @@ impl Bindings {
 
     /// What OpenFlow port `ofport` of datapath `dpid` is.
     pub fn at(&self, dpid: u64, ofport: u32) -> Option<Attachment> {
-        self.attachments.get(&(dpid, ofport)).copied()
+        self.attachments.get(&dpid)?.get(&ofport).copied()
     }
 
     /// The OpenFlow port on `from`'s `br-int` of the tunnel to host `to`.
@@ -261,14 +271,10 @@ impl Bindings {
 
     /// Every OpenFlow port of `dpid` and what it is, in port order.
     pub fn attachments_of(&self, dpid: u64) -> Vec<(u32, Attachment)> {
-        let mut v: Vec<_> = self
-            .attachments
-            .iter()
-            .filter(|((d, _), _)| *d == dpid)
-            .map(|((_, p), a)| (*p, *a))
-            .collect();
-        v.sort_by_key(|(p, _)| *p);
-        v
+        self.attachments
+            .get(&dpid)
+            .map(|m| m.iter().map(|(p, a)| (*p, *a)).collect())
+            .unwrap_or_default()
     }
 
     /// Every bound port and its location.

@@ -258,14 +258,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (bindings_tx, bindings_rx) = watch::channel(std::sync::Arc::new(apps::Bindings::default()));
     // The last host sync the marked bindings include (`strowger wait`).
     let (synced_tx, synced_rx) = watch::channel(0);
-    let bindings_task = tokio::spawn(crate::bindings::follow(
-        network.subscribe(),
-        provisioner.views(),
-        app_host.clone(),
-        bindings_tx,
-        synced_tx,
-        stop_rx.clone(),
-    ));
+    // On a thread of its own: its steps are synchronous and, with hundreds of hosts, take
+    // milliseconds each; on a runtime worker they kept one of the (two, here) workers from the
+    // REST API and the OpenFlow and OVSDB sessions for as long as hosts kept changing.
+    let bindings_task = {
+        let follow = crate::bindings::follow(
+            network.subscribe(),
+            provisioner.views(),
+            app_host.clone(),
+            bindings_tx,
+            synced_tx,
+            stop_rx.clone(),
+        );
+        on_own_thread("bindings", move || follow)?
+    };
     // One metrics registry: what nothing else counts is counted as it happens (packet-in
     // latency in the app host, REST requests in a layer), the rest is read at scrape time.
     let http_metrics = crate::metrics::HttpMetrics::default();
@@ -310,13 +316,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: budget.api,
         header_read_timeout: std::time::Duration::from_secs(args.api_header_read_timeout),
     };
-    let api_task = tokio::spawn(crate::api::listener::run_with(
-        api,
-        app,
-        api_limits,
-        api_tls,
-        stop_rx.clone(),
-    ));
+    // The REST API runs on a runtime of its own: connection tasks call the app inline and wait
+    // for its lock, so while the app handles a big topology or bindings change both workers of a
+    // 2-core runtime could be waiting for it, and REST with them (hundreds of hosts registering
+    // one by one took 0.3–1.2 s a request). REST never needs the app lock to write.
+    let api_task = {
+        let api = api.into_std().context("the REST listener")?;
+        let stop = stop_rx.clone();
+        on_own_thread("rest", move || async move {
+            match tokio::net::TcpListener::from_std(api) {
+                Ok(api) => {
+                    crate::api::listener::run_with(api, app, api_limits, api_tls, stop).await
+                }
+                Err(e) => tracing::error!("the REST listener: {e}"),
+            }
+        })?
+    };
     // Host provisioning over OVSDB; the desired hosts and zones come from the topology
     // through `Provisioner::set_desired`.
     let ovsdb_listener = tokio::net::TcpListener::bind(args.ovsdb_listen)
@@ -338,13 +353,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    api_task.await?;
+    let _ = api_task.await;
     prov_task.await?;
     follow_task.await?;
-    bindings_task.await?;
+    let _ = bindings_task.await;
     timer_task.await?;
     of_task.await?;
     Ok(())
+}
+
+/// Runs the future `make` builds on a thread of its own with a single-threaded runtime (so
+/// its sockets and timers live there); the receiver resolves once it has ended.
+fn on_own_thread<F, Fut>(name: &str, make: F) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            rt.block_on(make());
+            let _ = done_tx.send(());
+        })?;
+    Ok(done_rx)
 }
 
 /// Over TLS, a host's br-int (datapath id: the low 64 bits of the host id) belongs to the

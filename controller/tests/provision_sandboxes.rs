@@ -578,3 +578,44 @@ async fn one_passive_session_per_system_id() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// Hosts joining one by one in a burst (as a script registering hundreds of them does): each
+/// host session commits at most every 200 ms, so the burst's intermediate meshes are skipped,
+/// and the last desired state is still committed in full once the spacing is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_joins_ends_in_the_full_mesh() {
+    let lab = lab(5);
+    let p = Provisioner::new(cfg());
+    let (stop, task) = start(&p);
+    let mut views = p.views();
+    // The first host alone (its br-int committed, so the spacing is running), then the others
+    // one by one, 20 ms apart: well within one spacing.
+    let state = |n: usize| DesiredState {
+        hosts: lab.hosts[..n].to_vec(),
+        zones: vec![zone(
+            TunnelType::Vxlan,
+            &lab.hosts[..n].iter().collect::<Vec<_>>(),
+            &lab.hosts,
+        )],
+    };
+    p.set_desired_at(state(1), 1);
+    converged(&mut views, &lab.hosts[..1], 0).await;
+    for n in 2..=5 {
+        p.set_desired_at(state(n), n as u64);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let v = converged(&mut views, &lab.hosts, 4).await;
+    for (h, hv) in lab.hosts.iter().zip(&lab.hvs) {
+        assert_eq!(tunnel_ports(hv).len(), 4, "{}", hv.name());
+        // Every host ends having applied the last revision.
+        let view = v.get(&h.id).unwrap();
+        poll("the last revision applied", || {
+            let views = p.views();
+            let r = views.borrow().get(&h.id).and_then(|v| v.reconciled);
+            (r == Some(5)).then_some(())
+        });
+        assert!(view.connected);
+    }
+    let _ = stop.send(true);
+    task.await.unwrap();
+}

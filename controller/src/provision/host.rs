@@ -170,6 +170,10 @@ pub(crate) async fn run_active(
     }
 }
 
+/// The least time between two commits of one host session (see `reconcile_loop`). A change
+/// after a quiet spell is committed at once; only bursts wait.
+const COMMIT_SPACING: Duration = Duration::from_millis(200);
+
 /// How often an unidentified passive peer's `system-id` is read again.
 const IDENTIFY_POLL: Duration = Duration::from_secs(2);
 
@@ -357,6 +361,11 @@ async fn reconcile_loop(
     let cfg = &shared.config;
     let mut reconciled = None;
     let mut synced = 0;
+    // When this session last committed: a commit within `COMMIT_SPACING` of it waits out the
+    // rest, so a burst of desired-state changes (hosts joining one by one) becomes a few
+    // transactions per host, not one per change. Each commit makes vswitchd reconfigure all its
+    // ports: a mesh of N hosts registered one by one cost N² transactions, O(N³) vswitchd work.
+    let mut last_commit: Option<tokio::time::Instant> = None;
     loop {
         // A sync asked for: one round trip, so the view built below holds what the host had
         // committed when it was asked.
@@ -372,15 +381,36 @@ async fn reconcile_loop(
         if passive && host.ovsdb.is_some() {
             return Ok(Stop::HostGone);
         }
-        let tunnels = desired_tunnels(&state, id, cfg.set_local_ip);
-        let result = m.transact(|r| Ok(plan(r, host, &tunnels, cfg))).await;
+        let hold = last_commit
+            .map(|t| t + COMMIT_SPACING)
+            .filter(|until| *until > tokio::time::Instant::now());
         let mut retry = None;
-        match result {
-            Ok(Some(_)) => {
-                tracing::info!("host reconciled");
-                reconciled = Some(state.revision);
+        let result = match hold {
+            // Planned once the spacing is over (the view below is published meanwhile).
+            Some(until) => {
+                retry = Some(until);
+                Ok(Some(()))
             }
-            Ok(None) => reconciled = Some(state.revision),
+            None => {
+                let tunnels = desired_tunnels(&state, id, cfg.set_local_ip);
+                m.transact(|r| Ok(plan(r, host, &tunnels, cfg)))
+                    .await
+                    .map(|done| match done {
+                        Some(_) => {
+                            last_commit = Some(tokio::time::Instant::now());
+                            tracing::info!("host reconciled");
+                            reconciled = Some(state.revision);
+                            Some(())
+                        }
+                        None => {
+                            reconciled = Some(state.revision);
+                            None
+                        }
+                    })
+            }
+        };
+        match result {
+            Ok(_) => {}
             Err(e @ (Error::Disconnected | Error::PeerDead | Error::Io(_) | Error::Timeout(_))) => {
                 return Err(e)
             }
@@ -388,7 +418,7 @@ async fn reconcile_loop(
                 // The server refused the plan (or it kept going stale): try again later, or
                 // sooner if anything changes.
                 tracing::warn!(error = %e, "reconcile failed");
-                retry = Some(Duration::from_secs(2));
+                retry = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             }
         }
         let mut view = host_view(m.replica(), &cfg.bridge);
@@ -399,7 +429,7 @@ async fn reconcile_loop(
             r = desired.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
             r = sync.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
             r = m.changes() => { r?; }
-            _ = tokio::time::sleep(retry.unwrap_or(Duration::MAX / 4)), if retry.is_some() => {}
+            _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {}
             _ = ovsdb::client::stopped(shutdown) => return Ok(Stop::Shutdown),
         }
     }

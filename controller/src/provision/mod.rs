@@ -1,6 +1,7 @@
 //! Host provisioning over OVSDB: each host's `br-int` (datapath type, `fail_mode=secure`,
-//! OpenFlow 1.3, our controller out-of-band, a datapath id derived from the host id) and one
-//! tunnel port per peer host per tunnel zone, kept in step with a desired state.
+//! OpenFlow 1.3, our controller out-of-band with a 30 s inactivity probe, a datapath id derived
+//! from the host id) and one tunnel port per peer host per tunnel zone, kept in step with a
+//! desired state.
 //!
 //! The provisioner consumes a plain [`DesiredState`] (hosts and tunnel zones) through
 //! [`Provisioner::set_desired`]; it knows nothing of the REST API or the store. It publishes
