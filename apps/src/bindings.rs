@@ -277,6 +277,12 @@ impl Bindings {
             .unwrap_or_default()
     }
 
+    /// Whether `dpid` has the same OpenFlow ports, VIFs and tunnels in `self` and `other`: then
+    /// nothing a switch's own pipeline or tunnels depend on changed between them.
+    pub fn same_attachments(&self, other: &Bindings, dpid: u64) -> bool {
+        self.attachments.get(&dpid) == other.attachments.get(&dpid)
+    }
+
     /// Every bound port and its location.
     pub fn bound(&self) -> impl Iterator<Item = (Uuid, &Location)> + '_ {
         self.ports.iter().map(|(id, l)| (*id, l))

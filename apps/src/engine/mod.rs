@@ -1601,12 +1601,20 @@ impl Engine {
             self.forget_mac(now, k, out);
         }
         // Tunnels that changed: every flow of that host may use them.
-        let dpids: Vec<u64> = self.switches.keys().copied().collect();
+        // Only switches whose own ports or tunnels changed: with hundreds of hosts, checking
+        // every peer's tunnel and rebuilding the pipeline of every switch on every change was
+        // O(N²) per change, under the app lock every connection waits for.
+        let dpids: Vec<u64> = self
+            .switches
+            .keys()
+            .copied()
+            .filter(|d| old.host(*d) != b.host(*d) || !b.same_attachments(&old, *d))
+            .collect();
+        let peers: Vec<Uuid> = self.snapshot.hosts().map(|h| h.id).collect();
         for dpid in &dpids {
             let (Some(h_old), Some(h_new)) = (old.host(*dpid), b.host(*dpid)) else {
                 continue;
             };
-            let peers: Vec<Uuid> = self.snapshot.hosts().map(|h| h.id).collect();
             let changed = h_old != h_new
                 || peers
                     .iter()

@@ -834,3 +834,33 @@ fn read_back_flows_are_checked_after_a_while_without_every_switch() {
     assert_eq!(cache, [kept]);
     assert_eq!(l.f.oracle(), 1);
 }
+
+/// A VIF plugged on one host changes that switch's pipeline and nothing is sent to the others.
+/// (The engine now looks only at switches whose own attachments changed — with hundreds of
+/// hosts, checking every peer's tunnel and rebuilding every switch's pipeline on every bindings
+/// change was O(N²) per change — and this is the behaviour that must not change with it.)
+#[test]
+fn a_plug_reconciles_only_its_own_switch() {
+    let mut l = lab();
+    let br = l.br;
+    let port = l.f.write(|t| Ok(t.create_port(br, bridge_port())?.id));
+    let before = l.f.log.len();
+    let of = l.f.plug(l.hv[1], "vm-new", Some(port));
+    let sent = &l.f.log[before..];
+    assert!(
+        sent.iter().all(|o| o.dpid == l.hv[1]),
+        "{:?}",
+        sent.iter().map(|o| o.dpid).collect::<Vec<_>>()
+    );
+    assert!(
+        sent.iter().any(|o| matches!(&o.message,
+            Message::FlowMod(fm) if fm.match_.in_port() == Some(of))),
+        "the new VIF's classifier entry: {sent:?}"
+    );
+    // And the switches whose attachments did not change keep their pipelines: unplugging on
+    // hv3 touches hv3 alone.
+    let before = l.f.log.len();
+    l.f.unplug(l.hv[2], l.of[3]);
+    assert!(l.f.log[before..].iter().all(|o| o.dpid == l.hv[2]));
+    assert!(!l.f.log[before..].is_empty());
+}
