@@ -31,7 +31,23 @@ fn mac(prefix: u8, n: usize) -> [u8; 6] {
     [2, prefix, b[0], b[1], b[2], b[3]]
 }
 
-fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
+/// One bridge: `SOURCES` ports with VIFs on hv1, a sink port with its VIF on hv2; the engine
+/// taken out of the fabric with no packet-in budget.
+struct Setup {
+    f: Fabric,
+    engine: Engine,
+    d1: u64,
+    d2: u64,
+    ports: Vec<Uuid>,
+    /// ofport and tunnel key of each source's VIF.
+    of: Vec<u32>,
+    keys: Vec<u32>,
+    sink: Uuid,
+    sink_of: u32,
+    sink_key: u32,
+}
+
+fn setup() -> Setup {
     let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
     let ((h1, h2), ports, sink) = network
         .write(|t| {
@@ -66,6 +82,33 @@ fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
         packet_in_rate: 0,
         ..Default::default()
     });
+    Setup {
+        f,
+        engine,
+        d1,
+        d2,
+        ports,
+        of,
+        keys,
+        sink,
+        sink_of,
+        sink_key,
+    }
+}
+
+fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
+    let Setup {
+        f,
+        mut engine,
+        d1,
+        d2,
+        ports,
+        of,
+        keys,
+        sink_of,
+        sink_key,
+        ..
+    } = setup();
     let now = Instant::now();
     let mut out: Vec<Output> = Vec::new();
     let per_source = flows / SOURCES;
@@ -129,41 +172,15 @@ fn run(flows: usize) -> (Duration, Vec<Duration>, usize) {
 /// flow's output reaching all 101 ports, so each carries ~100 port tags), then the sink port goes
 /// admin-down, which affects every one of them. Returns (median, min, max) of 5 and the deletes.
 fn floods(n: usize) -> ((Duration, Duration, Duration), usize) {
-    let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
-    let ((h1, h2), ports, sink) = network
-        .write(|t| {
-            let h1 = t.create_host(fixtures::host("hv1"))?.id;
-            let h2 = t.create_host(fixtures::host("hv2"))?.id;
-            let br = t.create_bridge(fixtures::bridge("net", None))?.id;
-            let mut ports = vec![];
-            for _ in 0..SOURCES {
-                ports.push(t.create_port(br, fixtures::bridge_port())?.id);
-            }
-            let sink = t.create_port(br, fixtures::bridge_port())?.id;
-            Ok(((h1, h2), ports, sink))
-        })
-        .unwrap()
-        .0;
-    let mut f = Fabric::new(network, Engine::default());
-    f.sync();
-    let d1 = f.add_switch(h1);
-    let d2 = f.add_switch(h2);
-    f.mesh();
-    let of: Vec<u32> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| f.plug(d1, &format!("vm{i}"), Some(*p)))
-        .collect();
-    f.plug(d2, "sink", Some(sink));
-    let keys: Vec<u32> = ports
-        .iter()
-        .map(|p| f.bindings().port(*p).map(|l| l.key).unwrap())
-        .collect();
-    let mut engine = std::mem::take(&mut f.engine);
-    engine.set_config(apps::engine::Config {
-        packet_in_rate: 0,
-        ..Default::default()
-    });
+    let Setup {
+        f,
+        mut engine,
+        d1,
+        of,
+        keys,
+        sink,
+        ..
+    } = setup();
     let now = Instant::now();
     let mut out: Vec<Output> = Vec::new();
     let flood = |engine: &mut Engine, out: &mut Vec<Output>| {

@@ -259,12 +259,24 @@ fn udp_from(g: &Guest, gw: [u8; 6], dst_ip: Ipv4Addr, ttl: u8, id: u16) -> Vec<u
 
 /// An ICMP echo request from `g` to `dst_ip` through the gateway MAC `gw`.
 fn ping_from(g: &Guest, gw: [u8; 6], dst_ip: Ipv4Addr, seq: u16) -> Vec<u8> {
-    let mut icmp = vec![8, 0, 0, 0, 0x51, 0x0e];
+    echo_from(g, gw, dst_ip, 8, 0x4000 + seq, seq)
+}
+
+/// An ICMP echo (`icmp_type` 8 request, 0 reply) from `g` to `dst_ip` through `gw`, IP id `id`.
+fn echo_from(
+    g: &Guest,
+    gw: [u8; 6],
+    dst_ip: Ipv4Addr,
+    icmp_type: u8,
+    id: u16,
+    seq: u16,
+) -> Vec<u8> {
+    let mut icmp = vec![icmp_type, 0, 0, 0, 0x51, 0x0e];
     icmp.extend_from_slice(&seq.to_be_bytes());
     icmp.extend_from_slice(b"0123456789abcdefghijklmnopqrstuv");
     let c = checksum(&icmp);
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    ipv4(g.mac, gw, (g.ip, dst_ip), 64, 0x4000 + seq, 1, &icmp)
+    ipv4(g.mac, gw, (g.ip, dst_ip), 64, id, 1, &icmp)
 }
 
 /// An ARP frame as it arrived.
@@ -495,12 +507,7 @@ async fn routed_udp_over_gre_parks_for_arp_then_flows() {
 
 /// An ICMP echo reply from `g` to `dst_ip` through the gateway MAC `gw`.
 fn pong_from(g: &Guest, gw: [u8; 6], dst_ip: Ipv4Addr, seq: u16) -> Vec<u8> {
-    let mut icmp = vec![0, 0, 0, 0, 0x51, 0x0e];
-    icmp.extend_from_slice(&seq.to_be_bytes());
-    icmp.extend_from_slice(b"0123456789abcdefghijklmnopqrstuv");
-    let c = checksum(&icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    ipv4(g.mac, gw, (g.ip, dst_ip), 64, 0x5000 + seq, 1, &icmp)
+    echo_from(g, gw, dst_ip, 0, 0x5000 + seq, seq)
 }
 
 /// A ping's reply flow reaches b's host with the request (the engine predicts the reply), so

@@ -191,13 +191,17 @@ impl FlowCache {
 
     /// Records `flow`, made by the packet `origin`. The caller has removed any flow with the
     /// same cookie or the same (datapath, priority, match): the switch holds one of each.
-    pub fn insert(&mut self, flow: Flow, origin: Origin) {
+    /// False, recording nothing, when the slab is full (2³² records): the caller installs
+    /// nothing it could not record.
+    pub fn insert(&mut self, flow: Flow, origin: Origin) -> bool {
         debug_assert!(!self.by_cookie.contains_key(&flow.cookie));
         debug_assert!(self.find(flow.dpid, flow.priority, &flow.match_).is_none());
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                let s = u32::try_from(self.slots.len()).expect("fewer than 2^32 flows");
+                let Ok(s) = u32::try_from(self.slots.len()) else {
+                    return false;
+                };
                 self.slots.push(Slot {
                     generation: 0,
                     flow: None,
@@ -224,6 +228,7 @@ impl FlowCache {
         self.slots[slot as usize].flow = Some(flow);
         self.origins[slot as usize] = Some(origin);
         self.len += 1;
+        true
     }
 
     /// Forgets the flow with this cookie and returns it.
@@ -394,7 +399,7 @@ mod tests {
                             prop_assert!(cache.remove(old).is_some());
                             model.remove(&old);
                         }
-                        cache.insert(f.clone(), (Uuid::nil(), m, header()));
+                        prop_assert!(cache.insert(f.clone(), (Uuid::nil(), m, header())));
                         model.insert(f.cookie, f);
                     }
                     Op::Remove(i) => {

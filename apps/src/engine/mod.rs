@@ -303,6 +303,16 @@ fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 12]> {
     tags
 }
 
+/// A flow read back from a switch, as ovs-ofctl would print it (for the logs).
+fn flow_stats_text(f: &ofproto::FlowStats) -> ofproto::display::FlowText<'_> {
+    ofproto::display::FlowText {
+        table_id: f.table_id,
+        priority: f.priority,
+        match_: &f.match_,
+        instructions: &f.instructions,
+    }
+}
+
 /// The header of the reply a packet with header `h` (as delivered) demands, if it demands one:
 /// an ICMP echo request's echo reply, a TCP segment's answer. Addresses, ports and MACs swap;
 /// the TTL is a fresh sender's (a flow matches none: routers decrement it by action).
@@ -891,38 +901,26 @@ impl Engine {
                 tracing::debug!(
                     dpid,
                     cookie = format!("{:#x}", f.cookie),
-                    found = %ofproto::display::FlowText {
-                        table_id: f.table_id,
-                        priority: f.priority,
-                        match_: &f.match_,
-                        instructions: &f.instructions
-                    },
+                    found = %flow_stats_text(&f),
                     "read-back flow not kept: its ingress is no port bound on that switch"
                 );
             }
             let kept = start.and_then(|(start, header)| {
                 let c = self.compile(dpid, start, header);
+                // The switch lists the match's fields in its own order: keys compare sets.
+                let key = cache::MatchKey::of(&c.match_);
                 let same = c.simulation.flow == FlowKind::Cache
                     && c.priority == f.priority
-                    && c.match_.fields.len() == f.match_.fields.len()
-                    && c.match_.fields.iter().all(|x| f.match_.fields.contains(x))
+                    && key == cache::MatchKey::of(&f.match_)
                     && c.instructions() == f.instructions;
                 // A packet-in since the connect installed the same flow: the switch replaced
                 // the old one, the new record stands.
-                let replaced = self
-                    .cache
-                    .find(dpid, c.priority, &cache::MatchKey::of(&c.match_))
-                    .is_some();
+                let replaced = self.cache.find(dpid, c.priority, &key).is_some();
                 if !same || replaced {
                     tracing::debug!(
                         dpid,
                         cookie = format!("{:#x}", f.cookie),
-                        found = %ofproto::display::FlowText {
-                            table_id: f.table_id,
-                            priority: f.priority,
-                            match_: &f.match_,
-                            instructions: &f.instructions
-                        },
+                        found = %flow_stats_text(&f),
                         now = %ofproto::display::FlowText {
                             table_id: TABLE_CACHE,
                             priority: c.priority,
@@ -933,9 +931,24 @@ impl Engine {
                         "read-back flow not kept"
                     );
                 }
-                (same && !replaced).then_some(c)
+                (same && !replaced).then_some((c, key))
             });
-            let Some(c) = kept else {
+            let recorded = match kept {
+                Some((c, key)) => {
+                    let learned = c.simulation.effects.iter().find_map(|e| match *e {
+                        Effect::Learn { bridge, mac, .. }
+                            if self.macs.contains_key(&(bridge, mac)) =>
+                        {
+                            Some((bridge, mac))
+                        }
+                        _ => None,
+                    });
+                    let tags = flow_tags(&c);
+                    self.record(dpid, f.cookie, &c, key, &tags, learned)
+                }
+                None => false,
+            };
+            if !recorded {
                 deleted_n += 1;
                 self.stats.flows_readback_deleted += 1;
                 out.push(Output {
@@ -943,16 +956,7 @@ impl Engine {
                     message: Message::FlowMod(pipeline::delete_cookie(f.cookie)),
                 });
                 continue;
-            };
-            let learned = c.simulation.effects.iter().find_map(|e| match *e {
-                Effect::Learn { bridge, mac, .. } if self.macs.contains_key(&(bridge, mac)) => {
-                    Some((bridge, mac))
-                }
-                _ => None,
-            });
-            let tags = flow_tags(&c);
-            let key = cache::MatchKey::of(&c.match_);
-            self.record(dpid, f.cookie, &c, key, &tags, learned);
+            }
             // This run's cookies continue after every cookie it found.
             let n = f.cookie & (pipeline::REACTIVE_BIT - 1);
             if n >= self.next_cookie {
@@ -1238,13 +1242,25 @@ impl Engine {
         learned: Option<(Uuid, [u8; 6])>,
         out: &mut Vec<Output>,
     ) {
+        self.install_keyed(now, dpid, c, cache::MatchKey::of(&c.match_), learned, out);
+    }
+
+    /// [`Engine::install`] with the match's key computed already.
+    fn install_keyed(
+        &mut self,
+        now: Instant,
+        dpid: u64,
+        c: &Compiled,
+        key: cache::MatchKey,
+        learned: Option<(Uuid, [u8; 6])>,
+        out: &mut Vec<Output>,
+    ) {
         let error = c.simulation.flow == FlowKind::Short;
         let tags = flow_tags(c);
         let tags = &tags[..];
         // The switch replaces a flow with the same match and priority. If it depended on the
         // same things, it keeps its cookie (a packet-in raced the first install); otherwise
         // the old record goes.
-        let key = cache::MatchKey::of(&c.match_);
         if let Some(old) = self.cache.find(dpid, c.priority, &key) {
             let cookie = old.cookie;
             if same_tags(&old.tags, tags) && old.learned == learned {
@@ -1255,8 +1271,10 @@ impl Engine {
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
-        self.record(dpid, cookie, c, key, tags, learned);
-        self.emit_flow(dpid, cookie, c, error, out);
+        // A flow the engine could not record would never be invalidated: not installed.
+        if self.record(dpid, cookie, c, key, tags, learned) {
+            self.emit_flow(dpid, cookie, c, error, out);
+        }
     }
 
     /// Installs the flow of the reply `c`'s packet demands on the host of the port it is
@@ -1317,16 +1335,13 @@ impl Engine {
             }
         }
         // Predicted already (the request came to the controller twice): nothing to send.
-        if self
-            .cache
-            .find(dpid, r.priority, &cache::MatchKey::of(&r.match_))
-            .is_some()
-        {
+        let key = cache::MatchKey::of(&r.match_);
+        if self.cache.find(dpid, r.priority, &key).is_some() {
             return;
         }
         tracing::debug!(dpid, "reply predicted");
         self.stats.replies_predicted += 1;
-        self.install(now, dpid, &r, learned, out);
+        self.install_keyed(now, dpid, &r, key, learned, out);
     }
 
     /// Indexes flow `cookie` on `dpid`: by match, by tag, and as a reference to the MAC entry
@@ -1339,18 +1354,12 @@ impl Engine {
         key: cache::MatchKey,
         tags: &[Tag],
         learned: Option<(Uuid, [u8; 6])>,
-    ) {
-        if let Some(k) = learned {
-            if let Some(m) = self.mac_meta.get_mut(&k) {
-                m.refs += 1;
-                m.expires = None;
-            }
-        }
+    ) -> bool {
         let (origin, in_port) = match c.simulation_start {
             Start::Ingress { port, in_port } => (port, in_port),
             Start::Egress { port } => (port, ofproto::port_no::CONTROLLER),
         };
-        self.cache.insert(
+        let recorded = self.cache.insert(
             cache::Flow {
                 cookie,
                 dpid,
@@ -1362,6 +1371,15 @@ impl Engine {
             },
             (origin, in_port, c.header),
         );
+        if recorded {
+            if let Some(k) = learned {
+                if let Some(m) = self.mac_meta.get_mut(&k) {
+                    m.refs += 1;
+                    m.expires = None;
+                }
+            }
+        }
+        recorded
     }
 
     fn emit_flow(

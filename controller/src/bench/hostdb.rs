@@ -100,17 +100,15 @@ impl HostDb {
             .stderr(Stdio::null())
             .spawn()
             .context("starting ovsdb-server (install openvswitch-switch)")?;
-        let mut server = Some(server);
+        let mut server = server;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let conn = loop {
             match Connection::connect(&Target::Unix(sock.clone()), Default::default()).await {
                 Ok(c) => break c,
                 Err(e) => {
                     if tokio::time::Instant::now() >= deadline {
-                        if let Some(mut s) = server.take() {
-                            let _ = s.kill();
-                            let _ = s.wait();
-                        }
+                        let _ = server.kill();
+                        let _ = server.wait();
                         bail!("ovsdb-server at {} never answered: {e}", sock.display());
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -136,7 +134,7 @@ impl HostDb {
             }
         });
         Ok(HostDb {
-            server: server.take().expect("set above"),
+            server,
             dir: dir.to_path_buf(),
             view,
             plug,
