@@ -218,6 +218,10 @@ pub struct Fabric {
     pub log: Vec<Output>,
     /// Packet-ins the engine received.
     pub packet_ins: usize,
+    /// Barriers are answered only by [`Fabric::answer_barriers`] (a switch slow to answer),
+    /// not right after the batch that sent them.
+    pub slow_barriers: bool,
+    unanswered_barriers: Vec<u64>,
     seen: u64,
 }
 
@@ -231,6 +235,8 @@ impl Fabric {
             now: Instant::now(),
             log: Vec::new(),
             packet_ins: 0,
+            slow_barriers: false,
+            unanswered_barriers: Vec::new(),
             seen: 0,
         }
     }
@@ -434,6 +440,15 @@ impl Fabric {
         }
     }
 
+    /// Answers the barriers held back by [`Fabric::slow_barriers`]; returns how many.
+    pub fn answer_barriers(&mut self) -> usize {
+        let dpids = std::mem::take(&mut self.unanswered_barriers);
+        for &dpid in &dpids {
+            self.deliver(&Event::Barrier { dpid }, None);
+        }
+        dpids.len()
+    }
+
     /// The flow-cache entries of `dpid` (priority above the miss).
     pub fn cache(&self, dpid: u64) -> Vec<&Entry> {
         self.switches
@@ -541,6 +556,11 @@ impl Fabric {
                         flows: Some(flows),
                     });
                 }
+                // Every flow-mod before it is in the table already.
+                Message::BarrierRequest if self.slow_barriers => {
+                    self.unanswered_barriers.push(o.dpid)
+                }
+                Message::BarrierRequest => replies.push(Event::Barrier { dpid: o.dpid }),
                 _ => {}
             }
         }

@@ -368,7 +368,8 @@ impl App for L2Switch {
             | Event::SwitchError { .. }
             | Event::Topology(_)
             | Event::Bindings(_)
-            | Event::FlowStats { .. } => {}
+            | Event::FlowStats { .. }
+            | Event::Barrier { .. } => {}
         }
     }
 

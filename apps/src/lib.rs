@@ -89,6 +89,16 @@ pub enum Event {
         /// The flows.
         flows: Option<Vec<ofproto::FlowStats>>,
     },
+    /// The switch answered a BARRIER_REQUEST the app sent (an `Output` whose message is a
+    /// `BarrierRequest`): everything the app sent it before that barrier is in effect. One
+    /// event per barrier, also when the request failed while its session stayed the current
+    /// one (the switch refused it or did not answer in time); none once the session is gone,
+    /// since `SwitchDown` says that. Events of one switch may arrive in any order, but the
+    /// k-th of them means the first k barriers are answered (a switch answers in order).
+    Barrier {
+        /// The datapath id.
+        dpid: u64,
+    },
     /// A new topology snapshot (every revision, in order).
     Topology(Arc<Snapshot>),
     /// The port bindings changed (which logical port is where, which tunnel leads where).
@@ -149,6 +159,7 @@ impl PartialEq for Event {
                 },
             ) => a == b && xa == xb && ea == eb,
             (FlowStats { dpid: a, flows: x }, FlowStats { dpid: b, flows: y }) => a == b && x == y,
+            (Barrier { dpid: a }, Barrier { dpid: b }) => a == b,
             (Topology(a), Topology(b)) => a.revision() == b.revision(),
             (Bindings(a), Bindings(b)) => a == b,
             _ => false,
@@ -166,7 +177,8 @@ impl Event {
             | Event::PortStatus { dpid, .. }
             | Event::FlowRemoved { dpid, .. }
             | Event::SwitchError { dpid, .. }
-            | Event::FlowStats { dpid, .. } => Some(*dpid),
+            | Event::FlowStats { dpid, .. }
+            | Event::Barrier { dpid } => Some(*dpid),
             Event::Topology(_) | Event::Bindings(_) => None,
         }
     }
@@ -308,6 +320,12 @@ pub struct AppCounters {
     pub resimulated: u64,
     /// ERRORs switches sent for the app's messages.
     pub switch_errors: u64,
+    /// Reply flows installed on the destination's host with the request that demands them.
+    pub replies_predicted: u64,
+    /// First packets held until the destination's switch confirmed their reply's flow.
+    pub packets_held: u64,
+    /// Held packets that went at their deadline, the destination's barrier unanswered.
+    pub holds_expired: u64,
 }
 
 /// A labelled count as [`AppCounters`] keeps it: sorted by label.

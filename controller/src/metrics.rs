@@ -339,6 +339,24 @@ impl Collector for Live {
             "ERRORs switches sent for the app's messages.",
             c.switch_errors,
         )?;
+        counter(
+            e,
+            "replies_predicted",
+            "Reply flows installed on the destination's host with the request that demands them.",
+            c.replies_predicted,
+        )?;
+        counter(
+            e,
+            "packets_held",
+            "First packets held until the destination's switch confirmed their reply's flow.",
+            c.packets_held,
+        )?;
+        counter(
+            e,
+            "holds_expired",
+            "Held packets that went at their deadline, the destination's barrier unanswered.",
+            c.holds_expired,
+        )?;
         Ok(())
     }
 }

@@ -512,8 +512,9 @@ fn pong_from(g: &Guest, gw: [u8; 6], dst_ip: Ipv4Addr, seq: u16) -> Vec<u8> {
 
 /// A ping's reply flow reaches b's host with the request (the engine predicts the reply), so
 /// b's reply goes by a flow instead of the controller: a first ping across a router and a
-/// tunnel costs one trip to the controller, not two. Seen from OVS: the flow is on hv2 before
-/// b answers, it counts b's reply, and it is what the engine would install for that reply.
+/// tunnel costs one trip to the controller, not two. Seen from OVS: the flow is on hv2 when the
+/// ping reaches b (the ping waited for hv2's barrier behind it), it counts b's reply, and it is
+/// what the engine would install for that reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
     let net = Routed::start("vxlan").await;
@@ -558,12 +559,15 @@ async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
     };
     assert_eq!(reply_flow(), None, "no reply flow before the ping");
 
+    let before = lab.api.metrics().await;
     lab.send(&a.vm, &ping_from(a, R1_MAC, b.ip, 1));
     lab.arrives(&b.vm, "the echo request at b", |f| {
         (f.len() > 34 && f[23] == 1 && f[34] == 8).then_some(())
     })
     .await;
-    let flow = poll("b's reply flow on hv2", reply_flow).await;
+    // Not polled: the ping left hv1 only once hv2 had answered a barrier behind this flow, so
+    // the reply cannot reach hv2's br-int before its flow does.
+    let flow = reply_flow().expect("b's reply flow on hv2 before the ping reached b");
     for part in [
         "dec_ttl".to_string(),
         format!("set_field:{}->eth_dst", mac_str(a.mac)),
@@ -572,6 +576,12 @@ async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
         assert!(flow.contains(&part), "{part} missing in {flow}");
     }
     assert!(flow.contains("n_packets=0"), "{flow}");
+    // The ping was held for hv2's barrier, and the real switch answered it in time.
+    let after = lab.api.metrics().await;
+    let delta = |name: &str| after.count(name, &[]) - before.count(name, &[]);
+    assert_eq!(delta("strowger_replies_predicted_total"), 1.0);
+    assert_eq!(delta("strowger_packets_held_total"), 1.0);
+    assert_eq!(delta("strowger_holds_expired_total"), 0.0);
 
     // b answers: the reply goes by that flow (it counts one packet) and reaches a, routed.
     lab.send(&b.vm, &pong_from(b, R2_MAC, a.ip, 1));

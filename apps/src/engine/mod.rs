@@ -24,6 +24,7 @@ pub mod cache;
 pub mod chain;
 pub mod dhcp;
 pub mod flowkey;
+pub mod hold;
 pub mod index;
 pub mod pipeline;
 pub mod reply;
@@ -159,6 +160,11 @@ pub struct Stats {
     pub flows_readback_deleted: u64,
     /// Reply flows installed ahead of their reply (`Config::predict_replies`).
     pub replies_predicted: u64,
+    /// First packets held until the destination's switch confirmed their reply's flow with a
+    /// barrier (`hold`).
+    pub packets_held: u64,
+    /// Held packets that went at their deadline, the barrier unanswered.
+    pub holds_expired: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -207,6 +213,8 @@ pub struct Engine {
     settle_by: Option<Instant>,
     next_cookie: u64,
     buckets: FxHashMap<(u64, u32), Bucket>,
+    /// First packets waiting for the barrier behind their reply's predicted flow.
+    holds: hold::Holds,
     stats: Stats,
 }
 
@@ -419,6 +427,7 @@ impl Engine {
             settle_by: None,
             next_cookie: first_cookie,
             buckets: FxHashMap::default(),
+            holds: hold::Holds::default(),
             stats: Stats::default(),
         }
     }
@@ -468,6 +477,9 @@ impl Engine {
             macs_learned: s.macs_learned,
             resimulated: s.resimulated,
             switch_errors: s.switch_errors,
+            replies_predicted: s.replies_predicted,
+            packets_held: s.packets_held,
+            holds_expired: s.holds_expired,
         }
     }
 
@@ -1132,13 +1144,19 @@ impl Engine {
             self.arp
                 .resolve(now, r.router, r.port, r.ip, parked, &mut todo);
         }
+        // The switch whose barrier the packet must wait for (see `hold`): the destination's,
+        // when its reply's flow goes there now. On the ingress switch itself the flow-mod is
+        // ahead of the packet-out on the same connection already.
+        let mut wait_for = None;
         let in_port = match start {
             Start::Ingress { port, in_port } => {
                 if sim.flow != FlowKind::None {
                     self.install(now, dpid, &compiled, learned, out);
                 }
                 if sim.flow == FlowKind::Cache && self.config.predict_replies {
-                    self.predict_reply(now, port, &compiled, out);
+                    wait_for = self
+                        .predict_reply(now, port, &compiled, out)
+                        .filter(|&dest| dest != dpid);
                 }
                 in_port
             }
@@ -1151,7 +1169,7 @@ impl Engine {
             } else {
                 (buffer_id, bytes::Bytes::new())
             };
-            out.push(Output {
+            let packet_out = Output {
                 dpid,
                 message: Message::PacketOut(PacketOut {
                     buffer_id,
@@ -1160,7 +1178,20 @@ impl Engine {
                     actions: std::mem::take(&mut compiled.actions),
                     data,
                 }),
-            });
+            };
+            match wait_for.and_then(|dest| {
+                let back = self.holds.hold(now, dest, packet_out.clone());
+                back.is_none().then_some(dest)
+            }) {
+                Some(dest) => {
+                    self.stats.packets_held += 1;
+                    out.push(Output {
+                        dpid: dest,
+                        message: Message::BarrierRequest,
+                    });
+                }
+                None => out.push(packet_out),
+            }
         }
         for g in &compiled.simulation.generated {
             match reply::build(&g.reply, &frame, &self.snapshot, &self.config.dhcp) {
@@ -1254,7 +1285,7 @@ impl Engine {
         key: cache::MatchKey,
         learned: Option<(Uuid, [u8; 6])>,
         out: &mut Vec<Output>,
-    ) {
+    ) -> bool {
         let error = c.simulation.flow == FlowKind::Short;
         let tags = flow_tags(c);
         let tags = &tags[..];
@@ -1265,16 +1296,18 @@ impl Engine {
             let cookie = old.cookie;
             if same_tags(&old.tags, tags) && old.learned == learned {
                 self.emit_flow(dpid, cookie, c, error, out);
-                return;
+                return true;
             }
             self.remove_flow(now, cookie);
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
         // A flow the engine could not record would never be invalidated: not installed.
-        if self.record(dpid, cookie, c, key, tags, learned) {
+        let recorded = self.record(dpid, cookie, c, key, tags, learned);
+        if recorded {
             self.emit_flow(dpid, cookie, c, error, out);
         }
+        recorded
     }
 
     /// Installs the flow of the reply `c`'s packet demands on the host of the port it is
@@ -1289,22 +1322,30 @@ impl Engine {
     /// destination's MAC already learned on its port, every next hop known, no answer
     /// generated) and goes straight back to the sender is installed: a prediction must not teach
     /// the tables anything, nor make the controller send packets.
-    fn predict_reply(&mut self, now: Instant, ingress: Uuid, c: &Compiled, out: &mut Vec<Output>) {
+    ///
+    /// Returns the switch the reply's flow went to, if one did.
+    fn predict_reply(
+        &mut self,
+        now: Instant,
+        ingress: Uuid,
+        c: &Compiled,
+        out: &mut Vec<Output>,
+    ) -> Option<u64> {
         let [e] = &c.simulation.egress[..] else {
             tracing::debug!(
                 egress = c.simulation.egress.len(),
                 "no reply prediction: not one egress"
             );
-            return;
+            return None;
         };
         let Some(reply) = reply_header(&e.header) else {
-            return;
+            return None;
         };
         let Some((dpid, in_port)) = self.bindings.port(e.port).map(|l| (l.dpid, l.ofport)) else {
-            return;
+            return None;
         };
         if !self.switches.contains_key(&dpid) {
-            return;
+            return None;
         }
         let r = self.compile(
             dpid,
@@ -1318,7 +1359,7 @@ impl Engine {
         let back = matches!(&s.egress[..], [b] if b.port == ingress);
         if s.flow != FlowKind::Cache || !back || s.resolve.is_some() || !s.generated.is_empty() {
             tracing::debug!(flow = ?s.flow, back, resolve = s.resolve.is_some(), egress = s.egress.len(), drop = ?s.drop, "no reply prediction");
-            return;
+            return None;
         }
         let mut learned = None;
         for effect in &s.effects {
@@ -1330,18 +1371,19 @@ impl Engine {
                 }
                 _ => {
                     tracing::debug!(?effect, "no reply prediction: it would learn");
-                    return;
+                    return None;
                 }
             }
         }
         // Predicted already (the request came to the controller twice): nothing to send.
         let key = cache::MatchKey::of(&r.match_);
         if self.cache.find(dpid, r.priority, &key).is_some() {
-            return;
+            return None;
         }
         tracing::debug!(dpid, "reply predicted");
         self.stats.replies_predicted += 1;
-        self.install_keyed(now, dpid, &r, key, learned, out);
+        self.install_keyed(now, dpid, &r, key, learned, out)
+            .then_some(dpid)
     }
 
     /// Indexes flow `cookie` on `dpid`: by match, by tag, and as a reference to the MAC entry
@@ -1728,8 +1770,13 @@ impl App for Engine {
 
     fn handle(&mut self, now: Instant, event: &Event, out: &mut Vec<Output>) {
         match event {
-            Event::SwitchUp { dpid, .. } => self.switch_up(now, *dpid, out),
+            Event::SwitchUp { dpid, .. } => {
+                // A new session answers none of the old one's barriers.
+                self.holds.reset(*dpid, out);
+                self.switch_up(now, *dpid, out)
+            }
             Event::SwitchDown { dpid } => {
+                self.holds.reset(*dpid, out);
                 self.forget_switch(now, *dpid);
                 // It will not answer: the others' flows need not wait for it.
                 self.settle(now, out);
@@ -1746,6 +1793,7 @@ impl App for Engine {
                 }
             }
             Event::FlowStats { dpid, flows } => self.adopt(now, *dpid, flows.as_deref(), out),
+            Event::Barrier { dpid } => self.holds.answered(*dpid, out),
             Event::Topology(snap) => self.topology(now, snap, out),
             Event::Bindings(b) => {
                 self.bindings(now, b, out);
@@ -1757,10 +1805,15 @@ impl App for Engine {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let mac = self.mac_expiry.peek().map(|Reverse((at, _, _))| *at);
-        [mac, self.arp.poll_timeout(), self.settle_by]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            mac,
+            self.arp.poll_timeout(),
+            self.settle_by,
+            self.holds.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn query(&self, now: Instant, query: &Query) -> Option<Answer> {
@@ -1784,6 +1837,7 @@ impl App for Engine {
     }
 
     fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.stats.holds_expired += self.holds.expire(now, out) as u64;
         let mut todo = Vec::new();
         self.arp.handle_timeout(now, &mut todo);
         let mut work = VecDeque::new();

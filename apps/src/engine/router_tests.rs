@@ -979,17 +979,41 @@ mod dhcp_fabric {
         );
         l.f.take_delivered();
         // The first flow (cached before b spoke) flooded net2: it went when b's MAC was learned.
+        // hv2's switch is slow to answer barriers: the ping waits until it has b's reply flow.
+        l.f.slow_barriers = true;
+        let logged = l.f.log.len();
         l.f.send(
             hv1,
             a,
             echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
         );
+        assert_eq!(
+            l.f.take_delivered(),
+            vec![],
+            "the ping left before its reply's flow"
+        );
+        assert_eq!(l.f.engine.stats().replies_predicted, 1);
+        assert_eq!(l.f.engine.stats().packets_held, 1);
+        // In order: a's flow, b's reply flow, the barrier behind it, and nothing for hv1 yet.
+        let sent: Vec<_> = l.f.log[logged..]
+            .iter()
+            .map(|o| (o.dpid, o.message.name()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                (hv1, "FLOW_MOD"),
+                (hv2, "FLOW_MOD"),
+                (hv2, "BARRIER_REQUEST")
+            ]
+        );
+        assert_eq!(l.f.answer_barriers(), 1);
         let got = l.f.take_delivered();
         assert_eq!(
             got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
             vec![(hv2, b)]
         );
-        assert_eq!(l.f.engine.stats().replies_predicted, 1);
+        l.f.slow_barriers = false;
         let predicted = l.f.cache(hv2);
         assert_eq!(predicted.len(), 1, "{predicted:?}");
         assert!(predicted[0].actions().contains(&Action::DecNwTtl));
@@ -1021,6 +1045,54 @@ mod dhcp_fabric {
         );
         assert_eq!(sim.simulation.egress.len(), 1);
         assert_eq!(l.f.engine.stats().flows_installed, before);
+    }
+
+    #[test]
+    fn a_held_ping_goes_at_its_deadline_or_when_the_destination_leaves() {
+        // a pings b once b has spoken, hv2 never answering the barrier.
+        let held_ping = || {
+            let mut l = lab_with_dhcp();
+            let (hv1, hv2) = (l.hv[0], l.hv[1]);
+            let (a, b) = (l.vm[0].1, l.vm[1].1);
+            l.f.send(
+                hv2,
+                b,
+                frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
+            );
+            l.f.take_delivered();
+            l.f.slow_barriers = true;
+            l.f.send(
+                hv1,
+                a,
+                echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+            );
+            assert_eq!(l.f.take_delivered(), vec![]);
+            assert_eq!(l.f.engine.stats().packets_held, 1);
+            l
+        };
+        // It waits out its hold, then goes all the same.
+        let mut l = held_ping();
+        l.f.advance(crate::engine::hold::HOLD_LIMIT - Duration::from_millis(1));
+        assert_eq!(l.f.take_delivered(), vec![]);
+        l.f.advance(Duration::from_millis(1));
+        let got = l.f.take_delivered();
+        assert_eq!(
+            got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
+            vec![(l.hv[1], l.vm[1].1)]
+        );
+        assert_eq!(l.f.engine.stats().holds_expired, 1);
+        // The late answer releases nothing twice.
+        assert_eq!(l.f.answer_barriers(), 1);
+        assert_eq!(l.f.take_delivered(), vec![]);
+        // Or hv2's session ends: nothing will answer, so it goes at once.
+        let mut l = held_ping();
+        let mut out = Vec::new();
+        let hv2 = l.hv[1];
+        l.f.engine
+            .handle(l.f.now, &Event::SwitchDown { dpid: hv2 }, &mut out);
+        let released: Vec<_> = out.iter().map(|o| (o.dpid, o.message.name())).collect();
+        assert_eq!(released, [(l.hv[0], "PACKET_OUT")]);
+        assert_eq!(l.f.engine.stats().holds_expired, 0);
     }
 
     #[test]

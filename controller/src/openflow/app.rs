@@ -285,14 +285,43 @@ impl AppHost {
                     None
                 }
             };
-            let mut inner = host.lock();
-            if host.switches.is_current(dpid, switch.conn()) {
-                let event = Event::FlowStats { dpid, flows };
-                let Inner { app, out, .. } = &mut *inner;
-                app.handle(Instant::now(), &event, out);
-                host.route(&mut inner, None, |_| {});
-            }
+            host.answer(switch.conn(), &Event::FlowStats { dpid, flows });
         });
+    }
+
+    /// A BARRIER_REQUEST of the app's: queued now, behind everything the app sent the switch
+    /// before (not from a task that might run after the app's next outputs), its answer handed
+    /// back as `Event::Barrier` unless the session was replaced meanwhile.
+    fn ask_barrier(&self, resyncs: &mut u64, switch: &SwitchHandle) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match switch.try_request(Message::BarrierRequest) {
+            Ok(reply) => {
+                let (host, dpid, conn) = (self.clone(), switch.dpid(), switch.conn());
+                rt.spawn(async move {
+                    // Answered, refused or timed out alike: the app learns the barrier is over.
+                    let _ = reply.await;
+                    host.answer(conn, &Event::Barrier { dpid });
+                });
+            }
+            Err(SendError::Gone) => {}
+            Err(SendError::Full) => Self::resync(resyncs, switch),
+        }
+    }
+
+    /// Hands the app the answer to a request of its, unless connection `conn` is no longer
+    /// the current session of the event's switch.
+    fn answer(&self, conn: ConnId, event: &Event) {
+        let mut inner = self.lock();
+        if event
+            .dpid()
+            .is_some_and(|dpid| self.switches.is_current(dpid, conn))
+        {
+            let Inner { app, out, .. } = &mut *inner;
+            app.handle(Instant::now(), event, out);
+            self.route(&mut inner, None, |_| {});
+        }
     }
 
     /// Sends what the app answered: to the calling connection's own switch through `local`,
@@ -312,6 +341,12 @@ impl AppHost {
             }) = &message
             {
                 self.ask_flow_stats(dpid, message);
+                continue;
+            }
+            if let Message::BarrierRequest = message {
+                if let Some(switch) = self.switches.get(dpid).filter(|s| !s.is_resyncing()) {
+                    self.ask_barrier(resyncs, &switch);
+                }
                 continue;
             }
             if Some(dpid) == own {
@@ -359,7 +394,7 @@ mod tests {
             if let Event::PacketIn { packet_in, .. } = event {
                 out.push(Output {
                     dpid: packet_in.cookie,
-                    message: Message::BarrierRequest,
+                    message: Message::GetAsyncRequest,
                 });
             }
         }
@@ -419,7 +454,7 @@ mod tests {
         // Each delivered packet-in answered its own connection, inline.
         assert_eq!(
             local,
-            vec![(1, Message::BarrierRequest), (2, Message::BarrierRequest)]
+            vec![(1, Message::GetAsyncRequest), (2, Message::GetAsyncRequest)]
         );
         // The current session leaving is delivered.
         host.switch_down(7, 2);
@@ -443,7 +478,7 @@ mod tests {
         host.event(1, &packet_in(1, 2), |m| local.push(m));
         assert!(local.is_empty());
         match rx2.try_recv() {
-            Ok(Command::Send(m)) => assert_eq!(m, Message::BarrierRequest),
+            Ok(Command::Send(m)) => assert_eq!(m, Message::GetAsyncRequest),
             other => panic!("expected a queued send to switch 2, got {other:?}"),
         }
         // Unknown destination: dropped quietly.
@@ -499,7 +534,7 @@ mod tests {
         assert_eq!(plain.query(&bridge), None);
     }
 
-    /// For each packet-in, three barriers to each of switches 2 and 3, interleaved.
+    /// For each packet-in, three messages to each of switches 2 and 3, interleaved.
     struct Burst;
 
     impl App for Burst {
@@ -512,7 +547,7 @@ mod tests {
                     for dpid in [2, 3] {
                         out.push(Output {
                             dpid,
-                            message: Message::BarrierRequest,
+                            message: Message::GetAsyncRequest,
                         });
                     }
                 }
@@ -615,5 +650,84 @@ mod tests {
             Ok(Command::Mark(m)) => assert_eq!(m, mark),
             other => panic!("expected the mark, got {other:?}"),
         }
+    }
+
+    /// Sends a barrier to switch 2 for each packet-in, and records the events.
+    struct Barriers(Arc<Mutex<Vec<Event>>>);
+
+    impl App for Barriers {
+        fn name(&self) -> &'static str {
+            "barriers"
+        }
+        fn handle(&mut self, _now: Instant, event: &Event, out: &mut Vec<Output>) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(event.clone());
+            }
+            if let Event::PacketIn { .. } = event {
+                out.push(Output {
+                    dpid: 2,
+                    message: Message::GetAsyncRequest,
+                });
+                out.push(Output {
+                    dpid: 2,
+                    message: Message::BarrierRequest,
+                });
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_apps_barrier_is_queued_in_order_and_answered_as_an_event() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let host = AppHost::new(Box::new(Barriers(seen.clone())), Switches::new());
+        let (h1, _rx1) = handle(1, 1);
+        let (h2, mut rx2, _) = handle_with(2, 2, 16);
+        host.switch_up(h1, features(1), vec![], |_| {});
+        host.switch_up(h2, features(2), vec![], |_| {});
+        let barriers = || {
+            seen.lock()
+                .map(|s| {
+                    s.iter()
+                        .filter(|e| matches!(e, Event::Barrier { .. }))
+                        .count()
+                })
+                .unwrap_or_default()
+        };
+        host.event(1, &packet_in(1, 0), |_| {});
+        // Behind what the app sent before it, as a request (not a send nobody waits on).
+        assert!(matches!(
+            rx2.try_recv(),
+            Ok(Command::Send(Message::GetAsyncRequest))
+        ));
+        let Ok(Command::Request(Message::BarrierRequest, reply)) = rx2.try_recv() else {
+            panic!("expected the barrier as a request");
+        };
+        assert_eq!(barriers(), 0);
+        reply
+            .send(Ok(super::super::Reply::Message(Message::BarrierReply)))
+            .expect("the host waits for the answer");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while barriers() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no Event::Barrier");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            seen.lock().ok().and_then(|s| s.last().cloned()),
+            Some(Event::Barrier { dpid: 2 })
+        );
+        // A barrier the replaced session never answers is not delivered: the app hears of the
+        // session's end instead.
+        host.event(1, &packet_in(1, 0), |_| {});
+        let _ = rx2.try_recv();
+        let Ok(Command::Request(_, reply)) = rx2.try_recv() else {
+            panic!("expected the second barrier");
+        };
+        let (h2b, _rx2b, _) = handle_with(3, 2, 16);
+        host.switch_up(h2b, features(2), vec![], |_| {});
+        drop(reply);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(barriers(), 1);
     }
 }

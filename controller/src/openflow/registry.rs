@@ -204,6 +204,22 @@ impl SwitchHandle {
         rx.await.map_err(|_| RequestError::Gone)?
     }
 
+    /// Queues a request behind everything queued before, without waiting for room (as
+    /// [`SwitchHandle::try_send`]); its outcome comes on the receiver.
+    pub(crate) fn try_request(
+        &self,
+        message: Message,
+    ) -> Result<oneshot::Receiver<Result<Reply, RequestError>>, SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .try_send(Command::Request(message, tx))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SendError::Full,
+                mpsc::error::TrySendError::Closed(_) => SendError::Gone,
+            })?;
+        Ok(rx)
+    }
+
     /// Resolves once the switch has processed every message queued before.
     pub async fn barrier(&self) -> Result<(), RequestError> {
         self.request(Message::BarrierRequest).await.map(|_| ())
