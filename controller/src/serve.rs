@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// request, a TCP segment): every reply's first packet then comes to the controller too.
     #[arg(long)]
     pub no_reply_prediction: bool,
+    /// Send a request whose reply's flow was predicted at once, without waiting for the
+    /// destination switch's barrier behind that flow: saves one round trip to that switch, but
+    /// the reply may then beat its flow and come to the controller.
+    #[arg(long)]
+    pub no_reply_hold: bool,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -166,6 +171,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             packet_in_burst: args.packet_in_burst,
             idle_timeout: args.flow_idle_timeout,
             predict_replies: !args.no_reply_prediction,
+            hold_for_reply_flow: !args.no_reply_hold,
             cookie_start: boot,
             ..apps::engine::Config::default()
         }))

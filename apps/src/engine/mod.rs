@@ -100,6 +100,9 @@ pub struct Config {
     /// one (an ICMP echo request, a TCP segment), so the reply does not come to the controller
     /// too (see `Engine::predict_reply`).
     pub predict_replies: bool,
+    /// Send such a packet only once the destination's switch has answered a barrier behind
+    /// the reply's flow (see `hold`).
+    pub hold_for_reply_flow: bool,
 }
 
 impl Default for Config {
@@ -117,6 +120,7 @@ impl Default for Config {
             dhcp: dhcp::DhcpConfig::default(),
             cookie_start: 1,
             predict_replies: true,
+            hold_for_reply_flow: true,
         }
     }
 }
@@ -1156,7 +1160,7 @@ impl Engine {
                 if sim.flow == FlowKind::Cache && self.config.predict_replies {
                     wait_for = self
                         .predict_reply(now, port, &compiled, out)
-                        .filter(|&dest| dest != dpid);
+                        .filter(|&dest| dest != dpid && self.config.hold_for_reply_flow);
                 }
                 in_port
             }
@@ -1338,12 +1342,8 @@ impl Engine {
             );
             return None;
         };
-        let Some(reply) = reply_header(&e.header) else {
-            return None;
-        };
-        let Some((dpid, in_port)) = self.bindings.port(e.port).map(|l| (l.dpid, l.ofport)) else {
-            return None;
-        };
+        let reply = reply_header(&e.header)?;
+        let (dpid, in_port) = self.bindings.port(e.port).map(|l| (l.dpid, l.ofport))?;
         if !self.switches.contains_key(&dpid) {
             return None;
         }
