@@ -775,8 +775,8 @@ pub fn run(cfg: &Config) -> Report {
     // 5. A first packet across the pair: a's broadcast reaches b; b's unicast answer reaches a.
     let (va, vb) = (&vifs[ia], &vifs[ib]);
     let (ha, hb) = (&hvs[va.host], &hvs[vb.host]);
-    for (x, y, y_index) in [(ha, hb, vb.host), (hb, ha, va.host)] {
-        let mac = y
+    let neighbour = |x: &Sandbox, y_index: usize| {
+        let mac = hvs[y_index]
             .vsctl(&["get", "Interface", "br-phys", "mac_in_use"])
             .expect("br-phys MAC");
         let ip = underlay_ip(y_index);
@@ -787,7 +787,40 @@ pub fn run(cfg: &Config) -> Report {
             mac.trim().trim_matches('"'),
         ])
         .expect("neighbour");
+    };
+    if std::env::var_os("STROWGER_SCALE_NEIGH_ALL").is_some() {
+        let others: Vec<usize> = (0..hvs.len()).filter(|&i| i != va.host).collect();
+        par_map(&others, cfg.workers, |_, &i| neighbour(ha, i));
     }
+    if std::env::var_os("STROWGER_SCALE_UL_LEARN").is_some() {
+        // The underlay switch learns every host's MAC (a frame to itself on its own port: learnt,
+        // not forwarded), as a physical underlay that has carried any traffic has.
+        let all: Vec<usize> = (0..hvs.len()).collect();
+        par_map(&all, cfg.workers, |_, &i| {
+            let m = hvs[i]
+                .vsctl(&["get", "Interface", "br-phys", "mac_in_use"])
+                .expect("br-phys MAC");
+            let m: Vec<u8> = m
+                .trim()
+                .trim_matches('"')
+                .split(':')
+                .map(|x| u8::from_str_radix(x, 16).expect("MAC"))
+                .collect();
+            let mut f = [&m[..], &m[..], &[0x88, 0xb5]].concat();
+            f.resize(60, 0);
+            net.main()
+                .appctl(&[
+                    "netdev-dummy/receive",
+                    &format!("{}_br-phys", hvs[i].name()),
+                    &hex(&f),
+                ])
+                .expect("underlay learns");
+        });
+    }
+    {
+        neighbour(ha, vb.host);
+    }
+    neighbour(hb, va.host);
     let sent = |hv: &Sandbox, v: &Vif| -> Vec<String> {
         let pcap = hv.dir().join(format!("{}.pcap", v.name));
         hv.tool("ovs-pcap", &[&pcap.to_string_lossy()])
@@ -796,8 +829,42 @@ pub fn run(cfg: &Config) -> Report {
     };
     let arp = arp_request(mac(1), [10, 0, 0, 1], [10, 0, 0, 2]);
     let t = Instant::now();
+    let packet_ins = || -> Option<f64> {
+        let root = api.base.trim_end_matches("/api/v1");
+        let text = rt.block_on(async {
+            api.http.get(format!("{root}/metrics")).send().await.ok()?.text().await.ok()
+        })?;
+        text.lines()
+            .find(|l| l.starts_with("strowger_packet_ins_total "))?
+            .split(' ')
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let before = packet_ins();
     ha.appctl(&["netdev-dummy/receive", &va.name, &hex(&arp)])
         .expect("inject");
+    if std::env::var_os("STROWGER_SCALE_BREAKDOWN").is_some() {
+        poll(
+            Instant::now() + Duration::from_secs(30),
+            Duration::from_millis(1),
+            || (packet_ins() != before).then_some(()),
+        )
+        .expect("no packet-in");
+        log(t0, &format!("packet-in counted after {:?}", t.elapsed()));
+        poll(
+            Instant::now() + Duration::from_secs(30),
+            Duration::from_millis(1),
+            || {
+                ha.tool("ovs-ofctl", &["-O", "OpenFlow13", "dump-flows", "br-int", "table=20"])
+                    .ok()?
+                    .contains("cookie=0x5354")
+                    .then_some(())
+            },
+        )
+        .expect("no flow");
+        log(t0, &format!("flood flow on a's host after {:?}", t.elapsed()));
+    }
     poll(
         Instant::now() + Duration::from_secs(30),
         Duration::from_millis(5),
