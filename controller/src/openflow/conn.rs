@@ -9,9 +9,15 @@
 //!   instead of the controller buffering without bound (an app, which must not wait, answers
 //!   a full queue by resyncing the switch: see `app.rs`; the session then closes with
 //!   `CloseReason::Resync` and takes no more commands);
-//! - the app is called inline for each event, before the next read, so a slow app slows
-//!   packet-in reading rather than queueing or dropping events; its answers for this switch
-//!   go out with the write that follows the read that caused them.
+//! - the app is called inline for each event when its lock is free, before the next read; its
+//!   answers for this switch go out with the write that follows the read that caused them.
+//!   When the lock is held, the event is queued for the holder (`app.rs`) and the task goes on
+//!   reading, answering echoes and writing; at `PENDING_PER_CONN` queued events it stops reading
+//!   until the holder has handled some (`ConnShared::wake`), so a slow app slows reading rather
+//!   than queueing without bound or dropping events;
+//! - the app's other output for this switch (answers to queued events, outputs of other
+//!   switches' events, marks, FLOW_STATS requests) arrives in the connection's mailbox, which
+//!   the task moves into the session, in order, before each inline call and after each wake-up.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
