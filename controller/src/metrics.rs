@@ -460,7 +460,8 @@ mod tests {
         let host = AppHost::new(Box::new(Counting::default()), Switches::new());
         let (tx, _rx) = mpsc::channel(4);
         let peer = "127.0.0.1:1".parse().expect("literal address");
-        let handle = SwitchHandle::new(1, peer, features(7), tx, Arc::default());
+        let shared = Arc::new(crate::openflow::registry::ConnShared::default());
+        let handle = SwitchHandle::new(1, peer, features(7), tx, shared.clone());
         host.switch_up(handle, features(7), vec![], |_| {});
         let (_views_tx, views) = watch::channel(host_views(&[true, false, true]));
         let registry = registry(Sources {
@@ -476,7 +477,7 @@ mod tests {
         );
         assert_eq!(before.get("strowger_packet_ins_total", &[]), Some(0.0));
         for _ in 0..3 {
-            host.event(1, &packet_in(7), |_| {});
+            host.event(1, &shared, packet_in(7), false, |_| {});
         }
         // Other events are not packet-ins: not timed.
         host.broadcast(&Event::SwitchDown { dpid: 99 });
@@ -510,7 +511,7 @@ mod tests {
             .all(|s| s.name != "strowger_http_requests_total"));
 
         // The switch leaves: the gauge follows the registry.
-        host.switch_down(7, 1);
+        host.switch_down(7, 1, &shared);
         let gone = Samples::parse(&render(&registry));
         assert_eq!(gone.get("strowger_switches_connected", &[]), Some(0.0));
     }

@@ -189,8 +189,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(crate::tls::server_config)
         .transpose()?;
-    let of_listener = tokio::net::TcpListener::bind(args.openflow_listen)
-        .await
+    let of_listener = bind_with_backlog(args.openflow_listen, OPENFLOW_BACKLOG)
         .with_context(|| format!("binding OpenFlow on {}", args.openflow_listen))?;
     tracing::info!(addr = %args.openflow_listen, app = app.name(), tls = tls_server.is_some(), "OpenFlow listening");
     if tls_server.is_none() {
@@ -391,6 +390,25 @@ where
 /// Over TLS, a host's br-int (datapath id: the low 64 bits of the host id) belongs to the
 /// holder of the host's certificate: the host's `cert_cn`, or else its name. Datapaths of no
 /// host (plain labs) may be claimed by any certificate from the CA.
+/// The OpenFlow listener's accept queue. The standard library's (and tokio's) 128 filled up
+/// when hundreds of switches (re)connected at once: their SYNs were dropped and retried a second
+/// later, while ovs-vswitchd gives a connection only 1 s for the first attempt (TCP connect and
+/// our HELLO), so every retry failed again (BENCHMARKS.md, Scale). The kernel caps it at
+/// `net.core.somaxconn` (4096 by default since Linux 5.4).
+const OPENFLOW_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` (address reuse as `TcpListener::bind`) with an accept queue of `backlog`.
+fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 fn dpid_policy(network: topology::Network) -> crate::openflow::DpidPolicy {
     std::sync::Arc::new(move |dpid, identity| {
         let snapshot = network.snapshot();

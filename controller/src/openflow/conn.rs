@@ -9,9 +9,15 @@
 //!   instead of the controller buffering without bound (an app, which must not wait, answers
 //!   a full queue by resyncing the switch: see `app.rs`; the session then closes with
 //!   `CloseReason::Resync` and takes no more commands);
-//! - the app is called inline for each event, before the next read, so a slow app slows
-//!   packet-in reading rather than queueing or dropping events; its answers for this switch
-//!   go out with the write that follows the read that caused them.
+//! - the app is called inline for each event when its lock is free, before the next read; its
+//!   answers for this switch go out with the write that follows the read that caused them.
+//!   When the lock is held, the event is queued for the holder (`app.rs`) and the task goes on
+//!   reading, answering echoes and writing; at `PENDING_PER_CONN` queued events it stops reading
+//!   until the holder has handled some (`ConnShared::wake`), so a slow app slows reading rather
+//!   than queueing without bound or dropping events;
+//! - the app's other output for this switch (answers to queued events, outputs of other
+//!   switches' events, marks, FLOW_STATS requests) arrives in the connection's mailbox, which
+//!   the task moves into the session, in order, before each inline call and after each wake-up.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -116,6 +122,8 @@ impl Driver {
         tokio::pin!(stop);
         let kill = shared.kill.notified();
         tokio::pin!(kill);
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
         let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
         tokio::pin!(sleep);
         loop {
@@ -151,6 +159,9 @@ impl Driver {
                 }
             }
             let room = self.out.len() < HIGH_WATER;
+            // Too many events waiting for the app lock: read nothing more until the holder has
+            // handled some (`wake`); the socket's own buffers push back on the switch.
+            let reading = room && !shared.pending_full();
             tokio::select! {
                 _ = &mut stop => self.session.close(CloseReason::Shutdown),
                 // Replaced by a newer session, or told to resync: the flag says which.
@@ -167,7 +178,9 @@ impl Driver {
                     Ok(None) => unflushed = false,
                     Err(e) => self.session.close(CloseReason::Io(e.kind())),
                 },
-                r = reader.read_buf(&mut rbuf), if room => match r {
+                // Mail from the app, or queued events handled: `pump` takes it.
+                _ = &mut wake => wake.set(shared.wake.notified()),
+                r = reader.read_buf(&mut rbuf), if reading => match r {
                     Ok(0) => self.session.close(CloseReason::PeerClosed),
                     // A TLS peer that closes TCP without close_notify (OVS does): rustls
                     // reports it as an unexpected EOF; for us it is a close like any other.
@@ -199,7 +212,7 @@ impl Driver {
         while cmd_rx.try_recv().is_ok() {}
         self.log_close();
         if let Some(dpid) = self.registered {
-            self.ctx.app.switch_down(dpid, self.conn);
+            self.ctx.app.switch_down(dpid, self.conn, &self.shared);
         }
         // Write what the session queued last (a HELLO_FAILED, an ERROR for garbage), briefly.
         let _ = tokio::time::timeout(FLUSH_ON_CLOSE, async {
@@ -294,7 +307,13 @@ impl Driver {
     fn pump(&mut self, cmd_tx: &mut Option<mpsc::Sender<Command>>) {
         // The clock only for steps that produced events: `pump` runs after every wake-up.
         let mut clock = None;
-        while let Some(event) = self.session.poll_event() {
+        self.take_mail();
+        // At `PENDING_PER_CONN` queued events the rest stay in the session until the holder
+        // has handled some (the task then wakes and comes back here).
+        while !self.shared.pending_full() {
+            let Some(event) = self.session.poll_event() else {
+                break;
+            };
             let now = *clock.get_or_insert_with(Instant::now);
             let mut quiet = false;
             let event = match event {
@@ -323,12 +342,9 @@ impl Driver {
                         "switch connected"
                     );
                     let session = &mut self.session;
-                    let old = self.ctx.app.switch_up(handle, features, ports, |m| {
+                    self.ctx.app.switch_up(handle, features, ports, |m| {
                         send_own(session, now, m);
                     });
-                    if let Some(old) = old {
-                        tracing::info!(old_peer = %old.peer(), old_conn = old.conn(), "datapath reconnected: replacing its old session");
-                    }
                     continue;
                 }
                 SessionEvent::PacketIn(packet_in) => {
@@ -379,24 +395,20 @@ impl Driver {
                     }
                 }
             };
+            // The answers to this connection's queued events (and the app's other output for
+            // it so far) go into the session before an answer given inline now.
+            self.take_mail();
             let session = &mut self.session;
-            let mut call_app = || {
-                self.ctx.app.event(self.conn, &event, |m| {
+            // `quiet`: the app logs what it makes of each ERROR (the engine a WARN); past the
+            // burst, only the count reaches the log, so the app is heard without a subscriber
+            // for this one call.
+            self.ctx
+                .app
+                .event(self.conn, &self.shared, event, quiet, |m| {
                     send_own(session, now, m);
-                })
-            };
-            if quiet {
-                // The app logs what it makes of each ERROR (the engine a WARN); past the
-                // burst, only the count reaches the log, so the app is heard without a
-                // subscriber for this one call.
-                tracing::subscriber::with_default(
-                    tracing::subscriber::NoSubscriber::default(),
-                    call_app,
-                );
-            } else {
-                call_app();
-            }
+                });
         }
+        self.take_mail();
         // One barrier outstanding at a time, behind every mark taken so far.
         if let Some(mark) = self.barriers.poll_barrier() {
             let now = *clock.get_or_insert_with(Instant::now);
@@ -412,6 +424,13 @@ impl Driver {
             // The session counts; this only publishes its count.
             let counter = &self.shared.counters.ports_refused;
             counter.store(refused, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Moves the app's mail for this switch into the session, in the app's order.
+    fn take_mail(&mut self) {
+        for cmd in self.shared.take_mail() {
+            self.command(cmd);
         }
     }
 

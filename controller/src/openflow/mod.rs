@@ -4,9 +4,10 @@
 //! application.
 //!
 //! Data flow: socket → `conn` (framing) → `Session` → `SessionEvent` → [`AppHost`] (in the same
-//! task, under the app lock) → `apps::App::handle` → `apps::Output` → for the same switch, straight
-//! into its `Session` and write buffer (one read, one write); for another switch, its
-//! `SwitchHandle` queue → that switch's `conn` task → `Session` (xid) → its write buffer.
+//! task if the app lock is free, else queued for its holder) → `apps::App::handle` →
+//! `apps::Output` → answered inline, for the same switch: straight into its `Session` and write
+//! buffer (one read, one write); otherwise the switch's mailbox → its `conn` task → `Session`
+//! (xid) → its write buffer.
 
 pub mod app;
 pub mod conn;

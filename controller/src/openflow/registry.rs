@@ -6,7 +6,7 @@
 //! `.await`: handles are cloned out of the map, then used.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -60,12 +60,83 @@ pub struct ConnShared {
     /// The last mark the switch acknowledged with a barrier reply; written by the connection
     /// task, read by REST. A std mutex: held for a copy, never across an await.
     pub(crate) applied: std::sync::Mutex<Option<crate::applied::Mark>>,
+    /// The app's output for this switch, in the order the app produced it (see `app.rs`): its
+    /// messages, the marks behind them and its FLOW_STATS requests. A std mutex: held to push
+    /// or to swap the queue out, never across an await or an app call.
+    pub(crate) mailbox: std::sync::Mutex<Mailbox>,
+    /// How many commands the mailbox holds: lets the connection task skip its lock when empty.
+    pub(crate) mail: AtomicUsize,
+    /// How many of this connection's events wait in the app host's pending queue (delegated
+    /// to whoever holds the app lock). While it is not zero the connection's later events
+    /// queue behind them; at [`PENDING_PER_CONN`] the connection stops reading.
+    pub(crate) queued: AtomicUsize,
+    /// Wakes the connection task: mail arrived, or one of its queued events was handled.
+    /// A stored permit (`notify_one`), so a wake-up given while the task is busy is not lost.
+    pub(crate) wake: Notify,
 }
+
+/// Events one connection may have waiting for the app lock before it stops reading its socket
+/// (async backpressure: the task awaits, it never blocks a thread).
+pub const PENDING_PER_CONN: usize = 64;
+
+/// App output queued for a switch by whoever held the app lock.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    pub(crate) commands: std::collections::VecDeque<Command>,
+    /// How many of `commands` came from events of other connections (or controller-wide
+    /// events): those are bounded by [`MAILBOX_FOREIGN`] (lossless or resync, as the command
+    /// queue was). The answers to the connection's own delegated events are not counted: they
+    /// are bounded by [`PENDING_PER_CONN`] events, and an event answered inline would have put
+    /// them straight into the session anyway.
+    pub(crate) foreign: usize,
+}
+
+/// Foreign commands a mailbox holds before the app's next one for that switch resyncs it.
+pub const MAILBOX_FOREIGN: usize = 1024;
 
 impl ConnShared {
     /// Whether the connection was told to close for a resync.
     pub(crate) fn is_resyncing(&self) -> bool {
         self.resync.load(Ordering::Acquire)
+    }
+
+    /// Queues an app output for this connection's switch, behind every earlier one. `own`:
+    /// an answer to one of the connection's own events (not bounded here, see [`Mailbox`]).
+    pub(crate) fn post(&self, command: Command, own: bool) -> Result<(), SendError> {
+        let mut mailbox = self
+            .mailbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !own {
+            if mailbox.foreign >= MAILBOX_FOREIGN {
+                return Err(SendError::Full);
+            }
+            mailbox.foreign += 1;
+        }
+        mailbox.commands.push_back(command);
+        self.mail.store(mailbox.commands.len(), Ordering::Release);
+        drop(mailbox);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Everything posted so far, in order (empty without taking the lock when there is none).
+    pub(crate) fn take_mail(&self) -> std::collections::VecDeque<Command> {
+        if self.mail.load(Ordering::Acquire) == 0 {
+            return Default::default();
+        }
+        let mut mailbox = self
+            .mailbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        mailbox.foreign = 0;
+        self.mail.store(0, Ordering::Release);
+        std::mem::take(&mut mailbox.commands)
+    }
+
+    /// Whether the connection has as many events waiting for the app as it may.
+    pub(crate) fn pending_full(&self) -> bool {
+        self.queued.load(Ordering::Acquire) >= PENDING_PER_CONN
     }
 }
 
@@ -204,22 +275,6 @@ impl SwitchHandle {
         rx.await.map_err(|_| RequestError::Gone)?
     }
 
-    /// Queues a request behind everything queued before, without waiting for room (as
-    /// [`SwitchHandle::try_send`]); its outcome comes on the receiver.
-    pub(crate) fn try_request(
-        &self,
-        message: Message,
-    ) -> Result<oneshot::Receiver<Result<Reply, RequestError>>, SendError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .try_send(Command::Request(message, tx))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SendError::Full,
-                mpsc::error::TrySendError::Closed(_) => SendError::Gone,
-            })?;
-        Ok(rx)
-    }
-
     /// Resolves once the switch has processed every message queued before.
     pub async fn barrier(&self) -> Result<(), RequestError> {
         self.request(Message::BarrierRequest).await.map(|_| ())
@@ -244,12 +299,15 @@ impl SwitchHandle {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a mark behind what is already queued, if there is room now.
-    pub(crate) fn try_mark(&self, mark: crate::applied::Mark) -> Result<(), SendError> {
-        self.tx.try_send(Command::Mark(mark)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Gone,
-        })
+    /// Queues an app output (a message, a mark, a FLOW_STATS request) behind the app's earlier
+    /// ones for this switch (its mailbox, see [`ConnShared::post`]).
+    pub(crate) fn post(&self, command: Command, own: bool) -> Result<(), SendError> {
+        self.shared.post(command, own)
+    }
+
+    /// What this handle shares with its connection task.
+    pub(crate) fn shared(&self) -> &Arc<ConnShared> {
+        &self.shared
     }
 
     /// The connection's traffic counters now.

@@ -173,6 +173,9 @@ pub(crate) async fn run_active(
 /// The least time between two commits of one host session (see `reconcile_loop`). A change
 /// after a quiet spell is committed at once; only bursts wait.
 const COMMIT_SPACING: Duration = Duration::from_millis(200);
+/// The least time between two steps of a host session's reconcile loop (see `reconcile_loop`):
+/// a change after a quiet spell is handled at once, a burst coalesces.
+const STEP_SPACING: Duration = Duration::from_millis(100);
 
 /// How often an unidentified passive peer's `system-id` is read again.
 const IDENTIFY_POLL: Duration = Duration::from_secs(2);
@@ -425,6 +428,7 @@ async fn reconcile_loop(
         view.reconciled = reconciled;
         view.synced = synced;
         set_view(shared, id, view);
+        let stepped = tokio::time::Instant::now();
         tokio::select! {
             r = desired.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
             r = sync.changed() => if r.is_err() { return Ok(Stop::Shutdown) },
@@ -432,5 +436,19 @@ async fn reconcile_loop(
             _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {}
             _ = ovsdb::client::stopped(shutdown) => return Ok(Stop::Shutdown),
         }
+        // At most one step (plan, view) per `STEP_SPACING`: each is O(the host's ports and
+        // tunnels), and while hundreds of hosts join, every host's replica changes with each
+        // tunnel vswitchd numbers and its desired state with each registration, so a step per
+        // change was O(N²) per host, O(N³) in all (BENCHMARKS.md, Scale). Updates that arrive
+        // meanwhile wait in the connection's bounded queue (the connection itself keeps
+        // answering echoes) and are applied at once.
+        let until = stepped + STEP_SPACING;
+        if until > tokio::time::Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = ovsdb::client::stopped(shutdown) => return Ok(Stop::Shutdown),
+            }
+        }
+        m.poll_changes()?;
     }
 }
