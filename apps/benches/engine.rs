@@ -261,7 +261,11 @@ fn routed(c: &mut Criterion) {
         out.clear();
         engine.handle(now, e, &mut out);
     }
-    assert!(engine.flow_count() >= events.len(), "{}", engine.flow_count());
+    assert!(
+        engine.flow_count() >= events.len(),
+        "{}",
+        engine.flow_count()
+    );
     let mut next = 0;
     g.bench_function("packet_in_router_10_rules_262k_flows_cycled", |bench| {
         bench.iter(|| {
