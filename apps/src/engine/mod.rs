@@ -291,7 +291,7 @@ fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 16]> {
     let all = &c.simulation.tags;
     if all.len() <= 24 {
         // A 64-bit filter of the tags kept so far: a tag whose bit is clear is new without
-        // scanning them (most of a walk's tags are distinct; the scan was a tenth of a
+        // scanning them (most of a walk's tags are distinct; the scan was up to a tenth of a
         // packet-in through a router and its chain).
         let mut kept = 0u64;
         for t in all {
@@ -1165,7 +1165,8 @@ impl Engine {
         };
         // The flow-mod takes the compiled match itself rather than a copy (a copy of eight
         // 40-byte fields was a twentieth of a routed packet-in), now that nothing reads it
-        // any more; it was queued first, so the outputs keep their order.
+        // any more; it was queued first, so the outputs keep their order. `emit_flow` pushed
+        // exactly that flow-mod at `flow_mod_at`, and since then `out` was only appended to.
         if let Some(Output {
             message: Message::FlowMod(fm),
             ..
@@ -1262,7 +1263,8 @@ impl Engine {
         }
     }
 
-    /// [`Engine::install`] with the match's key computed already.
+    /// Records and sends `c`'s flow on `dpid`, the match's key computed already (the flow-mod
+    /// gets a copy of the match: `process` moves it instead).
     fn install_keyed(
         &mut self,
         now: Instant,
