@@ -61,8 +61,9 @@ hz=$(getconf CLK_TCK)
 echo "CPU over 3 s: controller $(( (c1 - c0) * 100 / hz / 3 )) %, generator $(( (g1 - g0) * 100 / hz / 3 )) %"
 perf record ${PERF_ARGS:--F 999} -p "$ctl" -o "$OUT/perf.data" -- sleep "${PERF_SECONDS:-2}" >/dev/null 2>&1
 wait "$gen"; gen=
-perf report -i "$OUT/perf.data" --no-children --stdio --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -5
-perf report -i "$OUT/perf.data" --no-children --stdio --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -25
+# `head` closes the pipe early: under pipefail that would end the script before the summary.
+perf report -i "$OUT/perf.data" --no-children --stdio --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -5 || true
+perf report -i "$OUT/perf.data" --no-children --stdio --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -25 || true
 python3 - "$OUT/ofload.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); l = d["latency"]
