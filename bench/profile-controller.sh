@@ -9,7 +9,8 @@
 #      TOPOLOGY=bridge|router|router-chain profiles the engine (`serve --packet-in-rate 0`) under
 #      `ofload --topology` instead (its set-up over REST and OVSDB takes longer: SETTLE seconds
 #      before sampling, default 4, or 12 with a topology); TP_PORTS (default 16) as ofload's
-#      --tp-ports
+#      --tp-ports; PERF_ARGS (default `-F 999`, e.g. `-F 999 -g --call-graph dwarf` for inclusive
+#      costs) and PERF_SECONDS (default 2) for the `perf record`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-}
@@ -58,10 +59,11 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 c0=$(ticks "$ctl"); g0=$(ticks "$gen"); sleep 3; c1=$(ticks "$ctl"); g1=$(ticks "$gen")
 hz=$(getconf CLK_TCK)
 echo "CPU over 3 s: controller $(( (c1 - c0) * 100 / hz / 3 )) %, generator $(( (g1 - g0) * 100 / hz / 3 )) %"
-perf record -F 999 -p "$ctl" -o "$OUT/perf.data" -- sleep 2 >/dev/null 2>&1
+perf record ${PERF_ARGS:--F 999} -p "$ctl" -o "$OUT/perf.data" -- sleep "${PERF_SECONDS:-2}" >/dev/null 2>&1
 wait "$gen"; gen=
-perf report -i "$OUT/perf.data" --no-children --stdio --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -5
-perf report -i "$OUT/perf.data" --no-children --stdio --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -25
+# `head` closes the pipe early: under pipefail that would end the script before the summary.
+perf report -i "$OUT/perf.data" --no-children --stdio --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -5 || true
+perf report -i "$OUT/perf.data" --no-children --stdio --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -25 || true
 python3 - "$OUT/ofload.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); l = d["latency"]

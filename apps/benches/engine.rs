@@ -226,6 +226,55 @@ fn routed(c: &mut Criterion) {
             assert_eq!(c.actions.len(), 5);
         })
     });
+    // The whole packet-in through the router and its chain with as many distinct flows
+    // installed as `bench/engine-compare.sh`'s (c) has (2^18 here: 8 source MACs × 32 768 UDP
+    // destination ports, which the chain reads), each packet-in re-installing the next one in
+    // turn: every record it touches is as cold as through sessions, which the one-flow case
+    // above never sees.
+    let key = f.bindings().port(pa).map(|l| l.key).unwrap();
+    let events: Vec<Event> = (0..8u8)
+        .flat_map(|m| (0..32_768u16).map(move |p| (m, p)))
+        .map(|(m, p)| {
+            let src = [2, 0, 0, 0, 0xa, 0x10 + m];
+            // Above the chain's UDP ports (5000+): every rule is read and passed.
+            let frame = frames::udp(src, RP1, [10, 0, 1, 10], [10, 0, 2, 20], 1000, 6000 + p);
+            Event::PacketIn {
+                dpid: d1,
+                packet_in: apps::harness::packet_in(
+                    PacketInReason::NoMatch,
+                    apps::engine::pipeline::TABLE_CACHE,
+                    a,
+                    u64::from(key),
+                    &frame,
+                ),
+            }
+        })
+        .collect();
+    let mut engine = std::mem::take(&mut f.engine);
+    engine.set_config(apps::engine::Config {
+        packet_in_rate: 0,
+        ..Default::default()
+    });
+    let now = Instant::now();
+    let mut out = Vec::with_capacity(8);
+    for e in &events {
+        out.clear();
+        engine.handle(now, e, &mut out);
+    }
+    assert!(
+        engine.flow_count() >= events.len(),
+        "{}",
+        engine.flow_count()
+    );
+    let mut next = 0;
+    g.bench_function("packet_in_router_10_rules_262k_flows_cycled", |bench| {
+        bench.iter(|| {
+            out.clear();
+            engine.handle(now, &events[next], &mut out);
+            next = (next + 1) % events.len();
+            assert_eq!(out.len(), 2);
+        })
+    });
     g.finish();
 }
 

@@ -46,7 +46,7 @@ pub struct OxmKey {
 trait OxmValue: Sized + Copy {
     const LEN: usize;
     fn get(r: &mut Reader) -> Result<Self, Error>;
-    fn put(self, out: &mut BytesMut);
+    fn put(self, out: &mut impl BufMut);
 }
 
 impl OxmValue for u8 {
@@ -54,7 +54,7 @@ impl OxmValue for u8 {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         r.u8()
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_u8(self)
     }
 }
@@ -63,7 +63,7 @@ impl OxmValue for u16 {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         r.u16()
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_u16(self)
     }
 }
@@ -72,7 +72,7 @@ impl OxmValue for u32 {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         r.u32()
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_u32(self)
     }
 }
@@ -81,7 +81,7 @@ impl OxmValue for u64 {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         r.u64()
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_u64(self)
     }
 }
@@ -90,7 +90,7 @@ impl OxmValue for [u8; 6] {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         r.array()
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_slice(&self)
     }
 }
@@ -99,7 +99,7 @@ impl OxmValue for Ipv4Addr {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         Ok(Ipv4Addr::from(r.array::<4>()?))
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_slice(&self.octets())
     }
 }
@@ -108,7 +108,7 @@ impl OxmValue for Ipv6Addr {
     fn get(r: &mut Reader) -> Result<Self, Error> {
         Ok(Ipv6Addr::from(r.array::<16>()?))
     }
-    fn put(self, out: &mut BytesMut) {
+    fn put(self, out: &mut impl BufMut) {
         out.put_slice(&self.octets())
     }
 }
@@ -308,7 +308,7 @@ macro_rules! oxm_fields {
                 }
             }
 
-            fn put_basic(&self, out: &mut BytesMut) -> bool {
+            fn put_basic(&self, out: &mut impl BufMut) -> bool {
                 match self {
                     $( OxmField::$ev(v) => v.put(out), )*
                     $( OxmField::$mv { value, mask } => {
@@ -425,7 +425,7 @@ fn get_u24(r: &mut Reader) -> Result<u32, Error> {
     Ok(u32::from_be_bytes([0, b[0], b[1], b[2]]))
 }
 
-fn put_u24(out: &mut BytesMut, v: u32) {
+fn put_u24(out: &mut impl BufMut, v: u32) {
     out.put_slice(&v.to_be_bytes()[1..]);
 }
 
@@ -569,8 +569,9 @@ impl OxmField {
         4 + self.wire_header().3
     }
 
-    /// Appends the TLV.
-    pub fn emit(&self, out: &mut BytesMut) {
+    /// Appends the TLV (to any buffer: the engine keys its flows by these bytes, built on the
+    /// stack).
+    pub fn emit(&self, out: &mut impl BufMut) {
         let (class, field, hasmask, len) = self.wire_header();
         out.put_u32(
             (u32::from(class) << 16)

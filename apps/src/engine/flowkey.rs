@@ -283,7 +283,10 @@ impl Header {
     /// IPv4 addresses read as a prefix are matched with that prefix's mask.
     pub fn to_match(&self, metadata: u64, seen: Seen) -> Match {
         let fields = seen.fields;
-        let mut m: Vec<OxmField> = Vec::with_capacity(4);
+        // One allocation: metadata, every field read and the prerequisites they imply (a
+        // routed, filtered flow has 8 fields; the vector used to grow from 4: a second
+        // allocation and copy per packet-in).
+        let mut m: Vec<OxmField> = Vec::with_capacity(3 + fields.bits().count_ones() as usize);
         m.push(OxmField::Metadata {
             value: metadata,
             mask: None,

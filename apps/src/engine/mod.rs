@@ -295,15 +295,21 @@ impl Compiled {
 /// What a compiled flow depends on, each tag once: in walk order (provenance shows the path
 /// from it), or sorted for a wide flood (a tree, not a path; a linear dedup would be quadratic).
 /// An error drop depends on nothing.
-fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 12]> {
-    let mut tags: SmallVec<[Tag; 12]> = SmallVec::new();
+fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 16]> {
+    let mut tags: SmallVec<[Tag; 16]> = SmallVec::new();
     if c.simulation.is_error() {
         return tags;
     }
     let all = &c.simulation.tags;
     if all.len() <= 24 {
+        // A 64-bit filter of the tags kept so far: a tag whose bit is clear is new without
+        // scanning them (most of a walk's tags are distinct; the scan was up to a tenth of a
+        // packet-in through a router and its chain).
+        let mut kept = 0u64;
         for t in all {
-            if !tags.contains(t) {
+            let bit = tag_bit(t);
+            if kept & bit == 0 || !tags.contains(t) {
+                kept |= bit;
                 tags.push(*t);
             }
         }
@@ -313,6 +319,25 @@ fn flow_tags(c: &Compiled) -> SmallVec<[Tag; 12]> {
         tags.dedup();
     }
     tags
+}
+
+/// One bit of 64 for `t`, from its id: equal tags get equal bits (the filter in `flow_tags`).
+fn tag_bit(t: &Tag) -> u64 {
+    let (kind, id, extra) = match *t {
+        Tag::Port(u) => (0, u, 0),
+        Tag::Device(u) => (1, u, 0),
+        Tag::Mac(u, m) => (2, u, u32::from(m[5])),
+        Tag::Flood(u, m) => (3, u, u32::from(m[5])),
+        Tag::Arp(u, ip) => (4, u, u32::from(ip)),
+        Tag::Chain(u) => (5, u, 0),
+        Tag::Route(u) => (6, u, 0),
+        Tag::Dst(u, net) => (7, u, u32::from(net.addr()) ^ u32::from(net.prefix_len())),
+        Tag::PortGroup(u) => (8, u, 0),
+        Tag::AddrGroup(u) => (9, u, 0),
+    };
+    let b = id.as_bytes();
+    let h = u32::from_le_bytes([b[12], b[13], b[14], b[15]]) ^ extra ^ kind;
+    1 << (h.wrapping_mul(0x9e37_79b9) >> 26)
 }
 
 /// A flow read back from a switch, as ovs-ofctl would print it (for the logs).
@@ -366,21 +391,6 @@ fn written_eth_dst(instructions: &[Instruction]) -> Option<[u8; 6]> {
             _ => None,
         })
         .last()
-}
-
-/// Whether two tag lists (each without duplicates) hold the same tags.
-fn same_tags(a: &[Tag], b: &[Tag]) -> bool {
-    // The same walk records its tags in the same order: the common case costs no allocation.
-    if a == b {
-        return true;
-    }
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut a, mut b) = (a.to_vec(), b.to_vec());
-    a.sort_unstable();
-    b.sort_unstable();
-    a == b
 }
 
 /// Ethernet header bytes on top of the IP MTU (VIF traffic is untagged).
@@ -505,8 +515,10 @@ impl Engine {
     }
 
     /// The tags of the flow with this cookie (provenance).
-    pub fn flow_tags(&self, cookie: u64) -> Option<&[Tag]> {
-        self.cache.get(cookie).map(|f| &f.tags[..])
+    pub fn flow_tags(&self, cookie: u64) -> Option<Vec<Tag>> {
+        self.cache
+            .get(cookie)
+            .map(|f| self.cache.tags_of(f).collect())
     }
 
     /// Simulates `frame` entering datapath `dpid` at ingress `port` and compiles the result,
@@ -557,7 +569,7 @@ impl Engine {
             port,
             in_port,
             header,
-            tags: f.tags.to_vec(),
+            tags: self.cache.tags_of(f).collect(),
             drop: f.drop,
         })
     }
@@ -1152,10 +1164,16 @@ impl Engine {
         // when its reply's flow goes there now. On the ingress switch itself the flow-mod is
         // ahead of the packet-out on the same connection already.
         let mut wait_for = None;
+        // Where the flow-mod sent now waits for its match (see below).
+        let mut flow_mod_at = None;
         let in_port = match start {
             Start::Ingress { port, in_port } => {
                 if sim.flow != FlowKind::None {
-                    self.install(now, dpid, &compiled, learned, out);
+                    let key = cache::MatchKey::of(&compiled.match_);
+                    if let Some(cookie) = self.admit(now, dpid, &compiled, key, learned) {
+                        flow_mod_at = Some(out.len());
+                        self.emit_flow(dpid, cookie, &compiled, Match::default(), out);
+                    }
                 }
                 if sim.flow == FlowKind::Cache && self.config.predict_replies {
                     wait_for = self
@@ -1167,6 +1185,17 @@ impl Engine {
             // Generated packets install nothing: only what enters from a VM is cached.
             Start::Egress { .. } => ofproto::port_no::CONTROLLER,
         };
+        // The flow-mod takes the compiled match itself rather than a copy (a copy of eight
+        // 40-byte fields was a twentieth of a routed packet-in), now that nothing reads it
+        // any more; it was queued first, so the outputs keep their order. `emit_flow` pushed
+        // exactly that flow-mod at `flow_mod_at`, and since then `out` was only appended to.
+        if let Some(Output {
+            message: Message::FlowMod(fm),
+            ..
+        }) = flow_mod_at.and_then(|i| out.get_mut(i))
+        {
+            fm.match_ = std::mem::take(&mut compiled.match_);
+        }
         if !compiled.actions.is_empty() {
             let (buffer_id, data) = if buffer_id == OFP_NO_BUFFER {
                 (OFP_NO_BUFFER, frame.clone())
@@ -1269,18 +1298,8 @@ impl Engine {
         }
     }
 
-    fn install(
-        &mut self,
-        now: Instant,
-        dpid: u64,
-        c: &Compiled,
-        learned: Option<(Uuid, [u8; 6])>,
-        out: &mut Vec<Output>,
-    ) {
-        self.install_keyed(now, dpid, c, cache::MatchKey::of(&c.match_), learned, out);
-    }
-
-    /// [`Engine::install`] with the match's key computed already.
+    /// Records and sends `c`'s flow on `dpid`, the match's key computed already (the flow-mod
+    /// gets a copy of the match: `process` moves it instead).
     fn install_keyed(
         &mut self,
         now: Instant,
@@ -1290,7 +1309,23 @@ impl Engine {
         learned: Option<(Uuid, [u8; 6])>,
         out: &mut Vec<Output>,
     ) -> bool {
-        let error = c.simulation.flow == FlowKind::Short;
+        let Some(cookie) = self.admit(now, dpid, c, key, learned) else {
+            return false;
+        };
+        self.emit_flow(dpid, cookie, c, c.match_.clone(), out);
+        true
+    }
+
+    /// Records the flow `c` is about to install on `dpid` and returns its cookie; `None` when
+    /// it cannot be recorded (and so must not be installed).
+    fn admit(
+        &mut self,
+        now: Instant,
+        dpid: u64,
+        c: &Compiled,
+        key: cache::MatchKey,
+        learned: Option<(Uuid, [u8; 6])>,
+    ) -> Option<u64> {
         let tags = flow_tags(c);
         let tags = &tags[..];
         // The switch replaces a flow with the same match and priority. If it depended on the
@@ -1298,20 +1333,16 @@ impl Engine {
         // the old record goes.
         if let Some(old) = self.cache.find(dpid, c.priority, &key) {
             let cookie = old.cookie;
-            if same_tags(&old.tags, tags) && old.learned == learned {
-                self.emit_flow(dpid, cookie, c, error, out);
-                return true;
+            if self.cache.same_tags(old, tags) && old.learned == learned {
+                return Some(cookie);
             }
             self.remove_flow(now, cookie);
         }
         let cookie = pipeline::PIPELINE_COOKIE | pipeline::REACTIVE_BIT | self.next_cookie;
         self.next_cookie = (self.next_cookie + 1) & (pipeline::REACTIVE_BIT - 1);
         // A flow the engine could not record would never be invalidated: not installed.
-        let recorded = self.record(dpid, cookie, c, key, tags, learned);
-        if recorded {
-            self.emit_flow(dpid, cookie, c, error, out);
-        }
-        recorded
+        self.record(dpid, cookie, c, key, tags, learned)
+            .then_some(cookie)
     }
 
     /// Installs the flow of the reply `c`'s packet demands on the host of the port it is
@@ -1402,15 +1433,15 @@ impl Engine {
             Start::Egress { port } => (port, ofproto::port_no::CONTROLLER),
         };
         let recorded = self.cache.insert(
-            cache::Flow {
+            cache::Flow::new(
                 cookie,
                 dpid,
-                priority: c.priority,
-                match_: key,
-                tags: tags.into(),
+                c.priority,
+                key,
                 learned,
-                drop: c.simulation.drop.filter(|_| c.actions.is_empty()),
-            },
+                c.simulation.drop.filter(|_| c.actions.is_empty()),
+            ),
+            tags,
             (origin, in_port, c.header),
         );
         if recorded {
@@ -1424,16 +1455,17 @@ impl Engine {
         recorded
     }
 
+    /// Sends `c`'s flow with this cookie and match (`c.match_` or a copy: see `process`).
     fn emit_flow(
         &mut self,
         dpid: u64,
         cookie: u64,
         c: &Compiled,
-        error: bool,
+        match_: Match,
         out: &mut Vec<Output>,
     ) {
         self.stats.flows_installed += 1;
-        let (idle, hard) = if error {
+        let (idle, hard) = if c.simulation.flow == FlowKind::Short {
             (0, self.config.error_timeout)
         } else {
             (self.config.idle_timeout, self.config.hard_timeout)
@@ -1448,7 +1480,7 @@ impl Engine {
                 idle_timeout: idle,
                 hard_timeout: hard,
                 flags: OFPFF_SEND_FLOW_REM,
-                match_: c.match_.clone(),
+                match_,
                 instructions,
                 ..FlowMod::default()
             }),

@@ -291,8 +291,8 @@ pub struct Simulation {
     pub drop: Option<DropReason>,
     /// The fields that decided the result: the flow's match.
     pub seen: Seen,
-    /// What the result depended on.
-    pub tags: SmallVec<[Tag; 12]>,
+    /// What the result depended on. Sixteen inline: a routed, filtered flow records 13.
+    pub tags: SmallVec<[Tag; 16]>,
     /// To apply after the simulation.
     pub effects: SmallVec<[Effect; 1]>,
     /// Answers the devices send.
