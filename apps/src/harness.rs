@@ -218,6 +218,8 @@ pub struct Fabric {
     pub log: Vec<Output>,
     /// Packet-ins the engine received.
     pub packet_ins: usize,
+    /// Packets that arrived at a switch through a tunnel.
+    pub tunnelled: usize,
     /// Barriers are answered only by [`Fabric::answer_barriers`] (a switch slow to answer),
     /// not right after the batch that sent them.
     pub slow_barriers: bool,
@@ -235,6 +237,7 @@ impl Fabric {
             now: Instant::now(),
             log: Vec::new(),
             packet_ins: 0,
+            tunnelled: 0,
             slow_barriers: false,
             unanswered_barriers: Vec::new(),
             seen: 0,
@@ -583,6 +586,7 @@ impl Fabric {
                 continue;
             }
             if let Some(from) = p.from {
+                self.tunnelled += 1;
                 match s.tunnels.iter().find(|(_, h)| **h == from) {
                     Some((ofport, _)) => p.in_port = *ofport,
                     None => continue,

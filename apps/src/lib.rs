@@ -326,6 +326,8 @@ pub struct AppCounters {
     pub packets_held: u64,
     /// Held packets that went at their deadline, the destination's barrier unanswered.
     pub holds_expired: u64,
+    /// First packets sent out of their destination's port by the destination's switch.
+    pub delivered_at_destination: u64,
 }
 
 /// A labelled count as [`AppCounters`] keeps it: sorted by label.

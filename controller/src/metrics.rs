@@ -357,6 +357,12 @@ impl Collector for Live {
             "Held packets that went at their deadline, the destination's barrier unanswered.",
             c.holds_expired,
         )?;
+        counter(
+            e,
+            "delivered_at_destination",
+            "First packets sent out of their destination's port by the destination's switch, behind their reply's flow.",
+            c.delivered_at_destination,
+        )?;
         Ok(())
     }
 }

@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// the reply may then beat its flow and come to the controller.
     #[arg(long)]
     pub no_reply_hold: bool,
+    /// Send a request whose reply's flow was predicted through the ingress switch and the
+    /// tunnel (held for the destination's barrier unless `--no-reply-hold`), not out of the
+    /// destination's port by the destination's switch behind that flow.
+    #[arg(long)]
+    pub no_deliver_at_destination: bool,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -172,6 +177,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             idle_timeout: args.flow_idle_timeout,
             predict_replies: !args.no_reply_prediction,
             hold_for_reply_flow: !args.no_reply_hold,
+            deliver_at_destination: !args.no_deliver_at_destination,
             cookie_start: boot,
             ..apps::engine::Config::default()
         }))

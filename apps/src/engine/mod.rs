@@ -100,8 +100,12 @@ pub struct Config {
     /// one (an ICMP echo request, a TCP segment), so the reply does not come to the controller
     /// too (see `Engine::predict_reply`).
     pub predict_replies: bool,
-    /// Send such a packet only once the destination's switch has answered a barrier behind
-    /// the reply's flow (see `hold`).
+    /// Send such a packet straight out of the destination's port on the destination's switch,
+    /// behind the reply's flow on the same connection, instead of through the ingress switch
+    /// and the tunnel (see `Engine::at_destination`).
+    pub deliver_at_destination: bool,
+    /// Where it cannot be delivered there, send it only once the destination's switch has
+    /// answered a barrier behind the reply's flow (see `hold`).
     pub hold_for_reply_flow: bool,
 }
 
@@ -120,6 +124,7 @@ impl Default for Config {
             dhcp: dhcp::DhcpConfig::default(),
             cookie_start: 1,
             predict_replies: true,
+            deliver_at_destination: true,
             hold_for_reply_flow: true,
         }
     }
@@ -169,6 +174,9 @@ pub struct Stats {
     pub packets_held: u64,
     /// Held packets that went at their deadline, the barrier unanswered.
     pub holds_expired: u64,
+    /// First packets sent out of their destination's port by the destination's switch, behind
+    /// their reply's flow (`Config::deliver_at_destination`).
+    pub delivered_at_destination: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -494,6 +502,7 @@ impl Engine {
             replies_predicted: s.replies_predicted,
             packets_held: s.packets_held,
             holds_expired: s.holds_expired,
+            delivered_at_destination: s.delivered_at_destination,
         }
     }
 
@@ -1164,6 +1173,8 @@ impl Engine {
         // when its reply's flow goes there now. On the ingress switch itself the flow-mod is
         // ahead of the packet-out on the same connection already.
         let mut wait_for = None;
+        // Or where it goes instead: the destination's switch, with the actions that deliver it.
+        let mut deliver_at = None;
         // Where the flow-mod sent now waits for its match (see below).
         let mut flow_mod_at = None;
         let in_port = match start {
@@ -1176,9 +1187,17 @@ impl Engine {
                     }
                 }
                 if sim.flow == FlowKind::Cache && self.config.predict_replies {
-                    wait_for = self
+                    if let Some(dest) = self
                         .predict_reply(now, port, &compiled, out)
-                        .filter(|&dest| dest != dpid && self.config.hold_for_reply_flow);
+                        .filter(|&dest| dest != dpid)
+                    {
+                        deliver_at = self
+                            .at_destination(dest, &compiled)
+                            .filter(|_| buffer_id == OFP_NO_BUFFER);
+                        if deliver_at.is_none() && self.config.hold_for_reply_flow {
+                            wait_for = Some(dest);
+                        }
+                    }
                 }
                 in_port
             }
@@ -1196,7 +1215,18 @@ impl Engine {
         {
             fm.match_ = std::mem::take(&mut compiled.match_);
         }
-        if !compiled.actions.is_empty() {
+        if let Some((dest, actions)) = deliver_at {
+            self.stats.delivered_at_destination += 1;
+            out.push(Output {
+                dpid: dest,
+                message: Message::PacketOut(PacketOut {
+                    buffer_id: OFP_NO_BUFFER,
+                    in_port: ofproto::port_no::CONTROLLER,
+                    actions,
+                    data: frame.clone(),
+                }),
+            });
+        } else if !compiled.actions.is_empty() {
             let (buffer_id, data) = if buffer_id == OFP_NO_BUFFER {
                 (OFP_NO_BUFFER, frame.clone())
             } else {
@@ -1296,6 +1326,32 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The actions that send `c`'s packet out of its one egress port on switch `dest`, as that
+    /// switch's tunnel demux would after the ingress switch's flow and the tunnel: the header's
+    /// rewrites, then the port. `None` unless the packet has exactly one copy, bound on `dest`.
+    ///
+    /// Sent on `dest`'s own connection behind the reply's predicted flow, the request reaches
+    /// the destination after that flow as surely as a packet-out follows a flow-mod on the
+    /// ingress switch, with no barrier round trip; and it skips the ingress switch's execution,
+    /// the tunnel and the destination switch's upcall. Later packets take the flow installed
+    /// on the ingress switch.
+    fn at_destination(&self, dest: u64, c: &Compiled) -> Option<(u64, Vec<Action>)> {
+        if !self.config.deliver_at_destination || c.actions.is_empty() {
+            return None;
+        }
+        let [e] = &c.simulation.egress[..] else {
+            return None;
+        };
+        let loc = self.bindings.port(e.port).filter(|l| l.dpid == dest)?;
+        let mut actions = Vec::new();
+        c.header.diff(&e.header, &mut actions);
+        actions.push(Action::Output {
+            port: loc.ofport,
+            max_len: 0,
+        });
+        Some((dest, actions))
     }
 
     /// Records and sends `c`'s flow on `dpid`, the match's key computed already (the flow-mod

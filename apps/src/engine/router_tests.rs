@@ -42,6 +42,10 @@ struct Lab {
 }
 
 fn lab() -> Lab {
+    lab_with(Config::default())
+}
+
+fn lab_with(config: Config) -> Lab {
     let network = topology::Network::open(Arc::new(topology::MemStore::new())).unwrap();
     let (hosts, r, rp, net, vms) = network
         .write(|t| {
@@ -72,7 +76,7 @@ fn lab() -> Lab {
         })
         .unwrap()
         .0;
-    let mut f = Fabric::new(network, Engine::default());
+    let mut f = Fabric::new(network, Engine::new(config));
     f.sync();
     let hv = hosts.map(|h| f.add_switch(h));
     f.mesh();
@@ -823,7 +827,11 @@ mod dhcp_fabric {
     /// net1 serves 10.0.1.0/24 (a → .10), net2 10.0.2.0/24 (b → .20); gateways are the
     /// router ports, so the router port is each subnet's DHCP server.
     fn lab_with_dhcp() -> Lab {
-        let mut l = lab();
+        lab_with_dhcp_and(Config::default())
+    }
+
+    fn lab_with_dhcp_and(config: Config) -> Lab {
+        let mut l = lab_with(config);
         let (n1, n2) = (l.net[0], l.net[1]);
         l.f.write(|t| {
             for (net, prefix, gw, m, addr) in [
@@ -956,7 +964,8 @@ mod dhcp_fabric {
     /// a's host, the flow of b's echo reply on b's host, so the reply goes by that flow and never
     /// reaches the controller. That flow is what the reply's own packet-in would install (the
     /// oracle re-simulates its predicted packet); a prediction that would have to learn
-    /// something is not made.
+    /// something is not made. The request itself goes out of b's port on hv2, behind the reply's
+    /// flow on hv2's own connection: no barrier, however slowly hv2 answers one.
     #[test]
     fn a_pings_reply_flow_goes_to_the_destination_host_with_the_request() {
         let mut l = lab_with_dhcp();
@@ -979,41 +988,63 @@ mod dhcp_fabric {
         );
         l.f.take_delivered();
         // The first flow (cached before b spoke) flooded net2: it went when b's MAC was learned.
-        // hv2's switch is slow to answer barriers: the ping waits until it has b's reply flow.
         l.f.slow_barriers = true;
         let logged = l.f.log.len();
+        let (n, tunnelled) = (l.f.packet_ins, l.f.tunnelled);
         l.f.send(
             hv1,
             a,
             echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
         );
-        assert_eq!(
-            l.f.take_delivered(),
-            vec![],
-            "the ping left before its reply's flow"
-        );
         assert_eq!(l.f.engine.stats().replies_predicted, 1);
-        assert_eq!(l.f.engine.stats().packets_held, 1);
-        // In order: a's flow, b's reply flow, the barrier behind it, and nothing for hv1 yet.
+        assert_eq!(l.f.engine.stats().delivered_at_destination, 1);
+        assert_eq!(l.f.engine.stats().packets_held, 0);
+        // In order: a's flow, b's reply flow, then the request out of hv2 (no barrier).
         let sent: Vec<_> = l.f.log[logged..]
             .iter()
             .map(|o| (o.dpid, o.message.name()))
             .collect();
         assert_eq!(
             sent,
-            [
-                (hv1, "FLOW_MOD"),
-                (hv2, "FLOW_MOD"),
-                (hv2, "BARRIER_REQUEST")
-            ]
+            [(hv1, "FLOW_MOD"), (hv2, "FLOW_MOD"), (hv2, "PACKET_OUT")]
         );
-        assert_eq!(l.f.answer_barriers(), 1);
+        assert_eq!(l.f.packet_ins, n + 1);
+        assert_eq!(
+            l.f.tunnelled, tunnelled,
+            "the first request took the tunnel"
+        );
         let got = l.f.take_delivered();
         assert_eq!(
             got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
             vec![(hv2, b)]
         );
+        let first = got[0].2.clone();
+        // Routed on its way: b's MAC from the router's port, TTL 63.
+        assert_eq!(&first[0..12], &[vm_mac(2), RP2_MAC].concat()[..]);
+        assert_eq!(first[22], 63);
         l.f.slow_barriers = false;
+        // The next request goes by a's flow and the tunnel, and arrives the same, byte for byte.
+        l.f.send(
+            hv1,
+            a,
+            echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+        );
+        assert_eq!(
+            l.f.packet_ins,
+            n + 1,
+            "the second request came to the controller"
+        );
+        assert!(
+            l.f.tunnelled > tunnelled,
+            "the second request did not take the tunnel"
+        );
+        let got = l.f.take_delivered();
+        assert_eq!(
+            got.iter()
+                .map(|(h, p, f)| (*h, *p, f.clone()))
+                .collect::<Vec<_>>(),
+            vec![(hv2, b, first)]
+        );
         let predicted = l.f.cache(hv2);
         assert_eq!(predicted.len(), 1, "{predicted:?}");
         assert!(predicted[0].actions().contains(&Action::DecNwTtl));
@@ -1047,11 +1078,79 @@ mod dhcp_fabric {
         assert_eq!(l.f.engine.stats().flows_installed, before);
     }
 
+    fn sent_through_ingress() -> Config {
+        Config {
+            deliver_at_destination: false,
+            ..Config::default()
+        }
+    }
+
+    /// Sent through the ingress switch instead, the request waits until hv2 has answered a
+    /// barrier behind the reply's flow.
+    #[test]
+    fn through_the_ingress_a_ping_waits_for_the_destinations_barrier() {
+        let mut l = lab_with_dhcp_and(sent_through_ingress());
+        let (hv1, hv2) = (l.hv[0], l.hv[1]);
+        let (a, b) = (l.vm[0].1, l.vm[1].1);
+        l.f.send(
+            hv2,
+            b,
+            frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
+        );
+        l.f.take_delivered();
+        // hv2's switch is slow to answer barriers: the ping waits until it has b's reply flow.
+        l.f.slow_barriers = true;
+        let logged = l.f.log.len();
+        l.f.send(
+            hv1,
+            a,
+            echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+        );
+        assert_eq!(
+            l.f.take_delivered(),
+            vec![],
+            "the ping left before its reply's flow"
+        );
+        assert_eq!(l.f.engine.stats().replies_predicted, 1);
+        assert_eq!(l.f.engine.stats().packets_held, 1);
+        assert_eq!(l.f.engine.stats().delivered_at_destination, 0);
+        // In order: a's flow, b's reply flow, the barrier behind it, and nothing for hv1 yet.
+        let sent: Vec<_> = l.f.log[logged..]
+            .iter()
+            .map(|o| (o.dpid, o.message.name()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                (hv1, "FLOW_MOD"),
+                (hv2, "FLOW_MOD"),
+                (hv2, "BARRIER_REQUEST")
+            ]
+        );
+        let tunnelled = l.f.tunnelled;
+        assert_eq!(l.f.answer_barriers(), 1);
+        let got = l.f.take_delivered();
+        assert_eq!(
+            got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
+            vec![(hv2, b)]
+        );
+        assert!(l.f.tunnelled > tunnelled, "released through the tunnel");
+        l.f.slow_barriers = false;
+        let n = l.f.packet_ins;
+        l.f.send(
+            hv2,
+            b,
+            echo_reply(vm_mac(2), RP2_MAC, "10.0.2.20", "10.0.1.10"),
+        );
+        assert_eq!(l.f.packet_ins, n, "the reply came to the controller");
+        assert_eq!(l.f.oracle(), 2);
+    }
+
     #[test]
     fn a_held_ping_goes_at_its_deadline_or_when_the_destination_leaves() {
         // a pings b once b has spoken, hv2 never answering the barrier.
         let held_ping = || {
-            let mut l = lab_with_dhcp();
+            let mut l = lab_with_dhcp_and(sent_through_ingress());
             let (hv1, hv2) = (l.hv[0], l.hv[1]);
             let (a, b) = (l.vm[0].1, l.vm[1].1);
             l.f.send(
