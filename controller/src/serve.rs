@@ -55,12 +55,12 @@ pub struct ServeArgs {
     pub no_reply_prediction: bool,
     /// Send a request whose reply's flow was predicted at once, without waiting for the
     /// destination switch's barrier behind that flow: saves one round trip to that switch, but
-    /// the reply may then beat its flow and come to the controller.
+    /// the reply may then beat its flow (or OVS's revalidation of its cached datapath flows)
+    /// and come to the controller.
     #[arg(long)]
     pub no_reply_hold: bool,
     /// Send a request whose reply's flow was predicted through the ingress switch and the
-    /// tunnel (held for the destination's barrier unless `--no-reply-hold`), not out of the
-    /// destination's port by the destination's switch behind that flow.
+    /// tunnel, not straight out of the destination's port from the destination's switch.
     #[arg(long)]
     pub no_deliver_at_destination: bool,
     /// Messages per second one switch may send before its session is closed as a flood

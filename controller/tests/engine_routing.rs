@@ -513,7 +513,7 @@ fn pong_from(g: &Guest, gw: [u8; 6], dst_ip: Ipv4Addr, seq: u16) -> Vec<u8> {
 /// A ping's reply flow reaches b's host with the request (the engine predicts the reply), so
 /// b's reply goes by a flow instead of the controller: a first ping across a router and a
 /// tunnel costs one trip to the controller, not two. Seen from OVS: the flow is on hv2 when the
-/// ping reaches b (hv2 itself sent the ping out of b's port, behind that flow), it counts b's
+/// ping reaches b (hv2 itself sent the ping out of b's port, after a barrier behind that flow), it counts b's
 /// reply, and it is what the engine would install for that reply; the next ping goes by a's
 /// flow on hv1 and the tunnel, and reaches b byte for byte as the first did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,8 +567,8 @@ async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
     // Routed on its way: to b's MAC from the router's port, TTL 63.
     assert_eq!(&first[0..12], &[b.mac, R2_MAC].concat()[..]);
     assert_eq!(first[22], 63);
-    // Not polled: hv2 sent the ping out of b's port after applying this flow (one connection,
-    // in order), so the reply cannot reach hv2's br-int before its flow does.
+    // Not polled: hv2 sent the ping out of b's port after answering a barrier behind this
+    // flow, so the reply cannot reach hv2's br-int before its flow does.
     let flow = reply_flow().expect("b's reply flow on hv2 before the ping reached b");
     for part in [
         "dec_ttl".to_string(),
@@ -578,12 +578,14 @@ async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
         assert!(flow.contains(&part), "{part} missing in {flow}");
     }
     assert!(flow.contains("n_packets=0"), "{flow}");
-    // The ping went out at its destination: not through hv1 and the tunnel, not held.
+    // The ping went out at its destination (not through hv1 and the tunnel) once hv2 had
+    // answered the barrier behind the reply's flow.
     let after = lab.api.metrics().await;
     let delta = |name: &str| after.count(name, &[]) - before.count(name, &[]);
     assert_eq!(delta("strowger_replies_predicted_total"), 1.0);
     assert_eq!(delta("strowger_delivered_at_destination_total"), 1.0);
-    assert_eq!(delta("strowger_packets_held_total"), 0.0);
+    assert_eq!(delta("strowger_packets_held_total"), 1.0);
+    assert_eq!(delta("strowger_holds_expired_total"), 0.0);
     let request_flow = || {
         lab.flows(0, &["table=20"])
             .lines()

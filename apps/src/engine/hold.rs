@@ -10,6 +10,13 @@
 //! BENCHMARKS.md: two replies in five lost that race). One barrier round trip to a local switch
 //! is a fraction of the reply's packet-in round trip it saves.
 //!
+//! Delivered at the destination instead (`Engine::at_destination`: the packet-out on the
+//! destination's own connection, behind the flow), it still waits: OVS runs that packet-out in
+//! the same main-loop turn as the flow-mod, before its revalidators replace the datapath flows
+//! cached from the VM's earlier misses, and a quick answer takes one of those to the
+//! controller. Such a packet carries a fallback through the ingress switch for when the
+//! destination's session ends first.
+//!
 //! Sans-IO like the rest of the engine: the caller says when, and the barrier's answer comes
 //! back as `Event::Barrier`. A held packet is never lost: it goes when its barrier is answered,
 //! when the destination's session ends or restarts, or at its deadline, whichever comes first;
@@ -36,6 +43,8 @@ struct Held {
     barrier: u64,
     until: Instant,
     output: Output,
+    /// What goes instead if the destination's session ends first.
+    fallback: Option<Output>,
 }
 
 #[derive(Debug, Default)]
@@ -55,8 +64,16 @@ pub struct Holds {
 
 impl Holds {
     /// Holds `output` until switch `dest` answers the barrier the caller sends it now (it is
-    /// returned as `Some` if too many wait already: the caller sends it, and no barrier).
-    pub fn hold(&mut self, now: Instant, dest: u64, output: Output) -> Option<Output> {
+    /// returned as `Some` if too many wait already: the caller sends it, and no barrier);
+    /// `fallback`, if any, goes instead should `dest`'s session end or restart first (`output`
+    /// may be addressed to `dest` itself).
+    pub fn hold(
+        &mut self,
+        now: Instant,
+        dest: u64,
+        output: Output,
+        fallback: Option<Output>,
+    ) -> Option<Output> {
         let d = self.by_dest.entry(dest).or_default();
         if d.held.len() >= MAX_HELD {
             return Some(output);
@@ -66,6 +83,7 @@ impl Holds {
             barrier: d.sent,
             until: now + HOLD_LIMIT,
             output,
+            fallback,
         });
         None
     }
@@ -85,10 +103,11 @@ impl Holds {
     }
 
     /// Switch `dest`'s session ended or started again: its barriers will not be answered (a new
-    /// session's flows come from scratch anyway), so everything waiting for it goes now.
+    /// session's flows come from scratch anyway), so everything waiting for it goes now, by
+    /// its fallback where it has one.
     pub fn reset(&mut self, dest: u64, out: &mut Vec<Output>) {
         if let Some(d) = self.by_dest.remove(&dest) {
-            out.extend(d.held.into_iter().map(|h| h.output));
+            out.extend(d.held.into_iter().map(|h| h.fallback.unwrap_or(h.output)));
         }
     }
 
@@ -146,9 +165,9 @@ mod tests {
     fn each_answer_releases_what_waited_for_the_barriers_answered_so_far() {
         let t = Instant::now();
         let mut h = Holds::default();
-        assert!(h.hold(t, 9, out(1)).is_none());
-        assert!(h.hold(t, 9, out(2)).is_none());
-        assert!(h.hold(t, 8, out(3)).is_none());
+        assert!(h.hold(t, 9, out(1), None).is_none());
+        assert!(h.hold(t, 9, out(2), None).is_none());
+        assert!(h.hold(t, 8, out(3), None).is_none());
         let mut v = Vec::new();
         h.answered(9, &mut v);
         // The first barrier to 9 answered: only the first packet waited for it.
@@ -165,8 +184,8 @@ mod tests {
     fn a_barrier_answered_after_its_packet_expired_still_counts() {
         let t = Instant::now();
         let mut h = Holds::default();
-        h.hold(t, 9, out(1));
-        h.hold(t + Duration::from_millis(10), 9, out(2));
+        h.hold(t, 9, out(1), None);
+        h.hold(t + Duration::from_millis(10), 9, out(2), None);
         assert_eq!(h.poll_timeout(), Some(t + HOLD_LIMIT));
         let mut v = Vec::new();
         assert_eq!(h.expire(t + HOLD_LIMIT, &mut v), 1);
@@ -183,17 +202,22 @@ mod tests {
     fn a_session_that_ends_releases_everything_waiting_for_it() {
         let t = Instant::now();
         let mut h = Holds::default();
-        h.hold(t, 9, out(1));
-        h.hold(t, 9, out(2));
+        // The first one is addressed to the destination itself, with a way round it.
+        h.hold(t, 9, out(9), Some(out(1)));
+        h.hold(t, 9, out(2), None);
         let mut v = Vec::new();
         h.reset(9, &mut v);
         assert_eq!(dpids(&v), [1, 2]);
         // A late answer from the old session is ignored, and a new hold counts from scratch.
         h.answered(9, &mut v);
-        h.hold(t, 9, out(3));
+        h.hold(t, 9, out(3), None);
         assert_eq!(h.len(), 1);
         h.answered(9, &mut v);
         assert_eq!(dpids(&v), [1, 2, 3]);
+        // Answered, it goes as held, not by its fallback.
+        h.hold(t, 9, out(9), Some(out(1)));
+        h.answered(9, &mut v);
+        assert_eq!(dpids(&v), [1, 2, 3, 9]);
     }
 
     #[test]
@@ -201,9 +225,9 @@ mod tests {
         let t = Instant::now();
         let mut h = Holds::default();
         for i in 0..MAX_HELD as u64 {
-            assert!(h.hold(t, 9, out(i)).is_none());
+            assert!(h.hold(t, 9, out(i), None).is_none());
         }
-        assert_eq!(h.hold(t, 9, out(7)), Some(out(7)));
+        assert_eq!(h.hold(t, 9, out(7), None), Some(out(7)));
         assert_eq!(h.len(), MAX_HELD);
     }
 }

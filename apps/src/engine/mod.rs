@@ -100,11 +100,11 @@ pub struct Config {
     /// one (an ICMP echo request, a TCP segment), so the reply does not come to the controller
     /// too (see `Engine::predict_reply`).
     pub predict_replies: bool,
-    /// Send such a packet straight out of the destination's port on the destination's switch,
-    /// behind the reply's flow on the same connection, instead of through the ingress switch
-    /// and the tunnel (see `Engine::at_destination`).
+    /// Send such a packet straight out of the destination's port from the destination's
+    /// switch, instead of through the ingress switch and the tunnel (see
+    /// `Engine::at_destination`).
     pub deliver_at_destination: bool,
-    /// Where it cannot be delivered there, send it only once the destination's switch has
+    /// Send such a packet, wherever it goes out, only once the destination's switch has
     /// answered a barrier behind the reply's flow (see `hold`).
     pub hold_for_reply_flow: bool,
 }
@@ -1173,7 +1173,8 @@ impl Engine {
         // when its reply's flow goes there now. On the ingress switch itself the flow-mod is
         // ahead of the packet-out on the same connection already.
         let mut wait_for = None;
-        // Or where it goes instead: the destination's switch, with the actions that deliver it.
+        // Where it goes out instead of the ingress switch: the destination's switch, with the
+        // actions that deliver it (see `at_destination`).
         let mut deliver_at = None;
         // Where the flow-mod sent now waits for its match (see below).
         let mut flow_mod_at = None;
@@ -1194,7 +1195,7 @@ impl Engine {
                         deliver_at = self
                             .at_destination(dest, &compiled)
                             .filter(|_| buffer_id == OFP_NO_BUFFER);
-                        if deliver_at.is_none() && self.config.hold_for_reply_flow {
+                        if self.config.hold_for_reply_flow {
                             wait_for = Some(dest);
                         }
                     }
@@ -1215,24 +1216,13 @@ impl Engine {
         {
             fm.match_ = std::mem::take(&mut compiled.match_);
         }
-        if let Some((dest, actions)) = deliver_at {
-            self.stats.delivered_at_destination += 1;
-            out.push(Output {
-                dpid: dest,
-                message: Message::PacketOut(PacketOut {
-                    buffer_id: OFP_NO_BUFFER,
-                    in_port: ofproto::port_no::CONTROLLER,
-                    actions,
-                    data: frame.clone(),
-                }),
-            });
-        } else if !compiled.actions.is_empty() {
+        if !compiled.actions.is_empty() {
             let (buffer_id, data) = if buffer_id == OFP_NO_BUFFER {
                 (OFP_NO_BUFFER, frame.clone())
             } else {
                 (buffer_id, bytes::Bytes::new())
             };
-            let packet_out = Output {
+            let through_ingress = Output {
                 dpid,
                 message: Message::PacketOut(PacketOut {
                     buffer_id,
@@ -1242,8 +1232,26 @@ impl Engine {
                     data,
                 }),
             };
+            // Delivered at the destination, a held packet whose destination's session ends
+            // goes through the ingress switch instead (a secure-mode switch keeps its flows).
+            let (packet_out, fallback) = match deliver_at {
+                Some((dest, actions)) => {
+                    self.stats.delivered_at_destination += 1;
+                    let at_dest = Output {
+                        dpid: dest,
+                        message: Message::PacketOut(PacketOut {
+                            buffer_id: OFP_NO_BUFFER,
+                            in_port: ofproto::port_no::CONTROLLER,
+                            actions,
+                            data: frame.clone(),
+                        }),
+                    };
+                    (at_dest, Some(through_ingress))
+                }
+                None => (through_ingress, None),
+            };
             match wait_for.and_then(|dest| {
-                let back = self.holds.hold(now, dest, packet_out.clone());
+                let back = self.holds.hold(now, dest, packet_out.clone(), fallback);
                 back.is_none().then_some(dest)
             }) {
                 Some(dest) => {
@@ -1332,11 +1340,15 @@ impl Engine {
     /// switch's tunnel demux would after the ingress switch's flow and the tunnel: the header's
     /// rewrites, then the port. `None` unless the packet has exactly one copy, bound on `dest`.
     ///
-    /// Sent on `dest`'s own connection behind the reply's predicted flow, the request reaches
-    /// the destination after that flow as surely as a packet-out follows a flow-mod on the
-    /// ingress switch, with no barrier round trip; and it skips the ingress switch's execution,
-    /// the tunnel and the destination switch's upcall. Later packets take the flow installed
-    /// on the ingress switch.
+    /// It skips the ingress switch's execution, the tunnel and the destination switch's upcall;
+    /// later packets take the flow installed on the ingress switch. Sent on `dest`'s own
+    /// connection behind the reply's flow, it follows that flow into the flow table, but that
+    /// is not enough for the reply: OVS executes the packet-out in the same main-loop turn as
+    /// the flow-mod, before its revalidators have replaced the datapath flows cached from the
+    /// VM's earlier packets (a table miss to the controller, as wide as that miss allowed), so
+    /// an answer within microseconds still takes such a flow to the controller (4 and 5 of 5
+    /// in BENCHMARKS). Hence the hold still applies by default: the barrier's round trip puts
+    /// the packet-out in a later turn.
     fn at_destination(&self, dest: u64, c: &Compiled) -> Option<(u64, Vec<Action>)> {
         if !self.config.deliver_at_destination || c.actions.is_empty() {
             return None;

@@ -964,8 +964,8 @@ mod dhcp_fabric {
     /// a's host, the flow of b's echo reply on b's host, so the reply goes by that flow and never
     /// reaches the controller. That flow is what the reply's own packet-in would install (the
     /// oracle re-simulates its predicted packet); a prediction that would have to learn
-    /// something is not made. The request itself goes out of b's port on hv2, behind the reply's
-    /// flow on hv2's own connection: no barrier, however slowly hv2 answers one.
+    /// something is not made. The request itself goes out of b's port from hv2, once hv2 has
+    /// answered a barrier behind the reply's flow.
     #[test]
     fn a_pings_reply_flow_goes_to_the_destination_host_with_the_request() {
         let mut l = lab_with_dhcp();
@@ -996,17 +996,29 @@ mod dhcp_fabric {
             a,
             echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
         );
+        assert_eq!(
+            l.f.take_delivered(),
+            vec![],
+            "the ping left before its reply's flow"
+        );
         assert_eq!(l.f.engine.stats().replies_predicted, 1);
         assert_eq!(l.f.engine.stats().delivered_at_destination, 1);
-        assert_eq!(l.f.engine.stats().packets_held, 0);
-        // In order: a's flow, b's reply flow, then the request out of hv2 (no barrier).
+        assert_eq!(l.f.engine.stats().packets_held, 1);
+        // In order: a's flow, b's reply flow, the barrier behind it; once answered, the request
+        // out of hv2.
+        assert_eq!(l.f.answer_barriers(), 1);
         let sent: Vec<_> = l.f.log[logged..]
             .iter()
             .map(|o| (o.dpid, o.message.name()))
             .collect();
         assert_eq!(
             sent,
-            [(hv1, "FLOW_MOD"), (hv2, "FLOW_MOD"), (hv2, "PACKET_OUT")]
+            [
+                (hv1, "FLOW_MOD"),
+                (hv2, "FLOW_MOD"),
+                (hv2, "BARRIER_REQUEST"),
+                (hv2, "PACKET_OUT")
+            ]
         );
         assert_eq!(l.f.packet_ins, n + 1);
         assert_eq!(
@@ -1192,6 +1204,60 @@ mod dhcp_fabric {
         let released: Vec<_> = out.iter().map(|o| (o.dpid, o.message.name())).collect();
         assert_eq!(released, [(l.hv[0], "PACKET_OUT")]);
         assert_eq!(l.f.engine.stats().holds_expired, 0);
+    }
+
+    /// Without the hold, the request goes out of b's port from hv2 at once, behind the reply's
+    /// flow on hv2's own connection; and a request held to go out there goes through hv1 and
+    /// the tunnel instead if hv2's session ends first.
+    #[test]
+    fn delivered_at_the_destination_unheld_or_through_the_ingress_when_it_leaves() {
+        let ping = |config: Config| {
+            let mut l = lab_with_dhcp_and(config);
+            let (hv2, b) = (l.hv[1], l.vm[1].1);
+            l.f.send(
+                hv2,
+                b,
+                frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
+            );
+            l.f.take_delivered();
+            l.f.slow_barriers = true;
+            let logged = l.f.log.len();
+            l.f.send(
+                l.hv[0],
+                l.vm[0].1,
+                echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+            );
+            let sent: Vec<_> = l.f.log[logged..]
+                .iter()
+                .map(|o| (o.dpid, o.message.name()))
+                .collect();
+            (l, sent)
+        };
+        let (mut l, sent) = ping(Config {
+            hold_for_reply_flow: false,
+            ..Config::default()
+        });
+        let (hv1, hv2) = (l.hv[0], l.hv[1]);
+        assert_eq!(
+            sent,
+            [(hv1, "FLOW_MOD"), (hv2, "FLOW_MOD"), (hv2, "PACKET_OUT")]
+        );
+        let got = l.f.take_delivered();
+        assert_eq!(
+            got.iter().map(|(h, p, _)| (*h, *p)).collect::<Vec<_>>(),
+            vec![(hv2, l.vm[1].1)]
+        );
+        assert_eq!(l.f.engine.stats().delivered_at_destination, 1);
+        assert_eq!(l.f.engine.stats().packets_held, 0);
+        // Held (the default), and hv2 leaves before answering.
+        let (mut l, _) = ping(Config::default());
+        let (hv1, hv2) = (l.hv[0], l.hv[1]);
+        assert_eq!(l.f.engine.stats().packets_held, 1);
+        let mut out = Vec::new();
+        l.f.engine
+            .handle(l.f.now, &Event::SwitchDown { dpid: hv2 }, &mut out);
+        let released: Vec<_> = out.iter().map(|o| (o.dpid, o.message.name())).collect();
+        assert_eq!(released, [(hv1, "PACKET_OUT")]);
     }
 
     #[test]

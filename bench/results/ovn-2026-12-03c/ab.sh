@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# First packet: the request delivered at its destination (default) against the request held
-# for the destination's barrier (--no-deliver-at-destination) and sent at once
-# (--no-deliver-at-destination --no-reply-hold); Strowger alone, the same binary, interleaved,
-# every run under the bench lock (ovn-compare.sh takes it). Usage: STROWGER_BIN=… bash ab.sh [ROUNDS]
+# First packet: the request delivered at its destination once the destination's switch has
+# answered the barrier behind the reply's flow (default), against the same through the ingress
+# switch and the tunnel (--no-deliver-at-destination) and delivered at the destination at once
+# (--no-reply-hold); Strowger alone, the same binary, interleaved, every run under the bench
+# lock (ovn-compare.sh takes it). Usage: STROWGER_BIN=… bash ab.sh [ROUNDS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -10,11 +11,11 @@ rounds=${1:-3}
 summary=$here/ab-summary.txt
 : > "$summary"
 for r in $(seq 1 "$rounds"); do
-  for mode in dest hold nohold; do
+  for mode in dest ingress destnow; do
     case $mode in
       dest) args="" ;;
-      hold) args="--no-deliver-at-destination" ;;
-      nohold) args="--no-deliver-at-destination --no-reply-hold" ;;
+      ingress) args="--no-deliver-at-destination" ;;
+      destnow) args="--no-reply-hold" ;;
     esac
     out=$here/ab-$mode-$r
     load=$(cut -d' ' -f1-3 /proc/loadavg)
