@@ -260,7 +260,9 @@ const FLUSH_ON_CLOSE: Duration = Duration::from_millis(100);
 
 /// The connection task: the only place that touches the socket. Every wait, writes included,
 /// is one arm of one `select!`, so a peer that stops reading cannot stop the timers: its
-/// requests time out and, once it is silent too, the echo keepalive declares it dead.
+/// requests time out and, once it is silent too, the echo keepalive declares it dead. The
+/// timers come last in that `select!`: input already readable is taken first, and they stand
+/// still while the owner of the notifications is behind (we then read nothing, by choice).
 async fn drive<S>(
     stream: S,
     config: Config,
@@ -307,8 +309,16 @@ where
             }
         }
         let room = out.len() - written < HIGH_WATER;
+        // Not reading because our own consumer is behind: the peer is not to blame, and its
+        // answers may be waiting in the socket, so its clocks stand still (`hold_input`).
+        session.hold_input(blocked.is_some(), Instant::now());
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        // Biased, timers last: a task that runs late (hundreds of sessions on two busy cores)
+        // with a reply readable and a deadline past must read the reply first, or a peer that
+        // answered in time is taken for one that did not (an unbiased `select!` picked the
+        // timer half the time: spurious request timeouts, "peer stopped answering echo").
         tokio::select! {
+            biased;
             r = wr.write(&out[written..]), if written < out.len() => match r {
                 Ok(0) => break Error::Disconnected,
                 Ok(n) => {
