@@ -832,7 +832,14 @@ pub fn run(cfg: &Config) -> Report {
     let packet_ins = || -> Option<f64> {
         let root = api.base.trim_end_matches("/api/v1");
         let text = rt.block_on(async {
-            api.http.get(format!("{root}/metrics")).send().await.ok()?.text().await.ok()
+            api.http
+                .get(format!("{root}/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
         })?;
         text.lines()
             .find(|l| l.starts_with("strowger_packet_ins_total "))?
@@ -856,14 +863,20 @@ pub fn run(cfg: &Config) -> Report {
             Instant::now() + Duration::from_secs(30),
             Duration::from_millis(1),
             || {
-                ha.tool("ovs-ofctl", &["-O", "OpenFlow13", "dump-flows", "br-int", "table=20"])
-                    .ok()?
-                    .contains("cookie=0x5354")
-                    .then_some(())
+                ha.tool(
+                    "ovs-ofctl",
+                    &["-O", "OpenFlow13", "dump-flows", "br-int", "table=20"],
+                )
+                .ok()?
+                .contains("cookie=0x5354")
+                .then_some(())
             },
         )
         .expect("no flow");
-        log(t0, &format!("flood flow on a's host after {:?}", t.elapsed()));
+        log(
+            t0,
+            &format!("flood flow on a's host after {:?}", t.elapsed()),
+        );
     }
     poll(
         Instant::now() + Duration::from_secs(30),
