@@ -374,7 +374,7 @@ impl apps::App for Overflow {
     }
     fn handle(&mut self, _now: std::time::Instant, event: &Event, out: &mut Vec<apps::Output>) {
         if let Event::PacketIn { dpid: 0x81, .. } = event {
-            for _ in 0..2 * strowger::openflow::conn::COMMAND_QUEUE {
+            for _ in 0..2 * strowger::openflow::registry::MAILBOX_FOREIGN {
                 out.push(apps::Output {
                     dpid: 0x82,
                     message: Message::BarrierRequest,
@@ -402,7 +402,7 @@ async fn app_output_that_does_not_fit_resyncs_the_other_switch() {
         .filter(|m| m.body == Message::BarrierRequest)
         .count();
     assert!(
-        barriers < 2 * strowger::openflow::conn::COMMAND_QUEUE,
+        barriers < 2 * strowger::openflow::registry::MAILBOX_FOREIGN,
         "{barriers} barriers sent: the whole batch, though it did not fit"
     );
     assert_eq!(first.counters().resyncs, 1);
@@ -429,7 +429,7 @@ async fn app_output_that_does_not_fit_resyncs_the_other_switch() {
     let logs =
         String::from_utf8_lossy(&logs.lock().map(|l| l.clone()).unwrap_or_default()).into_owned();
     for expected in [
-        "switch queue full: closing the session to resync it",
+        "switch mailbox full: closing the session to resync it",
         "closing switch connection: resync: app output did not fit the switch's queue",
     ] {
         assert!(
