@@ -351,15 +351,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         provisioner.clone(),
         stop_rx.clone(),
     ));
+    // Host provisioning runs on a runtime of its own, as REST does: hundreds of host sessions
+    // (replica updates, plans, transactions, each O(the host's tunnels)) on the OpenFlow runtime
+    // made every task there wait its turn behind them, so on a loaded machine the OpenFlow
+    // listener accepted once per 20-30 s round and connection tasks read so late that switches
+    // seemed silent (BENCHMARKS, Scale). Now the OpenFlow side never queues behind OVSDB work.
     let prov_task = {
         let (p, stop) = (provisioner.clone(), stop_rx.clone());
-        tokio::spawn(async move { p.run(Some(ovsdb_listener), stop).await })
+        let listener = ovsdb_listener.into_std().context("the OVSDB listener")?;
+        on_own_thread("provision", move || async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => p.run(Some(listener), stop).await,
+                Err(e) => tracing::error!("the OVSDB listener: {e}"),
+            }
+        })?
     };
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = api_task.await;
-    prov_task.await?;
+    let _ = prov_task.await;
     follow_task.await?;
     let _ = bindings_task.await;
     timer_task.await?;

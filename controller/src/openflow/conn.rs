@@ -167,7 +167,11 @@ impl Driver {
             // Too many events waiting for the app lock: read nothing more until the holder has
             // handled some (`wake`); the socket's own buffers push back on the switch.
             let reading = room && !shared.pending_full();
+            // Biased, the timer last: a task that runs late (a loaded machine) with the switch's
+            // messages readable and its deadline past must read them before it judges the
+            // switch silent; an unbiased `select!` picked the timer half the time.
             tokio::select! {
+                biased;
                 _ = &mut stop => self.session.close(CloseReason::Shutdown),
                 // Replaced by a newer session, or told to resync: the flag says which.
                 _ = &mut kill => self.session.close(if shared.is_resyncing() {
