@@ -357,15 +357,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         provisioner.clone(),
         stop_rx.clone(),
     ));
+    // Host provisioning runs on a runtime of its own, as REST does: hundreds of host sessions
+    // (replica updates, plans, transactions, each O(the host's tunnels)) on the OpenFlow runtime
+    // made every task there wait its turn behind them, so on a loaded machine the OpenFlow
+    // listener accepted once per 20-30 s round and connection tasks read so late that switches
+    // seemed silent (BENCHMARKS, Scale). Now the OpenFlow side never queues behind OVSDB work.
+    // The runtime has as many workers as the OpenFlow one: provisioning is parallel work (one
+    // task per host), which a single thread would serialize.
     let prov_task = {
         let (p, stop) = (provisioner.clone(), stop_rx.clone());
-        tokio::spawn(async move { p.run(Some(ovsdb_listener), stop).await })
+        let listener = ovsdb_listener.into_std().context("the OVSDB listener")?;
+        on_own_runtime("provision", move || async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => p.run(Some(listener), stop).await,
+                Err(e) => tracing::error!("the OVSDB listener: {e}"),
+            }
+        })?
     };
     wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = api_task.await;
-    prov_task.await?;
+    let _ = prov_task.await;
     follow_task.await?;
     let _ = bindings_task.await;
     timer_task.await?;
@@ -382,6 +395,27 @@ where
 {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            rt.block_on(make());
+            let _ = done_tx.send(());
+        })?;
+    Ok(done_rx)
+}
+
+/// Like [`on_own_thread`], with a multi-threaded runtime of as many workers as the default
+/// runtime has (one per core), named `name`.
+fn on_own_runtime<F, Fut>(name: &str, make: F) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name(name)
         .enable_all()
         .build()?;
     std::thread::Builder::new()

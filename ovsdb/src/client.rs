@@ -251,16 +251,26 @@ pub const CALL_QUEUE: usize = 64;
 /// catches up. Whoever holds a [`Notifications`] must read it or drop it.
 pub const NOTIFICATION_QUEUE: usize = 64;
 
-/// Bytes queued to the socket above which the connection takes no new requests and reads
-/// nothing more (whose answers would queue more) until the peer has read some.
+/// Bytes queued to the socket above which the connection takes no new requests until the peer
+/// has read some.
 pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Bytes queued to the socket above which the connection reads nothing more either. Reading
+/// goes on between [`HIGH_WATER`] and this because ovsdb-server reads no request while it has
+/// output we have not taken: a connection that stopped reading as soon as its own big
+/// transaction filled the socket, while the server had updates for it, waited on the server
+/// waiting on it until the keepalive declared the server dead (BENCHMARKS, Scale). What
+/// reading adds to the queue (answers to the server's echoes) stops here.
+pub const READ_WATER: usize = 4 * HIGH_WATER;
 
 /// How long a closing connection may take to write what it queued last.
 const FLUSH_ON_CLOSE: Duration = Duration::from_millis(100);
 
 /// The connection task: the only place that touches the socket. Every wait, writes included,
 /// is one arm of one `select!`, so a peer that stops reading cannot stop the timers: its
-/// requests time out and, once it is silent too, the echo keepalive declares it dead.
+/// requests time out and, once it is silent too, the echo keepalive declares it dead. The
+/// timers come last in that `select!`: input already readable is taken first, and they stand
+/// still while the owner of the notifications is behind (we then read nothing, by choice).
 async fn drive<S>(
     stream: S,
     config: Config,
@@ -280,6 +290,8 @@ where
     // A notification the queue had no room for; the session's later events wait behind it,
     // so replies keep their order after the updates the server sent before them.
     let mut blocked: Option<Notification> = None;
+    // Whether a due timer has already let the runtime's I/O driver run once (see the timer arm).
+    let mut rechecked = false;
     let end = loop {
         while let Some(bytes) = session.poll_transmit() {
             out.extend_from_slice(&bytes);
@@ -307,8 +319,17 @@ where
             }
         }
         let room = out.len() - written < HIGH_WATER;
+        let read_room = out.len() - written < READ_WATER;
+        // Not reading because our own consumer is behind: the peer is not to blame, and its
+        // answers may be waiting in the socket, so its clocks stand still (`hold_input`).
+        session.hold_input(blocked.is_some(), Instant::now());
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        // Biased, timers last: a task that runs late (hundreds of sessions on two busy cores)
+        // with a reply readable and a deadline past must read the reply first, or a peer that
+        // answered in time is taken for one that did not (an unbiased `select!` picked the
+        // timer half the time: spurious request timeouts, "peer stopped answering echo").
         tokio::select! {
+            biased;
             r = wr.write(&out[written..]), if written < out.len() => match r {
                 Ok(0) => break Error::Disconnected,
                 Ok(n) => {
@@ -323,7 +344,7 @@ where
                 }
                 Err(e) => break Error::Io(e),
             },
-            n = rd.read(&mut buf), if room && blocked.is_none() => match n {
+            n = rd.read(&mut buf), if read_room && blocked.is_none() => match n {
                 Ok(0) => break Error::Disconnected,
                 Ok(n) => {
                     if let Err(e) = session.handle_input(&buf[..n], Instant::now()) {
@@ -352,8 +373,20 @@ where
                 Some(Msg::SetMaxMessage(max)) => session.set_max_message(max),
             },
             _ = sleep_until(deadline) => {
-                if let Err(e) = session.handle_timeout(Instant::now()) {
-                    break e;
+                if rechecked {
+                    rechecked = false;
+                    if let Err(e) = session.handle_timeout(Instant::now()) {
+                        break e;
+                    }
+                } else {
+                    // Input may have arrived that the runtime does not know of yet: its I/O
+                    // driver reports readiness in batches (1 024 events a turn), so with
+                    // hundreds of busy sockets a socket holding the answer can still look idle
+                    // when the timer fires. One yield lets the driver run again (tokio wakes a
+                    // yielded task only after a driver turn); the biased `select!` then reads
+                    // that input before the timer is looked at again.
+                    rechecked = true;
+                    tokio::task::yield_now().await;
                 }
             }
         }
@@ -951,6 +984,54 @@ mod tests {
         let closed = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
         assert!(closed.expect("the session ends").contains("echo"));
         server.abort();
+    }
+
+    /// A server that, like ovsdb-server, reads no request while it has output we have not
+    /// taken, and has more to send than the socket holds while our own request does not fit
+    /// either: the connection must go on reading above [`HIGH_WATER`], or each waits on the
+    /// other until the keepalive declares the server dead.
+    #[tokio::test]
+    async fn a_big_request_does_not_stop_reading() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let (mut rd, mut wr) = tokio::io::split(b);
+            // Its backlog first: 512 KiB of updates, written in full before it reads anything.
+            let update = json!({"id": null, "method": "update3", "params": ["D", "t", {}],
+                "pad": "x".repeat(1000)})
+            .to_string();
+            for _ in 0..512 {
+                if wr.write_all(update.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            let mut dec = crate::framing::Decoder::new(8 << 20);
+            let mut buf = [0u8; 64 * 1024];
+            while let Ok(n) = rd.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+                dec.feed(&buf[..n]);
+                while let Ok(Some(msg)) = dec.decode() {
+                    let reply = json!({"id": msg["id"], "result": ["ok"], "error": null});
+                    if wr.write_all(reply.to_string().as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let config = Config {
+            echo_interval: Some(Duration::from_millis(500)),
+            request_timeout: Duration::from_secs(5),
+            ..Config::default()
+        };
+        let (conn, notifications) = Connection::spawn(a, config);
+        // Nobody takes the updates here: they are dropped, not queued.
+        drop(notifications);
+        let big = "y".repeat(2 * HIGH_WATER);
+        let r = tokio::time::timeout(Duration::from_secs(10), conn.echo(json!([big])))
+            .await
+            .expect("the call ends");
+        assert_eq!(r.unwrap(), json!(["ok"]));
     }
 
     /// More updates before a transaction's reply than the notification queue holds: the

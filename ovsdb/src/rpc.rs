@@ -6,6 +6,14 @@
 //! Time is always an argument: call [`Session::handle_timeout`] at [`Session::poll_timeout`].
 //! After any call, drain `poll_transmit` then `poll_event`. An `Err` from `handle_input` or
 //! `handle_timeout` is fatal: close the connection.
+//!
+//! Timers judge the peer, so they count only time in which the peer could have been heard: a
+//! driver that stops reading for its own reasons (its consumer is behind) says so with
+//! [`Session::hold_input`], and the keepalive and request deadlines stand still meanwhile
+//! (ovsdb-server itself reads no request while it has output we have not taken, so an answer
+//! cannot be expected then). A driver should also feed every input already readable before
+//! it calls [`Session::handle_timeout`]: a late task that finds a reply and a past deadline at
+//! once must not take the reply for a timeout.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -78,6 +86,8 @@ pub struct Session {
     last_rx: Instant,
     /// Our outstanding keepalive echo and when it was sent.
     probe: Option<(RequestId, Instant)>,
+    /// Since when the driver has held input back (see [`Session::hold_input`]).
+    held_since: Option<Instant>,
 }
 
 impl Session {
@@ -92,6 +102,29 @@ impl Session {
             events: VecDeque::new(),
             last_rx: now,
             probe: None,
+            held_since: None,
+        }
+    }
+
+    /// Whether the driver holds input back for reasons of its own (a consumer that is behind),
+    /// from `now` on. Meanwhile no timer fires; on release, the time held is added to every
+    /// request's deadline and to the keepalive's clock, so the peer is judged only on time in
+    /// which it could have been heard.
+    pub fn hold_input(&mut self, held: bool, now: Instant) {
+        match (held, self.held_since) {
+            (true, None) => self.held_since = Some(now),
+            (false, Some(since)) => {
+                self.held_since = None;
+                let held_for = now.saturating_duration_since(since);
+                for p in self.pending.values_mut() {
+                    p.deadline += held_for;
+                }
+                self.last_rx += held_for;
+                if let Some((_, sent)) = &mut self.probe {
+                    *sent += held_for;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -216,8 +249,11 @@ impl Session {
         self.events.pop_front()
     }
 
-    /// When [`Session::handle_timeout`] must next be called.
+    /// When [`Session::handle_timeout`] must next be called (never while input is held).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.held_since.is_some() {
+            return None;
+        }
         let keepalive = self.config.echo_interval.map(|i| match self.probe {
             Some((_, sent)) => sent + i,
             None => self.last_rx + i,
@@ -230,8 +266,12 @@ impl Session {
     }
 
     /// Fires timers: request timeouts become [`Error::Timeout`] replies (and a `cancel` to the
-    /// server); an unanswered keepalive is [`Error::PeerDead`].
+    /// server); an unanswered keepalive is [`Error::PeerDead`]. Nothing fires while input is
+    /// held ([`Session::hold_input`]).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if self.held_since.is_some() {
+            return Ok(());
+        }
         let expired: Vec<RequestId> = self
             .pending
             .iter()
@@ -476,6 +516,51 @@ mod tests {
         s.handle_timeout(t0 + Duration::from_secs(11)).unwrap();
         assert!(matches!(
             s.handle_timeout(t0 + Duration::from_secs(16)),
+            Err(Error::PeerDead)
+        ));
+    }
+
+    /// Time in which the driver held input back does not count against the peer: neither the
+    /// keepalive nor a request's deadline runs meanwhile, and both resume where they stood.
+    #[test]
+    fn held_input_stops_the_clocks() {
+        let s5 = Duration::from_secs(5);
+        let t0 = Instant::now();
+        let cfg = Config {
+            echo_interval: Some(s5),
+            request_timeout: Duration::from_secs(30),
+            ..Config::default()
+        };
+        let mut s = Session::new(cfg, t0);
+        let id = s.send_request(Request::transact("db", &[Operation::Abort]), t0);
+        // The probe goes out after 5 s of silence.
+        s.handle_timeout(t0 + s5).unwrap();
+        assert_eq!(drain(&mut s).last().unwrap()["method"], "echo");
+        // Held from 6 s to 66 s: nothing fires, whatever the clock says.
+        s.hold_input(true, t0 + Duration::from_secs(6));
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(t0 + Duration::from_secs(60)).unwrap();
+        assert!(s.poll_event().is_none());
+        s.hold_input(false, t0 + Duration::from_secs(66));
+        // The probe had 4 s left, the request 24 s: they have them still.
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(70)));
+        s.handle_timeout(t0 + Duration::from_secs(69)).unwrap();
+        // The answers were waiting behind the held input: fed before any timer, they count.
+        let input = format!(
+            r#"{{"id":2,"result":["strowger-keepalive"],"error":null}}{{"id":{id},"result":[{{}}],"error":null}}"#
+        );
+        s.handle_input(input.as_bytes(), t0 + Duration::from_secs(71))
+            .unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(Event::Reply { result: Ok(_), .. })
+        ));
+        assert_eq!(s.pending(), 0);
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(76)));
+        // Unheld, a silent peer is still found dead.
+        s.handle_timeout(t0 + Duration::from_secs(76)).unwrap();
+        assert!(matches!(
+            s.handle_timeout(t0 + Duration::from_secs(81)),
             Err(Error::PeerDead)
         ));
     }

@@ -52,6 +52,11 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 type Waiter = oneshot::Sender<Result<Reply, RequestError>>;
 
+/// Connections whose switch closed or reset them before `Ready` (it gave up waiting); the
+/// listener sums them up in the log.
+pub(crate) static GAVE_UP_IN_HANDSHAKE: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// Runs one switch connection to its end, over TCP or TLS (`identity` is the certificate a TLS
 /// peer proved). Never panics on input; logs why it closed.
 pub(crate) async fn run<S>(
@@ -162,7 +167,11 @@ impl Driver {
             // Too many events waiting for the app lock: read nothing more until the holder has
             // handled some (`wake`); the socket's own buffers push back on the switch.
             let reading = room && !shared.pending_full();
+            // Biased, the timer last: a task that runs late (a loaded machine) with the switch's
+            // messages readable and its deadline past must read them before it judges the
+            // switch silent; an unbiased `select!` picked the timer half the time.
             tokio::select! {
+                biased;
                 _ = &mut stop => self.session.close(CloseReason::Shutdown),
                 // Replaced by a newer session, or told to resync: the flag says which.
                 _ = &mut kill => self.session.close(if shared.is_resyncing() {
@@ -473,6 +482,21 @@ impl Driver {
         let Some(reason) = self.session.close_reason() else {
             return;
         };
+        // A switch that goes away during the handshake gave up on us (vswitchd redials after
+        // 1 to 8 s): under load that is hundreds of connections, so they are counted and summed
+        // up by the listener rather than logged one by one.
+        let gave_up = matches!(
+            reason,
+            CloseReason::PeerClosed
+                | CloseReason::Io(
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                )
+        );
+        if gave_up && self.registered.is_none() {
+            GAVE_UP_IN_HANDSHAKE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(peer = %self.peer, "switch gave up during the handshake: {reason}");
+            return;
+        }
         match reason {
             CloseReason::PeerClosed | CloseReason::Shutdown | CloseReason::Replaced => {
                 tracing::info!(peer = %self.peer, "switch connection closed: {reason}")

@@ -113,6 +113,16 @@ async fn dial_tls(
     Ok(Connection::spawn(stream, shared.config.ovsdb.clone()))
 }
 
+/// Why the connection under a session ended, for the log (`open` if it has not: the session
+/// ended for a reason of its own). A session that ends with "disconnected" mostly saw its
+/// connection die under it: this says of what (the keepalive, the server's close, I/O). The
+/// reason is published just after the notifications close, hence the short wait.
+async fn end_reason(conn: &Connection) -> Arc<str> {
+    tokio::time::timeout(Duration::from_millis(50), conn.closed())
+        .await
+        .unwrap_or_else(|_| "open".into())
+}
+
 fn set_disconnected(shared: &Shared, id: Uuid) {
     shared.views.send_if_modified(|v| match v.get_mut(&id) {
         Some(view) if view.connected => {
@@ -152,10 +162,13 @@ pub(crate) async fn run_active(
                 backoff.session_up(std::time::Instant::now());
                 let r = reconcile_loop(&shared, id, false, &mut m, &mut shutdown).await;
                 set_disconnected(&shared, id);
+                let why = end_reason(m.connection()).await;
                 previous = Some(m.into_replica());
                 match r {
                     Ok(Stop::Shutdown | Stop::HostGone) => return,
-                    Err(e) => tracing::warn!(error = %e, "session ended; reconnecting"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, connection = %why, "session ended; reconnecting")
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "monitor failed"),
@@ -203,6 +216,10 @@ impl StepPace {
         self.due - STEP_SPACING * (STEP_BURST - 1)
     }
 }
+
+/// How long a session whose transaction timed out (outcome unknown) waits before planning
+/// again, unless the replica or the desired state changes first.
+const OUTCOME_UNKNOWN_RETRY: Duration = Duration::from_secs(2);
 
 /// How often an unidentified passive peer's `system-id` is read again.
 const IDENTIFY_POLL: Duration = Duration::from_secs(2);
@@ -369,7 +386,8 @@ pub(crate) async fn run_passive(
             }
         };
         if let Err(e) = reconcile_loop(&shared, id, true, &mut m, &mut shutdown).await {
-            tracing::warn!(error = %e, "passive session ended");
+            let why = end_reason(m.connection()).await;
+            tracing::warn!(error = %e, connection = %why, "passive session ended");
         }
         // Dropping the claim marks the host disconnected.
     }
@@ -442,9 +460,17 @@ async fn reconcile_loop(
         };
         match result {
             Ok(_) => {}
-            Err(e @ (Error::Disconnected | Error::PeerDead | Error::Io(_) | Error::Timeout(_))) => {
-                return Err(e)
+            // No answer in time: the outcome is unknown (ovsdb-server commits a transaction
+            // whenever it reads it; our `cancel` only reaches a blocked one), but the session
+            // is not lost for it: the connection's echo keepalive judges the server, and a
+            // reconnect would cost the loaded server a schema and a full monitor dump. Planning
+            // again from the replica is safe: if the transaction committed, its update arrives
+            // and the plan is empty; if not, the new one's `wait`s guard it like any other.
+            Err(Error::Timeout(method)) => {
+                tracing::warn!(%method, "no answer in time, outcome unknown; planning again");
+                retry = Some(tokio::time::Instant::now() + OUTCOME_UNKNOWN_RETRY);
             }
+            Err(e @ (Error::Disconnected | Error::PeerDead | Error::Io(_))) => return Err(e),
             Err(e) => {
                 // The server refused the plan (or it kept going stale): try again later, or
                 // sooner if anything changes.
