@@ -1090,6 +1090,30 @@ mod dhcp_fabric {
         assert_eq!(l.f.engine.stats().flows_installed, before);
     }
 
+    /// A lab with `config` where b has spoken (its MAC learned on net2) and a then pings it,
+    /// hv2 slow to answer barriers: the lab, and what the engine sent for the ping, in order.
+    fn ping_once_b_spoke(config: Config) -> (Lab, Vec<(u64, &'static str)>) {
+        let mut l = lab_with_dhcp_and(config);
+        l.f.send(
+            l.hv[1],
+            l.vm[1].1,
+            frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
+        );
+        l.f.take_delivered();
+        l.f.slow_barriers = true;
+        let logged = l.f.log.len();
+        l.f.send(
+            l.hv[0],
+            l.vm[0].1,
+            echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
+        );
+        let sent = l.f.log[logged..]
+            .iter()
+            .map(|o| (o.dpid, o.message.name()))
+            .collect();
+        (l, sent)
+    }
+
     fn sent_through_ingress() -> Config {
         Config {
             deliver_at_destination: false,
@@ -1101,23 +1125,10 @@ mod dhcp_fabric {
     /// barrier behind the reply's flow.
     #[test]
     fn through_the_ingress_a_ping_waits_for_the_destinations_barrier() {
-        let mut l = lab_with_dhcp_and(sent_through_ingress());
-        let (hv1, hv2) = (l.hv[0], l.hv[1]);
-        let (a, b) = (l.vm[0].1, l.vm[1].1);
-        l.f.send(
-            hv2,
-            b,
-            frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
-        );
-        l.f.take_delivered();
         // hv2's switch is slow to answer barriers: the ping waits until it has b's reply flow.
-        l.f.slow_barriers = true;
-        let logged = l.f.log.len();
-        l.f.send(
-            hv1,
-            a,
-            echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
-        );
+        let (mut l, sent) = ping_once_b_spoke(sent_through_ingress());
+        let (hv1, hv2) = (l.hv[0], l.hv[1]);
+        let b = l.vm[1].1;
         assert_eq!(
             l.f.take_delivered(),
             vec![],
@@ -1127,10 +1138,6 @@ mod dhcp_fabric {
         assert_eq!(l.f.engine.stats().packets_held, 1);
         assert_eq!(l.f.engine.stats().delivered_at_destination, 0);
         // In order: a's flow, b's reply flow, the barrier behind it, and nothing for hv1 yet.
-        let sent: Vec<_> = l.f.log[logged..]
-            .iter()
-            .map(|o| (o.dpid, o.message.name()))
-            .collect();
         assert_eq!(
             sent,
             [
@@ -1162,21 +1169,7 @@ mod dhcp_fabric {
     fn a_held_ping_goes_at_its_deadline_or_when_the_destination_leaves() {
         // a pings b once b has spoken, hv2 never answering the barrier.
         let held_ping = || {
-            let mut l = lab_with_dhcp_and(sent_through_ingress());
-            let (hv1, hv2) = (l.hv[0], l.hv[1]);
-            let (a, b) = (l.vm[0].1, l.vm[1].1);
-            l.f.send(
-                hv2,
-                b,
-                frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
-            );
-            l.f.take_delivered();
-            l.f.slow_barriers = true;
-            l.f.send(
-                hv1,
-                a,
-                echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
-            );
+            let (mut l, _) = ping_once_b_spoke(sent_through_ingress());
             assert_eq!(l.f.take_delivered(), vec![]);
             assert_eq!(l.f.engine.stats().packets_held, 1);
             l
@@ -1211,29 +1204,7 @@ mod dhcp_fabric {
     /// the tunnel instead if hv2's session ends first.
     #[test]
     fn delivered_at_the_destination_unheld_or_through_the_ingress_when_it_leaves() {
-        let ping = |config: Config| {
-            let mut l = lab_with_dhcp_and(config);
-            let (hv2, b) = (l.hv[1], l.vm[1].1);
-            l.f.send(
-                hv2,
-                b,
-                frames::arp_request(vm_mac(2), [10, 0, 2, 20], [10, 0, 2, 1]),
-            );
-            l.f.take_delivered();
-            l.f.slow_barriers = true;
-            let logged = l.f.log.len();
-            l.f.send(
-                l.hv[0],
-                l.vm[0].1,
-                echo(vm_mac(1), RP1_MAC, "10.0.1.10", "10.0.2.20", 64),
-            );
-            let sent: Vec<_> = l.f.log[logged..]
-                .iter()
-                .map(|o| (o.dpid, o.message.name()))
-                .collect();
-            (l, sent)
-        };
-        let (mut l, sent) = ping(Config {
+        let (mut l, sent) = ping_once_b_spoke(Config {
             hold_for_reply_flow: false,
             ..Config::default()
         });
@@ -1250,7 +1221,7 @@ mod dhcp_fabric {
         assert_eq!(l.f.engine.stats().delivered_at_destination, 1);
         assert_eq!(l.f.engine.stats().packets_held, 0);
         // Held (the default), and hv2 leaves before answering.
-        let (mut l, _) = ping(Config::default());
+        let (mut l, _) = ping_once_b_spoke(Config::default());
         let (hv1, hv2) = (l.hv[0], l.hv[1]);
         assert_eq!(l.f.engine.stats().packets_held, 1);
         let mut out = Vec::new();
