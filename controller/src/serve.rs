@@ -393,17 +393,10 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            rt.block_on(make());
-            let _ = done_tx.send(());
-        })?;
-    Ok(done_rx)
+    run_on(name, rt, make)
 }
 
 /// Like [`on_own_thread`], with a multi-threaded runtime of as many workers as the default
@@ -413,11 +406,24 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name(name)
         .enable_all()
         .build()?;
+    run_on(name, rt, make)
+}
+
+/// Runs `make()`'s future on runtime `rt`, driven by a thread named `name`.
+fn run_on<F, Fut>(
+    name: &str,
+    rt: tokio::runtime::Runtime,
+    make: F,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {

@@ -548,16 +548,18 @@ async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
         Arp::parse(f).filter(|x| x.op == 2 && x.spa == R2_IP)
     })
     .await;
-    let reply_flow = || {
-        lab.flows(1, &["table=20"])
+    // The engine's flow on host `hv` for packets from `from` to `to`, as dump-flows shows it.
+    let cache_flow = |hv: usize, from: &Guest, to: &Guest| {
+        lab.flows(hv, &["table=20"])
             .lines()
             .find(|l| {
                 l.contains("cookie=0x53548")
-                    && l.contains(&format!("metadata={:#x}", b.vm.key))
-                    && flow_field(l, "nw_dst=") == Some(&a.ip.to_string())
+                    && l.contains(&format!("metadata={:#x}", from.vm.key))
+                    && flow_field(l, "nw_dst=") == Some(&to.ip.to_string())
             })
             .map(str::to_string)
     };
+    let reply_flow = || cache_flow(1, b, a);
     assert_eq!(reply_flow(), None, "no reply flow before the ping");
 
     let before = lab.api.metrics().await;
@@ -586,16 +588,7 @@ async fn a_pings_reply_goes_by_a_flow_installed_with_the_request() {
     assert_eq!(delta("strowger_delivered_at_destination_total"), 1.0);
     assert_eq!(delta("strowger_packets_held_total"), 1.0);
     assert_eq!(delta("strowger_holds_expired_total"), 0.0);
-    let request_flow = || {
-        lab.flows(0, &["table=20"])
-            .lines()
-            .find(|l| {
-                l.contains("cookie=0x53548")
-                    && l.contains(&format!("metadata={:#x}", a.vm.key))
-                    && flow_field(l, "nw_dst=") == Some(&b.ip.to_string())
-            })
-            .map(str::to_string)
-    };
+    let request_flow = || cache_flow(0, a, b);
     let on_hv1 = request_flow().expect("a's flow on hv1");
     assert!(on_hv1.contains("n_packets=0"), "{on_hv1}");
     // The next ping goes by that flow and the tunnel, and arrives as the first did.

@@ -821,7 +821,12 @@ mod tests {
 
     /// Whether `shared`'s task has a wake-up waiting for it (a stored permit).
     fn woken(shared: &ConnShared) -> bool {
-        let notified = std::pin::pin!(shared.wake.notified());
+        has_permit(&shared.wake)
+    }
+
+    /// Whether `n` holds a stored permit (taking it).
+    fn has_permit(n: &tokio::sync::Notify) -> bool {
+        let notified = std::pin::pin!(n.notified());
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         notified.poll(&mut cx).is_ready()
     }
@@ -861,9 +866,7 @@ mod tests {
     }
 
     fn woken_kill(shared: &ConnShared) -> bool {
-        let notified = std::pin::pin!(shared.kill.notified());
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        notified.poll(&mut cx).is_ready()
+        has_permit(&shared.kill)
     }
 
     #[test]
