@@ -203,6 +203,11 @@ BIN=$STROWGER_BIN
 # The lab: a private name prefix and state directory, ports found free, no root-netns TCP relays
 # to the hypervisors' OVSDBs (the unix sockets suffice).
 export NHV=3 NVM=6 P=ovnc B=/run/ovnc-bench OVSDB_TCP_BASE=0
+# MGMT=1 (the default): Strowger runs in a controller namespace and the switches reach it over a
+# management network (veths and a bridge), as real hosts reach a controller across a NIC;
+# MGMT=0: through the lab's two socat relays per connection, as before 2026-12-03 18:00 UTC.
+# OVN's daemons use unix sockets either way (its ovn-controllers are local to the switches).
+export MGMT=${MGMT:-1}
 source "$ROOT/bench/lib.sh"   # free_port, stop_controller (CTL_PID)
 # (strowger_check.sh's serve reads API_PORT and OVSDB_PORT)
 CTL_PORT=$(free_port); MGR_PORT=$(free_port); API_PORT=$(free_port); OVSDB_PORT=$(free_port)
@@ -344,8 +349,13 @@ capture_start() {   # capture_start SYSTEM K
   mkdir -p "$OUT/pcap"
   local where=("src $(vmns 1 "$k") eth0 icmp" "dst $(vmns 3 "$k") eth0 icmp"
     "hv1ul $P-hv1 eth0 udp" "hv3ul $P-hv3 eth0 udp")
-  [ "$sys" = strowger ] && where+=("hv1lo $P-hv1 lo tcp.port.$CTL_PORT" "hv3lo $P-hv3 lo tcp.port.$CTL_PORT"
-    "of - lo tcp.port.$CTL_PORT")
+  if [ "$sys" = strowger ] && [ "$MGMT" = 1 ]; then
+    where+=("hv1lo $P-hv1 mgmt0 tcp.port.$CTL_PORT" "hv3lo $P-hv3 mgmt0 tcp.port.$CTL_PORT"
+      "of $P-ctl eth0 tcp.port.$CTL_PORT")
+  elif [ "$sys" = strowger ]; then
+    where+=("hv1lo $P-hv1 lo tcp.port.$CTL_PORT" "hv3lo $P-hv3 lo tcp.port.$CTL_PORT"
+      "of - lo tcp.port.$CTL_PORT")
+  fi
   n=0
   for x in "${where[@]}"; do
     read -r name ns dev filter <<<"$x"
@@ -529,8 +539,10 @@ if [ "$CAPTURE" = 1 ]; then
   python3 - "$OUT/pcap" "$CTL_PORT" "$OUT/timeline.txt" <<'EOF' | tee "$OUT/breakdown.md"
 # The first ping's way, from the captures: every sighting of the request or the reply, in
 # time order, from the request leaving hv1's VM to the reply reaching it; OpenFlow messages are
-# recognised by the pair's addresses in them (packet-in, and flow_mod + packet_out back).
+# recognised by the pair's addresses in them (packet-in, packet-out); flow-mods and barriers by type.
 import collections, glob, os, re, socket, statistics, struct, sys
+# Where the switches' OpenFlow connections were captured: their mgmt0 (MGMT=1) or the relays' loopback.
+hop = "mgmt0" if os.environ.get("MGMT") == "1" else "relay"
 
 def packets(path):
     if not os.path.exists(path):
@@ -559,6 +571,16 @@ def icmp_type(frame, at=14):
     if not ip or ip[0] != 1:
         return None
     return ip[3][0], ip[1], ip[2]
+
+def of_msgs(payload):
+    """The OpenFlow 1.3 messages that start and end in one TCP segment's payload."""
+    off = 0
+    while off + 8 <= len(payload):
+        ver, typ, ln = payload[off], payload[off + 1], struct.unpack("!H", payload[off + 2:off + 4])[0]
+        if ver != 4 or ln < 8 or off + ln > len(payload):
+            return
+        yield typ, payload[off:off + ln]
+        off += ln
 
 def events(d, sys_, k, ctl_port, src_ip, dst_ip):
     pair = socket.inet_aton(src_ip) + socket.inet_aton(dst_ip)
@@ -589,6 +611,7 @@ def events(d, sys_, k, ctl_port, src_ip, dst_ip):
             out = ip[1] == socket.inet_aton(f"192.168.100.{h}")
             ev.append((t, f"{kind} {'leaves' if out else 'reaches'} hv{h} (underlay)"))
     for where in ("hv1lo", "of", "hv3lo"):
+        seen = set()
         for t, fr in packets(f"{d}/{where}-{sys_}-{k}.pcap"):
             ip = ip_of(fr)
             if not ip or ip[0] != 6:
@@ -596,14 +619,23 @@ def events(d, sys_, k, ctl_port, src_ip, dst_ip):
             tcp = ip[3]
             sport, dport = struct.unpack("!HH", tcp[:4])
             payload = tcp[(tcp[12] >> 4) * 4:]
-            if len(payload) < 8 or (pair not in payload and back not in payload):
-                continue
-            kind = "request" if pair in payload else "reply"
-            place = {"of": "controller's socket", "hv1lo": "hv1's relay", "hv3lo": "hv3's relay"}[where]
-            if dport == ctl_port:
-                ev.append((t, f"{kind}: packet-in at {place}"))
-            elif sport == ctl_port:
-                ev.append((t, f"{kind}: flow_mod+packet_out at {place}"))
+            place = {"of": "controller's socket", "hv1lo": f"hv1's {hop}", "hv3lo": f"hv3's {hop}"}[where]
+            # The switch at the other end: its management address (MGMT=1); behind the relays,
+            # every switch is 127.0.0.1.
+            peer = ip[1] if dport == ctl_port else ip[2]
+            sw = f"hv{peer[3]}" if peer[:3] == bytes([10, 254, 0]) else "a switch"
+            for typ, msg in of_msgs(payload):
+                label = None
+                if typ in (10, 13) and (pair in msg or back in msg):
+                    kind = "request" if pair in msg else "reply"
+                    what = "packet-in" if typ == 10 else "packet-out"
+                    label = f"{kind}: {what} at {place}"
+                elif where == "of" and typ in (14, 20, 21):
+                    label = {14: f"flow-mods to {sw}", 20: f"barrier request to {sw}",
+                             21: f"barrier reply from {sw}"}[typ] + f" at {place}"
+                if label and (t, label) not in seen:
+                    seen.add((t, label))
+                    ev.append((t, label))
     ev.sort()
     # The window: the request leaving the source VM → the reply reaching it.
     start = next((i for i, e in enumerate(ev) if e[1] == "hv1-vm request"), None)

@@ -172,6 +172,17 @@ impl Entry {
         };
         of(true).or_else(|| of(false)).unwrap_or_default()
     }
+
+    /// Whether this is an answer's flow: everything it matches goes to the controller.
+    pub fn is_answer_flow(&self) -> bool {
+        matches!(
+            &self.actions()[..],
+            [Action::Output {
+                port: ofproto::port_no::CONTROLLER,
+                ..
+            }]
+        )
+    }
 }
 
 /// An emulated `br-int`.
@@ -463,6 +474,23 @@ impl Fabric {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The flow-cache entries on `dpid` that forward or drop (not the answers' flows, which
+    /// send to the controller).
+    pub fn forwarding(&self, dpid: u64) -> Vec<&Entry> {
+        self.cache(dpid)
+            .into_iter()
+            .filter(|e| !e.is_answer_flow())
+            .collect()
+    }
+
+    /// The answers' flows on every switch.
+    pub fn answer_flows(&self) -> usize {
+        self.switches
+            .keys()
+            .map(|&d| self.cache(d).iter().filter(|e| e.is_answer_flow()).count())
+            .sum()
     }
 
     /// The test oracle: every installed flow-cache entry, re-simulated now from the packet that

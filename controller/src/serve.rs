@@ -63,6 +63,11 @@ pub struct ServeArgs {
     /// tunnel, not straight out of the destination's port from the destination's switch.
     #[arg(long)]
     pub no_deliver_at_destination: bool,
+    /// Install no flow for packets the controller answers (ARP, an echo request to a router,
+    /// DHCP): each such packet then leaves OVS a datapath flow as wide as a miss allows, which
+    /// a later flow for its port replaces only once OVS revalidates.
+    #[arg(long)]
+    pub no_answer_flows: bool,
     /// Messages per second one switch may send before its session is closed as a flood
     /// (0: no limit).
     #[arg(long, default_value_t = crate::openflow::Config::default().max_msgs_per_sec)]
@@ -178,6 +183,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             predict_replies: !args.no_reply_prediction,
             hold_for_reply_flow: !args.no_reply_hold,
             deliver_at_destination: !args.no_deliver_at_destination,
+            answer_flows: !args.no_answer_flows,
             cookie_start: boot,
             ..apps::engine::Config::default()
         }))

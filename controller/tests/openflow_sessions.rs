@@ -667,3 +667,75 @@ async fn marks_are_confirmed_by_coalesced_barriers() {
     wait_for(|| c.switches.get(7).is_none().then_some(())).await;
     c.stop().await;
 }
+
+/// Answers a packet-in from datapath 0x81 with a message and a barrier for datapath 0x82, and
+/// holds a third (GET_CONFIG_REQUEST, standing for a held packet-out) until it hears
+/// `Event::Barrier` for 0x82.
+struct HoldForBarrier;
+
+impl apps::App for HoldForBarrier {
+    fn name(&self) -> &'static str {
+        "hold-for-barrier"
+    }
+    fn handle(&mut self, _now: std::time::Instant, event: &Event, out: &mut Vec<apps::Output>) {
+        let to = |message| apps::Output {
+            dpid: 0x82,
+            message,
+        };
+        match event {
+            Event::PacketIn { dpid: 0x81, .. } => {
+                out.push(to(Message::GetAsyncRequest));
+                out.push(to(Message::BarrierRequest));
+            }
+            Event::Barrier { dpid: 0x82 } => out.push(to(Message::GetConfigRequest)),
+            _ => {}
+        }
+    }
+}
+
+/// The app's barrier goes out behind what it sent before, and its answer (a reply or an
+/// ERROR alike) comes back to the app as `Event::Barrier`; what the app sends in return is on
+/// the wire only after the switch answered, and is sent by the task that read the answer.
+#[tokio::test]
+async fn an_apps_barrier_answer_comes_back_as_an_event_and_releases_what_it_held() {
+    let ctl = Controller::start_with(Box::new(HoldForBarrier), Config::default()).await;
+    let mut a = FakeSwitch::handshake(ctl.addr, 0x81).await;
+    let mut b = FakeSwitch::handshake(ctl.addr, 0x82).await;
+    ctl.wait_switch(0x81).await;
+    ctl.wait_switch(0x82).await;
+    let barriers = || {
+        ctl.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Barrier { dpid: 0x82 }))
+            .count()
+    };
+    for (round, answer_with_error) in [(1, false), (2, true)] {
+        a.send(OfMessage::new(0, packet_in(1, frame([0xff; 6], H1))))
+            .await;
+        let first = b.recv().await.expect("connection open");
+        assert_eq!(first.body, Message::GetAsyncRequest);
+        let barrier = b.recv().await.expect("connection open");
+        assert_eq!(barrier.body, Message::BarrierRequest);
+        // Nothing held goes out before the answer: an echo round trip behind the barrier
+        // request (the controller reads in order) comes back with nothing else before it.
+        b.send(OfMessage::new(0x5eed, Message::EchoRequest(Bytes::new())))
+            .await;
+        let echo = b.recv().await.expect("connection open");
+        assert_eq!(echo.body, Message::EchoReply(Bytes::new()), "round {round}");
+        assert_eq!(barriers(), round - 1);
+        let answer = if answer_with_error {
+            Message::Error(ErrorMsg {
+                kind: ErrorType::BadRequest(ofproto::error::BadRequestCode::BadType),
+                data: Bytes::new(),
+            })
+        } else {
+            Message::BarrierReply
+        };
+        b.send(OfMessage::new(barrier.xid, answer)).await;
+        let released = b.recv().await.expect("connection open");
+        assert_eq!(released.body, Message::GetConfigRequest, "round {round}");
+        assert_eq!(barriers(), round);
+    }
+    still_healthy(&ctl, &mut a, 0x81).await;
+    ctl.stop().await;
+}

@@ -37,8 +37,16 @@
 #             Every host therefore uses the same controller target as a real deployment.
 #   Dial-in   `set-manager tcp:127.0.0.1:$MGR_PORT` on a host reaches a controller's OVSDB
 #             listener on root 127.0.0.1:$MGR_PORT the same way.
+#
+# MGMT=1 (used by bench/ovn-compare.sh): a management network instead of the OpenFlow and
+# dial-in relays, as on real hosts, whose controller is across a NIC, not behind two userspace
+# relays (each relay is a process wake-up per message and direction, ~60 us here). A second
+# bridge mg0 in $P-ul joins each hypervisor's mgmt0 ($(mgmtip I) = 10.254.0.I/24) and the
+# eth0 of a controller namespace $P-ctl (10.254.0.254): run the controller there
+# (`ip netns exec $P-ctl CMD...`, which execs: $! is CMD's PID), listening on $(mgmtip 254); `root_port PORT` makes a port it listens on
+# at 127.0.0.1 in $P-ctl reachable as root 127.0.0.1:PORT (for REST, off the measured path).
 set -u -o pipefail   # note: with pipefail, "producer | grep -q" fails when grep quits early (SIGPIPE)
-NHV=${NHV:-3}; NVM=${NVM:-2}; P=${P:-sdnlab}; B=${B:-/run/sdnlab}
+NHV=${NHV:-3}; NVM=${NVM:-2}; P=${P:-sdnlab}; B=${B:-/run/sdnlab}; MGMT=${MGMT:-0}
 CTL_PORT=${CTL_PORT:-6653}; MGR_PORT=${MGR_PORT:-6640}; OVSDB_TCP_BASE=${OVSDB_TCP_BASE:-6640}
 UL_MTU=${UL_MTU:-1600}; VNI=${VNI:-5}; VERBOSE=${VERBOSE:-0}; CTL_BRIDGE=${CTL_BRIDGE:-br-probe}
 SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
@@ -52,6 +60,7 @@ ulip() { echo "192.168.100.$1"; }                        # underlay IP of hyperv
 vmip() { echo "10.10.0.$(( $1 * 10 + $2 ))"; }           # overlay IP of VM J on host I
 vmmac() { printf '02:00:00:00:%02x:%02x' "$1" "$2"; }
 vmns() { echo "$P-hv$1-vm$2"; }
+mgmtip() { echo "10.254.0.$1"; }                          # management IP of hv I (254: controller)
 tunport() { [ "$1" = vxlan ] && echo $((100 + $2)) || echo $((200 + $2)); }  # ofport to host K
 
 # hvdo I CMD...: run an OVS tool against hypervisor I (the tools find everything through these)
@@ -90,6 +99,27 @@ loopback_bridge() {
     bg "lo$port-hv$i" ip netns exec "$P-hv$i" socat TCP-LISTEN:"$port",bind=127.0.0.1,reuseaddr,fork,nodelay \
       UNIX-CONNECT:"$B/lo$port.sock"
   done
+}
+
+# MGMT=1: the management network (see the header); after every hv_up.
+mgmt_up() {
+  local i
+  ip -n "$P-ul" link add mg0 type bridge; ip -n "$P-ul" link set mg0 up
+  ip netns add "$P-ctl"; ip -n "$P-ctl" link set lo up
+  ip link add eth0 netns "$P-ctl" type veth peer name ctl netns "$P-ul"
+  ip -n "$P-ul" link set ctl master mg0 up
+  ip -n "$P-ctl" addr add "$(mgmtip 254)/24" dev eth0; ip -n "$P-ctl" link set eth0 up
+  for i in $(seq 1 "$NHV"); do
+    ip link add mgmt0 netns "$P-hv$i" type veth peer name "mg$i" netns "$P-ul"
+    ip -n "$P-ul" link set "mg$i" master mg0 up
+    ip -n "$P-hv$i" addr add "$(mgmtip "$i")/24" dev mgmt0; ip -n "$P-hv$i" link set mgmt0 up
+  done
+}
+# root_port PORT: root 127.0.0.1:PORT -> 127.0.0.1:PORT in $P-ctl (two socats, as loopback_bridge)
+root_port() {
+  local port=$1
+  bg "ctl$port-ns" ip netns exec "$P-ctl" socat UNIX-LISTEN:"$B/ctl$port.sock",fork,unlink-early TCP:127.0.0.1:"$port",nodelay
+  bg "ctl$port-root" socat TCP-LISTEN:"$port",bind=127.0.0.1,reuseaddr,fork,nodelay UNIX-CONNECT:"$B/ctl$port.sock"
 }
 
 hv_up() {   # hv_up I: namespace, OVS daemons, br-phy with the underlay IP
@@ -241,9 +271,10 @@ up() {   # up [bare]
   for i in $(seq 1 "$NHV"); do hv_up "$i"; done
   for i in $(seq 1 "$NHV"); do for j in $(seq 1 "$NVM"); do vm_up "$i" "$j"; done; done
   [ "$mode" = bare ] || for i in $(seq 1 "$NHV"); do brint_up "$i"; done
-  # management plane: controller and dial-in OVSDB reachable as 127.0.0.1 in every hv,
-  # each hv's OVSDB reachable as 127.0.0.1:OVSDB_TCP_BASE+I from the root netns
-  loopback_bridge "$CTL_PORT"; loopback_bridge "$MGR_PORT"
+  # management plane: controller and dial-in OVSDB reachable as 127.0.0.1 in every hv
+  # (MGMT=1: at $(mgmtip 254) over the management network instead), each hv's OVSDB reachable
+  # as 127.0.0.1:OVSDB_TCP_BASE+I from the root netns
+  if [ "$MGMT" = 1 ]; then mgmt_up; else loopback_bridge "$CTL_PORT"; loopback_bridge "$MGR_PORT"; fi
   if [ "$OVSDB_TCP_BASE" != 0 ]; then
     for i in $(seq 1 "$NHV"); do
       bg "ovsdb-tcp-hv$i" socat TCP-LISTEN:$((OVSDB_TCP_BASE + i)),bind=127.0.0.1,reuseaddr,fork,nodelay UNIX-CONNECT:"$B/hv$i/db.sock"

@@ -88,8 +88,14 @@ serve() {   # the store in $DATA_DIR when a check sets it (restarts keep it), el
   local store=(--in-memory) extra
   [ -n "${DATA_DIR:-}" ] && store=(--data-dir "$DATA_DIR")
   read -r -a extra <<<"${SERVE_ARGS:-}"
-  RUST_LOG=${RUST_LOG:-info} "$BIN" serve "${store[@]}" "${extra[@]}" --openflow-listen "127.0.0.1:$CTL_PORT" \
-    --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "127.0.0.1:$OVSDB_PORT" >>"$log" 2>&1 &
+  if [ "${MGMT:-0}" = 1 ]; then   # in the controller namespace, switches over the management network
+    [ -f "$B/pids/ctl$API_PORT-root.pid" ] || root_port "$API_PORT"
+    RUST_LOG=${RUST_LOG:-info} ip netns exec "$P-ctl" "$BIN" serve "${store[@]}" "${extra[@]}" --openflow-listen "$(mgmtip 254):$CTL_PORT" \
+      --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "$(mgmtip 254):$OVSDB_PORT" >>"$log" 2>&1 &
+  else
+    RUST_LOG=${RUST_LOG:-info} "$BIN" serve "${store[@]}" "${extra[@]}" --openflow-listen "127.0.0.1:$CTL_PORT" \
+      --api-listen "127.0.0.1:$API_PORT" --ovsdb-listen "127.0.0.1:$OVSDB_PORT" >>"$log" 2>&1 &
+  fi
   ctl_pid=$!
   wait_for 20 curl -sf "$api/health" || { bad "REST never came up"; exit 1; }
 }

@@ -11,11 +11,13 @@
 //! is a fraction of the reply's packet-in round trip it saves.
 //!
 //! Delivered at the destination instead (`Engine::at_destination`: the packet-out on the
-//! destination's own connection, behind the flow), it still waits: OVS runs that packet-out in
-//! the same main-loop turn as the flow-mod, before its revalidators replace the datapath flows
-//! cached from the VM's earlier misses, and a quick answer takes one of those to the
-//! controller. Such a packet carries a fallback through the ingress switch for when the
-//! destination's session ends first.
+//! destination's own connection, behind the flow), it waits only when the answers' flows are
+//! off (`Config::answer_flows`): OVS runs that packet-out in the same main-loop turn as the
+//! flow-mod, before its revalidators replace the datapath flows cached from the VM's earlier
+//! misses, and without the answers' flows the VM's answered packets (its gateway's ARP, a ping
+//! to its gateway) leave one that takes every IPv4 packet of the port to the controller, the
+//! quick answer included (5 of 5 in BENCHMARKS.md). Such a packet carries a fallback through
+//! the ingress switch for when the destination's session ends first.
 //!
 //! Sans-IO like the rest of the engine: the caller says when, and the barrier's answer comes
 //! back as `Event::Barrier`. A held packet is never lost: it goes when its barrier is answered,

@@ -634,32 +634,16 @@ impl AppHost {
         });
     }
 
-    /// A BARRIER_REQUEST of the app's: posted as a request behind everything the app sent the
-    /// switch before, its answer handed back as `Event::Barrier` (answered, refused or timed
-    /// out alike: the app learns the barrier is over) unless the session was replaced
-    /// meanwhile. Without a runtime nothing is asked.
+    /// A BARRIER_REQUEST of the app's: posted behind everything the app sent the switch
+    /// before; the connection task that reads its answer (answered, refused or timed out
+    /// alike: the app learns the barrier is over) hands the app `Event::Barrier` itself, as any
+    /// event of that switch, so the app's answer to it leaves in the same turn. A session that
+    /// ends first takes the barrier with it: the app hears of the switch going down instead.
     fn ask_barrier(&self, switch: &SwitchHandle, own: bool) {
-        let Some(rt) = self
-            .runtime
-            .clone()
-            .or_else(|| tokio::runtime::Handle::try_current().ok())
-        else {
-            return;
-        };
-        let (tx, rx) = oneshot::channel();
-        match switch.post(Command::Request(Message::BarrierRequest, tx), own) {
-            Ok(()) => {}
-            Err(SendError::Gone) => return,
-            Err(SendError::Full) => return self.resync(switch),
+        match switch.post(Command::AppBarrier, own) {
+            Ok(()) | Err(SendError::Gone) => {}
+            Err(SendError::Full) => self.resync(switch),
         }
-        let (host, dpid, conn) = (self.clone(), switch.dpid(), switch.conn());
-        rt.spawn(async move {
-            let _ = rx.await;
-            host.submit(Job::Answer {
-                conn,
-                event: Event::Barrier { dpid },
-            });
-        });
     }
 
     /// Sends what the app answered: to the switch of the event through `own`'s sink, to every
@@ -811,6 +795,7 @@ mod tests {
                 Command::Mark(m) => format!("mark {}", m.revision),
                 Command::Request(m, _) => format!("request {}", m.name()),
                 Command::Ports(_) => "ports".to_string(),
+                Command::AppBarrier => "barrier".to_string(),
             })
             .collect()
     }
@@ -1235,54 +1220,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_apps_barrier_is_queued_in_order_and_answered_as_an_event() {
+    /// The barrier is queued behind what the app sent the switch before, as the app's own
+    /// (its answer comes back as an event through that switch's connection task:
+    /// `tests/openflow_sessions.rs`), not as a send nobody waits on.
+    #[test]
+    fn an_apps_barrier_is_queued_in_order_as_the_apps_own() {
         let record = Arc::new(Mutex::new(Vec::new()));
         let host = AppHost::new(Box::new(Barriers(record.clone())), Switches::new());
         let (h1, s1) = handle(1, 1);
         let (h2, s2) = handle(2, 2);
         host.switch_up(h1, features(1), vec![], |_| {});
         host.switch_up(h2, features(2), vec![], |_| {});
-        let barriers = || {
-            seen(&record)
-                .iter()
-                .filter(|e| matches!(e, Event::Barrier { .. }))
-                .count()
-        };
         host.event(1, &s1, packet_in(1, 0), false, |_| {});
-        // Behind what the app sent before it, as a request (not a send nobody waits on).
-        let mut mail = s2.take_mail();
-        assert!(matches!(
-            mail.pop_front(),
-            Some(Command::Send(Message::GetAsyncRequest))
-        ));
-        let Some(Command::Request(Message::BarrierRequest, reply)) = mail.pop_front() else {
-            panic!("expected the barrier as a request");
-        };
-        assert_eq!(barriers(), 0);
-        reply
-            .send(Ok(super::super::Reply::Message(Message::BarrierReply)))
-            .expect("the host waits for the answer");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while barriers() == 0 {
-            assert!(std::time::Instant::now() < deadline, "no Event::Barrier");
-            tokio::task::yield_now().await;
-        }
+        assert_eq!(mail(&s2), ["send GET_ASYNC_REQUEST", "barrier"]);
+        // Its answer, handed over by switch 2's task, reaches the app as any event of it.
+        host.event(2, &s2, Event::Barrier { dpid: 2 }, false, |_| {});
         assert_eq!(seen(&record).last(), Some(&Event::Barrier { dpid: 2 }));
-        // A barrier the replaced session never answers is not delivered: the app hears of the
-        // session's end instead.
-        host.event(1, &s1, packet_in(1, 0), false, |_| {});
-        let mut mail = s2.take_mail();
-        let _ = mail.pop_front();
-        let Some(Command::Request(_, reply)) = mail.pop_front() else {
-            panic!("expected the second barrier");
-        };
-        let (h2b, _s2b) = handle(3, 2);
-        host.switch_up(h2b, features(2), vec![], |_| {});
-        drop(reply);
-        for _ in 0..100 {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(barriers(), 1);
     }
 }

@@ -75,6 +75,7 @@ pub(crate) async fn run<S>(
         decoder: Decoder::new(),
         out: BytesMut::with_capacity(64 * 1024),
         waiters: HashMap::new(),
+        app_barriers: std::collections::HashSet::new(),
         registered: None,
         peer,
         conn,
@@ -94,6 +95,9 @@ struct Driver {
     decoder: Decoder,
     out: BytesMut,
     waiters: HashMap<u32, Waiter>,
+    /// The xids of the app's own barriers in flight (`Command::AppBarrier`). Those of a session
+    /// that ends are dropped with it: the app hears of the switch going down instead.
+    app_barriers: std::collections::HashSet<u32>,
     /// The datapath id once registered.
     registered: Option<u64>,
     peer: SocketAddr,
@@ -308,6 +312,10 @@ impl Driver {
             // Its barrier goes out in `pump`, after every command of this wake-up: later is
             // always safe, and several marks taken at once cost one barrier.
             Command::Mark(mark) => self.barriers.want(mark),
+            Command::AppBarrier => {
+                let xid = ready.request(ofproto::Message::BarrierRequest);
+                self.app_barriers.insert(xid);
+            }
         }
     }
 
@@ -383,10 +391,15 @@ impl Driver {
                         }
                         continue;
                     }
-                    if let Some(tx) = self.waiters.remove(&xid) {
-                        let _ = tx.send(result);
+                    if self.app_barriers.remove(&xid) {
+                        // Answered, refused or timed out: for the app, the barrier is over.
+                        apps::Event::Barrier { dpid: self.dpid() }
+                    } else {
+                        if let Some(tx) = self.waiters.remove(&xid) {
+                            let _ = tx.send(result);
+                        }
+                        continue;
                     }
-                    continue;
                 }
                 SessionEvent::UnsolicitedError { xid, error } => {
                     Counters::add(&self.shared.counters.switch_errors, 1);

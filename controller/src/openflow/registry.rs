@@ -32,6 +32,11 @@ pub(crate) enum Command {
     /// Everything queued before was the app's output up to this mark: confirm it with a
     /// barrier (coalesced, see `crate::applied::Barriers`).
     Mark(crate::applied::Mark),
+    /// The app's own BARRIER_REQUEST: its answer (a reply, an ERROR or a timeout alike) goes
+    /// back to the app as `Event::Barrier`, handed over by the connection task that read it,
+    /// with that task's own sink, so what the app sends this switch in return (a packet held
+    /// for the barrier) goes out in the same turn, without a wake-up of another task.
+    AppBarrier,
 }
 
 /// Why a message could not be queued.

@@ -94,7 +94,7 @@ fn fake_switch() -> (Switches, Arc<Mutex<Vec<FlowMod>>>) {
                 Command::Request(_, tx) => {
                     let _ = tx.send(Err(RequestError::Timeout));
                 }
-                Command::Send(_) | Command::Mark(_) => {}
+                Command::Send(_) | Command::Mark(_) | Command::AppBarrier => {}
             }
         }
     });

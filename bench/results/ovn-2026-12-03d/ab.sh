@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# First packet, three modes interleaved, Strowger alone, every run under the bench lock
+# (ovn-compare.sh takes it), CAPTURE=1 for the per-hop timeline:
+#   relay-old  main 6061109 (barrier answer through a spawned task), switches through the lab's
+#              socat relays (MGMT=0), as every earlier run
+#   mgmt-old   the same binary, switches over the management network (MGMT=1)
+#   mgmt-new   the barrier's answer handed to the app by the connection task that read it,
+#              over the management network
+# and, with PUNT_BIN (answers install flows to the controller, `Compiled::punt`), over the
+# management network:
+#   punt-held      the default: the request held for the destination's barrier
+#   punt-unheld    `--no-reply-hold`
+#   noflows-unheld `--no-answer-flows --no-reply-hold`: what the answers' flows change
+# Usage: OLD_BIN=… NEW_BIN=… PUNT_BIN=… bash ab.sh [ROUNDS] [MODES]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+rounds=${1:-3}
+modes=${2:-relay-old mgmt-old mgmt-new}
+summary=$here/ab-summary.txt
+for r in $(seq 1 "$rounds"); do
+  for mode in $modes; do
+    args=""
+    case $mode in
+      relay-old) bin=$OLD_BIN mgmt=0 ;;
+      mgmt-old) bin=$OLD_BIN mgmt=1 ;;
+      relay-new) bin=$NEW_BIN mgmt=0 ;;
+      mgmt-new) bin=$NEW_BIN mgmt=1 ;;
+      punt-held) bin=$PUNT_BIN mgmt=1 ;;
+      punt-unheld) bin=$PUNT_BIN mgmt=1 args="--no-reply-hold" ;;
+      noflows-unheld) bin=$PUNT_BIN mgmt=1 args="--no-answer-flows --no-reply-hold" ;;
+    esac
+    out=$here/ab-$mode-$r
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    rc=0
+    env STROWGER_BIN="$bin" MGMT=$mgmt SERVE_ARGS="$args" SYSTEMS=strowger CAPTURE=1 OUT="$out" \
+      bash "$root/bench/ovn-compare.sh" > "$out.log" 2>&1 || rc=$?
+    d=$(grep -F "first − steady" "$out/table.md" 2>/dev/null | head -1 || true)
+    to_ctl=$(grep -c "reply: packet-in at controller's socket" "$out/timeline.txt" 2>/dev/null || true)
+    echo "$(date -u +%H:%M) $mode $r rc=$rc load average before: $load | $d | replies to controller: ${to_ctl:-?}" | tee -a "$summary"
+  done
+done
+echo done | tee -a "$summary"
