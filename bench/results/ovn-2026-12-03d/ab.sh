@@ -11,7 +11,10 @@
 #   punt-held      the default: the request held for the destination's barrier
 #   punt-unheld    `--no-reply-hold`
 #   noflows-unheld `--no-answer-flows --no-reply-hold`: what the answers' flows change
-# Usage: OLD_BIN=… NEW_BIN=… PUNT_BIN=… bash ab.sh [ROUNDS] [MODES]
+# and with FINAL_BIN (commit 489773c: a request delivered at its destination is not held):
+#   final          its defaults, over the management network
+# CAPTURE=0 runs without the captures (the tcpdumps cost the first ping ~0.3 ms).
+# Usage: OLD_BIN=… NEW_BIN=… PUNT_BIN=… FINAL_BIN=… [CAPTURE=0] bash ab.sh [ROUNDS] [MODES]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -29,11 +32,13 @@ for r in $(seq 1 "$rounds"); do
       punt-held) bin=$PUNT_BIN mgmt=1 ;;
       punt-unheld) bin=$PUNT_BIN mgmt=1 args="--no-reply-hold" ;;
       noflows-unheld) bin=$PUNT_BIN mgmt=1 args="--no-answer-flows --no-reply-hold" ;;
+      final) bin=$FINAL_BIN mgmt=1 ;;
     esac
     out=$here/ab-$mode-$r
+    [ "${CAPTURE:-1}" = 1 ] || out=$here/nocap-$mode-$r
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     rc=0
-    env STROWGER_BIN="$bin" MGMT=$mgmt SERVE_ARGS="$args" SYSTEMS=strowger CAPTURE=1 OUT="$out" \
+    env STROWGER_BIN="$bin" MGMT=$mgmt SERVE_ARGS="$args" SYSTEMS=strowger CAPTURE=${CAPTURE:-1} OUT="$out" \
       bash "$root/bench/ovn-compare.sh" > "$out.log" 2>&1 || rc=$?
     d=$(grep -F "first − steady" "$out/table.md" 2>/dev/null | head -1 || true)
     to_ctl=$(grep -c "reply: packet-in at controller's socket" "$out/timeline.txt" 2>/dev/null || true)
