@@ -10,7 +10,8 @@
 #      `ofload --topology` instead (its set-up over REST and OVSDB takes longer: SETTLE seconds
 #      before sampling, default 4, or 12 with a topology); TP_PORTS (default 16) as ofload's
 #      --tp-ports; PERF_ARGS (default `-F 999`, e.g. `-F 999 -g --call-graph dwarf` for inclusive
-#      costs) and PERF_SECONDS (default 2) for the `perf record`
+#      costs) and PERF_SECONDS (default 2) for the `perf record`; MODE=latency: one packet-in in
+#      flight per switch (ofload --mode latency)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-}
@@ -48,6 +49,7 @@ args=(--threads 1 --json --quiet --switches 16 --macs 1000 --warmup 2
   --duration "$([ -n "$TOPOLOGY" ] && echo 20 || echo 8)"
   --controller "127.0.0.1:$port" --in-flight 64)
 [ -n "$RATE" ] && args+=(--rate "$RATE" --pacing "$PACING")
+[ -n "${MODE:-}" ] && args+=(--mode "$MODE")
 [ -n "$TOPOLOGY" ] && args+=(--topology "$TOPOLOGY" --api "http://127.0.0.1:$api" --vms 64 --tp-ports "${TP_PORTS:-16}")
 until ss -Hltn "sport = :$api" | grep -q LISTEN; do sleep 0.1; done
 taskset -c 1 "$BIN" bench ofload "${args[@]}" >"$OUT/ofload.json" &
