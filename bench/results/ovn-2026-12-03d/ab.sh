@@ -13,8 +13,13 @@
 #   noflows-unheld `--no-answer-flows --no-reply-hold`: what the answers' flows change
 # and with FINAL_BIN (commit 489773c: a request delivered at its destination is not held):
 #   final          its defaults, over the management network
+# and with YIELD_BIN (the connection task whose event sent other switches output yields before
+# writing its own, so the destination's flow-mod and request go first):
+#   yield          its defaults, over the management network (yielding after any output to
+#                  other switches: it cost the engine's closed-loop p99, see BENCHMARKS.md)
+#   yield2         the same, yielding only after a packet for another switch (the commit kept)
 # CAPTURE=0 runs without the captures (the tcpdumps cost the first ping ~0.3 ms).
-# Usage: OLD_BIN=… NEW_BIN=… PUNT_BIN=… FINAL_BIN=… [CAPTURE=0] bash ab.sh [ROUNDS] [MODES]
+# Usage: OLD_BIN=… NEW_BIN=… PUNT_BIN=… FINAL_BIN=… YIELD_BIN=… YIELD2_BIN=… [CAPTURE=0] bash ab.sh [ROUNDS] [MODES]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -33,6 +38,8 @@ for r in $(seq 1 "$rounds"); do
       punt-unheld) bin=$PUNT_BIN mgmt=1 args="--no-reply-hold" ;;
       noflows-unheld) bin=$PUNT_BIN mgmt=1 args="--no-answer-flows --no-reply-hold" ;;
       final) bin=$FINAL_BIN mgmt=1 ;;
+      yield) bin=$YIELD_BIN mgmt=1 ;;
+      yield2) bin=$YIELD2_BIN mgmt=1 ;;
     esac
     out=$here/ab-$mode-$r
     [ "${CAPTURE:-1}" = 1 ] || out=$here/nocap-$mode-$r

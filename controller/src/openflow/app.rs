@@ -424,7 +424,8 @@ impl AppHost {
     /// Hands the app an event of connection `conn` (whose shared state is `shared`), unless a
     /// newer session replaced it by the time the app gets it: inline, answers into `local`, if
     /// the lock is free and the connection has nothing queued; else queued for the holder.
-    /// `quiet`: the app's log lines for this event are dropped (see `conn.rs`).
+    /// `quiet`: the app's log lines for this event are dropped (see `conn.rs`). True when the
+    /// app, called inline, sent another switch a packet for it (into its mailbox).
     pub(crate) fn event(
         &self,
         conn: ConnId,
@@ -432,25 +433,26 @@ impl AppHost {
         event: Event,
         quiet: bool,
         mut local: impl FnMut(Message),
-    ) {
+    ) -> bool {
         if let Some(mut guard) = self.inline(shared) {
+            let mut foreign = false;
             if event
                 .dpid()
                 .is_some_and(|dpid| self.switches.is_current(dpid, conn))
             {
                 let mut deliver =
                     || self.deliver(&mut guard, &event, Some(Sink::Inline(&mut local)));
-                if quiet {
+                foreign = if quiet {
                     tracing::subscriber::with_default(
                         tracing::subscriber::NoSubscriber::default(),
                         deliver,
-                    );
+                    )
                 } else {
-                    deliver();
-                }
+                    deliver()
+                };
             }
             self.release(guard);
-            return;
+            return foreign;
         }
         shared.queued.fetch_add(1, Ordering::AcqRel);
         self.submit(Job::Event {
@@ -459,6 +461,7 @@ impl AppHost {
             event,
             quiet,
         });
+        false
     }
 
     /// Hands the app a controller-wide event (a topology snapshot, new bindings), in the same
@@ -576,14 +579,15 @@ impl AppHost {
         self.timer_moved.notify_one();
     }
 
-    fn deliver(&self, inner: &mut Inner, event: &Event, sink: Option<Sink<'_>>) {
+    /// True when the app sent another switch than the event's a packet.
+    fn deliver(&self, inner: &mut Inner, event: &Event, sink: Option<Sink<'_>>) -> bool {
         let Inner { app, out, .. } = &mut *inner;
         let now = Instant::now();
         app.handle(now, event, out);
         if let Event::PacketIn { .. } = event {
             self.packet_in_seconds.observe(now.elapsed().as_secs_f64());
         }
-        self.route(inner, event.dpid().zip(sink));
+        self.route(inner, event.dpid().zip(sink))
     }
 
     /// A FLOW_STATS request of the app's: posted as a request behind everything the app sent
@@ -648,8 +652,10 @@ impl AppHost {
 
     /// Sends what the app answered: to the switch of the event through `own`'s sink, to every
     /// other switch through its mailbox; a switch whose mailbox cannot take a message is
-    /// resynced instead (see the module doc), never left with a gap.
-    fn route(&self, inner: &mut Inner, mut own: Option<(u64, Sink<'_>)>) {
+    /// resynced instead (see the module doc), never left with a gap. True when a packet-out
+    /// went to another switch than `own`'s.
+    fn route(&self, inner: &mut Inner, mut own: Option<(u64, Sink<'_>)>) -> bool {
+        let mut foreign = false;
         let timer = inner.app.poll_timeout();
         if timer != inner.timer {
             inner.timer = timer;
@@ -695,6 +701,7 @@ impl AppHost {
                 continue;
             }
             let is_own = own.as_ref().is_some_and(|(d, _)| *d == dpid);
+            foreign |= !is_own && matches!(message, Message::PacketOut(_));
             if let Message::BarrierRequest = message {
                 self.ask_barrier(&switch, is_own);
                 continue;
@@ -708,6 +715,7 @@ impl AppHost {
                 Err(SendError::Full) => self.resync(&switch),
             }
         }
+        foreign
     }
 }
 
@@ -720,7 +728,7 @@ mod tests {
     use crate::openflow::test_util::features;
 
     /// Records every event and answers each packet-in with one GET_ASYNC_REQUEST to switch
-    /// `cookie`.
+    /// `cookie`, or with a PACKET_OUT to switch `cookie - 100` for a cookie of 100 or more.
     struct Record(Arc<Mutex<Vec<Event>>>);
 
     impl App for Record {
@@ -732,9 +740,20 @@ mod tests {
                 seen.push(event.clone());
             }
             if let Event::PacketIn { packet_in, .. } = event {
-                out.push(Output {
-                    dpid: packet_in.cookie,
-                    message: Message::GetAsyncRequest,
+                out.push(match packet_in.cookie {
+                    c @ 100.. => Output {
+                        dpid: c - 100,
+                        message: Message::PacketOut(ofproto::PacketOut {
+                            buffer_id: ofproto::OFP_NO_BUFFER,
+                            in_port: ofproto::port_no::CONTROLLER,
+                            actions: vec![],
+                            data: bytes::Bytes::new(),
+                        }),
+                    },
+                    c => Output {
+                        dpid: c,
+                        message: Message::GetAsyncRequest,
+                    },
                 });
             }
         }
@@ -864,10 +883,18 @@ mod tests {
         host.switch_up(h2, features(2), vec![], |_| {});
         let mut local = Vec::new();
         // A packet-in on switch 1 whose answer is for switch 2.
-        host.event(1, &s1, packet_in(1, 2), false, |m| local.push(m));
+        assert!(!host.event(1, &s1, packet_in(1, 2), false, |m| local.push(m)));
         assert!(local.is_empty());
         assert_eq!(mail(&s2), ["send GET_ASYNC_REQUEST"]);
         assert!(woken(&s2));
+        // A packet for switch 2: switch 1's task is told so, to let switch 2's write first.
+        assert!(host.event(1, &s1, packet_in(1, 102), false, |m| local.push(m)));
+        assert!(local.is_empty());
+        assert_eq!(mail(&s2), ["send PACKET_OUT"]);
+        // Answered to itself: inline, nothing for others.
+        assert!(!host.event(1, &s1, packet_in(1, 1), false, |m| local.push(m)));
+        assert_eq!(local.len(), 1);
+        local.clear();
         // Unknown destination: dropped quietly.
         host.event(1, &s1, packet_in(1, 99), false, |m| local.push(m));
         assert!(local.is_empty());

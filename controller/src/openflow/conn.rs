@@ -76,6 +76,7 @@ pub(crate) async fn run<S>(
         out: BytesMut::with_capacity(64 * 1024),
         waiters: HashMap::new(),
         app_barriers: std::collections::HashSet::new(),
+        others_first: false,
         registered: None,
         peer,
         conn,
@@ -98,6 +99,8 @@ struct Driver {
     /// The xids of the app's own barriers in flight (`Command::AppBarrier`). Those of a session
     /// that ends are dropped with it: the app hears of the switch going down instead.
     app_barriers: std::collections::HashSet<u32>,
+    /// The last events' answers sent another switch a packet: yield before writing ours.
+    others_first: bool,
     /// The datapath id once registered.
     registered: Option<u64>,
     peer: SocketAddr,
@@ -137,6 +140,14 @@ impl Driver {
         tokio::pin!(sleep);
         loop {
             self.pump(&mut cmd_tx);
+            if std::mem::take(&mut self.others_first) {
+                // The app answered this switch's event with a packet for another switch (a
+                // request delivered at its destination, behind its reply's flow), whose task it
+                // woke into this worker's queue: that task writes first. It is what the first
+                // packet waits for; ours is the flow for the packets after it. (Only then: a
+                // yield per event costs a batching connection its throughput.)
+                tokio::task::yield_now().await;
+            }
             // Write what this step produced at once: answering a packet-in then costs one
             // syscall and no round through `select!`. What the socket does not take waits for
             // the write branch below.
@@ -424,7 +435,8 @@ impl Driver {
             // `quiet`: the app logs what it makes of each ERROR (the engine a WARN); past the
             // burst, only the count reaches the log, so the app is heard without a subscriber
             // for this one call.
-            self.ctx
+            self.others_first |= self
+                .ctx
                 .app
                 .event(self.conn, &self.shared, event, quiet, |m| {
                     send_own(session, now, m);
