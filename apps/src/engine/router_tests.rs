@@ -1018,7 +1018,7 @@ mod dhcp_fabric {
         assert_eq!(l.f.engine.stats().delivered_at_destination, 1);
         // In order: a's flow, b's reply flow, and the request out of hv2 behind it on hv2's
         // own connection, unheld (b's answered ARP installed its answer's flow: see
-        // `Compiled::punt`).
+        // `FlowKind::Answer`).
         assert_eq!(l.f.engine.stats().packets_held, 0);
         assert_eq!(l.f.answer_barriers(), 0);
         let sent: Vec<_> = l.f.log[logged..]

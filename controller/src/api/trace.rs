@@ -940,7 +940,7 @@ fn trace_json(names: &Names<'_>, port: Uuid, header: &Header, t: &Trace) -> Valu
     let kind = match sim.flow {
         FlowKind::Cache => "cache",
         FlowKind::Short => "short",
-        FlowKind::None if t.compiled.punt => "answer",
+        FlowKind::Answer => "answer",
         FlowKind::None => "none",
     };
     let flow = match t.dpid {
@@ -952,7 +952,7 @@ fn trace_json(names: &Names<'_>, port: Uuid, header: &Header, t: &Trace) -> Valu
                 "dpid": Dpid(dpid).to_string(),
                 "kind": kind,
             });
-            if sim.flow == FlowKind::None && !t.compiled.punt {
+            if sim.flow == FlowKind::None {
                 f["text"] = json!(
                     "no flow: the controller must see every such packet (an answer, a parked \
                      packet, an expired TTL or a malformed header)"
@@ -969,7 +969,7 @@ fn trace_json(names: &Names<'_>, port: Uuid, header: &Header, t: &Trace) -> Valu
                     instructions: &ins,
                 }
                 .to_string());
-                if t.compiled.punt {
+                if sim.flow == FlowKind::Answer {
                     f["text"] = json!(
                         "an answer's flow: every packet it matches comes to the controller, \
                          which answers it; it makes OVS cache exactly these fields"
@@ -1058,7 +1058,7 @@ async fn explain(
     match &installed {
         None => differences.push("the switch has no flow with this cookie".to_owned()),
         Some(f) => {
-            if t.compiled.simulation.flow == FlowKind::None && !t.compiled.punt {
+            if t.compiled.simulation.flow == FlowKind::None {
                 differences.push("the packet now goes to the controller: no flow".into());
             }
             if f.priority != t.compiled.priority {
