@@ -19,22 +19,36 @@ fn free_port() -> SocketAddr {
         .expect("a free port")
 }
 
-/// The controller under test, killed by PID and reaped on drop.
+/// The controller under test, killed by PID and reaped on drop; its log is shown when the
+/// test fails (a provisioning or binding step that never finishes is read there).
 struct Controller {
     child: Child,
     of: SocketAddr,
     api: SocketAddr,
+    log: tempfile::NamedTempFile,
 }
 
 impl Drop for Controller {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(200)..];
+            eprintln!(
+                "--- the controller's log, last {} of {} lines ---\n{}",
+                tail.len(),
+                lines.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
 async fn controller() -> Controller {
     let (of, api) = (free_port(), free_port());
+    let log = tempfile::NamedTempFile::new().expect("a temporary file for the log");
     let child = Command::new(env!("CARGO_BIN_EXE_strowger"))
         .args(["serve", "--in-memory", "--no-tunnel-local-ip"])
         // Every packet-in of the run is answered: no per-port budget.
@@ -42,12 +56,18 @@ async fn controller() -> Controller {
         .args(["--openflow-listen", &of.to_string()])
         .args(["--api-listen", &api.to_string()])
         .args(["--ovsdb-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
+        // Info: each host's provisioning steps ("host reconciled") are in the log.
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().expect("the log file"))
         .spawn()
         .expect("spawn strowger");
-    let c = Controller { child, of, api };
+    let c = Controller {
+        child,
+        of,
+        api,
+        log,
+    };
     let health = format!("http://{api}/api/v1/health");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while reqwest::get(&health).await.is_err() {

@@ -254,6 +254,11 @@ fn check_len(class: u16, field: u8, len: u8, want: usize) -> Result<(), Error> {
     }
 }
 
+/// An OXM TLV header: class, field, hasmask bit and payload length in one 32-bit word.
+const fn oxm_header(class: u16, field: u8, hasmask: bool, len: usize) -> u32 {
+    ((class as u32) << 16) | ((field as u32) << 9) | ((hasmask as u32) << 8) | len as u32
+}
+
 /// Generates the typed parse/emit arms for the fixed-width fields of one OXM class.
 macro_rules! oxm_fields {
     (
@@ -308,13 +313,28 @@ macro_rules! oxm_fields {
                 }
             }
 
-            fn put_basic(&self, out: &mut impl BufMut) -> bool {
+            /// Writes a typed basic field's whole TLV, header and payload, in one match on the
+            /// variant: the header's words are constants of each arm. Emitting the header and
+            /// the payload through two matches cost two indirect jumps per field, and with the
+            /// fields of a flow-mod varying from one to the next they were mispredicted: OXM
+            /// emission was the second hottest symbol of the engine's packet-in.
+            fn emit_basic(&self, out: &mut impl BufMut) -> bool {
                 match self {
-                    $( OxmField::$ev(v) => v.put(out), )*
-                    $( OxmField::$mv { value, mask } => {
-                        value.put(out);
-                        if let Some(m) = mask { m.put(out) }
+                    $( OxmField::$ev(v) => {
+                        out.put_u32(oxm_header($class, $ef, false, <$et as OxmValue>::LEN));
+                        v.put(out);
                     } )*
+                    $( OxmField::$mv { value, mask } => match mask {
+                        None => {
+                            out.put_u32(oxm_header($class, $mf, false, <$mt as OxmValue>::LEN));
+                            value.put(out);
+                        }
+                        Some(m) => {
+                            out.put_u32(oxm_header($class, $mf, true, 2 * <$mt as OxmValue>::LEN));
+                            value.put(out);
+                            m.put(out);
+                        }
+                    }, )*
                     _ => return false,
                 }
                 true
@@ -572,16 +592,11 @@ impl OxmField {
     /// Appends the TLV (to any buffer: the engine keys its flows by these bytes, built on the
     /// stack).
     pub fn emit(&self, out: &mut impl BufMut) {
-        let (class, field, hasmask, len) = self.wire_header();
-        out.put_u32(
-            (u32::from(class) << 16)
-                | (u32::from(field) << 9)
-                | (u32::from(hasmask) << 8)
-                | len as u32,
-        );
-        if self.put_basic(out) {
+        if self.emit_basic(out) {
             return;
         }
+        let (class, field, hasmask, len) = self.wire_header();
+        out.put_u32(oxm_header(class, field, hasmask, len));
         match self {
             OxmField::PbbIsid { value, mask } => {
                 put_u24(out, *value);

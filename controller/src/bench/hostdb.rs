@@ -41,6 +41,13 @@ pub struct HostOvs {
     pub tunnels: HashMap<Uuid, u32>,
     /// Interfaces carrying `external_ids:iface-id`, with an ofport, by iface-id.
     pub vifs: HashMap<String, u32>,
+    /// Interfaces on br-int in all, numbered or not, and those of them still without an
+    /// ofport: when provisioning does not finish, whether the controller wrote nothing or
+    /// the emulated vswitchd did not number it.
+    pub interfaces: usize,
+    pub unnumbered: usize,
+    /// Why the emulated vswitchd stopped, if it did (it numbers nothing more after that).
+    pub ended: Option<String>,
 }
 
 /// One emulated host: its `ovsdb-server` (killed by PID on drop) and its emulated vswitchd.
@@ -129,9 +136,12 @@ impl HostDb {
         let (view_tx, view) = watch::channel(HostOvs::default());
         let (plug, plug_rx) = tokio::sync::mpsc::channel(16);
         let task = tokio::spawn(async move {
-            if let Err(e) = vswitchd(monitored, view_tx, plug_rx).await {
-                tracing::warn!(error = %e, "emulated vswitchd ended");
-            }
+            let why = match vswitchd(monitored, &view_tx, plug_rx).await {
+                Ok(()) => "its plug channel closed".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            tracing::warn!(error = %why, "emulated vswitchd ended");
+            view_tx.send_modify(|v| v.ended = Some(why));
         });
         Ok(HostDb {
             server,
@@ -165,18 +175,27 @@ impl HostDb {
 /// The emulated vswitchd's loop: after every change, fill in what ovs-vswitchd would.
 async fn vswitchd(
     mut m: Monitored,
-    view: watch::Sender<HostOvs>,
+    view: &watch::Sender<HostOvs>,
     mut plug_rx: tokio::sync::mpsc::Receiver<Vec<(String, String)>>,
 ) -> anyhow::Result<()> {
     let mut to_plug: Vec<(String, String)> = Vec::new();
     loop {
+        let mut retry = false;
         if !to_plug.is_empty() && bridge(m.replica()).is_some() {
-            let vifs = std::mem::take(&mut to_plug);
-            m.transact(|r| Ok(plug_ops(r, &vifs))).await?;
+            let vifs = to_plug.clone();
+            match m.transact(|r| Ok(plug_ops(r, &vifs))).await {
+                Ok(_) => to_plug.clear(),
+                Err(e) => retry = transient(e)?,
+            }
         }
-        m.transact(|r| Ok(fill_ops(r))).await?;
+        if let Err(e) = m.transact(|r| Ok(fill_ops(r))).await {
+            retry = transient(e)?;
+        }
         view.send_if_modified(|v| {
-            let new = host_view(m.replica());
+            let new = HostOvs {
+                ended: v.ended.take(),
+                ..host_view(m.replica())
+            };
             let changed = *v != new;
             *v = new;
             changed
@@ -187,6 +206,24 @@ async fn vswitchd(
                 Some(v) => to_plug.extend(v),
                 None => return Ok(()),
             },
+            // A transaction that failed is tried again (what it would have done is still
+            // missing from the replica, so the next round plans it again).
+            _ = tokio::time::sleep(RETRY), if retry => {}
+        }
+    }
+}
+
+/// How soon a transaction the server refused or did not answer in time is tried again.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// `Ok(true)` for an error ovs-vswitchd would live through (the transaction is tried again),
+/// the error itself when the database connection is gone.
+fn transient(e: ovsdb::Error) -> anyhow::Result<bool> {
+    match e {
+        ovsdb::Error::Disconnected | ovsdb::Error::PeerDead | ovsdb::Error::Io(_) => Err(e.into()),
+        e => {
+            tracing::warn!(error = %e, "emulated vswitchd: transaction failed, trying again");
+            Ok(true)
         }
     }
 }
@@ -311,7 +348,9 @@ fn host_view(r: &Replica) -> HostOvs {
         .and_then(Value::as_str)
         .and_then(|d| u64::from_str_radix(d, 16).ok());
     for (_, irow, prow) in interfaces(r, b) {
+        v.interfaces += 1;
         let Some(ofport) = ofport_of(irow).and_then(|p| u32::try_from(p).ok()) else {
+            v.unnumbered += 1;
             continue;
         };
         let peer = prow

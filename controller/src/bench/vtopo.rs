@@ -215,13 +215,17 @@ async fn plug_and_wait(h: &mut Hosts, vms: &[Vm], timeout: Duration) -> anyhow::
                 .is_err()
             {
                 bail!(
-                    "host {} was not provisioned in {} s (datapath id {:?}, {} of {} tunnels, {} of {want} VIFs)",
+                    "host {} was not provisioned in {} s (datapath id {:?}, {} of {} tunnels, {} of {want} VIFs; \
+                     {} interfaces on br-int, {} without an ofport; emulated vswitchd {})",
                     i + 1,
                     timeout.as_secs(),
                     v.datapath_id,
                     v.tunnels.len(),
                     n - 1,
-                    v.vifs.len()
+                    v.vifs.len(),
+                    v.interfaces,
+                    v.unnumbered,
+                    v.ended.as_deref().map_or("running".to_string(), |e| format!("ended: {e}"))
                 );
             }
         };
