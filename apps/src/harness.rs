@@ -311,6 +311,18 @@ impl Fabric {
         self.sync_bindings();
     }
 
+    /// Gives the tunnel of `dpid` to host `peer` a new OpenFlow port (as when it is deleted and
+    /// created again), then new bindings; returns the new port.
+    pub fn renumber_tunnel(&mut self, dpid: u64, peer: Uuid) -> u32 {
+        let s = self.switches.get_mut(&dpid).expect("switch exists");
+        s.tunnels.retain(|_, p| *p != peer);
+        let ofport = 100 + s.next_ofport;
+        s.next_ofport += 1;
+        s.tunnels.insert(ofport, peer);
+        self.sync_bindings();
+        ofport
+    }
+
     /// Plugs an interface named `name` with `iface-id` into switch `dpid`; returns its ofport.
     pub fn plug(&mut self, dpid: u64, name: &str, iface_id: Option<Uuid>) -> u32 {
         self.seen += 1;

@@ -258,3 +258,63 @@ async fn a_killed_controller_restarts_and_leaves_nothing_stale() {
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A host joining the zone takes no flow that does not cross to it. hv1's flow a→b keeps its
+/// cookie once hv1 has its tunnel to the new host and that tunnel's classifier entry (the
+/// engine sends the deletes of a bindings change before that entry, on the same connection),
+/// and every flow still re-simulates to what it does. Every flow of every host was deleted
+/// before: each hypervisor added to a running cloud cost a packet-in per active flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_joining_the_zone_keeps_the_flows_that_do_not_cross_to_it() {
+    let mut lab = Lab::start("vxlan", 2).await;
+    let br = lab
+        .api
+        .post("/bridges", json!({"name": "net", "tenant_id": "acme"}))
+        .await;
+    let br_id = br["id"].as_str().unwrap();
+    let a = lab.port(br_id, 0, "vm0").await;
+    let b = lab.port(br_id, 1, "vm1").await;
+    lab.plug(&[&a, &b]).await;
+    // b speaks, so a→b is a unicast flow on hv1.
+    let arp = arp_request(mac(2), [10, 0, 0, 2], [10, 0, 0, 1]);
+    lab.send(&b, &arp);
+    poll("b's broadcast at a", || {
+        lab.sent(&a).contains(&hex(&arp)).then_some(())
+    })
+    .await;
+    let to_b = unicast(mac(1), mac(2), "to-b");
+    lab.send(&a, &to_b);
+    poll("a's frame at b", || {
+        lab.sent(&b).contains(&hex(&to_b)).then_some(())
+    })
+    .await;
+    let a_to_b = |lab: &Lab| -> Option<String> {
+        let flows = lab.flows(0, &["table=20"]);
+        let line = flows.lines().find(|l| {
+            l.contains("cookie=0x53548") && l.contains(&format!("dl_dst={}", mac_str(mac(2))))
+        })?;
+        flow_field(line, "cookie=").map(str::to_string)
+    };
+    let cookie = a_to_b(&lab).expect("a→b flow on hv1");
+
+    lab.add_host().await;
+    poll("hv1's classifier entries for both its tunnels", || {
+        let flows = lab.flows(0, &["table=0"]);
+        (flows.matches("goto_table:10").count() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        a_to_b(&lab),
+        Some(cookie),
+        "{}",
+        lab.flows(0, &["table=20"])
+    );
+    assert!(lab.oracle().await >= 1);
+    // And it still carries a's frames.
+    let again = unicast(mac(1), mac(2), "to-b-again");
+    lab.send(&a, &again);
+    poll("a's second frame at b", || {
+        lab.sent(&b).contains(&hex(&again)).then_some(())
+    })
+    .await;
+}

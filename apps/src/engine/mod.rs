@@ -359,6 +359,10 @@ fn tag_bit(t: &Tag) -> u64 {
         Tag::Dst(u, net) => (7, u, u32::from(net.addr()) ^ u32::from(net.prefix_len())),
         Tag::PortGroup(u) => (8, u, 0),
         Tag::AddrGroup(u) => (9, u, 0),
+        Tag::Tunnel(from, to) => {
+            let b = to.as_bytes();
+            (10, from, u32::from_le_bytes([b[12], b[13], b[14], b[15]]))
+        }
     };
     let b = id.as_bytes();
     let h = u32::from_le_bytes([b[12], b[13], b[14], b[15]]) ^ extra ^ kind;
@@ -642,22 +646,35 @@ impl Engine {
     /// How a copy for exterior port `port` leaves datapath `dpid` of host `here` (ingress
     /// OpenFlow port `in_port`).
     fn via(&self, dpid: u64, here: Option<Uuid>, in_port: u32, port: Uuid) -> trace::Via {
+        self.via_host(dpid, here, in_port, port).0
+    }
+
+    /// `via`, and the host the copy crosses to when it is bound on another host (whether a
+    /// tunnel there exists or not: the flow depends on that tunnel either way).
+    fn via_host(
+        &self,
+        dpid: u64,
+        here: Option<Uuid>,
+        in_port: u32,
+        port: Uuid,
+    ) -> (trace::Via, Option<Uuid>) {
         let Some(loc) = self.bindings.port(port) else {
-            return trace::Via::Unbound;
+            return (trace::Via::Unbound, None);
         };
         if loc.dpid == dpid {
             if loc.ofport == in_port {
-                return trace::Via::Hairpin;
+                return (trace::Via::Hairpin, None);
             }
-            return trace::Via::Local { ofport: loc.ofport };
+            return (trace::Via::Local { ofport: loc.ofport }, None);
         }
-        match here.and_then(|h| self.bindings.tunnel(h, loc.host)) {
+        let via = match here.and_then(|h| self.bindings.tunnel(h, loc.host)) {
             Some(ofport) => trace::Via::Tunnel {
                 ofport,
                 key: loc.key,
             },
             None => trace::Via::NoTunnel,
-        }
+        };
+        (via, Some(loc.host))
     }
 
     fn compile(&self, dpid: u64, start: Start, header: Header) -> Compiled {
@@ -681,8 +698,15 @@ impl Engine {
         let here = self.bindings.host(dpid);
         let mut actions = Vec::new();
         let mut current = header;
+        let mut tunnels: SmallVec<[Tag; 4]> = SmallVec::new();
         for e in &simulation.egress {
-            let via = self.via(dpid, here, in_port, e.port);
+            let (via, peer) = self.via_host(dpid, here, in_port, e.port);
+            if let (Some(from), Some(to)) = (here, peer) {
+                let t = Tag::Tunnel(from, to);
+                if !tunnels.contains(&t) {
+                    tunnels.push(t);
+                }
+            }
             if !matches!(via, trace::Via::Local { .. } | trace::Via::Tunnel { .. }) {
                 continue;
             }
@@ -713,6 +737,8 @@ impl Engine {
         if simulation.flow == FlowKind::Answer && !self.config.answer_flows {
             simulation.flow = FlowKind::None;
         }
+        // After the walk's own tags: the same walk still gives the same tags in the same order.
+        simulation.tags.extend(tunnels);
         Compiled {
             simulation_start: start,
             header,
@@ -1817,11 +1843,19 @@ impl Engine {
             let (Some(h_old), Some(h_new)) = (old.host(*dpid), b.host(*dpid)) else {
                 continue;
             };
-            let changed = h_old != h_new
-                || peers
-                    .iter()
-                    .any(|p| old.tunnel(h_old, *p) != b.tunnel(h_new, *p));
-            if changed {
+            // A tunnel that appeared, went or was renumbered: the flows that send copies
+            // across it (or dropped them for want of it), by their tag. Flushing every flow of
+            // the host instead made each host joining the mesh cost every existing flow of
+            // every other host a new packet-in.
+            if h_old == h_new {
+                tags.extend(
+                    peers
+                        .iter()
+                        .filter(|p| old.tunnel(h_old, **p) != b.tunnel(h_new, **p))
+                        .map(|p| Tag::Tunnel(h_new, *p)),
+                );
+            } else {
+                // The datapath now stands for another host: nothing it holds was made there.
                 for c in self.cache.cookies_on(*dpid) {
                     if self.remove_flow(now, c).is_some() {
                         self.stats.flows_invalidated += 1;

@@ -197,6 +197,10 @@ pub enum Tag {
     PortGroup(Uuid),
     /// An IP address group a rule asked about.
     AddrGroup(Uuid),
+    /// The tunnel from one host to another (its OpenFlow port, or that there is none): flows
+    /// that send a copy towards a port on the other host. A host joining the mesh, leaving it
+    /// or having a tunnel renumbered takes exactly these, not every flow of every host.
+    Tunnel(Uuid, Uuid),
 }
 
 /// One copy of the packet leaving the virtual network.

@@ -714,6 +714,122 @@ fn a_port_state_change_takes_only_the_flows_that_crossed_it() {
     l.f.oracle();
 }
 
+/// The unicast flow on `hv` to `to`'s MAC, if there is one.
+fn unicast_to(l: &Lab, hv: u64, to: u8) -> Option<u64> {
+    l.f.cache(hv)
+        .iter()
+        .find(|e| {
+            e.match_.fields.contains(&OxmField::EthDst {
+                value: mac(to),
+                mask: None,
+            })
+        })
+        .map(|e| e.cookie)
+}
+
+/// Every port of the lab speaks once (an ARP request), so every MAC is learned.
+fn everyone_speaks(l: &mut Lab) {
+    for i in 0..4 {
+        let hv = [0, 1, 1, 2][i];
+        l.f.send(
+            l.hv[hv],
+            l.of[i],
+            frames::arp_request(mac(i as u8 + 1), [10, 0, 0, i as u8 + 1], [10, 0, 0, 99]),
+        );
+    }
+}
+
+fn udp_to(s: u8, d: u8) -> Vec<u8> {
+    frames::udp(mac(s), mac(d), [10, 0, 0, s], [10, 0, 0, d], 1, 2)
+}
+
+/// A host joining the mesh takes only the flows that depend on the tunnels to it: here the
+/// flood that could not reach its port for want of a tunnel. The unicast flows to the other
+/// hosts keep their cookies (every flow of every host was deleted before, a packet-in storm
+/// for each hypervisor added to a running cloud), and the oracle holds after it.
+#[test]
+fn a_host_joining_the_mesh_takes_only_the_flows_that_needed_its_tunnels() {
+    let mut l = lab();
+    let br = l.br;
+    let (hv4_host, e) = l.f.write(|t| {
+        let h = t.create_host(host("hv4"))?.id;
+        let e = t.create_port(br, bridge_port())?.id;
+        Ok((h, e))
+    });
+    // hv4 is up with e plugged, but no host has a tunnel to it yet.
+    let hv4 = l.f.add_switch(hv4_host);
+    let e_of = l.f.plug(hv4, "vm-e", Some(e));
+    everyone_speaks(&mut l);
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 4));
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 2));
+    // An unknown destination: a flood to b, c and d; e is out of reach.
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 9));
+    let flooded: Vec<_> = l.f.take_delivered();
+    assert!(!flooded.iter().any(|(d, _, _)| *d == hv4), "{flooded:?}");
+    let a_to_d = unicast_to(&l, l.hv[0], 4).expect("a→d flow");
+    let a_to_b = unicast_to(&l, l.hv[0], 2).expect("a→b flow");
+    let flood = unicast_to(&l, l.hv[0], 9).expect("the flood's flow");
+    let on_hv2: Vec<u64> = l.f.cache(l.hv[1]).iter().map(|e| e.cookie).collect();
+    assert!(!on_hv2.is_empty());
+    l.f.oracle();
+
+    l.f.mesh();
+    assert_eq!(unicast_to(&l, l.hv[0], 4), Some(a_to_d));
+    assert_eq!(unicast_to(&l, l.hv[0], 2), Some(a_to_b));
+    assert_ne!(unicast_to(&l, l.hv[0], 9), Some(flood), "the flood kept");
+    // hv2's flows: its ARP floods could not reach e either, so they go; none of its others.
+    let kept: Vec<u64> = l.f.cache(l.hv[1]).iter().map(|e| e.cookie).collect();
+    assert!(kept.iter().all(|c| on_hv2.contains(c)));
+    l.f.oracle();
+    // The flood again: e gets its copy now.
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 9));
+    let delivered = l.f.take_delivered();
+    assert!(
+        delivered.iter().any(|(d, o, _)| (*d, *o) == (hv4, e_of)),
+        "{delivered:?}"
+    );
+    l.f.oracle();
+}
+
+/// A tunnel renumbered (deleted and made again by the host's provisioning) takes the flows
+/// that output to its old port, and only those.
+#[test]
+fn a_renumbered_tunnel_takes_only_the_flows_across_it() {
+    let mut l = lab();
+    everyone_speaks(&mut l);
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 4));
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 2));
+    let a_to_b = unicast_to(&l, l.hv[0], 2).expect("a→b flow");
+    assert!(unicast_to(&l, l.hv[0], 4).is_some());
+    let hv3_host =
+        l.f.network
+            .snapshot()
+            .hosts()
+            .map(|h| h.id)
+            .find(|h| topology::model::datapath_id(*h) == l.hv[2]);
+    let port = l.f.renumber_tunnel(l.hv[0], hv3_host.expect("hv3's host"));
+    assert_eq!(
+        unicast_to(&l, l.hv[0], 4),
+        None,
+        "a→d by the old tunnel port kept"
+    );
+    assert_eq!(unicast_to(&l, l.hv[0], 2), Some(a_to_b));
+    l.f.oracle();
+    l.f.take_delivered();
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 4));
+    let flow = l.f.cache(l.hv[0]).into_iter().find(|e| {
+        e.match_.fields.contains(&OxmField::EthDst {
+            value: mac(4),
+            mask: None,
+        })
+    });
+    assert!(
+        flow.is_some_and(|e| e.actions().contains(&Action::Output { port, max_len: 0 })),
+        "a→d again, by the new port {port}"
+    );
+    l.f.oracle();
+}
+
 /// The counters `/metrics` shows move where the events happen: a packet-in installs a flow, a
 /// topology change invalidates it, an expiry the switch reports removes one, an overrun port's
 /// packet-ins hit the budget; `Query::Counters` answers what `stats` holds.

@@ -364,6 +364,11 @@ impl<'a> Names<'a> {
             Tag::Dst(r, n) => ("destination", Some(r), format!("{} {n}", self.device(r))),
             Tag::PortGroup(g) => ("port_group", Some(g), short(g)),
             Tag::AddrGroup(g) => ("ip_addr_group", Some(g), short(g)),
+            Tag::Tunnel(from, to) => (
+                "tunnel",
+                Some(to),
+                format!("{} → {}", self.host(from), self.host(to)),
+            ),
         };
         json!({"kind": kind, "id": id, "name": name})
     }

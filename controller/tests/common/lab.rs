@@ -236,7 +236,9 @@ pub struct Lab {
     pub hvs: Vec<Sandbox>,
     /// Where the controller listens for switches.
     pub openflow: SocketAddr,
-    _underlay: Underlay,
+    underlay: Underlay,
+    /// The tunnel zone every host joins.
+    zone: String,
 }
 
 impl Lab {
@@ -286,7 +288,7 @@ impl Lab {
         args.extend(["--api-listen".to_string(), api_addr.to_string()]);
         args.extend(extra.iter().map(|a| a.to_string()));
         let child = spawn_controller(&args, &log);
-        let lab = Lab {
+        let mut lab = Lab {
             api: Api {
                 base: format!("http://{api_addr}/api/v1"),
                 http: reqwest::Client::new(),
@@ -296,7 +298,8 @@ impl Lab {
             args,
             hvs,
             openflow: of,
-            _underlay: net,
+            underlay: net,
+            zone: String::new(),
         };
         lab.wait_for_api().await;
 
@@ -304,6 +307,7 @@ impl Lab {
             .api
             .post("/tunnel_zones", json!({"name": "tz", "type": tunnel}))
             .await;
+        lab.zone = zone["id"].as_str().unwrap().to_string();
         for (i, hv) in lab.hvs.iter().enumerate() {
             let h = lab
                 .api
@@ -331,6 +335,44 @@ impl Lab {
             .await;
         }
         lab
+    }
+
+    /// One more sandbox host, registered and in the zone; returns when every host has its
+    /// tunnel ports to every other.
+    pub async fn add_host(&mut self) {
+        let i = self.hvs.len();
+        let hv = Sandbox::start(&format!("e{}", i + 1)).expect("sandbox");
+        let ip = Ipv4Addr::new(192, 168, 0, i as u8 + 1);
+        self.underlay.attach(&hv, ip).expect("attach");
+        self.hvs.push(hv);
+        Underlay::neigh_fill(&self.hvs.iter().collect::<Vec<_>>()).expect("neighbours");
+        let h = self
+            .api
+            .post(
+                "/hosts",
+                json!({"name": format!("hv{}", i + 1), "ovsdb": self.hvs[i].db_target(), "datapath_type": "system"}),
+            )
+            .await;
+        self.api
+            .post(
+                &format!("/tunnel_zones/{}/members", self.zone),
+                json!({"host_id": h["id"], "ip": ip.to_string()}),
+            )
+            .await;
+        let n = self.hvs.len();
+        for hv in &self.hvs {
+            poll("every host's tunnel ports, the new host's too", || {
+                let types = hv
+                    .vsctl(&["--bare", "--columns=type", "list", "Interface"])
+                    .ok()?;
+                let tunnels = types
+                    .lines()
+                    .filter(|t| matches!(t.trim(), "vxlan" | "gre" | "geneve"))
+                    .count();
+                (tunnels == n - 1).then_some(())
+            })
+            .await;
+        }
     }
 
     async fn wait_for_api(&self) {
@@ -528,6 +570,8 @@ impl Lab {
                         "chain" => format!("/chains/{id}"),
                         "port_group" => format!("/port_groups/{id}"),
                         "ip_addr_group" => format!("/ip_addr_groups/{id}"),
+                        // The tunnel to a host names that host.
+                        "tunnel" => format!("/hosts/{id}"),
                         // Devices, MAC and ARP entries, floods and destinations name a device.
                         _ => format!("/bridges/{id}"),
                     };
