@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Depth of that token bucket (packet-ins a port may send at once after a quiet spell).
     #[arg(long, default_value_t = apps::engine::Config::default().packet_in_burst)]
     pub packet_in_burst: u32,
+    /// Installed flows the engine's flow record is sized for at start (beyond it, it grows;
+    /// each growth of its hash tables stops every switch's packet-ins while it rehashes).
+    #[arg(long, default_value_t = apps::engine::Config::default().flow_capacity)]
+    pub flow_capacity: usize,
     /// Seconds a flow-cache entry may go unused before the switch removes it (and tells the
     /// engine, which forgets it). 0: never idle out.
     #[arg(long, default_value_t = apps::engine::Config::default().idle_timeout)]
@@ -179,6 +183,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Box::new(apps::engine::Engine::new(apps::engine::Config {
             packet_in_rate: args.packet_in_rate,
             packet_in_burst: args.packet_in_burst,
+            flow_capacity: args.flow_capacity,
             idle_timeout: args.flow_idle_timeout,
             predict_replies: !args.no_reply_prediction,
             hold_for_reply_flow: !args.no_reply_hold,

@@ -223,6 +223,16 @@ fn spread(hash: u32) -> u64 {
 }
 
 impl FlowCache {
+    /// A record sized for `flows` flows (see `Config::flow_capacity`).
+    pub fn with_capacity(flows: usize) -> FlowCache {
+        let mut c = FlowCache::default();
+        c.slots.reserve(flows);
+        c.origins.reserve(flows);
+        c.by_cookie.reserve(flows);
+        c.by_match.reserve(flows, |e| spread(e.hash));
+        c
+    }
+
     /// How many flows are recorded.
     pub fn len(&self) -> usize {
         self.len

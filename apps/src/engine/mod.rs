@@ -112,6 +112,13 @@ pub struct Config {
     /// router, DHCP) installs a flow sending what it matches to the controller (see
     /// `FlowKind::Answer`).
     pub answer_flows: bool,
+    /// Flows the engine's record of installed flows is sized for when it starts. Its two hash
+    /// tables (by cookie, by match) rehash every entry when they grow, in one packet-in's
+    /// time, under the lock every switch's packet-ins wait for: at half a million flows that
+    /// was a 16–32 ms stall of every switch. Reserved, each table costs its control bytes
+    /// (one byte a flow, about 1 MiB at the default) resident at once; the rest is address
+    /// space the kernel backs only as flows fill it. Beyond this, the tables grow as before.
+    pub flow_capacity: usize,
 }
 
 impl Default for Config {
@@ -132,6 +139,7 @@ impl Default for Config {
             deliver_at_destination: true,
             hold_for_reply_flow: true,
             answer_flows: true,
+            flow_capacity: 1 << 20,
         }
     }
 }
@@ -455,6 +463,7 @@ impl Engine {
         // 40 bits of the start: reactive cookies keep reading `0x53548…` in dump-flows for the
         // next 2^43 flows, and two starts still rarely come near each other.
         let first_cookie = (config.cookie_start & ((1 << 40) - 1)).max(1);
+        let flow_capacity = config.flow_capacity;
         Engine {
             arp: arp::Cache::new(config.arp.clone()),
             index: Arc::new(Index::build(&Snapshot::default(), config.mtu)),
@@ -465,7 +474,7 @@ impl Engine {
             macs: MacTable::default(),
             mac_meta: FxHashMap::default(),
             mac_expiry: BinaryHeap::new(),
-            cache: cache::FlowCache::default(),
+            cache: cache::FlowCache::with_capacity(flow_capacity),
             readback: Vec::new(),
             settle_by: None,
             next_cookie: first_cookie,
