@@ -63,8 +63,11 @@ start_controller() {
     responder) cmd=("$BIN" bench responder --listen "127.0.0.1:$PORT") ;;
     l2switch) cmd=(env RUST_LOG=warn "$BIN" serve --app l2switch --in-memory
       --openflow-listen "127.0.0.1:$PORT" --api-listen "127.0.0.1:$api_port" --ovsdb-listen 127.0.0.1:0) ;;
+    # SERVE_ARGS: more arguments for the engine's `strowger serve` (split on spaces).
+    # shellcheck disable=SC2206
     engine*) cmd=(env RUST_LOG=warn "$BIN" serve --in-memory --no-tunnel-local-ip --packet-in-rate 0
-      --openflow-listen "127.0.0.1:$PORT" --api-listen "127.0.0.1:$api_port" --ovsdb-listen 127.0.0.1:0) ;;
+      --openflow-listen "127.0.0.1:$PORT" --api-listen "127.0.0.1:$api_port" --ovsdb-listen 127.0.0.1:0
+      ${SERVE_ARGS:-}) ;;
   esac
   "${PIN_CTL[@]}" "${cmd[@]}" >"$log" 2>&1 &
   CTL_PID=$!

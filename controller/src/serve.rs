@@ -45,8 +45,10 @@ pub struct ServeArgs {
     /// Depth of that token bucket (packet-ins a port may send at once after a quiet spell).
     #[arg(long, default_value_t = apps::engine::Config::default().packet_in_burst)]
     pub packet_in_burst: u32,
-    /// Installed flows the engine's flow record is sized for at start (beyond it, it grows;
-    /// each growth of its hash tables stops every switch's packet-ins while it rehashes).
+    /// Installed flows the engine's flow record is sized for at start (0: it grows from
+    /// empty). Each growth of its hash tables stops every switch's packet-ins while it
+    /// rehashes (tens of ms at half a million flows); tables sized far beyond the flows they
+    /// hold are slower to probe. About 2 bytes a flow resident at once.
     #[arg(long, default_value_t = apps::engine::Config::default().flow_capacity)]
     pub flow_capacity: usize,
     /// Seconds a flow-cache entry may go unused before the switch removes it (and tells the

@@ -112,12 +112,15 @@ pub struct Config {
     /// router, DHCP) installs a flow sending what it matches to the controller (see
     /// `FlowKind::Answer`).
     pub answer_flows: bool,
-    /// Flows the engine's record of installed flows is sized for when it starts. Its two hash
-    /// tables (by cookie, by match) rehash every entry when they grow, in one packet-in's
-    /// time, under the lock every switch's packet-ins wait for: at half a million flows that
-    /// was a 16–32 ms stall of every switch. Reserved, each table costs its control bytes
-    /// (one byte a flow, about 1 MiB at the default) resident at once; the rest is address
-    /// space the kernel backs only as flows fill it. Beyond this, the tables grow as before.
+    /// Flows the engine's record of installed flows is sized for when it starts (0: it grows
+    /// from empty). Its two hash tables (by cookie, by match) rehash every entry when they
+    /// grow, in one packet-in's time, under the lock every switch's packet-ins wait for: at
+    /// half a million flows a 16–32 ms stall of every switch, which sizing them for the flows
+    /// to come avoids. Not by default: tables sized far beyond the flows they hold are slower
+    /// to probe (their entries spread over more cache lines), and at 100 k flows in tables
+    /// sized for 2²⁰ the 1 % invalidation took twice as long (BENCHMARKS.md). Reserved, each
+    /// table costs its control bytes (two bytes a flow) resident at once; the rest is address
+    /// space the kernel backs as flows fill it. Beyond this, the tables grow as before.
     pub flow_capacity: usize,
 }
 
@@ -139,7 +142,7 @@ impl Default for Config {
             deliver_at_destination: true,
             hold_for_reply_flow: true,
             answer_flows: true,
-            flow_capacity: 1 << 20,
+            flow_capacity: 0,
         }
     }
 }
