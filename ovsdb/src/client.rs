@@ -587,6 +587,13 @@ pub struct Monitored {
     method: MonitorMethod,
     /// Non-update notifications seen while waiting for updates (`locked`, `stolen`).
     others: Vec<Notification>,
+    /// Changes applied to the replica while a transaction or a sync awaited its reply, not
+    /// yet returned by [`Monitored::changes`] or [`Monitored::poll_changes`]. Without them, an
+    /// update of another client that arrived during our transaction was in the replica but
+    /// woke nobody: a loop that plans from the replica and then waits for `changes` slept on
+    /// with that change unplanned (the emulated vswitchd left a tunnel the controller had just
+    /// created without an ofport until the test's minute ran out).
+    unseen: Vec<RowChange>,
 }
 
 /// Applies one notification to `replica` if it is an update of our monitor; keeps any other.
@@ -688,6 +695,7 @@ impl Monitored {
             monitor_id,
             method,
             others: vec![],
+            unseen: vec![],
         })
     }
 
@@ -720,9 +728,13 @@ impl Monitored {
         apply(&mut self.replica, &self.monitor_id, &mut self.others, n)
     }
 
-    /// Waits for the next update and applies it. [`Error::Disconnected`] once the connection
-    /// is gone.
+    /// Waits for the next update and applies it; the changes applied during a transaction or
+    /// a sync since the last call, if any, at once. [`Error::Disconnected`] once the
+    /// connection is gone.
     pub async fn changes(&mut self) -> Result<Vec<RowChange>> {
+        if !self.unseen.is_empty() {
+            return Ok(std::mem::take(&mut self.unseen));
+        }
         loop {
             let n = self.notifications.recv().await.ok_or(Error::Disconnected)?;
             let c = self.apply(n)?;
@@ -732,13 +744,21 @@ impl Monitored {
         }
     }
 
-    /// Applies every update already received, without waiting.
+    /// Applies every update already received, without waiting; returns those changes and the
+    /// ones applied during a transaction or a sync since the last call.
     pub fn poll_changes(&mut self) -> Result<Vec<RowChange>> {
-        let mut all = vec![];
+        self.absorb()?;
+        Ok(std::mem::take(&mut self.unseen))
+    }
+
+    /// Applies every update already received, keeping its changes for `changes` and
+    /// `poll_changes`.
+    fn absorb(&mut self) -> Result<()> {
         while let Ok(n) = self.notifications.try_recv() {
-            all.extend(self.apply(n)?);
+            let c = self.apply(n)?;
+            self.unseen.extend(c);
         }
-        Ok(all)
+        Ok(())
     }
 
     /// A round trip (`echo`) that applies every update received meanwhile: when it returns,
@@ -755,7 +775,8 @@ impl Monitored {
                     r = &mut reply => break r,
                     n = self.notifications.recv() => match n {
                         Some(n) => {
-                            apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                            let c = apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                            self.unseen.extend(c);
                         }
                         None => break (&mut reply).await,
                     },
@@ -763,7 +784,7 @@ impl Monitored {
             }
         };
         result?;
-        self.poll_changes()?;
+        self.absorb()?;
         Ok(())
     }
 
@@ -778,7 +799,7 @@ impl Monitored {
         F: FnMut(&Replica) -> Result<Option<Vec<Operation>>>,
     {
         for _ in 0..MAX_STALE_RETRIES {
-            self.poll_changes()?;
+            self.absorb()?;
             let Some(ops) = build(&self.replica)? else {
                 return Ok(None);
             };
@@ -797,7 +818,8 @@ impl Monitored {
                         r = &mut reply => break r,
                         n = self.notifications.recv() => match n {
                             Some(n) => {
-                                apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                                let c = apply(&mut self.replica, &self.monitor_id, &mut self.others, n)?;
+                                self.unseen.extend(c);
                             }
                             None => break (&mut reply).await,
                         },
@@ -808,10 +830,15 @@ impl Monitored {
                 Err(Error::Stale) => {
                     tracing::debug!(?ops, "stale");
                     // The update that invalidated our read is on its way (or here already).
-                    let _ = tokio::time::timeout(Duration::from_secs(1), self.changes()).await;
+                    // (Kept for the caller: what changed is news to it too.)
+                    if let Ok(Ok(c)) =
+                        tokio::time::timeout(Duration::from_secs(1), self.changes()).await
+                    {
+                        self.unseen.extend(c);
+                    }
                 }
                 r => {
-                    self.poll_changes()?;
+                    self.absorb()?;
                     return r.map(Some);
                 }
             }
