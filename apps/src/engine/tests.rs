@@ -671,45 +671,26 @@ fn a_refused_flow_is_forgotten_by_its_cookie() {
 fn a_port_state_change_takes_only_the_flows_that_crossed_it() {
     let mut l = lab();
     // Everyone speaks once, so every MAC is learned and flows are unicast.
-    for i in 0..4 {
-        let hv = [0, 1, 1, 2][i];
-        l.f.send(
-            l.hv[hv],
-            l.of[i],
-            frames::arp_request(mac(i as u8 + 1), [10, 0, 0, i as u8 + 1], [10, 0, 0, 99]),
-        );
-    }
-    let ud = |s: u8, d: u8| frames::udp(mac(s), mac(d), [10, 0, 0, s], [10, 0, 0, d], 1, 2);
-    l.f.send(l.hv[0], l.of[0], ud(1, 4));
-    l.f.send(l.hv[1], l.of[1], ud(2, 3));
+    everyone_speaks(&mut l);
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 4));
+    l.f.send(l.hv[1], l.of[1], udp_to(2, 3));
     l.f.take_delivered();
     // The unicast flows: a→d on hv1, b→c on hv2 (the ARP floods made others).
-    let unicast = |l: &Lab, hv: u64, to: u8| -> Option<u64> {
-        l.f.cache(hv)
-            .iter()
-            .find(|e| {
-                e.match_.fields.contains(&OxmField::EthDst {
-                    value: mac(to),
-                    mask: None,
-                })
-            })
-            .map(|e| e.cookie)
-    };
-    let a_to_d = unicast(&l, l.hv[0], 4).expect("a→d flow");
-    let b_to_c = unicast(&l, l.hv[1], 3).expect("b→c flow");
+    let a_to_d = unicast_to(&l, l.hv[0], 4).expect("a→d flow");
+    let b_to_c = unicast_to(&l, l.hv[1], 3).expect("b→c flow");
     let others = l.f.cache(l.hv[1]).len();
     // d goes admin-down: a→d's flow goes, b→c's keeps its cookie, hv2's floods stay.
     let d = l.ports[3];
     let mut p = Port::clone(l.f.network.snapshot().get::<Port>(d).unwrap());
     p.admin_state_up = false;
     l.f.write(|t| t.update_port(p));
-    assert_eq!(unicast(&l, l.hv[0], 4), None);
-    assert_eq!(unicast(&l, l.hv[1], 3), Some(b_to_c));
+    assert_eq!(unicast_to(&l, l.hv[0], 4), None);
+    assert_eq!(unicast_to(&l, l.hv[1], 3), Some(b_to_c));
     let _ = a_to_d;
     // hv2's floods reached d (a tunnel copy each): those go too, the rest stay.
     assert!(l.f.cache(l.hv[1]).len() < others);
     assert!(!l.f.cache(l.hv[1]).is_empty());
-    l.f.send(l.hv[0], l.of[0], ud(1, 4));
+    l.f.send(l.hv[0], l.of[0], udp_to(1, 4));
     assert!(l.f.take_delivered().is_empty());
     l.f.oracle();
 }
