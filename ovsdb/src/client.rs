@@ -732,14 +732,21 @@ impl Monitored {
     /// a sync since the last call, if any, at once. [`Error::Disconnected`] once the
     /// connection is gone.
     pub async fn changes(&mut self) -> Result<Vec<RowChange>> {
-        if !self.unseen.is_empty() {
-            return Ok(std::mem::take(&mut self.unseen));
+        if self.unseen.is_empty() {
+            self.next_update().await?;
         }
+        Ok(std::mem::take(&mut self.unseen))
+    }
+
+    /// Waits for the next update that changes the replica and applies it, keeping its changes
+    /// with the unseen ones.
+    async fn next_update(&mut self) -> Result<()> {
         loop {
             let n = self.notifications.recv().await.ok_or(Error::Disconnected)?;
             let c = self.apply(n)?;
             if !c.is_empty() {
-                return Ok(c);
+                self.unseen.extend(c);
+                return Ok(());
             }
         }
     }
@@ -829,13 +836,9 @@ impl Monitored {
             match result {
                 Err(Error::Stale) => {
                     tracing::debug!(?ops, "stale");
-                    // The update that invalidated our read is on its way (or here already).
-                    // (Kept for the caller: what changed is news to it too.)
-                    if let Ok(Ok(c)) =
-                        tokio::time::timeout(Duration::from_secs(1), self.changes()).await
-                    {
-                        self.unseen.extend(c);
-                    }
+                    // The update that invalidated our read is on its way (or here already);
+                    // a new one, not the unseen changes kept for the caller.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.next_update()).await;
                 }
                 r => {
                     self.absorb()?;

@@ -192,10 +192,8 @@ async fn vswitchd(
             retry = transient(e)?;
         }
         view.send_if_modified(|v| {
-            let new = HostOvs {
-                ended: v.ended.take(),
-                ..host_view(m.replica())
-            };
+            // (`ended` is set only once this loop is over.)
+            let new = host_view(m.replica());
             let changed = *v != new;
             *v = new;
             changed
